@@ -4,6 +4,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { DefinitionError } from '../warehouse/core/errors.ts';
 import { IDENTIFIER, MAX_IDENTIFIER_LENGTH } from '../warehouse/core/identifiers.ts';
+import { COLUMN_TYPES, type ColumnType } from '../warehouse/core/column-types.ts';
 import { validate as validateCron } from 'node-cron';
 
 const identifier = z
@@ -13,8 +14,8 @@ const identifier = z
 
 const label = z.object({ en: z.string().min(1), ar: z.string().min(1) }).strict();
 
-const columnType = z.enum(['string', 'text', 'integer', 'number', 'boolean', 'date', 'datetime']);
-export type ColumnType = z.infer<typeof columnType>;
+const columnType = z.enum(COLUMN_TYPES);
+export type { ColumnType };
 
 const columnMapping = z
   .object({
@@ -190,7 +191,7 @@ export function buildConnectorDefinition(raw: unknown, file: string): ConnectorD
   const key = def.target.key ?? [def.target.national_id];
   for (const k of key) if (!columns.includes(k)) problems.push(`target.key: ${k} is not a mapped column`);
   for (const [name, col] of Object.entries(def.columns)) {
-    if ((col.type === 'date' || col.type === 'datetime') && col.format !== undefined && !/(YYYY|YY)/.test(col.format)) {
+    if ((col.type === 'date' || col.type === 'datetime') && col.format !== undefined && !col.format.includes('YYYY')) {
       problems.push(`columns.${name}.format: must contain a year (YYYY)`);
     }
     if (col.codes !== undefined && col.type === 'boolean' && col.true_values !== undefined) {

@@ -1,0 +1,13 @@
+const NUMERIC = /^-?\d+(\.\d+)?$/;
+
+/** Cursors are sequences (compared as numbers) or ISO timestamps (compared as text). */
+export function compareCursor(a: string, b: string): number {
+  if (NUMERIC.test(a) && NUMERIC.test(b)) return Number(a) - Number(b);
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+export function maxCursor(a: string | null, b: string | null): string | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  return compareCursor(a, b) >= 0 ? a : b;
+}

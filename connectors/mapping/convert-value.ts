@@ -1,0 +1,90 @@
+import type { ColumnMapping } from '../definition.ts';
+import { compileDateFormat, formatIsoDate, formatIsoDateTime } from './date-format.ts';
+
+/** A warehouse value, or the reason the source value cannot become one. */
+export type Converted = { ok: true; value: string | number | boolean | null } | { ok: false; reason: string };
+
+export type ValueConverter = (raw: unknown) => Converted;
+
+const DEFAULT_TRUE = ['1', 'true', 't', 'yes', 'y'];
+const DEFAULT_FALSE = ['0', 'false', 'f', 'no', 'n'];
+const INTEGER = /^[-+]?\d+$/;
+const NUMBER = /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/;
+
+const fail = (reason: string): Converted => ({ ok: false, reason });
+const ok = (value: string | number | boolean | null): Converted => ({ ok: true, value });
+
+function toText(raw: unknown, trim: boolean): string | null {
+  if (raw === null || raw === undefined) return null;
+  if (raw instanceof Date) return Number.isNaN(raw.getTime()) ? null : raw.toISOString();
+  const text = typeof raw === 'string' ? raw : String(raw as string | number | boolean);
+  const result = trim ? text.trim() : text;
+  return result === '' ? null : result;
+}
+
+/** Builds the conversion of one column once, so the per-row work is a few comparisons. */
+export function compileValueConverter(column: string, mapping: ColumnMapping): ValueConverter {
+  const describe = (text: string, what: string) => fail(`${column}: ${JSON.stringify(text)} ${what}`);
+  const typed = compileTypedConverter(mapping, describe);
+  const codes = mapping.codes;
+  const fallback = mapping.default ?? null;
+  return (raw) => {
+    const text = toText(raw, mapping.trim);
+    if (text === null) {
+      if (fallback !== null) return ok(fallback);
+      return mapping.required ? fail(`${column}: required value is missing`) : ok(null);
+    }
+    if (codes !== undefined) {
+      const coded = codes[text];
+      if (coded === undefined) return describe(text, 'is not in the code list');
+      return typed(String(coded), raw);
+    }
+    return typed(text, raw);
+  };
+}
+
+function compileTypedConverter(
+  mapping: ColumnMapping,
+  describe: (text: string, what: string) => Converted,
+): (text: string, raw: unknown) => Converted {
+  switch (mapping.type) {
+    case 'string':
+    case 'text': {
+      const max = mapping.length ?? (mapping.type === 'string' ? 255 : Infinity);
+      return (text) => (text.length > max ? describe(text.slice(0, 40), `is longer than ${max} characters`) : ok(text));
+    }
+    case 'integer':
+      return (text, raw) => {
+        if (typeof raw === 'number' && Number.isSafeInteger(raw)) return ok(raw);
+        if (!INTEGER.test(text)) return describe(text, 'is not an integer');
+        const n = Number(text);
+        return Number.isSafeInteger(n) ? ok(n) : describe(text, 'is out of range');
+      };
+    case 'number':
+      return (text, raw) => {
+        if (typeof raw === 'number' && Number.isFinite(raw)) return ok(raw);
+        return NUMBER.test(text) ? ok(Number(text)) : describe(text, 'is not a number');
+      };
+    case 'boolean': {
+      const truthy = (mapping.true_values ?? DEFAULT_TRUE).map((v) => v.toLowerCase());
+      const falsy = mapping.true_values === undefined ? DEFAULT_FALSE : null;
+      return (text, raw) => {
+        if (typeof raw === 'boolean') return ok(raw);
+        const lower = text.toLowerCase();
+        if (truthy.includes(lower)) return ok(true);
+        if (falsy === null || falsy.includes(lower)) return ok(false);
+        return describe(text, 'is not a boolean');
+      };
+    }
+    case 'date':
+    case 'datetime': {
+      const parse = compileDateFormat(mapping.format);
+      const render = mapping.type === 'date' ? formatIsoDate : formatIsoDateTime;
+      const expected = mapping.format ?? 'ISO 8601';
+      return (text, raw) => {
+        const parts = parse(raw instanceof Date ? text.replace('T', ' ').replace(/\.\d+Z$/, '') : text);
+        return parts === null ? describe(text, `is not a valid date (${expected})`) : ok(render(parts));
+      };
+    }
+  }
+}

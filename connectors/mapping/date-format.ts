@@ -1,0 +1,77 @@
+/**
+ * Source date formats such as DD/MM/YYYY or YYYYMMDD HH:mm, compiled once per column into a
+ * regular expression. A general date library parses an order of magnitude slower, and a load
+ * converts millions of dates.
+ */
+const TOKENS: Record<string, DatePart> = {
+  YYYY: 'year',
+  MM: 'month',
+  DD: 'day',
+  HH: 'hour',
+  mm: 'minute',
+  ss: 'second',
+};
+type DatePart = 'year' | 'month' | 'day' | 'hour' | 'minute' | 'second';
+
+export interface DateParts {
+  year: number;
+  month: number;
+  day: number;
+  hour: number;
+  minute: number;
+  second: number;
+}
+
+export type DateParser = (text: string) => DateParts | null;
+
+const ISO = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/;
+
+export function compileDateFormat(format: string | undefined): DateParser {
+  if (format === undefined) return (text) => partsFromMatch(ISO.exec(text), ['year', 'month', 'day', 'hour', 'minute', 'second']);
+  // Without separators (YYYYMMDD) every field must have its full width; with them, 1/2/1990 is fine.
+  const width = /[^A-Za-z]/.test(format) ? '1,2' : '2';
+  const order: DatePart[] = [];
+  let pattern = '';
+  let rest = format;
+  while (rest.length > 0) {
+    const token = Object.keys(TOKENS).find((t) => rest.startsWith(t));
+    if (token !== undefined) {
+      pattern += token === 'YYYY' ? '(\\d{4})' : `(\\d{${width}})`;
+      order.push(TOKENS[token]!);
+      rest = rest.slice(token.length);
+    } else {
+      pattern += rest[0]!.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+      rest = rest.slice(1);
+    }
+  }
+  const regex = new RegExp(`^${pattern}$`);
+  return (text) => partsFromMatch(regex.exec(text), order);
+}
+
+function partsFromMatch(match: RegExpExecArray | null, order: DatePart[]): DateParts | null {
+  if (match === null) return null;
+  const parts: DateParts = { year: 0, month: 1, day: 1, hour: 0, minute: 0, second: 0 };
+  for (let i = 0; i < order.length; i++) {
+    const raw = match[i + 1];
+    if (raw !== undefined) parts[order[i]!] = Number(raw);
+  }
+  return isRealDate(parts) ? parts : null;
+}
+
+function isRealDate(p: DateParts): boolean {
+  if (p.month < 1 || p.month > 12 || p.day < 1) return false;
+  if (p.hour > 23 || p.minute > 59 || p.second > 59) return false;
+  const leap = (p.year % 4 === 0 && p.year % 100 !== 0) || p.year % 400 === 0;
+  const days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][p.month - 1]!;
+  return p.day <= days;
+}
+
+const pad = (n: number, width = 2) => String(n).padStart(width, '0');
+
+export function formatIsoDate(p: DateParts): string {
+  return `${pad(p.year, 4)}-${pad(p.month)}-${pad(p.day)}`;
+}
+
+export function formatIsoDateTime(p: DateParts): string {
+  return `${formatIsoDate(p)} ${pad(p.hour)}:${pad(p.minute)}:${pad(p.second)}`;
+}

@@ -1,0 +1,205 @@
+import type { Knex } from 'knex';
+import { type Clock, isoNow } from '../warehouse/core/clock.ts';
+import type { NationalIdRule } from '../warehouse/core/national-id.ts';
+import type { Dialect } from '../warehouse/dialects/index.ts';
+import { loadFull } from '../warehouse/load/full-load.ts';
+import { loadIncremental } from '../warehouse/load/incremental-load.ts';
+import type { LoadBatch, LoadStats } from '../warehouse/load/load-types.ts';
+import { acquireLock } from '../warehouse/lock.ts';
+import { maxCursor } from './compare-cursor.ts';
+import type { ConnectorDefinition } from './definition.ts';
+import { compileRowMapper, type RowMapper } from './mapping/compile-row-mapper.ts';
+import { buildRegistryTableSpec } from './registry-spec.ts';
+import { openSource } from './sources/open-source.ts';
+import type { Source, SourceRecord } from './sources/source.ts';
+
+export interface ConnectorContext {
+  knex: Knex;
+  dialect: Dialect;
+  clock: Clock;
+  nationalIdRule: NationalIdRule;
+  env?: NodeJS.ProcessEnv;
+}
+
+export type RunTrigger = 'manual' | 'schedule' | 'startup';
+
+export interface RunOptions {
+  /** Replace the whole table even when the connector is incremental. */
+  full?: boolean;
+  trigger?: RunTrigger;
+  onProgress?(stats: LoadStats): void;
+}
+
+export interface RunSummary extends LoadStats {
+  run_id: number;
+  connector: string;
+  table: string;
+  mode: 'full' | 'incremental';
+  status: 'succeeded' | 'failed';
+  started_at: string;
+  finished_at: string;
+  watermark_from: string | null;
+  watermark_to: string | null;
+  error: string | null;
+}
+
+interface ConnectorStateRow {
+  watermark: string | null;
+  tombstone_watermark: string | null;
+}
+
+/**
+ * Runs one connector: lock, read the source, map and validate, load, record the run. The
+ * watermark moves in the same transaction that commits the data, so it never runs ahead of it.
+ */
+export async function runConnector(def: ConnectorDefinition, ctx: ConnectorContext, options: RunOptions = {}): Promise<RunSummary> {
+  const mode = options.full === true ? 'full' : def.mode;
+  const lock = await acquireLock(ctx.knex, `connector:${def.name}`, { clock: ctx.clock });
+  try {
+    await failInterruptedRuns(ctx, def.name);
+    const state = await ctx.knex<ConnectorStateRow>('hub_connectors').where('name', def.name).first();
+    if (state === undefined) throw new Error(`connector ${def.name} is not registered: run hub migrate`);
+    const since = mode === 'incremental' ? state.watermark : null;
+    const tombstonesSince = mode === 'incremental' ? state.tombstone_watermark : null;
+    const startedAt = isoNow(ctx.clock);
+    const [inserted] = await ctx.knex('hub_connector_runs').insert(
+      { connector: def.name, mode, trigger: options.trigger ?? 'manual', status: 'running', started_at: startedAt, watermark_from: since },
+      ['id'],
+    );
+    const runId = Number((inserted as { id: number | string }).id);
+    const summary: RunSummary = {
+      run_id: runId,
+      connector: def.name,
+      table: def.target.table,
+      mode,
+      status: 'failed',
+      started_at: startedAt,
+      finished_at: startedAt,
+      watermark_from: since,
+      watermark_to: since,
+      error: null,
+      read: 0,
+      inserted: 0,
+      updated: 0,
+      deleted: 0,
+      rejected: 0,
+    };
+    const mapper = compileRowMapper(def, ctx.nationalIdRule);
+    const cursors = { records: since, tombstones: tombstonesSince };
+    let source: Source | null = null;
+    try {
+      source = openSource(def, ctx.env);
+      const batches = readBatches(def, mapper, source, mode === 'incremental' ? { since, tombstonesSince } : null, cursors);
+      const run = {
+        id: runId,
+        connector: def.name,
+        spec: buildRegistryTableSpec(def),
+        onProgress: options.onProgress,
+        commit: async (trx: Knex.Transaction, stats: LoadStats) => {
+          Object.assign(summary, stats, { status: 'succeeded', finished_at: isoNow(ctx.clock), watermark_to: cursors.records });
+          await trx('hub_connector_runs').where({ id: runId }).update(runRecord(summary));
+          await trx('hub_connectors')
+            .where({ name: def.name })
+            .update({ watermark: cursors.records, tombstone_watermark: cursors.tombstones, last_run_id: runId });
+        },
+      };
+      if (mode === 'full') await loadFull(ctx, run, batches);
+      else await loadIncremental(ctx, run, batches);
+    } catch (err) {
+      Object.assign(summary, { status: 'failed', finished_at: isoNow(ctx.clock), watermark_to: since, error: describeError(err) });
+      await ctx.knex('hub_connector_runs').where({ id: runId }).update(runRecord(summary));
+      await ctx.knex('hub_connectors').where({ name: def.name }).update({ last_run_id: runId });
+    } finally {
+      await source?.close().catch(() => undefined);
+    }
+    return summary;
+  } finally {
+    await lock.release();
+  }
+}
+
+function runRecord(s: RunSummary) {
+  return {
+    status: s.status,
+    finished_at: s.finished_at,
+    rows_read: s.read,
+    rows_inserted: s.inserted,
+    rows_updated: s.updated,
+    rows_deleted: s.deleted,
+    rows_rejected: s.rejected,
+    watermark_to: s.watermark_to,
+    error: s.error,
+  };
+}
+
+function describeError(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  return message.slice(0, 2000);
+}
+
+/** A run still marked running when its lock is free was cut off (the process died). */
+async function failInterruptedRuns(ctx: ConnectorContext, connector: string) {
+  await ctx.knex('hub_connector_runs')
+    .where({ connector, status: 'running' })
+    .update({ status: 'failed', finished_at: isoNow(ctx.clock), error: 'interrupted: the hub process stopped during the run' });
+}
+
+async function* readBatches(
+  def: ConnectorDefinition,
+  mapper: RowMapper,
+  source: Source,
+  incremental: { since: string | null; tombstonesSince: string | null } | null,
+  cursors: { records: string | null; tombstones: string | null },
+): AsyncIterable<LoadBatch> {
+  let batch = newBatch();
+  for await (const record of source.read({ since: incremental?.since ?? null })) {
+    batch.read++;
+    cursors.records = maxCursor(cursors.records, mapper.cursorOf(record));
+    addRecord(batch, mapper, record, incremental !== null);
+    if (batch.read >= def.batch_size) {
+      yield batch;
+      batch = newBatch();
+    }
+  }
+  if (incremental !== null && source.readTombstones !== undefined && def.source.kind === 'sql' && def.source.tombstones) {
+    const tombstones = def.source.tombstones;
+    for await (const tombstone of source.readTombstones({ since: incremental.tombstonesSince })) {
+      batch.read++;
+      cursors.tombstones = maxCursor(cursors.tombstones, stringifyCursor(tombstone[tombstones.cursor]));
+      const record: SourceRecord = {};
+      def.key.forEach((column, i) => (record[def.columns[column]!.from ?? column] = tombstone[tombstones.key[i]!]));
+      const key = mapper.mapKey(record);
+      if (key === null) batch.rejects.push({ sourceKey: mapper.sourceKey(record), reason: 'tombstone key is not valid', raw: tombstone });
+      else batch.deletes.push(key);
+      if (batch.read >= def.batch_size) {
+        yield batch;
+        batch = newBatch();
+      }
+    }
+  }
+  if (batch.read > 0) yield batch;
+}
+
+function addRecord(batch: LoadBatch, mapper: RowMapper, record: SourceRecord, incremental: boolean) {
+  if (mapper.isDeletion(record)) {
+    // A full load simply leaves deleted records out; an incremental one removes them.
+    if (!incremental) return;
+    const key = mapper.mapKey(record);
+    if (key === null) batch.rejects.push({ sourceKey: mapper.sourceKey(record), reason: 'deleted record has no valid key', raw: record });
+    else batch.deletes.push(key);
+    return;
+  }
+  const mapped = mapper.map(record);
+  if (mapped.ok) batch.rows.push({ values: mapped.values, sourceKey: mapper.sourceKey(record), raw: record });
+  else batch.rejects.push({ sourceKey: mapper.sourceKey(record), reason: mapped.reason, raw: record });
+}
+
+function newBatch(): LoadBatch {
+  return { read: 0, rows: [], rejects: [], deletes: [] };
+}
+
+function stringifyCursor(value: unknown): string | null {
+  if (value === null || value === undefined || value === '') return null;
+  if (value instanceof Date) return value.toISOString();
+  return typeof value === 'string' ? value : String(value as number);
+}

@@ -1,0 +1,113 @@
+import knexFactory from 'knex';
+import type { Knex } from 'knex';
+import type { Database } from 'better-sqlite3';
+import type { ConnectorDefinition, SqlSourceDefinition } from '../definition.ts';
+import { resolveDefinitionPath } from '../resolve-path.ts';
+import type { ReadOptions, Source, SourceRecord } from './source.ts';
+
+export type SqlConnectorDefinition = ConnectorDefinition & { source: SqlSourceDefinition };
+type Tombstones = NonNullable<SqlSourceDefinition['tombstones']>;
+
+/** The part of knex's (untyped) client that lends out raw driver connections. */
+interface ConnectionPool {
+  acquireConnection(): Promise<unknown>;
+  releaseConnection(connection: unknown): Promise<unknown>;
+}
+
+const SQLITE_CLIENTS: ReadonlySet<string> = new Set(['better-sqlite3', 'sqlite3']);
+
+/** Reads a table or query of any knex-supported database, row by row. */
+export function openSqlSource(def: SqlConnectorDefinition): Source {
+  const db = knexFactory({
+    client: def.source.client,
+    connection: connectionSettings(def),
+    useNullAsDefault: SQLITE_CLIENTS.has(def.source.client),
+    // A source reads one query at a time; no idle connections held open on the agency's server.
+    pool: { min: 0, max: 2 },
+  });
+  const rows = (builder: Knex.QueryBuilder, what: string) =>
+    namedErrors(def, what, streamRows(db, def.source.client, builder));
+  const source: Source = {
+    read: (options: ReadOptions) => rows(recordsQuery(db, def.source, options.since), 'reading records'),
+    close: () => db.destroy(),
+  };
+  const tombstones = def.source.tombstones;
+  if (tombstones !== undefined) {
+    source.readTombstones = (options: ReadOptions) =>
+      rows(tombstonesQuery(db, tombstones, options.since), `reading tombstones from ${tombstones.table}`);
+  }
+  return source;
+}
+
+function connectionSettings(def: SqlConnectorDefinition): string | Knex.StaticConnectionConfig {
+  const { client, connection } = def.source;
+  if (!SQLITE_CLIENTS.has(client)) return connection;
+  const settings: Record<string, unknown> = typeof connection === 'string' ? { filename: connection } : { ...connection };
+  const filename = settings.filename;
+  if (typeof filename !== 'string' || filename === '') {
+    throw new Error(`connector ${def.name}: source.connection needs a filename for ${client}`);
+  }
+  if (filename !== ':memory:') settings.filename = resolveDefinitionPath(def, filename);
+  if (client === 'better-sqlite3') {
+    // Read-only also makes a mistyped path an error instead of a new, empty database (and an empty load).
+    const options = typeof settings.options === 'object' && settings.options !== null ? settings.options : {};
+    settings.options = { readonly: true, ...options };
+  }
+  return settings;
+}
+
+function recordsQuery(db: Knex, source: SqlSourceDefinition, since: string | null): Knex.QueryBuilder {
+  let builder = fromClause(db, source).select('*');
+  if (source.cursor === undefined) return builder;
+  if (since !== null) builder = builder.where(source.cursor, '>', since);
+  return builder.orderBy(source.cursor);
+}
+
+function fromClause(db: Knex, source: SqlSourceDefinition): Knex.QueryBuilder {
+  if (source.table !== undefined) return db(source.table);
+  if (source.query === undefined) throw new Error('source needs a table or a query');
+  const query = source.query.trim().replace(/;+\s*$/, '');
+  // knex.raw treats ? as a binding placeholder; the user's SQL has none of ours, so escape them.
+  return db.from(db.raw(`(${query.replace(/\?/g, '\\?')}) as src`));
+}
+
+function tombstonesQuery(db: Knex, tombstones: Tombstones, since: string | null): Knex.QueryBuilder {
+  const columns = [...new Set([...tombstones.key, tombstones.cursor])];
+  let builder = db(tombstones.table).select(columns);
+  if (since !== null) builder = builder.where(tombstones.cursor, '>', since);
+  return builder.orderBy(tombstones.cursor);
+}
+
+function streamRows(db: Knex, client: string, builder: Knex.QueryBuilder): AsyncGenerator<SourceRecord> {
+  // knex's SQLite "stream" runs .all() and then writes every row: the whole result in memory.
+  if (client === 'better-sqlite3') return iterateBetterSqlite(db.client as ConnectionPool, builder);
+  return iterateKnexStream(builder);
+}
+
+async function* iterateKnexStream(builder: Knex.QueryBuilder): AsyncGenerator<SourceRecord> {
+  for await (const row of builder.stream() as AsyncIterable<SourceRecord>) yield row;
+}
+
+async function* iterateBetterSqlite(pool: ConnectionPool, builder: Knex.QueryBuilder): AsyncGenerator<SourceRecord> {
+  const { sql, bindings } = builder.toSQL().toNative();
+  const connection = (await pool.acquireConnection()) as Database;
+  try {
+    const statement = connection.prepare<unknown[], SourceRecord>(sql);
+    for (const row of statement.iterate(bindings)) yield row;
+  } finally {
+    await pool.releaseConnection(connection);
+  }
+}
+
+async function* namedErrors(
+  def: SqlConnectorDefinition,
+  what: string,
+  rows: AsyncIterable<SourceRecord>,
+): AsyncGenerator<SourceRecord> {
+  try {
+    yield* rows;
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new Error(`connector ${def.name}: ${def.source.client} source failed while ${what}: ${reason}`, { cause: err });
+  }
+}

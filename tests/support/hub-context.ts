@@ -1,0 +1,24 @@
+import pino from 'pino';
+import { readConfig } from '../../server/config.ts';
+import { openContext, type AppContext } from '../../server/context.ts';
+import type { Clock } from '../../warehouse/core/clock.ts';
+
+/** A real hub context on a test database, quiet unless HUB_TEST_LOG is set. */
+export function openTestContext(databaseUrl: string, dataDir: string, options: { clock?: Clock } = {}): AppContext {
+  const config = readConfig({ HUB_DATA_DIR: dataDir }, { databaseUrl });
+  return openContext(config, {
+    logger: pino({ level: process.env.HUB_TEST_LOG ?? 'silent' }),
+    ...(options.clock ? { clock: options.clock } : {}),
+  });
+}
+
+/** A clock that moves only when told to. */
+export function createManualClock(start = '2026-01-01T00:00:00.000Z'): Clock & { advance(ms: number): void } {
+  let now = new Date(start).getTime();
+  return {
+    now: () => new Date(now),
+    advance: (ms) => {
+      now += ms;
+    },
+  };
+}

@@ -1,0 +1,70 @@
+import Database from 'better-sqlite3';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { buildNationalId } from '../../warehouse/core/national-id.ts';
+
+/** National IDs that pass the demo rule, distinct per n. */
+export const validId = (n: number) => buildNationalId(String(100_000_000 + n));
+
+/** A wrong check digit on an otherwise valid ID. */
+export const badCheckDigitId = (n: number) => {
+  const id = validId(n);
+  return id.slice(0, 9) + String((Number(id[9]) + 1) % 10);
+};
+
+export interface PersonSourceRow {
+  NATNO: string;
+  NAME_AR: string | null;
+  SEX: string;
+  DOB: string;
+  UPDATED_AT: string;
+  DELETED: number;
+}
+
+/** A civil-status-like source system in SQLite, with its own column names and formats. */
+export function writePeopleSource(file: string, rows: PersonSourceRow[]): void {
+  const db = new Database(file);
+  db.exec(`CREATE TABLE IF NOT EXISTS people (NATNO TEXT, NAME_AR TEXT, SEX TEXT, DOB TEXT, UPDATED_AT TEXT, DELETED INTEGER)`);
+  const insert = db.prepare('INSERT INTO people VALUES (@NATNO, @NAME_AR, @SEX, @DOB, @UPDATED_AT, @DELETED)');
+  db.transaction(() => rows.forEach((r) => insert.run(r)))();
+  db.close();
+}
+
+export function execOnSource(file: string, sql: string, ...params: unknown[]): void {
+  const db = new Database(file);
+  db.prepare(sql).run(...params);
+  db.close();
+}
+
+export async function writeDefinition(dir: string, name: string, definition: unknown): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  const file = path.join(dir, `${name}.json`);
+  await writeFile(file, JSON.stringify(definition, null, 2));
+  return file;
+}
+
+export function peopleDefinition(sourceFile: string, overrides: Record<string, unknown> = {}) {
+  return {
+    name: 'reg-people',
+    entity: 'REG',
+    entity_label: { en: 'Civil registry', ar: 'السجل المدني' },
+    target: { table: 'reg_people', label: { en: 'People', ar: 'الأشخاص' } },
+    source: {
+      kind: 'sql',
+      client: 'better-sqlite3',
+      connection: { filename: sourceFile },
+      table: 'people',
+      cursor: 'UPDATED_AT',
+      deleted_flag: { column: 'DELETED', value: 1 },
+    },
+    mode: 'incremental',
+    columns: {
+      national_id: { from: 'NATNO', required: true },
+      full_name: { from: 'NAME_AR', required: true, label: { en: 'Full name', ar: 'الاسم الكامل' } },
+      gender: { from: 'SEX', codes: { '1': 'M', '2': 'F' } },
+      birth_date: { from: 'DOB', type: 'date', format: 'DD/MM/YYYY' },
+    },
+    batch_size: 3,
+    ...overrides,
+  };
+}

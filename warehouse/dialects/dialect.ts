@@ -1,0 +1,58 @@
+import type { Knex } from 'knex';
+import type { WarehouseRow } from '../core/warehouse-value.ts';
+import type { DialectName } from '../db.ts';
+
+/** Writes a table's rows as fast as the database allows. */
+export interface BulkWriter {
+  /** Returns the positions (in `rows`) of rows dropped because their record key was already written. */
+  write(rows: WarehouseRow[]): Promise<number[]>;
+  close(): Promise<void>;
+  abort(): Promise<void>;
+}
+
+export interface BulkTarget {
+  table: string;
+  columns: string[];
+  key: string[];
+}
+
+/**
+ * What differs between databases, kept in one small module each (as knex keeps its
+ * dialects apart); the load logic above it is the same for all of them.
+ */
+export interface Dialect {
+  name: DialectName;
+  /** Bound values one statement may carry. */
+  maxBindings: number;
+  /** Whether the unique record-key index exists while a full load writes (so duplicates are seen row by row). */
+  uniqueKeyDuringLoad: boolean;
+  openBulkWriter(knex: Knex, target: BulkTarget): Promise<BulkWriter>;
+  /** Removes rows whose record key repeats (keeping the first written) and returns them. */
+  removeDuplicateKeys(knex: Knex, target: BulkTarget): Promise<WarehouseRow[]>;
+  isUniqueViolation(error: unknown): boolean;
+  /** Insert-or-update by record key. Rows must have distinct keys. */
+  buildUpsert(executor: Knex | Knex.Transaction, target: BulkTarget, rows: WarehouseRow[]): Knex.QueryBuilder | Knex.Raw;
+}
+
+export function rowsPerStatement(dialect: Pick<Dialect, 'maxBindings'>, columns: number): number {
+  return Math.max(1, Math.floor(dialect.maxBindings / Math.max(1, columns)));
+}
+
+export function toRecord(columns: string[], row: WarehouseRow): Record<string, WarehouseRow[number]> {
+  const record: Record<string, WarehouseRow[number]> = {};
+  for (let i = 0; i < columns.length; i++) record[columns[i]!] = row[i] ?? null;
+  return record;
+}
+
+/** Shared by dialects without a faster path: multi-row INSERT statements sized to the binding limit. */
+export async function insertInChunks(
+  executor: Knex | Knex.Transaction,
+  dialect: Pick<Dialect, 'maxBindings'>,
+  target: BulkTarget,
+  rows: WarehouseRow[],
+): Promise<void> {
+  const size = rowsPerStatement(dialect, target.columns.length);
+  for (let i = 0; i < rows.length; i += size) {
+    await executor(target.table).insert(rows.slice(i, i + size).map((r) => toRecord(target.columns, r)));
+  }
+}

@@ -1,0 +1,66 @@
+import type { Knex } from 'knex';
+import type { WarehouseRow, WarehouseValue } from '../core/warehouse-value.ts';
+import { insertInChunks, rowsPerStatement, type BulkTarget, type Dialect } from './dialect.ts';
+
+/**
+ * SQL Server has no ON CONFLICT: an upsert is a MERGE over a VALUES list. Identifiers go
+ * through knex's ?? bindings (bracket-quoted), values through ? bindings.
+ */
+export function buildMssqlMerge(executor: Knex | Knex.Transaction, target: BulkTarget, rows: WarehouseRow[]): Knex.Raw {
+  const columns = target.columns;
+  const updates = columns.filter((c) => !target.key.includes(c));
+  const values = rows.map(() => `(${columns.map(() => '?').join(', ')})`).join(', ');
+  const on = target.key.map(() => 't.?? = s.??').join(' AND ');
+  const set = updates.map(() => 't.?? = s.??').join(', ');
+  const sql =
+    `MERGE INTO ?? WITH (HOLDLOCK) AS t USING (VALUES ${values}) AS s (${columns.map(() => '??').join(', ')}) ON ${on}` +
+    (updates.length > 0 ? ` WHEN MATCHED THEN UPDATE SET ${set}` : '') +
+    ` WHEN NOT MATCHED THEN INSERT (${columns.map(() => '??').join(', ')}) VALUES (${columns.map(() => 's.??').join(', ')});`;
+  const bindings: Array<WarehouseValue> = [
+    target.table,
+    ...rows.flatMap((r) => r.map((v) => (typeof v === 'boolean' ? (v ? 1 : 0) : v))),
+    ...columns,
+    ...target.key.flatMap((k) => [k, k]),
+    ...updates.flatMap((c) => [c, c]),
+    ...columns,
+    ...columns,
+  ];
+  return executor.raw(sql, bindings as Knex.RawBinding[]);
+}
+
+export const mssqlDialect: Dialect = {
+  name: 'mssql',
+  // SQL Server takes at most 2100 parameters per request; keep a margin for the statement's own.
+  maxBindings: 2000,
+  uniqueKeyDuringLoad: false,
+
+  openBulkWriter(knex, target) {
+    return Promise.resolve({
+      write: async (rows: WarehouseRow[]) => {
+        await knex.transaction((trx) => insertInChunks(trx, mssqlDialect, target, rows));
+        return [];
+      },
+      close: () => Promise.resolve(),
+      abort: () => Promise.resolve(),
+    });
+  },
+
+  async removeDuplicateKeys(knex, target) {
+    const partition = target.key.map(() => '??').join(', ');
+    const deleted = await knex.raw<Array<Record<string, WarehouseValue>>>(
+      `WITH d AS (SELECT *, ROW_NUMBER() OVER (PARTITION BY ${partition} ORDER BY (SELECT NULL)) AS hub_rn FROM ??) ` +
+        `DELETE FROM d OUTPUT deleted.* WHERE hub_rn > 1`,
+      [...target.key, target.table],
+    );
+    return deleted.map((r) => target.columns.map((c) => r[c] ?? null));
+  },
+
+  isUniqueViolation: (error) => [2601, 2627].includes((error as { number?: unknown }).number as number),
+
+  buildUpsert(executor, target, rows) {
+    if (rows.length > rowsPerStatement(mssqlDialect, target.columns.length)) {
+      throw new Error('too many rows for one MERGE statement; the caller chunks by rowsPerStatement');
+    }
+    return buildMssqlMerge(executor, target, rows);
+  },
+};

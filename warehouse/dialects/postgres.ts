@@ -1,0 +1,86 @@
+import { once } from 'node:events';
+import type { Knex } from 'knex';
+import type { PoolClient } from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import type { WarehouseRow, WarehouseValue } from '../core/warehouse-value.ts';
+import { toRecord, type BulkTarget, type BulkWriter, type Dialect } from './dialect.ts';
+
+const quote = (identifier: string) => `"${identifier.replace(/"/g, '""')}"`;
+
+/** COPY text format: tab-separated, \N for NULL, backslash escapes. */
+function encodeCopyValue(value: WarehouseValue): string {
+  if (value === null) return '\\N';
+  if (typeof value === 'boolean') return value ? 't' : 'f';
+  if (typeof value === 'number') return String(value);
+  return value.replace(/[\\\t\n\r]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r'));
+}
+
+export function encodeCopyRows(rows: WarehouseRow[]): string {
+  let text = '';
+  for (const row of rows) {
+    for (let i = 0; i < row.length; i++) text += (i === 0 ? '' : '\t') + encodeCopyValue(row[i] ?? null);
+    text += '\n';
+  }
+  return text;
+}
+
+async function openCopyWriter(knex: Knex, target: BulkTarget): Promise<BulkWriter> {
+  const connection = (await knex.client.acquireConnection()) as PoolClient;
+  const stream = connection.query(
+    copyFrom(`COPY ${quote(target.table)} (${target.columns.map(quote).join(', ')}) FROM STDIN`),
+  );
+  let failure: Error | null = null;
+  stream.on('error', (err: Error) => (failure = err));
+  let released = false;
+  const release = async () => {
+    if (released) return;
+    released = true;
+    await knex.client.releaseConnection(connection);
+  };
+  return {
+    async write(rows) {
+      if (failure !== null) throw failure;
+      if (!stream.write(encodeCopyRows(rows))) await Promise.race([once(stream, 'drain'), once(stream, 'error')]);
+      if (failure !== null) throw failure;
+      return [];
+    },
+    async close() {
+      try {
+        stream.end();
+        if (failure === null) await Promise.race([once(stream, 'finish'), once(stream, 'error')]);
+        if (failure !== null) throw failure;
+      } finally {
+        await release();
+      }
+    },
+    async abort() {
+      // Ending a COPY with an error rolls it back on the server.
+      if (failure === null) stream.destroy(new Error('load aborted'));
+      await once(stream, 'close').catch(() => undefined);
+      await release();
+    },
+  };
+}
+
+export const postgresDialect: Dialect = {
+  name: 'postgres',
+  maxBindings: 65535,
+  uniqueKeyDuringLoad: false,
+  openBulkWriter: openCopyWriter,
+
+  async removeDuplicateKeys(knex, target) {
+    const join = target.key.map((k) => `a.${quote(k)} = b.${quote(k)}`).join(' AND ');
+    const result = await knex.raw<{ rows: Array<Record<string, WarehouseValue>> }>(
+      `DELETE FROM ${quote(target.table)} a USING ${quote(target.table)} b WHERE ${join} AND a.ctid > b.ctid RETURNING a.*`,
+    );
+    return result.rows.map((r) => target.columns.map((c) => r[c] ?? null));
+  },
+
+  isUniqueViolation: (error) => (error as { code?: unknown }).code === '23505',
+
+  buildUpsert(executor, target, rows) {
+    const updates = target.columns.filter((c) => !target.key.includes(c));
+    const insert = executor(target.table).insert(rows.map((r) => toRecord(target.columns, r)));
+    return updates.length === 0 ? insert.onConflict(target.key).ignore() : insert.onConflict(target.key).merge(updates);
+  },
+};

@@ -1,0 +1,99 @@
+import type { Knex } from 'knex';
+import { isoNow } from '../core/clock.ts';
+import type { WarehouseRow, WarehouseValue } from '../core/warehouse-value.ts';
+import { rowsPerStatement, type BulkTarget, type Dialect } from '../dialects/index.ts';
+import { updatePersonKeyForIds } from '../person-key.ts';
+import { emptyStats, type LoadBatch, type LoadContext, type LoadRow, type LoadRun, type LoadStats } from './load-types.ts';
+import { saveRejects } from './save-rejects.ts';
+
+/** Key lookups and deletes go in statements of this many records at most, whatever the binding limit. */
+const KEY_CHUNK = 500;
+
+/**
+ * Incremental load (CDC): only what changed since the watermark is upserted by record key and
+ * deleted, all in one transaction with the new watermark, so a failed run changes nothing and
+ * the next run starts from the same point.
+ */
+export async function loadIncremental(ctx: LoadContext, run: LoadRun, batches: AsyncIterable<LoadBatch>): Promise<LoadStats> {
+  const spec = run.spec;
+  const target: BulkTarget = { table: spec.table, columns: spec.columns.map((c) => c.name), key: spec.key };
+  const keyIndexes = spec.key.map((k) => target.columns.indexOf(k));
+  const nidIndex = target.columns.indexOf(spec.nationalIdColumn);
+  const stats = emptyStats();
+  const seenAt = isoNow(ctx.clock);
+
+  await ctx.knex.transaction(async (trx) => {
+    for await (const batch of batches) {
+      stats.read += batch.read;
+      stats.rejected += batch.rejects.length;
+      await saveRejects(trx, run, batch.rejects);
+
+      const rows = keepLastPerKey(batch.rows, keyIndexes);
+      const existing = await countExistingKeys(trx, ctx.dialect, target, rows.map((r) => keyIndexes.map((i) => r.values[i] ?? null)));
+      await upsertRows(trx, ctx.dialect, target, rows.map((r) => r.values));
+      stats.updated += existing;
+      stats.inserted += rows.length - existing;
+
+      const removedIds = await deleteByKeys(trx, target, spec.nationalIdColumn, batch.deletes);
+      stats.deleted += removedIds.length;
+
+      const touched = [...rows.map((r) => String(r.values[nidIndex])), ...removedIds];
+      await updatePersonKeyForIds(trx, spec.table, spec.nationalIdColumn, touched, seenAt, KEY_CHUNK);
+      run.onProgress?.(stats);
+    }
+    await trx('hub_tables')
+      .where({ name: spec.table })
+      .update({
+        row_count: trx.raw('row_count + ?', [stats.inserted - stats.deleted]),
+        loaded_at: isoNow(ctx.clock),
+      });
+    await run.commit(trx, stats);
+  });
+  return stats;
+}
+
+/** A record changed twice since the last run arrives twice; the later version wins. */
+function keepLastPerKey(rows: LoadRow[], keyIndexes: number[]): LoadRow[] {
+  const byKey = new Map<string, LoadRow>();
+  for (const row of rows) byKey.set(JSON.stringify(keyIndexes.map((i) => row.values[i])), row);
+  return byKey.size === rows.length ? rows : [...byKey.values()];
+}
+
+function whereKeys(builder: Knex.QueryBuilder, key: string[], keys: WarehouseValue[][]): Knex.QueryBuilder {
+  if (key.length === 1) return builder.whereIn(key[0]!, keys.map((k) => k[0] as string | number));
+  return builder.where((outer) => {
+    for (const values of keys) {
+      void outer.orWhere((inner) => {
+        key.forEach((column, i) => void inner.where(column, values[i] as string | number));
+      });
+    }
+  });
+}
+
+async function countExistingKeys(trx: Knex.Transaction, dialect: Dialect, target: BulkTarget, keys: WarehouseValue[][]) {
+  let found = 0;
+  const chunk = Math.min(KEY_CHUNK, rowsPerStatement(dialect, target.key.length));
+  for (let i = 0; i < keys.length; i += chunk) {
+    const result = await whereKeys(trx(target.table), target.key, keys.slice(i, i + chunk)).count({ n: '*' }).first<{ n: number | string }>();
+    found += Number(result?.n ?? 0);
+  }
+  return found;
+}
+
+async function upsertRows(trx: Knex.Transaction, dialect: Dialect, target: BulkTarget, rows: WarehouseRow[]) {
+  const size = rowsPerStatement(dialect, target.columns.length * 2);
+  for (let i = 0; i < rows.length; i += size) await dialect.buildUpsert(trx, target, rows.slice(i, i + size));
+}
+
+/** Returns the national IDs of the rows it deleted, for the person key. */
+async function deleteByKeys(trx: Knex.Transaction, target: BulkTarget, nationalIdColumn: string, keys: WarehouseRow[]) {
+  const removed: string[] = [];
+  for (let i = 0; i < keys.length; i += KEY_CHUNK) {
+    const chunk = keys.slice(i, i + KEY_CHUNK);
+    const ids = await whereKeys(trx(target.table), target.key, chunk).pluck<string[]>(nationalIdColumn);
+    if (ids.length === 0) continue;
+    await whereKeys(trx(target.table), target.key, chunk).delete();
+    removed.push(...ids.map(String));
+  }
+  return removed;
+}

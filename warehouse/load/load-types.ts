@@ -1,0 +1,52 @@
+import type { Knex } from 'knex';
+import type { Clock } from '../core/clock.ts';
+import type { WarehouseRow } from '../core/warehouse-value.ts';
+import type { Dialect } from '../dialects/index.ts';
+import type { RegistryTableSpec } from '../registry-tables.ts';
+
+export interface LoadContext {
+  knex: Knex;
+  dialect: Dialect;
+  clock: Clock;
+}
+
+export interface LoadRow {
+  values: WarehouseRow;
+  sourceKey: string;
+  raw: unknown;
+}
+
+export interface RejectInput {
+  sourceKey: string;
+  reason: string;
+  raw: unknown;
+}
+
+/** What a connector hands the warehouse, one batch at a time. */
+export interface LoadBatch {
+  /** Source records this batch came from (rows + rejects + deletions). */
+  read: number;
+  rows: LoadRow[];
+  rejects: RejectInput[];
+  /** Record keys (target key columns, in key order) of records deleted at the source. */
+  deletes: WarehouseRow[];
+}
+
+export interface LoadStats {
+  read: number;
+  inserted: number;
+  updated: number;
+  deleted: number;
+  rejected: number;
+}
+
+export interface LoadRun {
+  id: number;
+  connector: string;
+  spec: RegistryTableSpec;
+  /** Runs inside the load's final transaction: what must commit with the data (run record, watermark). */
+  commit(trx: Knex.Transaction, stats: LoadStats): Promise<void>;
+  onProgress?(stats: LoadStats): void;
+}
+
+export const emptyStats = (): LoadStats => ({ read: 0, inserted: 0, updated: 0, deleted: 0, rejected: 0 });

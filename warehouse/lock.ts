@@ -1,0 +1,57 @@
+import { randomUUID } from 'node:crypto';
+import type { Knex } from 'knex';
+import { type Clock, isoNow } from './core/clock.ts';
+import { conflict } from './core/errors.ts';
+
+export interface HeldLock {
+  name: string;
+  owner: string;
+  release(): Promise<void>;
+}
+
+export interface LockOptions {
+  clock: Clock;
+  /** How long the lock lives without a heartbeat; a crashed holder frees it after this. */
+  leaseMs?: number;
+}
+
+const DEFAULT_LEASE_MS = 120_000;
+
+/**
+ * A lease in a table of the warehouse, so two hub processes on one warehouse exclude each
+ * other, not only two runs in one process. The holder renews the lease at a third of its
+ * length; a holder that died loses it when the lease expires.
+ */
+export async function acquireLock(knex: Knex, name: string, options: LockOptions): Promise<HeldLock> {
+  const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
+  const owner = randomUUID();
+  const expiry = () => new Date(options.clock.now().getTime() + leaseMs).toISOString();
+  const now = isoNow(options.clock);
+  const taken = await knex('hub_locks')
+    .where('name', name)
+    .andWhere('expires_at', '<', now)
+    .update({ owner, acquired_at: now, expires_at: expiry() });
+  if (taken === 0) {
+    try {
+      await knex('hub_locks').insert({ name, owner, acquired_at: now, expires_at: expiry() });
+    } catch {
+      const holder = await knex('hub_locks').where({ name }).first<{ acquired_at: string } | undefined>('acquired_at');
+      throw conflict('connector_busy', `${name} is already running (since ${holder?.acquired_at ?? 'just now'})`);
+    }
+  }
+  const heartbeat = setInterval(() => {
+    knex('hub_locks')
+      .where({ name, owner })
+      .update({ expires_at: expiry() })
+      .catch(() => undefined);
+  }, Math.max(1000, Math.floor(leaseMs / 3)));
+  heartbeat.unref();
+  return {
+    name,
+    owner,
+    async release() {
+      clearInterval(heartbeat);
+      await knex('hub_locks').where({ name, owner }).delete();
+    },
+  };
+}

@@ -1,0 +1,58 @@
+import type { Knex } from 'knex';
+
+/**
+ * The centre of the star: one row per national ID ever seen (hub_persons) and which registry
+ * tables hold it now (hub_person_tables). Set-based statements written once for every
+ * database: NOT EXISTS instead of each vendor's upsert syntax.
+ */
+export async function rebuildPersonKeyForTable(
+  trx: Knex.Transaction,
+  table: string,
+  nationalIdColumn: string,
+  seenAt: string,
+): Promise<void> {
+  await trx('hub_person_tables').where({ table_name: table }).delete();
+  await trx.raw(
+    'INSERT INTO hub_person_tables (national_id, table_name) SELECT DISTINCT ??, ? FROM ?? WHERE ?? IS NOT NULL',
+    [nationalIdColumn, table, table, nationalIdColumn],
+  );
+  await trx.raw(
+    'INSERT INTO hub_persons (national_id, first_seen_at) SELECT pt.national_id, ? FROM hub_person_tables pt ' +
+      'WHERE pt.table_name = ? AND NOT EXISTS (SELECT 1 FROM hub_persons p WHERE p.national_id = pt.national_id)',
+    [seenAt, table],
+  );
+}
+
+/** After an incremental batch: the IDs it wrote join the star, the IDs it deleted leave the table's membership when no row is left. */
+export async function updatePersonKeyForIds(
+  trx: Knex.Transaction,
+  table: string,
+  nationalIdColumn: string,
+  nationalIds: string[],
+  seenAt: string,
+  chunkSize: number,
+): Promise<void> {
+  const unique = [...new Set(nationalIds)];
+  for (let i = 0; i < unique.length; i += chunkSize) {
+    const ids = unique.slice(i, i + chunkSize);
+    await trx('hub_person_tables')
+      .where({ table_name: table })
+      .whereIn('national_id', ids)
+      .whereNotExists(trx(table).select(trx.raw('1')).where(nationalIdColumn, trx.ref('hub_person_tables.national_id')))
+      .delete();
+    const held = await trx(table).distinct(nationalIdColumn).whereIn(nationalIdColumn, ids).pluck<string[]>(nationalIdColumn);
+    if (held.length === 0) continue;
+    const listed = new Set(
+      await trx('hub_person_tables').where({ table_name: table }).whereIn('national_id', held).pluck<string[]>('national_id'),
+    );
+    const newMembers = held.filter((id) => !listed.has(id));
+    if (newMembers.length > 0) {
+      await trx('hub_person_tables').insert(newMembers.map((national_id) => ({ national_id, table_name: table })));
+    }
+    const known = new Set(await trx('hub_persons').whereIn('national_id', held).pluck<string[]>('national_id'));
+    const newPersons = held.filter((id) => !known.has(id));
+    if (newPersons.length > 0) {
+      await trx('hub_persons').insert(newPersons.map((national_id) => ({ national_id, first_seen_at: seenAt })));
+    }
+  }
+}
