@@ -4,6 +4,7 @@ import { pipeline } from 'node:stream';
 import type { Readable } from 'node:stream';
 import iconv from 'iconv-lite';
 import { parse } from 'csv-parse';
+import { compareCursor } from '../compare-cursor.ts';
 import type { ConnectorDefinition, CsvSourceDefinition } from '../definition.ts';
 import { resolveDefinitionPath } from '../resolve-path.ts';
 import type { ReadOptions, Source, SourceRecord } from './source.ts';
@@ -19,7 +20,8 @@ export function openCsvSource(def: CsvConnectorDefinition): Source {
   }
   const reading = new Set<Readable>();
   return {
-    read: (options: ReadOptions) => filterPastWatermark(readCsv(def, file, reading), def.source.cursor, options.since),
+    read: (options: ReadOptions) =>
+      filterPastWatermark(readCsv(def, file, reading), def.source.cursor, options.since),
     close: () => {
       for (const stream of reading) stream.destroy();
       return Promise.resolve();
@@ -27,7 +29,11 @@ export function openCsvSource(def: CsvConnectorDefinition): Source {
   };
 }
 
-async function* readCsv(def: CsvConnectorDefinition, file: string, reading: Set<Readable>): AsyncGenerator<SourceRecord> {
+async function* readCsv(
+  def: CsvConnectorDefinition,
+  file: string,
+  reading: Set<Readable>,
+): AsyncGenerator<SourceRecord> {
   const handle = await openFile(def, file);
   const records = parsedRecords(def.source, handle);
   reading.add(records);
@@ -79,22 +85,22 @@ export async function* filterPastWatermark(
   for await (const record of records) if (isPastWatermark(record[cursor], since)) yield record;
 }
 
-const INTEGER = /^[-+]?\d+$/;
-const NUMBER = /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/;
+const INTEGER = /^-?\d+$/;
 
 /**
- * Numbers compare numerically (so 10 > 9), everything else as strings, which orders ISO 8601
- * timestamps correctly. A missing or empty cursor value is never past the watermark.
+ * Agrees with compareCursor, which sets the watermark: numbers compare numerically (10 > 9), other
+ * text as strings, which orders ISO 8601 timestamps. Integers compare exactly, as sequences and
+ * rowversions outgrow a double. A missing or empty cursor value is never past the watermark.
  */
 export function isPastWatermark(value: unknown, since: string): boolean {
   const text = cursorText(value);
   if (text === null) return false;
   if (INTEGER.test(text) && INTEGER.test(since)) return BigInt(text) > BigInt(since);
-  if (NUMBER.test(text) && NUMBER.test(since)) return Number(text) > Number(since);
-  return text > since;
+  return compareCursor(text, since) > 0;
 }
 
 function cursorText(value: unknown): string | null {
+  if (value instanceof Date) return value.toISOString();
   if (typeof value === 'number' || typeof value === 'bigint') return String(value);
   if (typeof value !== 'string') return null;
   const text = value.trim();

@@ -7,6 +7,8 @@ type Pagination = HttpSourceDefinition['pagination'];
 type Params = Record<string, string>;
 type Fail = (reason: string, cause?: unknown) => Error;
 
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
 interface Page {
   records: SourceRecord[];
   body: unknown;
@@ -33,21 +35,31 @@ export function openHttpSource(def: HttpConnectorDefinition, env: NodeJS.Process
 
 function expandHeaders(def: HttpConnectorDefinition, env: NodeJS.ProcessEnv): Record<string, string> {
   const headers: Record<string, string> = { accept: 'application/json' };
-  for (const [name, value] of Object.entries(def.source.headers)) {
-    headers[name.toLowerCase()] = value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_match, variable: string) => {
+  for (const [name, template] of Object.entries(def.source.headers)) {
+    const value = template.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_match, variable: string) => {
       const replacement = env[variable];
       if (replacement === undefined || replacement === '') {
-        throw new Error(`connector ${def.name}: header ${name} needs environment variable ${variable}, which is not set`);
+        throw new Error(
+          `connector ${def.name}: header ${name} needs environment variable ${variable}, which is not set`,
+        );
       }
       return replacement;
     });
+    // fetch would refuse these on every request with a message that names neither header nor connector.
+    if (!HEADER_VALUE.test(value)) {
+      throw new Error(
+        `connector ${def.name}: header ${name} has a line break or a character HTTP headers cannot carry`,
+      );
+    }
+    headers[name.toLowerCase()] = value;
   }
   return headers;
 }
 
 function readHttp(fetcher: Fetcher, since: string | null): AsyncGenerator<SourceRecord> {
   const { source } = fetcher.def;
-  const base: Params = since !== null && source.since_param !== undefined ? { [source.since_param]: since } : {};
+  const base: Params =
+    since !== null && source.since_param !== undefined ? { [source.since_param]: since } : {};
   // A server that takes the watermark filters itself; otherwise filter here.
   const cursor = source.since_param === undefined ? source.cursor : undefined;
   return filterPastWatermark(flatten(pages(fetcher, source.pagination, base)), cursor, since);
@@ -92,7 +104,7 @@ async function* offsetPages(
   base: Params,
   p: Extract<Pagination, { style: 'offset' }>,
 ): AsyncGenerator<SourceRecord[]> {
-  for (let offset = 0; ; ) {
+  for (let offset = 0; ;) {
     const params = { ...base, [p.offset_param]: String(offset), [p.limit_param]: String(p.page_size) };
     const { records } = await fetchPage(fetcher, params);
     yield records;
@@ -130,7 +142,8 @@ async function fetchPage(fetcher: Fetcher, params: Params): Promise<Page> {
   const url = new URL(fetcher.def.source.url);
   for (const [name, value] of Object.entries(params)) url.searchParams.set(name, value);
   const shown = `GET ${displayUrl(fetcher.def.source.url, url, params)}`;
-  const fail: Fail = (reason, cause) => new Error(`connector ${fetcher.def.name}: ${shown} ${reason}`, { cause });
+  const fail: Fail = (reason, cause) =>
+    new Error(`connector ${fetcher.def.name}: ${shown} ${reason}`, { cause });
   const response = await send(fetcher, url, fail);
   const failed: Fail = (reason, cause) => fail(`returned status ${response.status}: ${reason}`, cause);
   if (!response.ok) {

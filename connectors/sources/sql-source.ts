@@ -24,6 +24,7 @@ export function openSqlSource(def: SqlConnectorDefinition): Source {
     useNullAsDefault: SQLITE_CLIENTS.has(def.source.client),
     // A source reads one query at a time; no idle connections held open on the agency's server.
     pool: { min: 0, max: 2 },
+    log: { warn: warnUnlessConnectionError },
   });
   const rows = (builder: Knex.QueryBuilder, what: string) =>
     namedErrors(def, what, streamRows(db, def.source.client, builder));
@@ -39,10 +40,17 @@ export function openSqlSource(def: SqlConnectorDefinition): Source {
   return source;
 }
 
+/** A failed connection reaches the caller as an error naming the connector; knex's own warning would repeat it unnamed. */
+function warnUnlessConnectionError(message: unknown): void {
+  if (typeof message === 'string' && message.startsWith('Acquire connection error')) return;
+  console.warn(message);
+}
+
 function connectionSettings(def: SqlConnectorDefinition): string | Knex.StaticConnectionConfig {
   const { client, connection } = def.source;
   if (!SQLITE_CLIENTS.has(client)) return connection;
-  const settings: Record<string, unknown> = typeof connection === 'string' ? { filename: connection } : { ...connection };
+  const settings: Record<string, unknown> =
+    typeof connection === 'string' ? { filename: connection } : { ...connection };
   const filename = settings.filename;
   if (typeof filename !== 'string' || filename === '') {
     throw new Error(`connector ${def.name}: source.connection needs a filename for ${client}`);
@@ -88,7 +96,10 @@ async function* iterateKnexStream(builder: Knex.QueryBuilder): AsyncGenerator<So
   for await (const row of builder.stream() as AsyncIterable<SourceRecord>) yield row;
 }
 
-async function* iterateBetterSqlite(pool: ConnectionPool, builder: Knex.QueryBuilder): AsyncGenerator<SourceRecord> {
+async function* iterateBetterSqlite(
+  pool: ConnectionPool,
+  builder: Knex.QueryBuilder,
+): AsyncGenerator<SourceRecord> {
   const { sql, bindings } = builder.toSQL().toNative();
   const connection = (await pool.acquireConnection()) as Database;
   try {
@@ -108,6 +119,8 @@ async function* namedErrors(
     yield* rows;
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
-    throw new Error(`connector ${def.name}: ${def.source.client} source failed while ${what}: ${reason}`, { cause: err });
+    throw new Error(`connector ${def.name}: ${def.source.client} source failed while ${what}: ${reason}`, {
+      cause: err,
+    });
   }
 }

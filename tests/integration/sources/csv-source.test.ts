@@ -23,7 +23,10 @@ function csvDefinition(source: Record<string, unknown>, folder = fixtures): Conn
   return buildConnectorDefinition(raw, path.join(folder, 'cspd-people.yaml'));
 }
 
-async function readAll(def: ConnectorDefinition, options: ReadOptions = { since: null }): Promise<SourceRecord[]> {
+async function readAll(
+  def: ConnectorDefinition,
+  options: ReadOptions = { since: null },
+): Promise<SourceRecord[]> {
   const source = openSource(def);
   try {
     const records: SourceRecord[] = [];
@@ -45,9 +48,24 @@ describe('CSV source', () => {
   it('decodes a windows-1256 export with semicolons and keeps the Arabic text intact', async () => {
     const records = await readAll(csvDefinition(arabic));
     assert.deepEqual(records, [
-      { national_id: '9871000001', full_name: 'محمد عبد الله', governorate: 'عمّان', updated_at: '2024-01-05T08:00:00Z' },
-      { national_id: '9871000002', full_name: 'فاطمة; الزهراء', governorate: 'إربد', updated_at: '2024-02-10T09:30:00Z' },
-      { national_id: '9871000003', full_name: 'عليّ بن حسين', governorate: 'الزرقاء', updated_at: '2024-03-15T12:00:00Z' },
+      {
+        national_id: '9871000001',
+        full_name: 'محمد عبد الله',
+        governorate: 'عمّان',
+        updated_at: '2024-01-05T08:00:00Z',
+      },
+      {
+        national_id: '9871000002',
+        full_name: 'فاطمة; الزهراء',
+        governorate: 'إربد',
+        updated_at: '2024-02-10T09:30:00Z',
+      },
+      {
+        national_id: '9871000003',
+        full_name: 'عليّ بن حسين',
+        governorate: 'الزرقاء',
+        updated_at: '2024-03-15T12:00:00Z',
+      },
     ]);
   });
 
@@ -104,7 +122,9 @@ describe('CSV source', () => {
       await writeFile(path.join(folder, 'big.csv'), iconv.encode(lines.join('\n'), 'windows-1256'));
       let count = 0;
       let last: SourceRecord | undefined;
-      const source = openSource(csvDefinition({ path: 'big.csv', delimiter: ';', encoding: 'windows-1256' }, folder));
+      const source = openSource(
+        csvDefinition({ path: 'big.csv', delimiter: ';', encoding: 'windows-1256' }, folder),
+      );
       for await (const record of source.read({ since: null })) {
         count++;
         last = record;
@@ -171,6 +191,7 @@ describe('isPastWatermark', () => {
     assert.equal(isPastWatermark('9007199254740993', '9007199254740992'), true);
     assert.equal(isPastWatermark('2024-03-01T00:00:00Z', '2024-02-29T23:59:59Z'), true);
     assert.equal(isPastWatermark('2024-02-29', '2024-02-29'), false);
+    assert.equal(isPastWatermark(new Date('2024-03-01T00:00:00Z'), '2024-02-29T23:59:59.000Z'), true);
   });
 
   it('never treats a missing or empty cursor as past the watermark', () => {
