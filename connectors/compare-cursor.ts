@@ -1,7 +1,13 @@
+const INTEGER = /^-?\d+$/;
 const NUMERIC = /^-?\d+(\.\d+)?$/;
 
-/** Cursors are sequences (compared as numbers) or ISO timestamps (compared as text). */
+/** Cursors are sequences or rowversions (compared as numbers, exactly past 2^53) or ISO timestamps (compared as text). */
 export function compareCursor(a: string, b: string): number {
+  if (INTEGER.test(a) && INTEGER.test(b)) {
+    const x = BigInt(a);
+    const y = BigInt(b);
+    return x === y ? 0 : x < y ? -1 : 1;
+  }
   if (NUMERIC.test(a) && NUMERIC.test(b)) return Number(a) - Number(b);
   return a < b ? -1 : a > b ? 1 : 0;
 }
