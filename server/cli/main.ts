@@ -1,0 +1,80 @@
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { HubError } from '../../warehouse/core/errors.ts';
+import { startHub } from '../main.ts';
+import { createDemo } from '../services/demo-service.ts';
+import { prepareWarehouse } from '../services/connector-service.ts';
+import { addDatabaseOption, readCliConfig, withContext, type GlobalOptions } from './cli-context.ts';
+import { buildConnectorsCommand, UsageError } from './connectors-command.ts';
+import { processIo, type CliIo } from './io.ts';
+import { startProgress } from './progress.ts';
+
+const positiveInteger = (what: string) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${what} must be a positive integer`);
+  return n;
+};
+
+export function buildProgram(io: CliIo): Command {
+  const program = new Command('hub').description('Registry Hub: agency registries in one warehouse keyed by national ID');
+  program.exitOverride().configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) });
+
+  addDatabaseOption(program.command('start').description('migrate, load the demo on an empty data folder, and serve the hub'))
+    .option('--port <n>', 'HTTP port (default PORT or 3000)', (v) => Number(v))
+    .action(async (options: GlobalOptions & { port?: number }) => {
+      const config = readCliConfig(options, options.port === undefined ? {} : { port: options.port });
+      if (options.port !== undefined && !(Number.isInteger(options.port) && options.port >= 0 && options.port < 65536)) {
+        throw new UsageError('--port must be a port number');
+      }
+      const hub = await startHub(config, io.out);
+      await new Promise<void>((resolve) => {
+        const shutdown = () => void hub.stop().then(resolve);
+        process.once('SIGINT', shutdown);
+        process.once('SIGTERM', shutdown);
+      });
+    });
+
+  addDatabaseOption(program.command('migrate').description("create or update the hub's tables and the registry tables")).action(
+    (options: GlobalOptions) =>
+      withContext(options, async (ctx) => {
+        const { migrations, connectors } = await prepareWarehouse(ctx);
+        io.out(migrations.length > 0 ? `applied: ${migrations.join(', ')}` : 'schema is up to date');
+        io.out(`${connectors.length} connector definitions registered from ${ctx.config.connectorsDir}`);
+      }),
+  );
+
+  addDatabaseOption(program.command('demo').description("write the demo country's agency registries and connectors, then load them"))
+    .option('--persons <n>', 'how many persons', positiveInteger('--persons'), 10_000)
+    .option('--seed <s>', 'random seed (same seed, same data)', (v) => Number(v), 1)
+    .option('--no-load', 'only write the sources and connector definitions')
+    .action((options: GlobalOptions & { persons: number; seed: number; load: boolean }) =>
+      withContext(options, async (ctx) => {
+        if (!Number.isInteger(options.seed)) throw new UsageError('--seed must be an integer');
+        await prepareWarehouse(ctx);
+        const summaries = await createDemo(ctx, options, io.out, (name) => startProgress(name, true));
+        if (summaries.some((s) => s.status !== 'succeeded')) io.setExitCode(1);
+      }),
+    );
+
+  program.addCommand(buildConnectorsCommand(io));
+  return program;
+}
+
+/** Runs the command line; returns the exit code (1 for errors, 2 for usage errors). */
+export async function runCli(argv: string[], io: CliIo = processIo): Promise<number> {
+  const program = buildProgram(io);
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      return err.exitCode === 0 ? 0 : 2;
+    }
+    if (err instanceof UsageError) {
+      io.err(`hub: ${err.message}`);
+      return 2;
+    }
+    io.err(`hub: ${err instanceof HubError || err instanceof Error ? err.message : String(err)}`);
+    if (!(err instanceof HubError) && process.env.HUB_DEBUG === '1') io.err(String((err as Error).stack));
+    return 1;
+  }
+}

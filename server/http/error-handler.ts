@@ -1,0 +1,29 @@
+import type { ErrorRequestHandler, RequestHandler } from 'express';
+import { HubError } from '../../warehouse/core/errors.ts';
+import type { AppContext } from '../context.ts';
+
+export const notFoundHandler: RequestHandler = (req, _res, next) => {
+  next(new HubError('not_found', 404, `no route for ${req.method} ${req.path}`));
+};
+
+/** Every error leaves as {"error": {"code", "message"}}; anything unexpected is logged and answered as a bare 500. */
+export function buildErrorHandler(ctx: AppContext): ErrorRequestHandler {
+  return (err: unknown, req, res, _next) => {
+    const requestId = String(res.getHeader('x-request-id') ?? '');
+    let hubError: HubError;
+    if (err instanceof HubError) hubError = err;
+    else if (isBodyParserError(err)) hubError = new HubError('invalid_request', 400, 'request body is not valid JSON');
+    else {
+      ctx.logger.error({ err, requestId, path: req.path }, 'unhandled error');
+      hubError = new HubError('internal_error', 500, `internal error (request ${requestId})`);
+    }
+    if (hubError.status === 429 && hubError.details?.retry_after !== undefined) {
+      res.setHeader('Retry-After', String(hubError.details.retry_after as number));
+    }
+    res.status(hubError.status).json({ error: { code: hubError.code, message: hubError.message } });
+  };
+}
+
+function isBodyParserError(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as { type?: unknown }).type === 'entity.parse.failed';
+}
