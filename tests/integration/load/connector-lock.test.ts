@@ -1,0 +1,76 @@
+import assert from 'node:assert/strict';
+import { rm } from 'node:fs/promises';
+import { readConnectorDefinitions } from '../../../connectors/definition.ts';
+import { runConnector } from '../../../connectors/run-connector.ts';
+import { closeContext, type AppContext } from '../../../server/context.ts';
+import { prepareWarehouse } from '../../../server/services/connector-service.ts';
+import { HubError } from '../../../warehouse/core/errors.ts';
+import { acquireLock } from '../../../warehouse/lock.ts';
+import { createTempDir, describeEachDatabase } from '../../support/databases.ts';
+import { createManualClock, openTestContext } from '../../support/hub-context.ts';
+import { validId, writeDefinition } from '../../support/registry-fixture.ts';
+import { startHttpRegistry, vehicleDefinition, type HttpRegistry } from '../../support/registry-http-server.ts';
+
+const isBusy = (err: unknown) => err instanceof HubError && err.code === 'connector_busy' && err.status === 409;
+
+describeEachDatabase('connector lock in the warehouse', (db) => {
+  let dir: string;
+  let first: AppContext;
+  let second: AppContext;
+  let registry: HttpRegistry;
+  const env = { VEH_TOKEN: 'secret-token' };
+
+  before(async () => {
+    dir = await createTempDir('hub-lock-');
+    // Two contexts with their own connection pools behave like two hub processes on one warehouse.
+    first = Object.assign(openTestContext(db.url(), dir), { env });
+    second = Object.assign(openTestContext(db.url(), dir), { env });
+    registry = await startHttpRegistry(
+      Array.from({ length: 12 }, (_, i) => ({ id: validId(i), name: `مالك ${i}`, plate: `L-${i}`, updated: i + 1 })),
+    );
+    await writeDefinition(first.config.connectorsDir, 'veh-vehicles', vehicleDefinition(registry.url));
+    await prepareWarehouse(first);
+  });
+
+  after(async () => {
+    await registry.close();
+    await closeContext(first);
+    await closeContext(second);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('refuses a second holder of the same lock and frees it on release', async () => {
+    const held = await acquireLock(first.knex, 'connector:test-a', { clock: first.clock });
+    await assert.rejects(acquireLock(second.knex, 'connector:test-a', { clock: second.clock }), isBusy);
+    await held.release();
+    const again = await acquireLock(second.knex, 'connector:test-a', { clock: second.clock });
+    await again.release();
+  });
+
+  it('takes over a lock whose holder stopped renewing it once the lease has expired', async () => {
+    const clock = createManualClock('2026-03-01T00:00:00.000Z');
+    const stale = await acquireLock(first.knex, 'connector:test-b', { clock, leaseMs: 60_000 });
+    await assert.rejects(acquireLock(second.knex, 'connector:test-b', { clock, leaseMs: 60_000 }), isBusy);
+    clock.advance(61_000);
+    const fresh = await acquireLock(second.knex, 'connector:test-b', { clock, leaseMs: 60_000 });
+    assert.notEqual(fresh.owner, stale.owner);
+    await stale.release(); // a late release by the old holder must not free the new holder's lock
+    await assert.rejects(acquireLock(first.knex, 'connector:test-b', { clock, leaseMs: 60_000 }), isBusy);
+    await fresh.release();
+  });
+
+  it('never runs the same connector twice at once from two hub processes', async () => {
+    registry.delayMs = 40;
+    const [def] = await readConnectorDefinitions(first.config.connectorsDir);
+    const results = await Promise.allSettled([runConnector(def!, first), runConnector(def!, second)]);
+    registry.delayMs = 0;
+    const succeeded = results.filter((r) => r.status === 'fulfilled' && r.value.status === 'succeeded');
+    const refused = results.filter((r) => r.status === 'rejected' && isBusy(r.reason));
+    assert.equal(succeeded.length, 1);
+    assert.equal(refused.length, 1);
+    const runs = await first.knex('hub_connector_runs').where({ connector: 'veh-vehicles' }).count({ n: '*' }).first<{ n: number | string }>();
+    assert.equal(Number(runs?.n), 1);
+    const rows = await first.knex('veh_vehicles').count({ n: '*' }).first<{ n: number | string }>();
+    assert.equal(Number(rows?.n), 12);
+  });
+});
