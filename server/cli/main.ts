@@ -16,7 +16,6 @@ const positiveInteger = (what: string) => (value: string) => {
 
 export function buildProgram(io: CliIo): Command {
   const program = new Command('hub').description('Registry Hub: agency registries in one warehouse keyed by national ID');
-  program.exitOverride().configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) });
 
   addDatabaseOption(program.command('start').description('migrate, load the demo on an empty data folder, and serve the hub'))
     .option('--port <n>', 'HTTP port (default PORT or 3000)', (v) => Number(v))
@@ -56,7 +55,16 @@ export function buildProgram(io: CliIo): Command {
     );
 
   program.addCommand(buildConnectorsCommand(io));
+  applyToAll(program, (command) =>
+    command.exitOverride().configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) }),
+  );
   return program;
+}
+
+/** Commands built apart and added with addCommand do not inherit the program's settings. */
+function applyToAll(command: Command, apply: (command: Command) => void): void {
+  apply(command);
+  for (const sub of command.commands) applyToAll(sub, apply);
 }
 
 /** Runs the command line; returns the exit code (1 for errors, 2 for usage errors). */
