@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import { saveCatalogTable } from '../warehouse/catalog.ts';
 import { ensureRegistryTable } from '../warehouse/registry-tables.ts';
+import { saveRowByKey } from '../warehouse/save-by-key.ts';
 import type { ConnectorDefinition } from './definition.ts';
 import { buildCatalogTableInput, buildRegistryTableSpec } from './registry-spec.ts';
 
@@ -13,16 +14,11 @@ export async function syncConnectors(knex: Knex, defs: ConnectorDefinition[]): P
   for (const def of defs) {
     await ensureRegistryTable(knex, buildRegistryTableSpec(def));
     await saveCatalogTable(knex, buildCatalogTableInput(def));
-    await knex('hub_connectors')
-      .insert({
-        name: def.name,
-        entity: def.entity,
-        target_table: def.target.table,
-        definition_file: def.file,
-        mode: def.mode,
-        schedule: def.schedule ?? null,
-      })
-      .onConflict('name')
-      .merge(['entity', 'target_table', 'definition_file', 'mode', 'schedule']);
+    await saveRowByKey(
+      knex,
+      'hub_connectors',
+      { name: def.name },
+      { entity: def.entity, target_table: def.target.table, definition_file: def.file, mode: def.mode, schedule: def.schedule ?? null },
+    );
   }
 }

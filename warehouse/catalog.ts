@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import type { ColumnType } from './core/column-types.ts';
 import type { RegistryTableSpec } from './registry-tables.ts';
+import { saveRowByKey } from './save-by-key.ts';
 
 export interface Label {
   en: string;
@@ -35,22 +36,20 @@ export interface CatalogTable {
 /** Writes entities, tables and columns; columns no longer defined leave the catalog. */
 export async function saveCatalogTable(knex: Knex, input: CatalogTableInput): Promise<void> {
   await knex.transaction(async (trx) => {
-    await trx('hub_entities')
-      .insert({ code: input.entity.code, label_en: input.entity.label.en, label_ar: input.entity.label.ar })
-      .onConflict('code')
-      .merge();
-    await trx('hub_tables')
-      .insert({
-        name: input.table,
+    await saveRowByKey(trx, 'hub_entities', { code: input.entity.code }, { label_en: input.entity.label.en, label_ar: input.entity.label.ar });
+    await saveRowByKey(
+      trx,
+      'hub_tables',
+      { name: input.table },
+      {
         entity: input.entity.code,
         connector: input.connector,
         label_en: input.label.en,
         label_ar: input.label.ar,
         national_id_column: input.nationalIdColumn,
         record_key: input.key.join(','),
-      })
-      .onConflict('name')
-      .merge(['entity', 'connector', 'label_en', 'label_ar', 'national_id_column', 'record_key']);
+      },
+    );
     await trx('hub_columns').where({ table_name: input.table }).delete();
     await trx('hub_columns').insert(
       input.columns.map((c, position) => ({
