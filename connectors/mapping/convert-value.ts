@@ -35,9 +35,11 @@ export function compileValueConverter(column: string, mapping: ColumnMapping): V
       return mapping.required ? fail(`${column}: required value is missing`) : ok(null);
     }
     if (codes !== undefined) {
-      const coded = codes[text];
+      // Own keys only: a source value such as "constructor" is not in the code list.
+      const coded = Object.hasOwn(codes, text) ? codes[text] : undefined;
       if (coded === undefined) return describe(text, 'is not in the code list');
-      return typed(String(coded), raw);
+      // The coded value, not the source one, is what gets typed (1 → 10 must not stay 1).
+      return typed(String(coded), coded);
     }
     return typed(text, raw);
   };
@@ -79,10 +81,12 @@ function compileTypedConverter(
     case 'date':
     case 'datetime': {
       const parse = compileDateFormat(mapping.format);
+      // A driver's Date arrives as ISO text (toText), whatever format the source's text dates have.
+      const parseIso = compileDateFormat(undefined);
       const render = mapping.type === 'date' ? formatIsoDate : formatIsoDateTime;
       const expected = mapping.format ?? 'ISO 8601';
       return (text, raw) => {
-        const parts = parse(raw instanceof Date ? text.replace('T', ' ').replace(/\.\d+Z$/, '') : text);
+        const parts = raw instanceof Date ? parseIso(text) : parse(text);
         return parts === null ? describe(text, `is not a valid date (${expected})`) : ok(render(parts));
       };
     }

@@ -28,20 +28,25 @@ const ISO = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?
 
 export function compileDateFormat(format: string | undefined): DateParser {
   if (format === undefined) return (text) => partsFromMatch(ISO.exec(text), ['year', 'month', 'day', 'hour', 'minute', 'second']);
-  // Without separators (YYYYMMDD) every field must have its full width; with them, 1/2/1990 is fine.
-  const width = /[^A-Za-z]/.test(format) ? '1,2' : '2';
+  const tokenAt = (text: string) => Object.keys(TOKENS).find((t) => text.startsWith(t));
   const order: DatePart[] = [];
   let pattern = '';
   let rest = format;
+  let afterToken = false;
   while (rest.length > 0) {
-    const token = Object.keys(TOKENS).find((t) => rest.startsWith(t));
+    const token = tokenAt(rest);
     if (token !== undefined) {
-      pattern += token === 'YYYY' ? '(\\d{4})' : `(\\d{${width}})`;
-      order.push(TOKENS[token]!);
       rest = rest.slice(token.length);
+      // A field run together with another (YYYYMMDD, even in YYYYMMDD HH:mm) must have its full
+      // width, or 1990112 would be read as 11/2; between separators, 1/2/1990 is fine.
+      const adjacent = afterToken || tokenAt(rest) !== undefined;
+      pattern += token === 'YYYY' ? '(\\d{4})' : adjacent ? '(\\d{2})' : '(\\d{1,2})';
+      order.push(TOKENS[token]!);
+      afterToken = true;
     } else {
       pattern += rest[0]!.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
       rest = rest.slice(1);
+      afterToken = false;
     }
   }
   const regex = new RegExp(`^${pattern}$`);

@@ -28,6 +28,9 @@ export function buildMssqlMerge(executor: Knex | Knex.Transaction, target: BulkT
   return executor.raw(sql, bindings as Knex.RawBinding[]);
 }
 
+/** INSERT ... VALUES takes at most 1000 rows on SQL Server (error 10738), however few parameters they have. */
+export const MSSQL_MAX_INSERT_ROWS = 1000;
+
 export const mssqlDialect: Dialect = {
   name: 'mssql',
   // SQL Server takes at most 2100 parameters per request; keep a margin for the statement's own.
@@ -37,7 +40,8 @@ export const mssqlDialect: Dialect = {
   openBulkWriter(knex, target) {
     return Promise.resolve({
       write: async (rows: WarehouseRow[]) => {
-        await knex.transaction((trx) => insertInChunks(trx, mssqlDialect, target, rows));
+        const limit = { maxBindings: Math.min(mssqlDialect.maxBindings, MSSQL_MAX_INSERT_ROWS * target.columns.length) };
+        await knex.transaction((trx) => insertInChunks(trx, limit, target, rows));
         return [];
       },
       close: () => Promise.resolve(),
