@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import { type Clock, isoNow } from '../warehouse/core/clock.ts';
+import { toSourceText } from '../warehouse/core/source-text.ts';
 import type { NationalIdRule } from '../warehouse/core/national-id.ts';
 import type { Dialect } from '../warehouse/dialects/index.ts';
 import { loadFull } from '../warehouse/load/full-load.ts';
@@ -27,7 +28,7 @@ export interface RunOptions {
   /** Replace the whole table even when the connector is incremental. */
   full?: boolean;
   trigger?: RunTrigger;
-  onProgress?(stats: LoadStats): void;
+  onProgress?: (stats: LoadStats) => void;
 }
 
 export interface RunSummary extends LoadStats {
@@ -62,11 +63,11 @@ export async function runConnector(def: ConnectorDefinition, ctx: ConnectorConte
     const since = mode === 'incremental' ? state.watermark : null;
     const tombstonesSince = mode === 'incremental' ? state.tombstone_watermark : null;
     const startedAt = isoNow(ctx.clock);
-    const [inserted] = await ctx.knex('hub_connector_runs').insert(
+    const inserted: Array<{ id: number | string }> = await ctx.knex('hub_connector_runs').insert(
       { connector: def.name, mode, trigger: options.trigger ?? 'manual', status: 'running', started_at: startedAt, watermark_from: since },
       ['id'],
     );
-    const runId = Number((inserted as { id: number | string }).id);
+    const runId = Number(inserted[0]?.id);
     const summary: RunSummary = {
       run_id: runId,
       connector: def.name,
@@ -199,7 +200,6 @@ function newBatch(): LoadBatch {
 }
 
 function stringifyCursor(value: unknown): string | null {
-  if (value === null || value === undefined || value === '') return null;
-  if (value instanceof Date) return value.toISOString();
-  return typeof value === 'string' ? value : String(value as number);
+  const text = toSourceText(value);
+  return text === '' ? null : text;
 }

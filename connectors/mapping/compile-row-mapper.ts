@@ -2,6 +2,7 @@ import type { ConnectorDefinition } from '../definition.ts';
 import type { SourceRecord } from '../sources/source.ts';
 import { explainInvalidNationalId, type NationalIdRule } from '../../warehouse/core/national-id.ts';
 import { compileValueConverter } from './convert-value.ts';
+import { toSourceText } from '../../warehouse/core/source-text.ts';
 
 import type { WarehouseValue } from '../../warehouse/core/warehouse-value.ts';
 export type { WarehouseValue };
@@ -65,11 +66,7 @@ export function compileRowMapper(def: ConnectorDefinition, rule: NationalIdRule)
   };
 }
 
-function stringify(value: unknown): string {
-  if (value === null || value === undefined) return '';
-  if (value instanceof Date) return value.toISOString();
-  return typeof value === 'string' ? value : String(value as number | boolean);
-}
+const stringify = toSourceText;
 
 function stringifyCursor(value: unknown): string | null {
   const text = stringify(value);

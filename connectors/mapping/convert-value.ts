@@ -1,4 +1,5 @@
 import type { ColumnMapping } from '../definition.ts';
+import { toSourceText } from '../../warehouse/core/source-text.ts';
 import { compileDateFormat, formatIsoDate, formatIsoDateTime } from './date-format.ts';
 
 /** A warehouse value, or the reason the source value cannot become one. */
@@ -15,9 +16,7 @@ const fail = (reason: string): Converted => ({ ok: false, reason });
 const ok = (value: string | number | boolean | null): Converted => ({ ok: true, value });
 
 function toText(raw: unknown, trim: boolean): string | null {
-  if (raw === null || raw === undefined) return null;
-  if (raw instanceof Date) return Number.isNaN(raw.getTime()) ? null : raw.toISOString();
-  const text = typeof raw === 'string' ? raw : String(raw as string | number | boolean);
+  const text = toSourceText(raw);
   const result = trim ? text.trim() : text;
   return result === '' ? null : result;
 }

@@ -17,9 +17,8 @@ export function buildErrorHandler(ctx: AppContext): ErrorRequestHandler {
       ctx.logger.error({ err, requestId, path: req.path }, 'unhandled error');
       hubError = new HubError('internal_error', 500, `internal error (request ${requestId})`);
     }
-    if (hubError.status === 429 && hubError.details?.retry_after !== undefined) {
-      res.setHeader('Retry-After', String(hubError.details.retry_after as number));
-    }
+    const retryAfter = hubError.details?.retry_after;
+    if (hubError.status === 429 && typeof retryAfter === 'number') res.setHeader('Retry-After', String(retryAfter));
     res.status(hubError.status).json({ error: { code: hubError.code, message: hubError.message } });
   };
 }

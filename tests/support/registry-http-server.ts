@@ -49,10 +49,10 @@ export async function startHttpRegistry(records: HttpRegistryRecord[] = []): Pro
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const { port } = server.address() as AddressInfo;
-  return Object.assign(registry, {
+  return Object.assign<typeof registry, Pick<HttpRegistry, 'url' | 'close'>>(registry, {
     url: `http://127.0.0.1:${port}/vehicles`,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  }) as HttpRegistry;
+  });
 }
 
 export function vehicleDefinition(url: string, overrides: Record<string, unknown> = {}) {

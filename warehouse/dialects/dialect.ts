@@ -24,6 +24,8 @@ export interface Dialect {
   name: DialectName;
   /** Bound values one statement may carry. */
   maxBindings: number;
+  /** Rows one multi-row INSERT may carry, whatever the bindings (SQLite compiles them to a compound SELECT of at most 500 terms). */
+  maxInsertRows: number;
   /** Whether the unique record-key index exists while a full load writes (so duplicates are seen row by row). */
   uniqueKeyDuringLoad: boolean;
   openBulkWriter(knex: Knex, target: BulkTarget): Promise<BulkWriter>;
@@ -34,8 +36,9 @@ export interface Dialect {
   buildUpsert(executor: Knex | Knex.Transaction, target: BulkTarget, rows: WarehouseRow[]): Knex.QueryBuilder | Knex.Raw;
 }
 
-export function rowsPerStatement(dialect: Pick<Dialect, 'maxBindings'>, columns: number): number {
-  return Math.max(1, Math.floor(dialect.maxBindings / Math.max(1, columns)));
+export function rowsPerStatement(dialect: Pick<Dialect, 'maxBindings'> & Partial<Pick<Dialect, 'maxInsertRows'>>, columns: number): number {
+  const byBindings = Math.max(1, Math.floor(dialect.maxBindings / Math.max(1, columns)));
+  return Math.min(byBindings, dialect.maxInsertRows ?? byBindings);
 }
 
 export function toRecord(columns: string[], row: WarehouseRow): Record<string, WarehouseRow[number]> {
@@ -47,7 +50,7 @@ export function toRecord(columns: string[], row: WarehouseRow): Record<string, W
 /** Shared by dialects without a faster path: multi-row INSERT statements sized to the binding limit. */
 export async function insertInChunks(
   executor: Knex | Knex.Transaction,
-  dialect: Pick<Dialect, 'maxBindings'>,
+  dialect: Pick<Dialect, 'maxBindings' | 'maxInsertRows'>,
   target: BulkTarget,
   rows: WarehouseRow[],
 ): Promise<void> {

@@ -35,13 +35,13 @@ export const mssqlDialect: Dialect = {
   name: 'mssql',
   // SQL Server takes at most 2100 parameters per request; keep a margin for the statement's own.
   maxBindings: 2000,
+  maxInsertRows: MSSQL_MAX_INSERT_ROWS,
   uniqueKeyDuringLoad: false,
 
   openBulkWriter(knex, target) {
     return Promise.resolve({
       write: async (rows: WarehouseRow[]) => {
-        const limit = { maxBindings: Math.min(mssqlDialect.maxBindings, MSSQL_MAX_INSERT_ROWS * target.columns.length) };
-        await knex.transaction((trx) => insertInChunks(trx, limit, target, rows));
+        await knex.transaction((trx) => insertInChunks(trx, mssqlDialect, target, rows));
         return [];
       },
       close: () => Promise.resolve(),

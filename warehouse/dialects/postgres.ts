@@ -3,6 +3,7 @@ import type { Knex } from 'knex';
 import type { PoolClient } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { WarehouseRow, WarehouseValue } from '../core/warehouse-value.ts';
+import { acquireRawConnection } from './raw-connection.ts';
 import { toRecord, type BulkTarget, type BulkWriter, type Dialect } from './dialect.ts';
 
 const quote = (identifier: string) => `"${identifier.replace(/"/g, '""')}"`;
@@ -25,37 +26,41 @@ export function encodeCopyRows(rows: WarehouseRow[]): string {
 }
 
 async function openCopyWriter(knex: Knex, target: BulkTarget): Promise<BulkWriter> {
-  const connection = (await knex.client.acquireConnection()) as PoolClient;
+  const { connection, release: releaseConnection } = await acquireRawConnection<PoolClient>(knex);
   const stream = connection.query(
     copyFrom(`COPY ${quote(target.table)} (${target.columns.map(quote).join(', ')}) FROM STDIN`),
   );
-  let failure: Error | null = null;
-  stream.on('error', (err: Error) => (failure = err));
+  // The stream's error arrives as an event; it is kept here and thrown from the next call.
+  const state: { failure: Error | null } = { failure: null };
+  stream.on('error', (err: Error) => (state.failure = err));
+  const throwIfFailed = () => {
+    if (state.failure !== null) throw state.failure;
+  };
   let released = false;
   const release = async () => {
     if (released) return;
     released = true;
-    await knex.client.releaseConnection(connection);
+    await releaseConnection();
   };
   return {
     async write(rows) {
-      if (failure !== null) throw failure;
+      throwIfFailed();
       if (!stream.write(encodeCopyRows(rows))) await Promise.race([once(stream, 'drain'), once(stream, 'error')]);
-      if (failure !== null) throw failure;
+      throwIfFailed();
       return [];
     },
     async close() {
       try {
         stream.end();
-        if (failure === null) await Promise.race([once(stream, 'finish'), once(stream, 'error')]);
-        if (failure !== null) throw failure;
+        if (state.failure === null) await Promise.race([once(stream, 'finish'), once(stream, 'error')]);
+        throwIfFailed();
       } finally {
         await release();
       }
     },
     async abort() {
       // Ending a COPY with an error rolls it back on the server.
-      if (failure === null) stream.destroy(new Error('load aborted'));
+      if (state.failure === null) stream.destroy(new Error('load aborted'));
       await once(stream, 'close').catch(() => undefined);
       await release();
     },
@@ -65,6 +70,7 @@ async function openCopyWriter(knex: Knex, target: BulkTarget): Promise<BulkWrite
 export const postgresDialect: Dialect = {
   name: 'postgres',
   maxBindings: 65535,
+  maxInsertRows: 10000,
   uniqueKeyDuringLoad: false,
   openBulkWriter: openCopyWriter,
 

@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3';
 import type { Knex } from 'knex';
 import type { WarehouseRow } from '../core/warehouse-value.ts';
+import { withRawConnection } from './raw-connection.ts';
 import { toRecord, type BulkTarget, type Dialect } from './dialect.ts';
 
 const quote = (identifier: string) => `"${identifier.replace(/"/g, '""')}"`;
@@ -15,18 +16,11 @@ function bindable(row: WarehouseRow): Array<string | number | null> {
   return out;
 }
 
-async function withConnection<T>(knex: Knex, work: (db: Database.Database) => T): Promise<T> {
-  const db = (await knex.client.acquireConnection()) as Database.Database;
-  try {
-    return work(db);
-  } finally {
-    await knex.client.releaseConnection(db);
-  }
-}
 
 export const sqliteDialect: Dialect = {
   name: 'sqlite',
   maxBindings: 32766,
+  maxInsertRows: 500,
   uniqueKeyDuringLoad: true,
 
   openBulkWriter(knex: Knex, target: BulkTarget) {
@@ -46,7 +40,7 @@ export const sqliteDialect: Dialect = {
       return dropped;
     };
     return Promise.resolve({
-      write: (rows: WarehouseRow[]) => withConnection(knex, (db) => writeBatch(db, rows)),
+      write: (rows: WarehouseRow[]) => withRawConnection(knex, (db: Database.Database) => writeBatch(db, rows)),
       close: () => Promise.resolve(),
       abort: () => Promise.resolve(),
     });

@@ -34,7 +34,7 @@ export async function loadIncremental(ctx: LoadContext, run: LoadRun, batches: A
       stats.updated += existing;
       stats.inserted += rows.length - existing;
 
-      const removedIds = await deleteByKeys(trx, target, spec.nationalIdColumn, batch.deletes);
+      const removedIds = await deleteByKeys(trx, ctx.dialect, target, spec.nationalIdColumn, batch.deletes);
       stats.deleted += removedIds.length;
 
       const touched = [...rows.map((r) => String(r.values[nidIndex])), ...removedIds];
@@ -86,10 +86,11 @@ async function upsertRows(trx: Knex.Transaction, dialect: Dialect, target: BulkT
 }
 
 /** Returns the national IDs of the rows it deleted, for the person key. */
-async function deleteByKeys(trx: Knex.Transaction, target: BulkTarget, nationalIdColumn: string, keys: WarehouseRow[]) {
+async function deleteByKeys(trx: Knex.Transaction, dialect: Dialect, target: BulkTarget, nationalIdColumn: string, keys: WarehouseRow[]) {
   const removed: string[] = [];
-  for (let i = 0; i < keys.length; i += KEY_CHUNK) {
-    const chunk = keys.slice(i, i + KEY_CHUNK);
+  const size = Math.min(KEY_CHUNK, rowsPerStatement(dialect, target.key.length));
+  for (let i = 0; i < keys.length; i += size) {
+    const chunk = keys.slice(i, i + size);
     const ids = await whereKeys(trx(target.table), target.key, chunk).pluck<string[]>(nationalIdColumn);
     if (ids.length === 0) continue;
     await whereKeys(trx(target.table), target.key, chunk).delete();

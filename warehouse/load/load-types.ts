@@ -46,7 +46,7 @@ export interface LoadRun {
   spec: RegistryTableSpec;
   /** Runs inside the load's final transaction: what must commit with the data (run record, watermark). */
   commit(trx: Knex.Transaction, stats: LoadStats): Promise<void>;
-  onProgress?(stats: LoadStats): void;
+  onProgress?: ((stats: LoadStats) => void) | undefined;
 }
 
 export const emptyStats = (): LoadStats => ({ read: 0, inserted: 0, updated: 0, deleted: 0, rejected: 0 });
