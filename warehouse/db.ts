@@ -35,7 +35,7 @@ export function buildKnexConfig(url: string): { config: Knex.Config; dialect: Di
             conn.pragma('journal_mode = WAL');
             conn.pragma('synchronous = NORMAL');
             conn.pragma('busy_timeout = 15000');
-            conn.pragma('cache_size = -65536');
+            conn.pragma('cache_size = -16384');
             done(null, conn);
           },
         },

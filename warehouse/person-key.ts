@@ -11,15 +11,21 @@ export async function rebuildPersonKeyForTable(
   nationalIdColumn: string,
   seenAt: string,
 ): Promise<void> {
-  await trx('hub_person_tables').where({ table_name: table }).delete();
+  // Applied as a difference, not delete-all-and-insert: a nightly reload of a registry changes
+  // few memberships, and both sides are indexed on the national ID.
   await trx.raw(
-    'INSERT INTO hub_person_tables (national_id, table_name) SELECT DISTINCT ??, ? FROM ?? WHERE ?? IS NOT NULL',
-    [nationalIdColumn, table, table, nationalIdColumn],
+    'DELETE FROM hub_person_tables WHERE table_name = ? AND NOT EXISTS (SELECT 1 FROM ?? t WHERE t.?? = hub_person_tables.national_id)',
+    [table, table, nationalIdColumn],
   );
   await trx.raw(
-    'INSERT INTO hub_persons (national_id, first_seen_at) SELECT pt.national_id, ? FROM hub_person_tables pt ' +
-      'WHERE pt.table_name = ? AND NOT EXISTS (SELECT 1 FROM hub_persons p WHERE p.national_id = pt.national_id)',
-    [seenAt, table],
+    'INSERT INTO hub_person_tables (national_id, table_name) SELECT DISTINCT t.??, ? FROM ?? t WHERE t.?? IS NOT NULL ' +
+      'AND NOT EXISTS (SELECT 1 FROM hub_person_tables pt WHERE pt.table_name = ? AND pt.national_id = t.??)',
+    [nationalIdColumn, table, table, nationalIdColumn, table, nationalIdColumn],
+  );
+  await trx.raw(
+    'INSERT INTO hub_persons (national_id, first_seen_at) SELECT DISTINCT t.??, ? FROM ?? t WHERE t.?? IS NOT NULL ' +
+      'AND NOT EXISTS (SELECT 1 FROM hub_persons p WHERE p.national_id = t.??)',
+    [nationalIdColumn, seenAt, table, nationalIdColumn, nationalIdColumn],
   );
 }
 

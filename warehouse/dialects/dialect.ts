@@ -32,6 +32,8 @@ export interface Dialect {
   /** Removes rows whose record key repeats (keeping the first written) and returns them. */
   removeDuplicateKeys(knex: Knex, target: BulkTarget): Promise<WarehouseRow[]>;
   isUniqueViolation(error: unknown): boolean;
+  /** Refreshes the planner's statistics of a freshly loaded table, before it is joined against. */
+  analyzeTable(knex: Knex, table: string): Promise<void>;
   /** Insert-or-update by record key. Rows must have distinct keys. */
   buildUpsert(executor: Knex | Knex.Transaction, target: BulkTarget, rows: WarehouseRow[]): Knex.QueryBuilder | Knex.Raw;
 }

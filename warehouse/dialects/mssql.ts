@@ -59,6 +59,8 @@ export const mssqlDialect: Dialect = {
     return deleted.map((r) => target.columns.map((c) => r[c] ?? null));
   },
 
+  analyzeTable: async (knex, table) => void (await knex.raw('UPDATE STATISTICS ??', [table])),
+
   isUniqueViolation: (error) => [2601, 2627].includes((error as { number?: unknown }).number as number),
 
   buildUpsert(executor, target, rows) {

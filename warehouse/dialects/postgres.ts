@@ -84,6 +84,9 @@ export const postgresDialect: Dialect = {
 
   isUniqueViolation: (error) => (error as { code?: unknown }).code === '23505',
 
+  // Without statistics the planner takes a million-row table for an empty one and picks nested loops.
+  analyzeTable: async (knex, table) => void (await knex.raw('ANALYZE ??', [table])),
+
   buildUpsert(executor, target, rows) {
     const updates = target.columns.filter((c) => !target.key.includes(c));
     const insert = executor(target.table).insert(rows.map((r) => toRecord(target.columns, r)));

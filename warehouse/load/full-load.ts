@@ -44,6 +44,7 @@ export async function loadFull(ctx: LoadContext, run: LoadRun, batches: AsyncIte
     writer = null;
     if (!dialect.uniqueKeyDuringLoad) await createUniqueKeyRemovingDuplicates(ctx, run, target, suffix, stats);
     await createNationalIdIndex(knex, spec, next, suffix);
+    await dialect.analyzeTable(knex, next);
 
     await knex.transaction(async (trx) => {
       const previous = (await trx.schema.hasTable(spec.table))
