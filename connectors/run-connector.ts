@@ -7,6 +7,7 @@ import { loadFull } from '../warehouse/load/full-load.ts';
 import { loadIncremental } from '../warehouse/load/incremental-load.ts';
 import type { LoadBatch, LoadStats } from '../warehouse/load/load-types.ts';
 import { acquireLock } from '../warehouse/lock.ts';
+import { recordAudit } from '../warehouse/audit/record-audit.ts';
 import { maxCursor } from './compare-cursor.ts';
 import type { ConnectorDefinition } from './definition.ts';
 import { compileRowMapper, type RowMapper } from './mapping/compile-row-mapper.ts';
@@ -28,6 +29,8 @@ export interface RunOptions {
   /** Replace the whole table even when the connector is incremental. */
   full?: boolean;
   trigger?: RunTrigger;
+  /** Who started the run, for the audit log (defaults to the trigger). */
+  actor?: string;
   onProgress?: (stats: LoadStats) => void;
 }
 
@@ -113,6 +116,13 @@ export async function runConnector(def: ConnectorDefinition, ctx: ConnectorConte
     } finally {
       await source?.close().catch(() => undefined);
     }
+    await recordAudit(ctx.knex, ctx.clock, {
+      actor: options.actor ?? options.trigger ?? 'manual',
+      entity: def.entity,
+      action: 'connector.run',
+      target: def.name,
+      details: { ...summary },
+    });
     return summary;
   } finally {
     await lock.release();

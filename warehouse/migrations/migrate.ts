@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import * as hubTables from './001-hub-tables.ts';
+import * as access from './002-access.ts';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -8,6 +9,7 @@ interface Migration {
 
 const MIGRATIONS: Record<string, Migration> = {
   '001-hub-tables': hubTables,
+  '002-access': access,
 };
 
 /** Migrations are compiled in, not read from a folder, so the installed hub carries its own schema. */

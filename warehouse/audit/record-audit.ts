@@ -1,0 +1,72 @@
+import { createHash } from 'node:crypto';
+import type { Knex } from 'knex';
+import { type Clock, isoNow } from '../core/clock.ts';
+
+export interface AuditEvent {
+  /** Who acted: a username, a client id, 'cli:<os user>' or 'scheduler'. */
+  actor: string;
+  /** The acting entity (consumer or custodian), when there is one. */
+  entity?: string | null;
+  /** login, token.issue, api.call, query.save, query.run, grant, revoke, connector.run, ... */
+  action: string;
+  target?: string | null;
+  details?: Record<string, unknown>;
+  /** National IDs whose data this event returned, for "who read this person's data". */
+  subjects?: string[];
+}
+
+export const GENESIS_HASH = '0'.repeat(64);
+
+interface ChainedFields {
+  at: string;
+  actor: string;
+  entity: string | null;
+  action: string;
+  target: string | null;
+  details: string;
+}
+
+/** The hash covers the previous row's hash, so editing or deleting any row breaks every hash after it. */
+export function computeAuditHash(prevHash: string, row: ChainedFields): string {
+  const canonical = JSON.stringify([prevHash, row.at, row.actor, row.entity, row.action, row.target, row.details]);
+  return createHash('sha256').update(canonical).digest('hex');
+}
+
+/** Two hub processes append to one chain: the tail is read and extended under a lock. */
+async function lockChain(trx: Knex.Transaction): Promise<void> {
+  const client = (trx.client as { config: { client: string } }).config.client;
+  if (client === 'pg') await trx.raw('SELECT pg_advisory_xact_lock(7140101)');
+  else if (client === 'mssql') await trx.raw("EXEC sp_getapplock @Resource = 'hub_audit', @LockMode = 'Exclusive', @LockOwner = 'Transaction'");
+  // SQLite: the transaction's write lock already serializes writers.
+}
+
+/** Appends events to the hash-chained log, in the caller's transaction or a new one. */
+export async function recordAudit(executor: Knex | Knex.Transaction, clock: Clock, events: AuditEvent | AuditEvent[]): Promise<void> {
+  const list = Array.isArray(events) ? events : [events];
+  if (list.length === 0) return;
+  const append = async (trx: Knex.Transaction) => {
+    await lockChain(trx);
+    const last = await trx('hub_audit').orderBy('id', 'desc').first<{ hash: string } | undefined>('hash');
+    let prevHash = last?.hash ?? GENESIS_HASH;
+    for (const event of list) {
+      const row: ChainedFields = {
+        at: isoNow(clock),
+        actor: event.actor,
+        entity: event.entity ?? null,
+        action: event.action,
+        target: event.target ?? null,
+        details: JSON.stringify(event.details ?? {}),
+      };
+      const hash = computeAuditHash(prevHash, row);
+      const inserted: Array<{ id: number | string }> = await trx('hub_audit').insert({ ...row, prev_hash: prevHash, hash }, ['id']);
+      const id = Number(inserted[0]?.id);
+      const subjects = [...new Set(event.subjects ?? [])];
+      for (let i = 0; i < subjects.length; i += 400) {
+        await trx('hub_audit_subjects').insert(subjects.slice(i, i + 400).map((national_id) => ({ audit_id: id, national_id })));
+      }
+      prevHash = hash;
+    }
+  };
+  if (executor.isTransaction === true) await append(executor as Knex.Transaction);
+  else await executor.transaction(append);
+}
