@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import * as hubTables from './001-hub-tables.ts';
 import * as access from './002-access.ts';
+import * as settings from './003-settings.ts';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -10,6 +11,7 @@ interface Migration {
 const MIGRATIONS: Record<string, Migration> = {
   '001-hub-tables': hubTables,
   '002-access': access,
+  '003-settings': settings,
 };
 
 /** Migrations are compiled in, not read from a folder, so the installed hub carries its own schema. */
