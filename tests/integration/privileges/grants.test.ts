@@ -1,0 +1,431 @@
+import assert from 'node:assert/strict';
+import { rm } from 'node:fs/promises';
+import { createAbilityCache, fetchAbility, fetchGrantsVersion } from '../../../privileges/ability-cache.ts';
+import type { Actor } from '../../../privileges/actor.ts';
+import { authorizeColumns } from '../../../privileges/authorize-query.ts';
+import { fetchGrants, grantAccess, revokeAccess } from '../../../privileges/grants.ts';
+import { permittedColumns } from '../../../privileges/permitted-columns.ts';
+import { closeContext, type AppContext } from '../../../server/context.ts';
+import { prepareWarehouse } from '../../../server/services/connector-service.ts';
+import { fetchCatalog, type CatalogTable } from '../../../warehouse/catalog.ts';
+import { HubError } from '../../../warehouse/core/errors.ts';
+import { createTempDir, describeEachDatabase } from '../../support/databases.ts';
+import { createManualClock, openTestContext } from '../../support/hub-context.ts';
+import { writeDefinition } from '../../support/registry-fixture.ts';
+
+const operator: Actor = { name: 'test-operator', role: 'super-admin', entity: null };
+const sscCustodian: Actor = { name: 'ssc-custodian', role: 'custodian', entity: 'SSC' };
+const cspdCustodian: Actor = { name: 'cspd-custodian', role: 'custodian', entity: 'CSPD' };
+const nafAdmin: Actor = { name: 'naf-admin', role: 'entity-admin', entity: 'NAF' };
+
+const INSURED_COLUMNS = ['national_id', 'employer_name', 'monthly_salary', 'start_date'];
+
+// Only the catalog matters here: the sources are never read.
+const csvDefinition = (name: string, entity: string, table: string, columns: string[]) => ({
+  name,
+  entity,
+  source: { kind: 'csv', path: `${name}.csv` },
+  target: { table },
+  columns: Object.fromEntries(columns.map((c) => [c, c === 'national_id' ? { required: true } : {}])),
+});
+
+const isHubError = (code: string, status: number, message?: RegExp) => (err: unknown) => {
+  assert.ok(err instanceof HubError, `expected a HubError, got ${String(err)}`);
+  assert.equal(err.code, code);
+  assert.equal(err.status, status);
+  if (message) assert.match(err.message, message);
+  return true;
+};
+
+describeEachDatabase('privileges: grants, revokes and cached abilities', (db) => {
+  let dir: string;
+  let ctx: AppContext;
+  let other: AppContext;
+  const clock = createManualClock('2026-04-01T08:00:00.000Z');
+
+  const catalogTable = async (name: string): Promise<CatalogTable> => {
+    const table = (await fetchCatalog(ctx.knex)).find((t) => t.name === name);
+    assert.ok(table, `${name} is not in the catalog`);
+    return table;
+  };
+  const readable = async (entity: string, table: string, from: AppContext = ctx) =>
+    permittedColumns(await fetchAbility(from, createAbilityCache(), entity), await catalogTable(table));
+  const snapshot = async () => ({
+    grants: await ctx.knex('hub_grants').orderBy(['entity', 'table_name', 'column_name']).select('*'),
+    version: await fetchGrantsVersion(ctx.knex),
+    audit: Number((await ctx.knex('hub_audit').count({ n: '*' }).first<{ n: number | string }>())?.n),
+    entities: await ctx.knex('hub_entities').orderBy('code').pluck<string[]>('code'),
+  });
+
+  before(async () => {
+    dir = await createTempDir('hub-privileges-');
+    // Two contexts with their own pools and caches behave like two hub processes on one warehouse.
+    ctx = openTestContext(db.url(), dir, { clock });
+    other = openTestContext(db.url(), dir);
+    await writeDefinition(
+      ctx.config.connectorsDir,
+      'ssc-insured',
+      csvDefinition('ssc-insured', 'SSC', 'ssc_insured', INSURED_COLUMNS),
+    );
+    await writeDefinition(
+      ctx.config.connectorsDir,
+      'cspd-people',
+      csvDefinition('cspd-people', 'CSPD', 'cspd_people', [
+        'national_id',
+        'full_name',
+        'gender',
+        'birth_date',
+      ]),
+    );
+    await prepareWarehouse(ctx);
+  });
+
+  after(async () => {
+    await closeContext(ctx);
+    await closeContext(other);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('a whole-table grant permits every catalog column, a column grant only its columns', async () => {
+    await grantAccess(ctx, { consumer: 'NAF', table: 'ssc_insured', columns: [], actor: operator });
+    await grantAccess(ctx, {
+      consumer: 'NAF',
+      table: 'cspd_people',
+      columns: ['gender', 'national_id'],
+      actor: operator,
+    });
+    assert.deepEqual(await readable('NAF', 'ssc_insured'), INSURED_COLUMNS);
+    assert.deepEqual(await readable('NAF', 'cspd_people'), ['national_id', 'gender']);
+    assert.deepEqual(await readable('NOBODY', 'ssc_insured'), []);
+  });
+
+  it('an entity reads its own tables without a grant, and cannot be granted them', async () => {
+    assert.deepEqual(await readable('SSC', 'ssc_insured'), INSURED_COLUMNS);
+    assert.deepEqual(await readable('SSC', 'cspd_people'), []);
+    const before = await snapshot();
+    await assert.rejects(
+      grantAccess(ctx, { consumer: 'SSC', table: 'ssc_insured', columns: [], actor: operator }),
+      isHubError('invalid_request', 400, /SSC owns ssc_insured/),
+    );
+    assert.deepEqual(await snapshot(), before);
+  });
+
+  it('creates a consuming entity on its first grant, labelled with its code', async () => {
+    await grantAccess(ctx, {
+      consumer: 'WFP_2',
+      table: 'ssc_insured',
+      columns: ['national_id'],
+      actor: sscCustodian,
+    });
+    const entity = await ctx
+      .knex('hub_entities')
+      .where({ code: 'WFP_2' })
+      .first<{ label_en: string; label_ar: string }>('label_en', 'label_ar');
+    assert.deepEqual(entity, { label_en: 'WFP_2', label_ar: 'WFP_2' });
+  });
+
+  it('lets a custodian grant its own tables only, and an entity admin none; a refusal writes nothing', async () => {
+    const change = await grantAccess(ctx, {
+      consumer: 'MOSD',
+      table: 'ssc_insured',
+      columns: ['monthly_salary'],
+      actor: sscCustodian,
+    });
+    assert.deepEqual(change.after, { wholeTable: false, columns: ['monthly_salary'] });
+    const before = await snapshot();
+    await assert.rejects(
+      grantAccess(ctx, { consumer: 'MOSD', table: 'ssc_insured', columns: [], actor: cspdCustodian }),
+      isHubError('forbidden', 403, /cspd-custodian may not .* ssc_insured, a table of SSC/),
+    );
+    await assert.rejects(
+      revokeAccess(ctx, { consumer: 'MOSD', table: 'ssc_insured', columns: [], actor: cspdCustodian }),
+      isHubError('forbidden', 403),
+    );
+    await assert.rejects(
+      grantAccess(ctx, { consumer: 'MOSD', table: 'cspd_people', columns: [], actor: nafAdmin }),
+      isHubError('forbidden', 403, /naf-admin may not grant or revoke/),
+    );
+    await assert.rejects(
+      grantAccess(ctx, {
+        consumer: 'MOSD',
+        table: 'cspd_people',
+        columns: [],
+        actor: { ...sscCustodian, entity: null },
+      }),
+      isHubError('forbidden', 403),
+    );
+    assert.deepEqual(await snapshot(), before);
+  });
+
+  it('names an unknown table, every unknown column and a bad entity code, and writes nothing', async () => {
+    const before = await snapshot();
+    await assert.rejects(
+      grantAccess(ctx, { consumer: 'UNICEF', table: 'ssc_missing', columns: [], actor: operator }),
+      isHubError('unknown_table', 404, /unknown table "ssc_missing"/),
+    );
+    await assert.rejects(
+      grantAccess(ctx, {
+        consumer: 'UNICEF',
+        table: 'ssc_insured',
+        columns: ['national_id', 'salary', 'employer'],
+        actor: operator,
+      }),
+      (err: unknown) => {
+        isHubError('unknown_column', 400, /ssc_insured has no column "salary", "employer"/)(err);
+        assert.deepEqual((err as HubError).details, {
+          table: 'ssc_insured',
+          unknown: ['salary', 'employer'],
+        });
+        return true;
+      },
+    );
+    await assert.rejects(
+      revokeAccess(ctx, { consumer: 'UNICEF', table: 'ssc_insured', columns: ['salary'], actor: operator }),
+      isHubError('unknown_column', 400, /"salary"/),
+    );
+    for (const consumer of ['unicef', 'UN-ICEF', '9UNICEF', '', 'A'.repeat(17)]) {
+      await assert.rejects(
+        grantAccess(ctx, { consumer, table: 'ssc_insured', columns: [], actor: operator }),
+        isHubError('invalid_request', 400, /entity code .* must match/),
+      );
+    }
+    assert.deepEqual(await snapshot(), before);
+  });
+
+  it('granting the whole table replaces column grants; granting columns under it changes nothing', async () => {
+    await grantAccess(ctx, {
+      consumer: 'ILO',
+      table: 'ssc_insured',
+      columns: ['start_date'],
+      actor: operator,
+    });
+    const whole = await grantAccess(ctx, {
+      consumer: 'ILO',
+      table: 'ssc_insured',
+      columns: [],
+      actor: operator,
+    });
+    assert.deepEqual(
+      [whole.before, whole.after],
+      [
+        { wholeTable: false, columns: ['start_date'] },
+        { wholeTable: true, columns: [] },
+      ],
+    );
+    const again = await grantAccess(ctx, {
+      consumer: 'ILO',
+      table: 'ssc_insured',
+      columns: ['national_id'],
+      actor: operator,
+    });
+    assert.deepEqual(again.after, { wholeTable: true, columns: [] });
+    const grants = await fetchGrants(ctx, { entity: 'ILO' });
+    assert.deepEqual(
+      grants.map((g) => [g.table, g.column]),
+      [['ssc_insured', null]],
+    );
+  });
+
+  it('revoking columns of a whole-table grant keeps the other catalog columns; revoking the table removes all', async () => {
+    await grantAccess(ctx, { consumer: 'FAO', table: 'ssc_insured', columns: [], actor: operator });
+    const some = await revokeAccess(ctx, {
+      consumer: 'FAO',
+      table: 'ssc_insured',
+      columns: ['monthly_salary', 'employer_name'],
+      actor: operator,
+    });
+    assert.deepEqual(some.after, { wholeTable: false, columns: ['national_id', 'start_date'] });
+    assert.deepEqual(await readable('FAO', 'ssc_insured'), ['national_id', 'start_date']);
+    const rows = await fetchGrants(ctx, { entity: 'FAO', table: 'ssc_insured' });
+    assert.deepEqual(
+      rows.map((g) => g.column),
+      ['national_id', 'start_date'],
+    );
+
+    const one = await revokeAccess(ctx, {
+      consumer: 'FAO',
+      table: 'ssc_insured',
+      columns: ['start_date'],
+      actor: operator,
+    });
+    assert.deepEqual(one.after, { wholeTable: false, columns: ['national_id'] });
+    const all = await revokeAccess(ctx, {
+      consumer: 'FAO',
+      table: 'ssc_insured',
+      columns: [],
+      actor: operator,
+    });
+    assert.deepEqual(
+      [all.before, all.after],
+      [
+        { wholeTable: false, columns: ['national_id'] },
+        { wholeTable: false, columns: [] },
+      ],
+    );
+    assert.deepEqual(await readable('FAO', 'ssc_insured'), []);
+    assert.deepEqual(await fetchGrants(ctx, { entity: 'FAO' }), []);
+
+    const nobody = await revokeAccess(ctx, {
+      consumer: 'GHOST',
+      table: 'ssc_insured',
+      columns: [],
+      actor: operator,
+    });
+    assert.deepEqual(
+      [nobody.before, nobody.after],
+      [
+        { wholeTable: false, columns: [] },
+        { wholeTable: false, columns: [] },
+      ],
+    );
+    assert.equal(await ctx.knex('hub_entities').where({ code: 'GHOST' }).first('code'), undefined);
+  });
+
+  it('authorizeColumns on a fetched ability names every denied column in one 403', async () => {
+    await grantAccess(ctx, {
+      consumer: 'WB',
+      table: 'ssc_insured',
+      columns: ['national_id', 'monthly_salary'],
+      actor: operator,
+    });
+    const ability = await fetchAbility(ctx, createAbilityCache(), 'WB');
+    authorizeColumns(ability, [{ table: 'ssc_insured', column: 'monthly_salary' }]);
+    assert.throws(
+      () =>
+        authorizeColumns(ability, [
+          { table: 'ssc_insured', column: 'national_id' },
+          { table: 'ssc_insured', column: 'start_date' },
+          { table: 'cspd_people', column: 'full_name' },
+          { table: 'ssc_insured', column: 'employer_name' },
+        ]),
+      (err: unknown) => {
+        isHubError('column_not_granted', 403)(err);
+        assert.deepEqual((err as HubError).details, {
+          denied: ['cspd_people.full_name', 'ssc_insured.employer_name', 'ssc_insured.start_date'],
+        });
+        return true;
+      },
+    );
+  });
+
+  it('bumps the grants version; another process sees a revoke on its very next request', async () => {
+    const otherCache = createAbilityCache();
+    const start = await fetchGrantsVersion(ctx.knex);
+    const granted = await grantAccess(ctx, {
+      consumer: 'UNHCR',
+      table: 'cspd_people',
+      columns: [],
+      actor: operator,
+    });
+    assert.equal(granted.version, start + 1);
+
+    const seen = await fetchAbility(other, otherCache, 'UNHCR');
+    assert.equal(seen.can('read', 'cspd_people', 'full_name'), true);
+    assert.equal(
+      await fetchAbility(other, otherCache, 'UNHCR'),
+      seen,
+      'an unchanged version must reuse the cached ability',
+    );
+
+    const revoked = await revokeAccess(ctx, {
+      consumer: 'UNHCR',
+      table: 'cspd_people',
+      columns: ['full_name'],
+      actor: operator,
+    });
+    assert.equal(revoked.version, start + 2);
+    const next = await fetchAbility(other, otherCache, 'UNHCR');
+    assert.equal(next.can('read', 'cspd_people', 'full_name'), false);
+    assert.equal(next.can('read', 'cspd_people', 'gender'), true);
+
+    await revokeAccess(ctx, { consumer: 'UNHCR', table: 'cspd_people', columns: [], actor: operator });
+    assert.equal((await fetchAbility(other, otherCache, 'UNHCR')).can('read', 'cspd_people'), false);
+    assert.equal(await fetchGrantsVersion(other.knex), start + 3);
+  });
+
+  it('grants made at once lose nothing and each get their own version', async () => {
+    // better-sqlite3 waits for a lock synchronously, so two SQLite connections in one process
+    // would block each other's commit; a SQLite hub writes through one connection per process.
+    const writers = db.name === 'sqlite' ? [ctx] : [ctx, other];
+    const start = await fetchGrantsVersion(ctx.knex);
+    const changes = await Promise.all(
+      INSURED_COLUMNS.map((column, i) =>
+        grantAccess(writers[i % writers.length]!, {
+          consumer: 'ESCWA',
+          table: 'ssc_insured',
+          columns: [column],
+          actor: operator,
+        }),
+      ),
+    );
+    assert.deepEqual(
+      changes.map((c) => c.version).sort((a, b) => a - b),
+      INSURED_COLUMNS.map((_, i) => start + i + 1),
+    );
+    assert.deepEqual(await readable('ESCWA', 'ssc_insured'), INSURED_COLUMNS);
+  });
+
+  it('audits every grant and revoke with the actor, the consumer, the table and the columns', async () => {
+    await grantAccess(ctx, {
+      consumer: 'IOM',
+      table: 'ssc_insured',
+      columns: ['start_date', 'national_id'],
+      actor: sscCustodian,
+    });
+    await revokeAccess(ctx, { consumer: 'IOM', table: 'ssc_insured', columns: [], actor: operator });
+    const events = await ctx
+      .knex('hub_audit')
+      .where({ entity: 'IOM' })
+      .orderBy('id')
+      .select<Array<{ actor: string; action: string; target: string; details: string }>>(
+        'actor',
+        'action',
+        'target',
+        'details',
+      );
+    assert.deepEqual(
+      events.map((e) => [e.actor, e.action, e.target, JSON.parse(e.details) as unknown]),
+      [
+        ['ssc-custodian', 'grant', 'ssc_insured', { columns: ['national_id', 'start_date'] }],
+        ['test-operator', 'revoke', 'ssc_insured', { columns: [] }],
+      ],
+    );
+  });
+
+  it('lists grants with who granted them and when', async () => {
+    clock.advance(60_000);
+    await grantAccess(ctx, {
+      consumer: 'UNDP',
+      table: 'cspd_people',
+      columns: ['birth_date', 'national_id'],
+      actor: cspdCustodian,
+    });
+    await grantAccess(ctx, { consumer: 'UNDP', table: 'ssc_insured', columns: [], actor: operator });
+    assert.deepEqual(await fetchGrants(ctx, { entity: 'UNDP' }), [
+      {
+        entity: 'UNDP',
+        table: 'cspd_people',
+        column: 'birth_date',
+        grantedBy: 'cspd-custodian',
+        grantedAt: '2026-04-01T08:01:00.000Z',
+      },
+      {
+        entity: 'UNDP',
+        table: 'cspd_people',
+        column: 'national_id',
+        grantedBy: 'cspd-custodian',
+        grantedAt: '2026-04-01T08:01:00.000Z',
+      },
+      {
+        entity: 'UNDP',
+        table: 'ssc_insured',
+        column: null,
+        grantedBy: 'test-operator',
+        grantedAt: '2026-04-01T08:01:00.000Z',
+      },
+    ]);
+    const onTable = await fetchGrants(ctx, { table: 'cspd_people' });
+    assert.ok(onTable.every((g) => g.table === 'cspd_people'));
+    assert.ok(onTable.some((g) => g.entity === 'NAF'));
+  });
+});
