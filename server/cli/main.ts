@@ -5,6 +5,9 @@ import { createDemo } from '../services/demo-service.ts';
 import { prepareWarehouse } from '../services/connector-service.ts';
 import { addDatabaseOption, readCliConfig, withContext, type GlobalOptions } from './cli-context.ts';
 import { buildConnectorsCommand, UsageError } from './connectors-command.ts';
+import { buildClientsCommand } from './clients-command.ts';
+import { buildUsersCommand } from './users-command.ts';
+import { buildAuditCommand } from './audit-command.ts';
 import { buildGrantCommands } from './grants-command.ts';
 import { processIo, type CliIo } from './io.ts';
 import { startProgress } from './progress.ts';
@@ -56,6 +59,9 @@ export function buildProgram(io: CliIo): Command {
     );
 
   program.addCommand(buildConnectorsCommand(io));
+  program.addCommand(buildClientsCommand(io));
+  program.addCommand(buildUsersCommand(io));
+  program.addCommand(buildAuditCommand(io));
   for (const command of buildGrantCommands(io)) program.addCommand(command);
   applyToAll(program, (command) =>
     command.exitOverride().configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) }),

@@ -37,7 +37,30 @@ async function lockChain(trx: Knex.Transaction): Promise<void> {
   const client = (trx.client as { config: { client: string } }).config.client;
   if (client === 'pg') await trx.raw('SELECT pg_advisory_xact_lock(7140101)');
   else if (client === 'mssql') await trx.raw("EXEC sp_getapplock @Resource = 'hub_audit', @LockMode = 'Exclusive', @LockOwner = 'Transaction'");
-  // SQLite: the transaction's write lock already serializes writers.
+  // SQLite: the transaction's write lock already serializes writers (see retryWhenBusy).
+}
+
+const BUSY_RETRY_MS = 15_000;
+
+const isSqliteBusy = (err: unknown) =>
+  typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string' && err.code.startsWith('SQLITE_BUSY');
+
+/**
+ * On SQLite a transaction that has read the tail cannot wait for another connection's write lock:
+ * SQLite answers SQLITE_BUSY at once instead of calling the busy handler, since waiting could
+ * deadlock. Retrying the whole append after a short random pause lets the other writer commit first.
+ */
+async function retryWhenBusy(work: () => Promise<void>): Promise<void> {
+  const deadline = Date.now() + BUSY_RETRY_MS;
+  for (;;) {
+    try {
+      await work();
+      return;
+    } catch (err) {
+      if (!isSqliteBusy(err) || Date.now() > deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 20));
+    }
+  }
 }
 
 /** Appends events to the hash-chained log, in the caller's transaction or a new one. */
@@ -68,5 +91,5 @@ export async function recordAudit(executor: Knex | Knex.Transaction, clock: Cloc
     }
   };
   if (executor.isTransaction === true) await append(executor as Knex.Transaction);
-  else await executor.transaction(append);
+  else await retryWhenBusy(() => executor.transaction(append));
 }

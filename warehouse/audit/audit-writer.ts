@@ -1,0 +1,85 @@
+import type { Knex } from 'knex';
+import type { Clock } from '../core/clock.ts';
+import { recordAudit, type AuditEvent } from './record-audit.ts';
+
+interface Waiter {
+  event: AuditEvent;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+const DEFAULT_MAX_GROUP = 500;
+
+/**
+ * Group commit for high-rate events: while one flush is in its transaction, new events queue up
+ * and go together in the next one, so a loaded API pays one chain append per group instead of
+ * one per request, and the chain lock is taken once per group.
+ */
+export class AuditWriter {
+  private readonly knex: Knex;
+  private readonly clock: Clock;
+  private readonly maxGroup: number;
+  private pending: Waiter[] = [];
+  private flushing: Promise<void> | null = null;
+  private scheduled = false;
+  private closed = false;
+
+  constructor(knex: Knex, clock: Clock, options: { maxGroup?: number } = {}) {
+    this.knex = knex;
+    this.clock = clock;
+    this.maxGroup = options.maxGroup ?? DEFAULT_MAX_GROUP;
+  }
+
+  /** Resolves once the event is committed to the chain; rejects with the error of its group's flush. */
+  append(event: AuditEvent): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('the audit writer is closed'));
+    return new Promise<void>((resolve, reject) => {
+      this.pending.push({ event, resolve, reject });
+      this.scheduleFlush();
+    });
+  }
+
+  /** Refuses new events, then waits until every queued event is flushed. */
+  async close(): Promise<void> {
+    this.closed = true;
+    while (this.pending.length > 0 || this.flushing !== null) {
+      await (this.flushing ?? this.startFlush());
+    }
+  }
+
+  // Waiting one tick lets the events of one burst of requests share the first flush too.
+  private scheduleFlush(): void {
+    if (this.flushing !== null || this.scheduled) return;
+    this.scheduled = true;
+    process.nextTick(() => {
+      this.scheduled = false;
+      if (this.flushing === null) void this.startFlush();
+    });
+  }
+
+  private startFlush(): Promise<void> {
+    // drain() never rejects: each group's error goes to that group's waiters.
+    this.flushing ??= this.drain().then(() => {
+      this.flushing = null;
+      // Events appended after the last group was taken, while the flush was finishing.
+      if (this.pending.length > 0) this.scheduleFlush();
+    });
+    return this.flushing;
+  }
+
+  private async drain(): Promise<void> {
+    while (this.pending.length > 0) {
+      const group = this.pending.splice(0, this.maxGroup);
+      try {
+        await recordAudit(
+          this.knex,
+          this.clock,
+          group.map((w) => w.event),
+        );
+        for (const w of group) w.resolve();
+      } catch (err) {
+        for (const w of group) w.reject(err);
+      }
+    }
+  }
+}
