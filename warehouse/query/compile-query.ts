@@ -1,0 +1,251 @@
+import type { Knex } from 'knex';
+import type { CatalogTable } from '../catalog.ts';
+import type { ColumnType } from '../core/column-types.ts';
+import { HubError } from '../core/errors.ts';
+import type { BoundParams } from './bind-params.ts';
+import type {
+  QueryCondition,
+  QueryDefinition,
+  ScalarValue,
+  SingleValueOperator,
+} from './query-definition.ts';
+import { findCatalogColumn, findLikePatternProblem, validateQueryDefinition } from './validate-query.ts';
+
+export interface QueryPageRequest {
+  page: number;
+  pageSize: number;
+}
+
+export const MAX_PAGE_SIZE = 10000;
+
+/** A selected column: SQL returns it as `alias` (c0, c1, ...), the API as `column` ("table.column"). */
+export interface SelectedColumn {
+  alias: string;
+  column: string;
+  type: ColumnType;
+}
+
+export type QueryRow = Record<string, unknown>;
+
+export interface CompiledQuery {
+  /** Awaiting it runs the page's statement. */
+  builder: Knex.QueryBuilder<QueryRow, QueryRow[]>;
+  columns: SelectedColumn[];
+  pageSize: number;
+}
+
+export interface QueryResultPage {
+  columns: string[];
+  rows: QueryRow[];
+  has_more: boolean;
+}
+
+const SQL_OPERATORS: Record<Exclude<SingleValueOperator, 'like' | 'starts_with'>, string> = {
+  '=': '=',
+  '!=': '<>',
+  '<': '<',
+  '<=': '<=',
+  '>': '>',
+  '>=': '>=',
+};
+
+/**
+ * knex's whereLike emits no ESCAPE clause (and a Latin collation on SQL Server), so patterns are
+ * written here: the same text on SQLite, PostgreSQL (standard_conforming_strings, on by default)
+ * and SQL Server, where a backslash escapes the next character.
+ */
+const LIKE_SQL = "?? LIKE ? ESCAPE '\\'";
+
+/** Makes text match itself in a LIKE pattern; `[` opens a character class on SQL Server. */
+export function escapeLikeText(text: string): string {
+  return text.replace(/[\\%_[]/g, (c) => `\\${c}`);
+}
+
+function assertPageRequest(page: QueryPageRequest): void {
+  const problems: string[] = [];
+  if (!Number.isSafeInteger(page.page) || page.page < 1) problems.push('page: must be an integer from 1');
+  if (!Number.isSafeInteger(page.pageSize) || page.pageSize < 1 || page.pageSize > MAX_PAGE_SIZE) {
+    problems.push(`page_size: must be an integer from 1 to ${MAX_PAGE_SIZE}`);
+  }
+  if (problems.length > 0)
+    throw new HubError('invalid_request', 400, problems.join('; '), { fields: problems });
+}
+
+function findTable(catalog: readonly CatalogTable[], name: string): CatalogTable {
+  const table = catalog.find((t) => t.name === name);
+  if (table === undefined)
+    throw new HubError('unknown_table', 400, `unknown table: ${name}`, { tables: [name] });
+  return table;
+}
+
+function assertLikePattern(condition: QueryCondition, value: ScalarValue): void {
+  const problem = findLikePatternProblem(String(value));
+  if (problem === null) return;
+  if ('param' in condition) {
+    throw new HubError('invalid_parameter', 400, `params.${condition.param}: ${problem}`, {
+      parameters: [condition.param],
+    });
+  }
+  throw new HubError('invalid_request', 400, `${condition.column}: ${problem}`);
+}
+
+function applyCondition(
+  builder: Knex.QueryBuilder<QueryRow, QueryRow[]>,
+  condition: QueryCondition,
+  params: BoundParams,
+): void {
+  const { column } = condition;
+  switch (condition.op) {
+    case 'is_null':
+      builder.whereNull(column);
+      return;
+    case 'is_not_null':
+      builder.whereNotNull(column);
+      return;
+    case 'in':
+      builder.whereIn(column, condition.value);
+      return;
+    case 'not_in':
+      builder.whereNotIn(column, condition.value);
+      return;
+    case 'between':
+      builder.whereBetween(column, condition.value);
+      return;
+  }
+  const value = 'param' in condition ? params[condition.param] : condition.value;
+  // bindParams leaves out optional parameters that were not given: their conditions do not apply.
+  if (value === undefined) return;
+  switch (condition.op) {
+    case 'like':
+      assertLikePattern(condition, value);
+      builder.whereRaw(LIKE_SQL, [column, value]);
+      return;
+    case 'starts_with':
+      builder.whereRaw(LIKE_SQL, [column, `${escapeLikeText(String(value))}%`]);
+      return;
+    default:
+      builder.where(column, SQL_OPERATORS[condition.op], value);
+  }
+}
+
+function assertRequiredParams(def: QueryDefinition, params: BoundParams): void {
+  const missing = Object.entries(def.params)
+    .filter(([name, p]) => p.required && !Object.hasOwn(params, name))
+    .map(([name]) => name);
+  if (missing.length > 0) {
+    throw new HubError(
+      'invalid_parameter',
+      400,
+      missing.map((name) => `params.${name}: required parameter is missing`).join('; '),
+      {
+        parameters: missing,
+      },
+    );
+  }
+}
+
+/**
+ * Rows come back in one total order, so pages neither repeat nor skip rows: the definition's
+ * order, then the first table's national ID, then each table's record key.
+ */
+function buildOrder(
+  def: QueryDefinition,
+  tables: CatalogTable[],
+): Array<{ column: string; order: 'asc' | 'desc' }> {
+  const order = (def.order_by ?? []).map((o) => ({ column: o.column, order: o.direction }));
+  const [base] = tables;
+  const tieBreakers = [
+    ...(base === undefined ? [] : [`${base.name}.${base.nationalIdColumn}`]),
+    ...tables.flatMap((t) => t.key.map((k) => `${t.name}.${k}`)),
+  ];
+  for (const column of tieBreakers) {
+    if (!order.some((o) => o.column === column)) order.push({ column, order: 'asc' });
+  }
+  return order;
+}
+
+/**
+ * Compiles one page of a saved query. Identifiers come only from the definition, which is
+ * validated against the catalog first; every value is a binding. One row more than the page is
+ * asked for, so that has_more needs no count, and no page reaches past the definition's limit.
+ */
+export function compileQuery(
+  knex: Knex,
+  def: QueryDefinition,
+  params: BoundParams,
+  page: QueryPageRequest,
+  catalog: readonly CatalogTable[],
+): CompiledQuery {
+  validateQueryDefinition(def, catalog);
+  assertRequiredParams(def, params);
+  assertPageRequest(page);
+  const tables = def.tables.map((name) => findTable(catalog, name));
+  const [base, ...joined] = tables;
+  if (base === undefined) throw new HubError('invalid_request', 400, 'tables: must name at least one table');
+
+  const columns: SelectedColumn[] = def.columns.map((column, i) => ({
+    alias: `c${i}`,
+    column,
+    type: findCatalogColumn(catalog, column)?.type ?? 'string',
+  }));
+  const builder = knex.queryBuilder<QueryRow, QueryRow[]>();
+  builder.from(base.name).select(Object.fromEntries(columns.map((c) => [c.alias, c.column])));
+  for (const table of joined) {
+    const on: [string, string] = [
+      `${base.name}.${base.nationalIdColumn}`,
+      `${table.name}.${table.nationalIdColumn}`,
+    ];
+    if (def.join === 'left') builder.leftJoin(table.name, ...on);
+    else builder.join(table.name, ...on);
+  }
+  for (const condition of def.conditions) applyCondition(builder, condition, params);
+  builder.orderBy(buildOrder(def, tables));
+
+  const offset = (page.page - 1) * page.pageSize;
+  const remaining = def.limit - offset;
+  if (remaining <= 0) {
+    // Past the definition's limit: an empty page (SQL Server refuses FETCH NEXT 0 ROWS).
+    builder.whereRaw('1 = 0').limit(1);
+  } else {
+    builder.limit(Math.min(remaining, page.pageSize + 1));
+    if (offset > 0) builder.offset(offset);
+  }
+  return { builder, columns, pageSize: page.pageSize };
+}
+
+export interface CompiledSql {
+  sql: string;
+  bindings: unknown[];
+}
+
+/** The statement as the driver receives it ($1 on PostgreSQL, @p0 on SQL Server), for `hub queries sql`. */
+export function describeCompiledSql(builder: Knex.QueryBuilder): CompiledSql {
+  const native = builder.toSQL().toNative();
+  return { sql: native.sql, bindings: [...native.bindings] };
+}
+
+/** Drivers differ: PostgreSQL returns bigint as text, SQLite booleans as 0/1, SQL Server dates as Date. */
+function normalizeValue(type: ColumnType, value: unknown): unknown {
+  if (value === null || value === undefined) return null;
+  if (type === 'integer' && (typeof value === 'string' || typeof value === 'bigint')) {
+    const n = Number(value);
+    return Number.isSafeInteger(n) ? n : String(value);
+  }
+  if (type === 'number' && typeof value === 'string') return Number(value);
+  if (type === 'boolean' && typeof value === 'number') return value !== 0;
+  if (type === 'date' && value instanceof Date) return value.toISOString().slice(0, 10);
+  return value;
+}
+
+/** Renames c0, c1, ... back to "table.column", drops the look-ahead row and reports has_more. */
+export function buildQueryPage(compiled: CompiledQuery, rows: readonly QueryRow[]): QueryResultPage {
+  return {
+    columns: compiled.columns.map((c) => c.column),
+    rows: rows
+      .slice(0, compiled.pageSize)
+      .map((row) =>
+        Object.fromEntries(compiled.columns.map((c) => [c.column, normalizeValue(c.type, row[c.alias])])),
+      ),
+    has_more: rows.length > compiled.pageSize,
+  };
+}
