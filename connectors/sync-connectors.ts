@@ -13,11 +13,11 @@ import { buildCatalogTableInput, buildRegistryTableSpec } from './registry-spec.
 export async function syncConnectors(knex: Knex, defs: ConnectorDefinition[]): Promise<void> {
   for (const def of defs) {
     await ensureRegistryTable(knex, buildRegistryTableSpec(def));
-    const known = await knex('hub_tables').where({ name: def.target.table }).first('entity');
+    const known = await knex('hub_tables').where({ name: def.target.table }).first<{ entity: string } | undefined>('entity');
     await saveCatalogTable(knex, buildCatalogTableInput(def));
     // An entity reads its own tables without a grant; abilities are rebuilt only when the grants
     // version moves, so a table new to the catalog (or to its entity) moves it too.
-    if (known === undefined || (known as { entity: string }).entity !== def.entity) {
+    if (known === undefined || known.entity !== def.entity) {
       await knex('hub_grants_version').where({ id: 1 }).increment('version', 1);
     }
     await saveRowByKey(

@@ -6,10 +6,16 @@ import { fileURLToPath } from 'node:url';
 import type { AppContext } from './context.ts';
 import { buildErrorHandler, notFoundHandler } from './http/error-handler.ts';
 import { buildStatusRoutes } from './portal/status-routes.ts';
+import { createApiState } from './api/api-state.ts';
+import { buildAuthenticate } from './api/authenticate.ts';
+import { buildOpenApiRoutes } from './api/openapi-routes.ts';
+import { buildPersonRoutes } from './api/person-routes.ts';
+import { buildQueryRoutes } from './api/query-routes.ts';
+import { buildTokenRoutes } from './api/token-routes.ts';
 
 const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-/** The middleware order, in one place: security headers, request id, body parsing, routes, errors. */
+/** The middleware order, in one place: security headers, request id, body parsing, public pages, token, authenticated API, errors. */
 export function buildApp(ctx: AppContext): Express {
   const app = express();
   app.disable('x-powered-by');
@@ -24,6 +30,12 @@ export function buildApp(ctx: AppContext): Express {
   app.use(express.json({ limit: '100kb' }));
   app.use(express.urlencoded({ extended: false, limit: '100kb' }));
   app.use(buildStatusRoutes(ctx));
+  const api = createApiState(ctx.clock);
+  app.use(buildTokenRoutes(ctx, api));
+  app.use('/api/v1', buildAuthenticate(ctx, api));
+  app.use(buildPersonRoutes(ctx));
+  app.use(buildQueryRoutes(ctx));
+  app.use(buildOpenApiRoutes(ctx));
   app.use(notFoundHandler);
   app.use(buildErrorHandler(ctx));
   return app;

@@ -5,6 +5,9 @@ import type { NationalIdRule } from '../warehouse/core/national-id.ts';
 import { closeWarehouse, openWarehouse, type Warehouse } from '../warehouse/db.ts';
 import { dialectFor, type Dialect } from '../warehouse/dialects/index.ts';
 import type { HubConfig } from './config.ts';
+import { createAbilityCache, type AbilityCache } from '../privileges/ability-cache.ts';
+import { CatalogCache } from '../warehouse/catalog-cache.ts';
+import { AuditWriter } from '../warehouse/audit/audit-writer.ts';
 
 /** Everything a use case needs, passed explicitly: no module-level database, config or catalog. */
 export interface AppContext {
@@ -15,21 +18,30 @@ export interface AppContext {
   clock: Clock;
   logger: Logger;
   nationalIdRule: NationalIdRule;
+  /** Per-process state shared by requests: abilities under the grants version, the catalog, the audit group commit. */
+  abilities: AbilityCache;
+  catalog: CatalogCache;
+  audit: AuditWriter;
 }
 
 export function openContext(config: HubConfig, options: { clock?: Clock; logger?: Logger } = {}): AppContext {
   const warehouse = openWarehouse(config.databaseUrl);
+  const clock = options.clock ?? systemClock;
   return {
     config,
     warehouse,
     knex: warehouse.knex,
     dialect: dialectFor(warehouse.dialect),
-    clock: options.clock ?? systemClock,
+    clock,
     logger: options.logger ?? pino({ level: config.logLevel }, pino.destination(2)),
     nationalIdRule: config.nationalIdRule,
+    abilities: createAbilityCache(),
+    catalog: new CatalogCache(warehouse.knex, clock),
+    audit: new AuditWriter(warehouse.knex, clock),
   };
 }
 
 export async function closeContext(ctx: AppContext): Promise<void> {
+  await ctx.audit.close();
   await closeWarehouse(ctx.warehouse);
 }

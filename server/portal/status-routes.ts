@@ -8,8 +8,9 @@ export function buildStatusRoutes(ctx: AppContext): Router {
   router.get('/healthz', async (_req, res) => {
     res.json(await checkWarehouseHealth(ctx));
   });
-  router.get('/api/v1/status', async (_req, res) => {
-    res.json(await fetchWarehouseStatus(ctx));
+  router.get('/api', (req, res) => {
+    const lang = pickLanguage(req.query.lang, req.headers['accept-language']);
+    res.render('pages/api-explorer', { t: loadLocale(lang), lang });
   });
   router.get('/', async (req, res) => {
     const lang = pickLanguage(req.query.lang, req.headers['accept-language']);

@@ -15,6 +15,7 @@ export async function prepareWarehouse(ctx: AppContext): Promise<PreparedWarehou
   const migrations = await migrateWarehouse(ctx.knex);
   const connectors = await readConnectorDefinitions(ctx.config.connectorsDir);
   await syncConnectors(ctx.knex, connectors);
+  ctx.catalog.invalidate();
   return { migrations, connectors };
 }
 

@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import type { CatalogTable } from '../catalog.ts';
 import type { ColumnType } from '../core/column-types.ts';
 import { HubError } from '../core/errors.ts';
+import { normalizeValue } from '../core/normalize-row.ts';
 import type { BoundParams } from './bind-params.ts';
 import type {
   QueryCondition,
@@ -222,19 +223,6 @@ export interface CompiledSql {
 export function describeCompiledSql(builder: Knex.QueryBuilder): CompiledSql {
   const native = builder.toSQL().toNative();
   return { sql: native.sql, bindings: [...native.bindings] };
-}
-
-/** Drivers differ: PostgreSQL returns bigint as text, SQLite booleans as 0/1, SQL Server dates as Date. */
-function normalizeValue(type: ColumnType, value: unknown): unknown {
-  if (value === null || value === undefined) return null;
-  if (type === 'integer' && (typeof value === 'string' || typeof value === 'bigint')) {
-    const n = Number(value);
-    return Number.isSafeInteger(n) ? n : String(value);
-  }
-  if (type === 'number' && typeof value === 'string') return Number(value);
-  if (type === 'boolean' && typeof value === 'number') return value !== 0;
-  if (type === 'date' && value instanceof Date) return value.toISOString().slice(0, 10);
-  return value;
 }
 
 /** Renames c0, c1, ... back to "table.column", drops the look-ahead row and reports has_more. */

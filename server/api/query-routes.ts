@@ -1,0 +1,26 @@
+import { Router } from 'express';
+import { z } from 'zod';
+import type { AppContext } from '../context.ts';
+import { parseInput } from '../http/validate.ts';
+import { listQueries, runSavedQuery } from '../services/query-service.ts';
+import { callerOf } from './authenticate.ts';
+
+const runRequest = z
+  .object({
+    params: z.record(z.string(), z.unknown()).optional(),
+    page: z.number().int().min(1).optional(),
+    page_size: z.number().int().min(1).max(1000).optional(),
+  })
+  .strict();
+
+export function buildQueryRoutes(ctx: AppContext): Router {
+  const router = Router();
+  router.get('/api/v1/queries', async (req, res) => {
+    res.json({ queries: await listQueries(ctx, callerOf(req).entity) });
+  });
+  router.post('/api/v1/queries/:name', async (req, res) => {
+    const body = parseInput(runRequest, req.body ?? {}, 'query run request');
+    res.json(await runSavedQuery(ctx, callerOf(req), req.params.name, body));
+  });
+  return router;
+}
