@@ -6,6 +6,7 @@ import { buildApp } from './app.ts';
 import type { HubConfig } from './config.ts';
 import { closeContext, openContext, type AppContext } from './context.ts';
 import { loadDemoIfEmpty } from './services/demo-service.ts';
+import { formatDemoAccess } from './services/demo-access.ts';
 import { prepareWarehouse } from './services/connector-service.ts';
 import { fetchWarehouseStatus } from './services/warehouse-status.ts';
 
@@ -22,7 +23,8 @@ export async function startHub(config: HubConfig, print: (line: string) => void 
   try {
     let prepared = await prepareWarehouse(ctx);
     if (prepared.migrations.length > 0) print(`Migrated ${ctx.warehouse.displayUrl}: ${prepared.migrations.join(', ')}`);
-    if (await loadDemoIfEmpty(ctx, prepared.connectors.length, print)) prepared = await prepareWarehouse(ctx);
+    const demoAccess = await loadDemoIfEmpty(ctx, prepared.connectors.length, print);
+    if (demoAccess !== null) prepared = await prepareWarehouse(ctx);
 
     const scheduler = new ConnectorScheduler(ctx);
     if (config.scheduler) {
@@ -37,6 +39,7 @@ export async function startHub(config: HubConfig, print: (line: string) => void 
     const status = await fetchWarehouseStatus(ctx);
     print(`Warehouse: ${status.persons.toLocaleString('en')} persons in ${status.tables.length} registry tables`);
     for (const t of status.tables) print(`  ${t.name.padEnd(24)} ${String(t.rowCount).padStart(10)} rows  (${t.entity}, ${t.connector})`);
+    if (demoAccess !== null) for (const line of formatDemoAccess(demoAccess, url)) print(line);
     print(`Registry Hub listening on ${url}`);
     return {
       ctx,

@@ -4,6 +4,7 @@ import { runConnector, type RunSummary } from '../../connectors/run-connector.ts
 import type { LoadStats } from '../../warehouse/load/load-types.ts';
 import type { AppContext } from '../context.ts';
 import { prepareWarehouse } from './connector-service.ts';
+import { seedDemoAccess, type DemoAccess } from './demo-access.ts';
 
 export interface DemoOptions {
   persons: number;
@@ -45,12 +46,15 @@ export function formatRunLine(s: RunSummary): string {
   return `  ${s.connector.padEnd(22)} ${s.status.padEnd(9)} ${s.mode.padEnd(11)} ${counts} (${seconds.toFixed(1)} s)${s.error ? ` — ${s.error}` : ''}`;
 }
 
-/** npm start on an empty data folder: the demo is generated and loaded, so the hub shows something at once. */
-export async function loadDemoIfEmpty(ctx: AppContext, connectorCount: number, print: (line: string) => void): Promise<boolean> {
-  if (connectorCount > 0) return false;
+/**
+ * npm start on an empty data folder: the demo is generated and loaded, and NAF gets grants, a
+ * saved query, an API client and portal users, so the hub answers its first call at once.
+ */
+export async function loadDemoIfEmpty(ctx: AppContext, connectorCount: number, print: (line: string) => void): Promise<DemoAccess | null> {
+  if (connectorCount > 0) return null;
   const existing = await readdir(ctx.config.connectorsDir).catch(() => []);
-  if (existing.length > 0) return false;
+  if (existing.length > 0) return null;
   print(`No connectors in ${ctx.config.connectorsDir}: generating the demo country.`);
   await createDemo(ctx, { persons: ctx.config.demo.persons, seed: ctx.config.demo.seed, load: true }, print);
-  return true;
+  return seedDemoAccess(ctx);
 }
