@@ -17,7 +17,8 @@ export interface AuditEvent {
 
 export const GENESIS_HASH = '0'.repeat(64);
 
-interface ChainedFields {
+/** The columns the hash covers, besides the previous hash. */
+export interface ChainedFields {
   at: string;
   actor: string;
   entity: string | null;

@@ -1,17 +1,11 @@
 import type { Knex } from 'knex';
-import { computeAuditHash, GENESIS_HASH } from './record-audit.ts';
+import { computeAuditHash, GENESIS_HASH, type ChainedFields } from './record-audit.ts';
 
 export type AuditChainReport =
   { ok: true; rows: number } | { ok: false; rows: number; brokenAt: number; reason: string };
 
-interface AuditRow {
+interface AuditRow extends ChainedFields {
   id: number | string;
-  at: string;
-  actor: string;
-  entity: string | null;
-  action: string;
-  target: string | null;
-  details: string;
   prev_hash: string;
   hash: string;
 }
