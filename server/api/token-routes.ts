@@ -7,7 +7,8 @@ import type { ApiState } from './api-state.ts';
 
 const tokenRequest = z.object({
   grant_type: z.literal('client_credentials'),
-  client_id: z.string().min(1).max(100),
+  // PostgreSQL refuses text holding U+0000; the id is looked up, so it would fail as a 500.
+  client_id: z.string().min(1).max(100).refine((id) => !id.includes('\u0000'), 'must not contain a NUL character'),
   client_secret: z.string().min(1).max(500),
 });
 

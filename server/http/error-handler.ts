@@ -13,6 +13,7 @@ export function buildErrorHandler(ctx: AppContext): ErrorRequestHandler {
     let hubError: HubError;
     if (err instanceof HubError) hubError = err;
     else if (isBodyParserError(err)) hubError = new HubError('invalid_request', 400, 'request body is not valid JSON');
+    else if (isClientHttpError(err)) hubError = new HubError('invalid_request', 400, err.message);
     else {
       ctx.logger.error({ err, requestId, path: req.path }, 'unhandled error');
       hubError = new HubError('internal_error', 500, `internal error (request ${requestId})`);
@@ -25,4 +26,16 @@ export function buildErrorHandler(ctx: AppContext): ErrorRequestHandler {
 
 function isBodyParserError(err: unknown): boolean {
   return typeof err === 'object' && err !== null && (err as { type?: unknown }).type === 'entity.parse.failed';
+}
+
+/**
+ * The bad requests express and body-parser reject before any route runs: http-errors marked
+ * safe to show (a body over the size limit, an unsupported charset) and the router's URIError
+ * for a malformed %-escape in the path. The client's fault, so a 400 rather than a logged 500.
+ */
+function isClientHttpError(err: unknown): err is Error {
+  if (!(err instanceof Error)) return false;
+  const { expose, status } = err as Error & { expose?: unknown; status?: unknown };
+  const clientStatus = typeof status === 'number' && status >= 400 && status < 500;
+  return clientStatus && (expose === true || err instanceof URIError);
 }
