@@ -1,0 +1,316 @@
+/**
+ * npm run bench:api [-- --persons N] [-- --duration S] [-- --cpu-prof DIR]
+ * Loads the demo (default 1,000,000 persons) into a SQLite warehouse, then puts the hub's person
+ * lookup and a saved-query endpoint under load (autocannon, 50 connections, loopback) next to a
+ * bare express server running the same statements on the same file, and prints one markdown
+ * table. The hub runs as it ships: tokens, grants, rate limits and the audit log all on.
+ * --cpu-prof DIR writes a V8 CPU profile of the hub process into DIR.
+ */
+import Database from 'better-sqlite3';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { isDeepStrictEqual } from 'node:util';
+import type { Result } from 'autocannon';
+import { verifyAuditChain } from '../../warehouse/audit/verify-audit-chain.ts';
+import { closeWarehouse, openWarehouse } from '../../warehouse/db.ts';
+import { prepareApiFixture, type ApiFixture } from './api-fixture.ts';
+import { CONNECTIONS, requestsPerSecond, rotate, runLoad, successes, type LoadTarget } from './api-load.ts';
+import { BORN_BEFORE_DATES, PAGE_SIZE, QUERY_NAME } from './api-shape.ts';
+import { startChildServer, type ChildServer } from './child-server.ts';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const WARM_UP_SECONDS = 2;
+const START_TIMEOUT_MS = 300_000;
+const TARGET_RATIO = 0.5;
+const TARGET_P99_MS = 50;
+
+interface Options {
+  persons: number;
+  duration: number;
+  cpuProfDir: string | null;
+}
+
+interface Side {
+  url: string;
+  /** Headers for every request: a fresh bearer token for the hub, none for the bare server. */
+  headers(): Promise<Record<string, string>>;
+}
+
+interface Endpoint {
+  label: string;
+  target(side: 'hub' | 'bare', url: string, headers: Record<string, string>): LoadTarget;
+}
+
+interface Measured {
+  label: string;
+  hub: Result;
+  bare: Result;
+}
+
+function readNumber(argv: string[], flag: string, fallback: number): number {
+  const i = argv.indexOf(flag);
+  const n = i === -1 ? fallback : Number(argv[i + 1]);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} must be a positive integer`);
+  return n;
+}
+
+function readOptions(argv: string[]): Options {
+  const prof = argv.indexOf('--cpu-prof');
+  return {
+    persons: readNumber(argv, '--persons', 1_000_000),
+    duration: readNumber(argv, '--duration', 10),
+    cpuProfDir: prof === -1 ? null : path.resolve(argv[prof + 1] ?? 'cpu-profiles'),
+  };
+}
+
+/** Undoes what was set up, last first, once, whether the run ends, fails or is interrupted. */
+class Cleanup {
+  private readonly steps: Array<() => Promise<void>> = [];
+  private running: Promise<void> | null = null;
+
+  add(step: () => Promise<void>): void {
+    this.steps.push(step);
+  }
+
+  run(): Promise<void> {
+    this.running ??= (async () => {
+      for (const step of this.steps.reverse())
+        await step().catch((err: unknown) => console.error(`cleanup: ${String(err)}`));
+    })();
+    return this.running;
+  }
+}
+
+function startHub(dir: string, options: Options): Promise<ChildServer> {
+  // Node refuses --cpu-prof in NODE_OPTIONS: it goes on the command line.
+  const profile = options.cpuProfDir === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`];
+  return startChildServer({
+    name: 'the hub',
+    args: [...profile, path.join(ROOT, 'server/cli/hub.mjs'), 'start', '--port', '0'],
+    env: { ...process.env, HUB_DATA_DIR: dir, HUB_SCHEDULER: 'off', LOG_LEVEL: 'warn' },
+    ready: /Registry Hub listening on (http:\/\/\S+)/,
+    timeoutMs: START_TIMEOUT_MS,
+  });
+}
+
+function startBare(databaseFile: string): Promise<ChildServer> {
+  return startChildServer({
+    name: 'the bare server',
+    args: ['--import', 'tsx', path.join(ROOT, 'tests/bench/bare-server.ts'), databaseFile],
+    env: process.env,
+    ready: /Bare server listening on (http:\/\/\S+)/,
+    timeoutMs: START_TIMEOUT_MS,
+  });
+}
+
+async function fetchToken(hubUrl: string, fixture: ApiFixture): Promise<string> {
+  const res = await fetch(`${hubUrl}/api/v1/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ grant_type: 'client_credentials', ...fixture.client }),
+  });
+  if (!res.ok) throw new Error(`POST /api/v1/token answered ${res.status}: ${await res.text()}`);
+  return ((await res.json()) as { access_token: string }).access_token;
+}
+
+function buildEndpoints(fixture: ApiFixture): Endpoint[] {
+  const queryBody = (bornBefore: string) =>
+    JSON.stringify({ params: { born_before: bornBefore }, page_size: PAGE_SIZE });
+  return [
+    {
+      label: 'person lookup `GET /api/v1/persons/{national_id}`',
+      target: (side, url, headers) => {
+        const nextId = rotate(fixture.nationalIds);
+        const prefix = side === 'hub' ? '/api/v1/persons/' : '/persons/';
+        return { url, method: 'GET', headers, next: () => ({ path: `${prefix}${nextId()}` }) };
+      },
+    },
+    {
+      label: `saved query \`POST /api/v1/queries/${QUERY_NAME}\` (page of ${PAGE_SIZE})`,
+      target: (side, url, headers) => {
+        const nextDate = rotate(BORN_BEFORE_DATES);
+        const routePath = side === 'hub' ? `/api/v1/queries/${QUERY_NAME}` : '/queries/widows';
+        return {
+          url,
+          method: 'POST',
+          headers: { ...headers, 'content-type': 'application/json' },
+          next: () => ({ path: routePath, body: queryBody(nextDate()) }),
+        };
+      },
+    },
+  ];
+}
+
+async function fetchJson(url: string, init: RequestInit): Promise<unknown> {
+  const res = await fetch(url, init);
+  if (!res.ok) throw new Error(`${init.method ?? 'GET'} ${url} answered ${res.status}: ${await res.text()}`);
+  return res.json();
+}
+
+/** The comparison is only fair if both sides return the same data; one request of each, before the load. */
+async function assertSameAnswers(hub: Side, bare: Side, fixture: ApiFixture): Promise<void> {
+  const nid = fixture.nationalIds[0]!;
+  const auth = await hub.headers();
+  const hubPerson = await fetchJson(`${hub.url}/api/v1/persons/${nid}`, { headers: auth });
+  const barePerson = await fetchJson(`${bare.url}/persons/${nid}`, {});
+  if (!isDeepStrictEqual(hubPerson, barePerson))
+    throw new Error(`person ${nid}: the hub and the bare server disagree`);
+  for (const bornBefore of BORN_BEFORE_DATES) {
+    const body = JSON.stringify({ params: { born_before: bornBefore }, page_size: PAGE_SIZE });
+    const post = (headers: Record<string, string>): RequestInit => ({
+      method: 'POST',
+      headers: { ...headers, 'content-type': 'application/json' },
+      body,
+    });
+    const hubPage = await fetchJson(`${hub.url}/api/v1/queries/${QUERY_NAME}`, post(auth));
+    const barePage = await fetchJson(`${bare.url}/queries/widows`, post({}));
+    if (!isDeepStrictEqual(hubPage, barePage))
+      throw new Error(`${QUERY_NAME} born_before ${bornBefore}: the hub and the bare server disagree`);
+  }
+}
+
+async function measure(
+  endpoint: Endpoint,
+  side: 'hub' | 'bare',
+  server: Side,
+  seconds: number,
+  hubSuccesses: number[],
+): Promise<Result> {
+  const target = endpoint.target(side, server.url, await server.headers());
+  const warmUp = await runLoad(target, WARM_UP_SECONDS);
+  const result = await runLoad(target, seconds);
+  if (side === 'hub') hubSuccesses.push(successes(warmUp), successes(result));
+  console.log(
+    `  ${side.padEnd(4)} ${endpoint.label}: ${Math.round(requestsPerSecond(result)).toLocaleString('en')} req/s, ` +
+      `p99 ${result.latency.p99} ms, non-2xx ${result.non2xx}, errors ${result.errors}`,
+  );
+  return result;
+}
+
+const formatRate = (r: Result) => Math.round(requestsPerSecond(r)).toLocaleString('en');
+
+function printTable(rows: Measured[], options: Options): void {
+  console.log('');
+  console.log(
+    `${options.persons.toLocaleString('en')} persons, SQLite warehouse, loopback, autocannon ${CONNECTIONS} connections, ` +
+      `${options.duration} s per run after a ${WARM_UP_SECONDS} s warm-up; hub with tokens, grants, rate limits and audit on`,
+  );
+  console.log('');
+  console.log(
+    '| endpoint | hub req/s | bare req/s | hub / bare | hub p50 / p99 ms | bare p99 ms | hub non-2xx | errors (hub / bare) |',
+  );
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
+  for (const { label, hub, bare } of rows) {
+    const ratio = requestsPerSecond(hub) / requestsPerSecond(bare);
+    console.log(
+      `| ${label} | ${formatRate(hub)} | ${formatRate(bare)} | ${(100 * ratio).toFixed(0)}% | ${hub.latency.p50} / ${hub.latency.p99} | ` +
+        `${bare.latency.p99} | ${hub.non2xx} | ${hub.errors} / ${bare.errors} |`,
+    );
+  }
+}
+
+function printVerdict(rows: Measured[]): void {
+  const yes = (ok: boolean) => (ok ? 'met' : 'NOT met');
+  const ratioOk = rows.every((r) => requestsPerSecond(r.hub) >= TARGET_RATIO * requestsPerSecond(r.bare));
+  const p99Ok = rows.every((r) => r.hub.latency.p99 < TARGET_P99_MS);
+  const cleanOk = rows.every((r) => r.hub.non2xx + r.hub.errors === 0);
+  console.log('');
+  console.log(
+    `targets: hub ≥ ${100 * TARGET_RATIO}% of bare req/s ${yes(ratioOk)}; hub p99 < ${TARGET_P99_MS} ms ${yes(p99Ok)}; ` +
+      `zero hub non-2xx and errors ${yes(cleanOk)}`,
+  );
+}
+
+/** Read after the hub has stopped, from the file itself: every answered API read left its audit row. */
+async function reportAudit(databaseFile: string, hubSuccesses: number): Promise<void> {
+  const db = new Database(databaseFile, { readonly: true });
+  const counts = db
+    .prepare('SELECT action, COUNT(*) AS n FROM hub_audit GROUP BY action ORDER BY n DESC')
+    .all() as Array<{ action: string; n: number }>;
+  db.close();
+  const total = counts.reduce((sum, c) => sum + c.n, 0);
+  const reads = counts
+    .filter((c) => c.action === 'api.call' || c.action === 'query.run')
+    .reduce((sum, c) => sum + c.n, 0);
+  console.log('');
+  console.log(
+    `audit: ${total.toLocaleString('en')} rows in hub_audit (${counts.map((c) => `${c.action} ${c.n.toLocaleString('en')}`).join(', ')})`,
+  );
+  console.log(
+    `audit: ${reads.toLocaleString('en')} api.call + query.run rows for ${hubSuccesses.toLocaleString('en')} 2xx responses counted by autocannon (requests still in flight when a run stops are audited but not counted)`,
+  );
+  const warehouse = openWarehouse(`sqlite:${databaseFile}`);
+  try {
+    const report = await verifyAuditChain(warehouse.knex);
+    console.log(
+      `audit chain: ${report.ok ? `ok, ${report.rows.toLocaleString('en')} rows verified` : `BROKEN at row ${report.brokenAt}: ${report.reason}`}`,
+    );
+    if (!report.ok) process.exitCode = 1;
+  } finally {
+    await closeWarehouse(warehouse);
+  }
+}
+
+async function runEndpoints(
+  hub: Side,
+  bare: Side,
+  fixture: ApiFixture,
+  options: Options,
+  hubSuccesses: number[],
+): Promise<Measured[]> {
+  const rows: Measured[] = [];
+  for (const endpoint of buildEndpoints(fixture)) {
+    // Hub and bare runs alternate, so a noisy neighbour hurts both alike.
+    const hubResult = await measure(endpoint, 'hub', hub, options.duration, hubSuccesses);
+    const bareResult = await measure(endpoint, 'bare', bare, options.duration, hubSuccesses);
+    rows.push({ label: endpoint.label, hub: hubResult, bare: bareResult });
+  }
+  return rows;
+}
+
+async function main(cleanup: Cleanup): Promise<void> {
+  const started = Date.now();
+  const options = readOptions(process.argv);
+  const dir = await mkdtemp(path.join(tmpdir(), 'hub-api-bench-'));
+  cleanup.add(() => rm(dir, { recursive: true, force: true }));
+  const fixture = await prepareApiFixture(dir, options.persons, (line) => console.log(line));
+  console.log(
+    `fixture ready in ${((Date.now() - started) / 1000).toFixed(1)} s: NAF client, grants, ${QUERY_NAME}, ${fixture.nationalIds.length.toLocaleString('en')} national IDs`,
+  );
+
+  const hubServer = await startHub(dir, options);
+  cleanup.add(() => hubServer.stop());
+  const bareServer = await startBare(fixture.databaseFile);
+  cleanup.add(() => bareServer.stop());
+  const hub: Side = {
+    url: hubServer.url,
+    headers: async () => ({ authorization: `Bearer ${await fetchToken(hubServer.url, fixture)}` }),
+  };
+  const bare: Side = { url: bareServer.url, headers: () => Promise.resolve({}) };
+  await assertSameAnswers(hub, bare, fixture);
+
+  const hubSuccesses: number[] = [];
+  const rows = await runEndpoints(hub, bare, fixture, options, hubSuccesses);
+  await hubServer.stop();
+  await bareServer.stop();
+  printTable(rows, options);
+  printVerdict(rows);
+  await reportAudit(
+    fixture.databaseFile,
+    hubSuccesses.reduce((a, b) => a + b, 0),
+  );
+  if (options.cpuProfDir !== null) console.log(`hub CPU profile written to ${options.cpuProfDir}`);
+  console.log(`wall time: ${((Date.now() - started) / 1000).toFixed(0)} s`);
+}
+
+const cleanup = new Cleanup();
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => void cleanup.run().finally(() => process.exit(130)));
+}
+try {
+  await main(cleanup);
+} finally {
+  await cleanup.run();
+}
