@@ -17,6 +17,34 @@ const PG_DATE_OID = 1082;
 // A DATE is a calendar day, not an instant: keep it as 'YYYY-MM-DD' instead of a local-midnight Date.
 pg.types.setTypeParser(PG_DATE_OID, (value: string) => value);
 
+interface SqliteConnection {
+  pragma(sql: string): unknown;
+  prepare(sql: string): unknown;
+}
+
+const PREPARED_CACHE_SIZE = 500;
+
+/**
+ * knex prepares every statement anew on better-sqlite3; an API request runs the same few
+ * statements again and again, and preparing them cost more than running them. Statements are
+ * reusable, so the connection keeps the most recent ones by SQL text.
+ */
+function cachePreparedStatements(conn: SqliteConnection): void {
+  const prepare = conn.prepare.bind(conn);
+  const cache = new Map<string, unknown>();
+  conn.prepare = (sql: string) => {
+    let statement = cache.get(sql);
+    if (statement === undefined) {
+      statement = prepare(sql);
+      if (cache.size >= PREPARED_CACHE_SIZE) cache.delete(cache.keys().next().value!);
+    } else {
+      cache.delete(sql);
+    }
+    cache.set(sql, statement);
+    return statement;
+  };
+}
+
 export function buildKnexConfig(url: string): { config: Knex.Config; dialect: DialectName } {
   if (url.startsWith('sqlite:')) {
     const filename = url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
@@ -30,12 +58,13 @@ export function buildKnexConfig(url: string): { config: Knex.Config; dialect: Di
         pool: {
           min: 1,
           max: 1,
-          afterCreate(conn: { pragma(sql: string): unknown }, done: (err: Error | null, conn: unknown) => void) {
+          afterCreate(conn: SqliteConnection, done: (err: Error | null, conn: unknown) => void) {
             // WAL lets readers go on while a load writes; busy_timeout lets a second hub process wait its turn.
             conn.pragma('journal_mode = WAL');
             conn.pragma('synchronous = NORMAL');
             conn.pragma('busy_timeout = 15000');
             conn.pragma('cache_size = -16384');
+            cachePreparedStatements(conn);
             done(null, conn);
           },
         },
