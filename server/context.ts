@@ -37,7 +37,7 @@ export function openContext(config: HubConfig, options: { clock?: Clock; logger?
     nationalIdRule: config.nationalIdRule,
     abilities: createAbilityCache(),
     catalog: new CatalogCache(warehouse.knex, clock),
-    audit: new AuditWriter(warehouse.knex, clock),
+    audit: new AuditWriter(warehouse.knex, clock, { gatherMs: warehouse.dialect === 'sqlite' ? 2 : 0 }),
   };
 }
 

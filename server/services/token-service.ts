@@ -1,3 +1,4 @@
+import { createSecretKey, type KeyObject } from 'node:crypto';
 import { jwtVerify, SignJWT } from 'jose';
 import { HubError } from '../../warehouse/core/errors.ts';
 import type { AppContext } from '../context.ts';
@@ -22,15 +23,18 @@ export interface TokenResponse {
 const invalidClient = () => new HubError('invalid_client', 401, 'client authentication failed');
 const invalidToken = (why: string) => new HubError('invalid_token', 401, `invalid access token: ${why}`);
 
-/** The signing key is shared by every hub process on the warehouse; read once per process. */
+/**
+ * The signing key is shared by every hub process on the warehouse; read once per process and
+ * kept as a KeyObject, since jose would import raw bytes again on every verification.
+ */
 export class TokenKeys {
-  private key: Uint8Array | null = null;
+  private key: KeyObject | null = null;
 
-  async fetch(ctx: AppContext): Promise<Uint8Array> {
+  async fetch(ctx: AppContext): Promise<KeyObject> {
     if (this.key === null) {
       const row = await ctx.knex('hub_settings').where({ name: 'token_signing_key' }).first<{ value: string } | undefined>('value');
       if (row === undefined) throw new Error('hub_settings has no token signing key: run hub migrate');
-      this.key = Buffer.from(row.value, 'base64url');
+      this.key = createSecretKey(Buffer.from(row.value, 'base64url'));
     }
     return this.key;
   }

@@ -19,15 +19,22 @@ export class AuditWriter {
   private readonly knex: Knex;
   private readonly clock: Clock;
   private readonly maxGroup: number;
+  private readonly gatherMs: number;
   private pending: Waiter[] = [];
   private flushing: Promise<void> | null = null;
   private scheduled = false;
   private closed = false;
 
-  constructor(knex: Knex, clock: Clock, options: { maxGroup?: number } = {}) {
+  /**
+   * gatherMs: how long the first event of an idle writer waits for company. On SQLite the one
+   * connection is busy with other requests' reads, so without a short wait nearly every group
+   * would hold a single event and every request would pay a whole transaction.
+   */
+  constructor(knex: Knex, clock: Clock, options: { maxGroup?: number; gatherMs?: number } = {}) {
     this.knex = knex;
     this.clock = clock;
     this.maxGroup = options.maxGroup ?? DEFAULT_MAX_GROUP;
+    this.gatherMs = options.gatherMs ?? 0;
   }
 
   /** Resolves once the event is committed to the chain; rejects with the error of its group's flush. */
@@ -51,10 +58,12 @@ export class AuditWriter {
   private scheduleFlush(): void {
     if (this.flushing !== null || this.scheduled) return;
     this.scheduled = true;
-    process.nextTick(() => {
+    const flush = () => {
       this.scheduled = false;
       if (this.flushing === null) void this.startFlush();
-    });
+    };
+    if (this.gatherMs > 0) setTimeout(flush, this.gatherMs);
+    else process.nextTick(flush);
   }
 
   private startFlush(): Promise<void> {

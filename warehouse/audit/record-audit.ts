@@ -42,6 +42,8 @@ async function lockChain(trx: Knex.Transaction): Promise<void> {
 }
 
 const BUSY_RETRY_MS = 15_000;
+/** Within SQLite's 500-row compound limit and SQL Server's 2100 parameters (audit rows have 8 columns). */
+const ROWS_PER_INSERT = 200;
 
 const isSqliteBusy = (err: unknown) =>
   typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string' && err.code.startsWith('SQLITE_BUSY');
@@ -72,8 +74,8 @@ export async function recordAudit(executor: Knex | Knex.Transaction, clock: Cloc
     await lockChain(trx);
     const last = await trx('hub_audit').orderBy('id', 'desc').first<{ hash: string } | undefined>('hash');
     let prevHash = last?.hash ?? GENESIS_HASH;
-    for (const event of list) {
-      const row: ChainedFields = {
+    const rows = list.map((event) => {
+      const fields: ChainedFields = {
         at: isoNow(clock),
         actor: event.actor,
         entity: event.entity ?? null,
@@ -81,14 +83,22 @@ export async function recordAudit(executor: Knex | Knex.Transaction, clock: Cloc
         target: event.target ?? null,
         details: JSON.stringify(event.details ?? {}),
       };
-      const hash = computeAuditHash(prevHash, row);
-      const inserted: Array<{ id: number | string }> = await trx('hub_audit').insert({ ...row, prev_hash: prevHash, hash }, ['id']);
-      const id = Number(inserted[0]?.id);
-      const subjects = [...new Set(event.subjects ?? [])];
-      for (let i = 0; i < subjects.length; i += 400) {
-        await trx('hub_audit_subjects').insert(subjects.slice(i, i + 400).map((national_id) => ({ audit_id: id, national_id })));
-      }
+      const hash = computeAuditHash(prevHash, fields);
+      const row = { ...fields, prev_hash: prevHash, hash };
       prevHash = hash;
+      return row;
+    });
+    // A group of events goes in as one multi-row insert; ids come back matched by hash.
+    const idByHash = new Map<string, number>();
+    for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
+      const inserted: Array<{ id: number | string; hash: string }> = await trx('hub_audit').insert(rows.slice(i, i + ROWS_PER_INSERT), ['id', 'hash']);
+      for (const r of inserted) idByHash.set(r.hash, Number(r.id));
+    }
+    const subjects = list.flatMap((event, i) =>
+      [...new Set(event.subjects ?? [])].map((national_id) => ({ audit_id: idByHash.get(rows[i]!.hash)!, national_id })),
+    );
+    for (let i = 0; i < subjects.length; i += ROWS_PER_INSERT) {
+      await trx('hub_audit_subjects').insert(subjects.slice(i, i + ROWS_PER_INSERT));
     }
   };
   if (executor.isTransaction === true) await append(executor as Knex.Transaction);
