@@ -1,8 +1,8 @@
 import { fetchAbility } from '../../privileges/ability-cache.ts';
 import { authorizeColumns } from '../../privileges/authorize-query.ts';
 import { recordAudit } from '../../warehouse/audit/record-audit.ts';
-import { HubError, invalidRequest, notFound } from '../../warehouse/core/errors.ts';
-import { bindParams, type BoundParams } from '../../warehouse/query/bind-params.ts';
+import { HubError, notFound } from '../../warehouse/core/errors.ts';
+import { bindParams } from '../../warehouse/query/bind-params.ts';
 import { buildQueryPage, compileQuery, describeCompiledSql, type CompiledSql } from '../../warehouse/query/compile-query.ts';
 import { parseQueryDefinition, type QueryDefinition } from '../../warehouse/query/query-definition.ts';
 import { deleteQueryRecord, fetchQueryRecord, fetchQueryRecords, saveQueryRecord } from '../../warehouse/query/saved-queries.ts';
@@ -38,25 +38,9 @@ const DEFAULT_PAGE_SIZE = 100;
 const NATIONAL_ID_ALIAS = 'hub_nid';
 const QUERY_NAME = /^[a-z][a-z0-9-]{0,63}$/;
 
-const hasNul = (value: unknown): boolean =>
-  typeof value === 'string' ? value.includes('\u0000') : Array.isArray(value) && value.some(hasNul);
-
-/** PostgreSQL refuses text holding U+0000 with a driver error (a 500); it is bad input, so a 400. */
-function assertNoNulText(def: QueryDefinition, params: BoundParams = {}): void {
-  const values = def.conditions.flatMap((c, i) => ('value' in c && hasNul(c.value) ? [`conditions[${i}].value`] : []));
-  if (values.length > 0) throw invalidRequest(values.map((at) => `${at}: must not contain a NUL character`).join('; '));
-  const names = Object.keys(params).filter((name) => hasNul(params[name]));
-  if (names.length > 0) {
-    throw new HubError('invalid_parameter', 400, names.map((n) => `params.${n}: must not contain a NUL character`).join('; '), {
-      parameters: names,
-    });
-  }
-}
-
 /** Checks a definition against the catalog and the entity's grants as they are now. */
 async function authorizeDefinition(ctx: AppContext, def: QueryDefinition): Promise<void> {
   const refs = validateQueryDefinition(def, await ctx.catalog.fetch());
-  assertNoNulText(def);
   authorizeColumns(await fetchAbility(ctx, ctx.abilities, def.entity), refs);
 }
 
@@ -115,7 +99,6 @@ export async function runSavedQuery(ctx: AppContext, caller: ApiCaller, name: st
   const catalog = await ctx.catalog.fetch();
   await authorizeDefinition(ctx, def);
   const params = bindParams(def, input.params ?? {});
-  assertNoNulText(def, params);
   const compiled = compileQuery(ctx.knex, def, params, { page, pageSize }, catalog);
   const base = catalog.find((t) => t.name === def.tables[0])!;
   compiled.builder.select({ [NATIONAL_ID_ALIAS]: `${base.name}.${base.nationalIdColumn}` });

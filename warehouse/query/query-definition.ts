@@ -75,7 +75,9 @@ export function findValueProblem(type: ParamType | ColumnType, value: unknown): 
   switch (type) {
     case 'string':
     case 'text':
-      return typeof value === 'string' ? null : 'must be a string';
+      if (typeof value !== 'string') return 'must be a string';
+      // PostgreSQL refuses text holding U+0000; every dialect gets the same 400 instead.
+      return value.includes('\u0000') ? 'must not contain a NUL character' : null;
     case 'integer':
       return Number.isSafeInteger(value) ? null : 'must be an integer';
     case 'number':
