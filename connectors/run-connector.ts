@@ -1,6 +1,5 @@
 import type { Knex } from 'knex';
 import { type Clock, isoNow } from '../warehouse/core/clock.ts';
-import { toSourceText } from '../warehouse/core/source-text.ts';
 import type { NationalIdRule } from '../warehouse/core/national-id.ts';
 import type { Dialect } from '../warehouse/dialects/index.ts';
 import { loadFull } from '../warehouse/load/full-load.ts';
@@ -8,7 +7,7 @@ import { loadIncremental } from '../warehouse/load/incremental-load.ts';
 import type { LoadBatch, LoadStats } from '../warehouse/load/load-types.ts';
 import { acquireLock } from '../warehouse/lock.ts';
 import { recordAudit } from '../warehouse/audit/record-audit.ts';
-import { maxCursor } from './compare-cursor.ts';
+import { cursorText, maxCursor } from './compare-cursor.ts';
 import type { ConnectorDefinition } from './definition.ts';
 import { compileRowMapper, type RowMapper } from './mapping/compile-row-mapper.ts';
 import { buildRegistryTableSpec } from './registry-spec.ts';
@@ -176,7 +175,7 @@ async function* readBatches(
     const tombstones = def.source.tombstones;
     for await (const tombstone of source.readTombstones({ since: incremental.tombstonesSince })) {
       batch.read++;
-      cursors.tombstones = maxCursor(cursors.tombstones, stringifyCursor(tombstone[tombstones.cursor]));
+      cursors.tombstones = maxCursor(cursors.tombstones, cursorText(tombstone[tombstones.cursor]));
       const record: SourceRecord = {};
       def.key.forEach((column, i) => (record[def.columns[column]!.from ?? column] = tombstone[tombstones.key[i]!]));
       const key = mapper.mapKey(record);
@@ -207,9 +206,4 @@ function addRecord(batch: LoadBatch, mapper: RowMapper, record: SourceRecord, in
 
 function newBatch(): LoadBatch {
   return { read: 0, rows: [], rejects: [], deletes: [] };
-}
-
-function stringifyCursor(value: unknown): string | null {
-  const text = toSourceText(value);
-  return text === '' ? null : text;
 }

@@ -27,17 +27,18 @@ export interface AppContext {
 export function openContext(config: HubConfig, options: { clock?: Clock; logger?: Logger } = {}): AppContext {
   const warehouse = openWarehouse(config.databaseUrl);
   const clock = options.clock ?? systemClock;
+  const dialect = dialectFor(warehouse.dialect);
   return {
     config,
     warehouse,
     knex: warehouse.knex,
-    dialect: dialectFor(warehouse.dialect),
+    dialect,
     clock,
     logger: options.logger ?? pino({ level: config.logLevel }, pino.destination(2)),
     nationalIdRule: config.nationalIdRule,
     abilities: createAbilityCache(),
     catalog: new CatalogCache(warehouse.knex, clock),
-    audit: new AuditWriter(warehouse.knex, clock, { gatherMs: warehouse.dialect === 'sqlite' ? 2 : 0 }),
+    audit: new AuditWriter(warehouse.knex, clock, { gatherMs: dialect.auditGatherMs }),
   };
 }
 

@@ -2,6 +2,7 @@ import type { ConnectorDefinition } from '../definition.ts';
 import type { SourceRecord } from '../sources/source.ts';
 import { explainInvalidNationalId, type NationalIdRule } from '../../warehouse/core/national-id.ts';
 import { compileValueConverter } from './convert-value.ts';
+import { cursorText } from '../compare-cursor.ts';
 import { toSourceText } from '../../warehouse/core/source-text.ts';
 
 import type { WarehouseValue } from '../../warehouse/core/warehouse-value.ts';
@@ -60,15 +61,9 @@ export function compileRowMapper(def: ConnectorDefinition, rule: NationalIdRule)
       }
       return key;
     },
-    sourceKey: (record) => keyFields.map((f) => stringify(record[f])).join('|'),
-    isDeletion: (record) => flag !== undefined && stringify(record[flag.column]).trim() === String(flag.value),
-    cursorOf: (record) => (cursor === undefined ? null : stringifyCursor(record[cursor])),
+    sourceKey: (record) => keyFields.map((f) => toSourceText(record[f])).join('|'),
+    isDeletion: (record) => flag !== undefined && toSourceText(record[flag.column]).trim() === String(flag.value),
+    cursorOf: (record) => (cursor === undefined ? null : cursorText(record[cursor])),
   };
 }
 
-const stringify = toSourceText;
-
-function stringifyCursor(value: unknown): string | null {
-  const text = stringify(value);
-  return text === '' ? null : text;
-}

@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream';
 import type { Readable } from 'node:stream';
 import iconv from 'iconv-lite';
 import { parse } from 'csv-parse';
-import { compareCursor } from '../compare-cursor.ts';
+import { filterPastWatermark } from '../compare-cursor.ts';
 import type { ConnectorDefinition, CsvSourceDefinition } from '../definition.ts';
 import { resolveDefinitionPath } from '../resolve-path.ts';
 import type { ReadOptions, Source, SourceRecord } from './source.ts';
@@ -70,39 +70,4 @@ function parsedRecords(source: CsvSourceDefinition, handle: FileHandle): Readabl
   });
   // pipeline destroys every stage with the first error, so a decode or parse failure reaches the reader.
   return pipeline(handle.createReadStream(), iconv.decodeStream(source.encoding), parser, () => undefined);
-}
-
-/** Incremental reads of sources that cannot filter themselves: keep records whose cursor is past the watermark. */
-export async function* filterPastWatermark(
-  records: AsyncIterable<SourceRecord>,
-  cursor: string | undefined,
-  since: string | null,
-): AsyncGenerator<SourceRecord> {
-  if (cursor === undefined || since === null) {
-    yield* records;
-    return;
-  }
-  for await (const record of records) if (isPastWatermark(record[cursor], since)) yield record;
-}
-
-const INTEGER = /^-?\d+$/;
-
-/**
- * Agrees with compareCursor, which sets the watermark: numbers compare numerically (10 > 9), other
- * text as strings, which orders ISO 8601 timestamps. Integers compare exactly, as sequences and
- * rowversions outgrow a double. A missing or empty cursor value is never past the watermark.
- */
-export function isPastWatermark(value: unknown, since: string): boolean {
-  const text = cursorText(value);
-  if (text === null) return false;
-  if (INTEGER.test(text) && INTEGER.test(since)) return BigInt(text) > BigInt(since);
-  return compareCursor(text, since) > 0;
-}
-
-function cursorText(value: unknown): string | null {
-  if (value instanceof Date) return value.toISOString();
-  if (typeof value === 'number' || typeof value === 'bigint') return String(value);
-  if (typeof value !== 'string') return null;
-  const text = value.trim();
-  return text === '' ? null : text;
 }

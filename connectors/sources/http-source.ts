@@ -1,5 +1,5 @@
 import type { ConnectorDefinition, HttpSourceDefinition } from '../definition.ts';
-import { filterPastWatermark } from './csv-source.ts';
+import { filterPastWatermark } from '../compare-cursor.ts';
 import type { ReadOptions, Source, SourceRecord } from './source.ts';
 
 export type HttpConnectorDefinition = ConnectorDefinition & { source: HttpSourceDefinition };

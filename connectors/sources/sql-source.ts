@@ -2,17 +2,12 @@ import knexFactory from 'knex';
 import type { Knex } from 'knex';
 import type { Database } from 'better-sqlite3';
 import type { ConnectorDefinition, SqlSourceDefinition } from '../definition.ts';
+import { acquireRawConnection } from '../../warehouse/dialects/raw-connection.ts';
 import { resolveDefinitionPath } from '../resolve-path.ts';
 import type { ReadOptions, Source, SourceRecord } from './source.ts';
 
 export type SqlConnectorDefinition = ConnectorDefinition & { source: SqlSourceDefinition };
 type Tombstones = NonNullable<SqlSourceDefinition['tombstones']>;
-
-/** The part of knex's (untyped) client that lends out raw driver connections. */
-interface ConnectionPool {
-  acquireConnection(): Promise<unknown>;
-  releaseConnection(connection: unknown): Promise<unknown>;
-}
 
 const SQLITE_CLIENTS: ReadonlySet<string> = new Set(['better-sqlite3', 'sqlite3']);
 
@@ -88,7 +83,7 @@ function tombstonesQuery(db: Knex, tombstones: Tombstones, since: string | null)
 
 function streamRows(db: Knex, client: string, builder: Knex.QueryBuilder): AsyncGenerator<SourceRecord> {
   // knex's SQLite "stream" runs .all() and then writes every row: the whole result in memory.
-  if (client === 'better-sqlite3') return iterateBetterSqlite(db.client as ConnectionPool, builder);
+  if (client === 'better-sqlite3') return iterateBetterSqlite(db, builder);
   return iterateKnexStream(builder);
 }
 
@@ -96,17 +91,14 @@ async function* iterateKnexStream(builder: Knex.QueryBuilder): AsyncGenerator<So
   for await (const row of builder.stream() as AsyncIterable<SourceRecord>) yield row;
 }
 
-async function* iterateBetterSqlite(
-  pool: ConnectionPool,
-  builder: Knex.QueryBuilder,
-): AsyncGenerator<SourceRecord> {
+async function* iterateBetterSqlite(db: Knex, builder: Knex.QueryBuilder): AsyncGenerator<SourceRecord> {
   const { sql, bindings } = builder.toSQL().toNative();
-  const connection = (await pool.acquireConnection()) as Database;
+  const { connection, release } = await acquireRawConnection<Database>(db);
   try {
     const statement = connection.prepare<unknown[], SourceRecord>(sql);
     for (const row of statement.iterate(bindings)) yield row;
   } finally {
-    await pool.releaseConnection(connection);
+    await release();
   }
 }
 

@@ -1,3 +1,4 @@
+import { userInfo } from 'node:os';
 import type { Command } from 'commander';
 import pino from 'pino';
 import { readConfig, type HubConfig } from '../config.ts';
@@ -25,3 +26,6 @@ export async function withContext<T>(options: GlobalOptions, work: (ctx: AppCont
     await closeContext(ctx);
   }
 }
+
+/** Who the audit log names for what a person does at the command line. */
+export const buildCliActor = () => `cli:${userInfo().username}`;

@@ -1,8 +1,7 @@
-import { userInfo } from 'node:os';
 import { Command, InvalidArgumentError } from 'commander';
 import { createClient, disableClient, fetchClients, rotateClientSecret } from '../services/client-service.ts';
 import { prepareWarehouse } from '../services/connector-service.ts';
-import { addDatabaseOption, withContext, type GlobalOptions } from './cli-context.ts';
+import { addDatabaseOption, buildCliActor, withContext, type GlobalOptions } from './cli-context.ts';
 import type { CliIo } from './io.ts';
 
 interface CreateOptions extends GlobalOptions {
@@ -12,8 +11,6 @@ interface CreateOptions extends GlobalOptions {
   allowIp?: string[];
 }
 
-/** Who the audit log names for what a person does at the command line. */
-export const buildCliActor = () => `cli:${userInfo().username}`;
 
 export const parsePositiveInteger = (option: string) => (value: string) => {
   const n = Number(value);

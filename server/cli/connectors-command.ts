@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { formatRunLine } from '../services/demo-service.ts';
-import { fetchConnectorOverview, fetchRunHistory, prepareWarehouse, runConnectorByName } from '../services/connector-service.ts';
+import { fetchConnectorOverview, fetchRunHistory, runConnectorByName } from '../services/connector-service.ts';
 import { addDatabaseOption, withContext, type GlobalOptions } from './cli-context.ts';
 import { startProgress } from './progress.ts';
 import type { CliIo } from './io.ts';
@@ -11,8 +11,7 @@ export function buildConnectorsCommand(io: CliIo): Command {
   addDatabaseOption(connectors.command('list').description('connectors with their mode, schedule and last run')).action(
     (options: GlobalOptions) =>
       withContext(options, async (ctx) => {
-        await prepareWarehouse(ctx);
-        const rows = await fetchConnectorOverview(ctx);
+          const rows = await fetchConnectorOverview(ctx);
         if (rows.length === 0) io.out(`no connector definitions in ${ctx.config.connectorsDir}`);
         for (const r of rows) {
           io.out(
@@ -30,7 +29,6 @@ export function buildConnectorsCommand(io: CliIo): Command {
       .option('--json', 'print the run summary as JSON'),
   ).action((name: string, options: GlobalOptions & { full?: boolean; json?: boolean }) =>
     withContext(options, async (ctx) => {
-      await prepareWarehouse(ctx);
       const progress = startProgress(name, options.json !== true);
       const summary = await runConnectorByName(ctx, name, {
         full: options.full === true,
@@ -46,7 +44,6 @@ export function buildConnectorsCommand(io: CliIo): Command {
     connectors.command('history <name>').description("a connector's runs, newest first").option('--limit <n>', 'how many runs', '20'),
   ).action((name: string, options: GlobalOptions & { limit: string }) =>
     withContext(options, async (ctx) => {
-      await prepareWarehouse(ctx);
       const limit = Number(options.limit);
       if (!Number.isInteger(limit) || limit < 1) throw new UsageError('--limit must be a positive integer');
       const runs = await fetchRunHistory(ctx, name, limit);

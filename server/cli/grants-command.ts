@@ -1,4 +1,3 @@
-import os from 'node:os';
 import { Command } from 'commander';
 import type { Actor } from '../../privileges/actor.ts';
 import {
@@ -9,46 +8,27 @@ import {
   type TableAccess,
 } from '../../privileges/grants.ts';
 import { prepareWarehouse } from '../services/connector-service.ts';
-import { addDatabaseOption, withContext, type GlobalOptions } from './cli-context.ts';
+import { addDatabaseOption, buildCliActor, withContext, type GlobalOptions } from './cli-context.ts';
 import type { CliIo } from './io.ts';
 
 /** `hub grant`, `hub revoke` and `hub grants`, run by the operator with super-admin rights. */
 export function buildGrantCommands(io: CliIo): Command[] {
-  const grant = addDatabaseOption(
-    new Command('grant')
-      .argument('<consumer-entity>', 'the entity that may read, e.g. NAF')
-      .argument('<table>', 'a warehouse table')
-      .argument('[column...]', 'the columns it may read (none: the whole table)')
-      .description('give an entity read access to a table or some of its columns'),
-  ).action((consumer: string, table: string, columns: string[], options: GlobalOptions) =>
-    withContext(options, async (ctx) => {
-      await prepareWarehouse(ctx);
-      io.out(
-        formatChange(
-          'granted',
-          await grantAccess(ctx, { consumer, table, columns, actor: buildOperatorActor() }),
-        ),
-      );
-    }),
-  );
-
-  const revoke = addDatabaseOption(
-    new Command('revoke')
-      .argument('<consumer-entity>', 'the entity that reads')
-      .argument('<table>', 'a warehouse table')
-      .argument('[column...]', 'the columns to take back (none: the whole table)')
-      .description("take back an entity's read access to a table or some of its columns"),
-  ).action((consumer: string, table: string, columns: string[], options: GlobalOptions) =>
-    withContext(options, async (ctx) => {
-      await prepareWarehouse(ctx);
-      io.out(
-        formatChange(
-          'revoked',
-          await revokeAccess(ctx, { consumer, table, columns, actor: buildOperatorActor() }),
-        ),
-      );
-    }),
-  );
+  const grant = buildAccessCommand(io, {
+    name: 'grant',
+    consumer: 'the entity that may read, e.g. NAF',
+    columns: 'the columns it may read (none: the whole table)',
+    description: 'give an entity read access to a table or some of its columns',
+    verb: 'granted',
+    change: grantAccess,
+  });
+  const revoke = buildAccessCommand(io, {
+    name: 'revoke',
+    consumer: 'the entity that reads',
+    columns: 'the columns to take back (none: the whole table)',
+    description: "take back an entity's read access to a table or some of its columns",
+    verb: 'revoked',
+    change: revokeAccess,
+  });
 
   const list = addDatabaseOption(
     new Command('grants')
@@ -75,8 +55,33 @@ export function buildGrantCommands(io: CliIo): Command[] {
   return [grant, revoke, list];
 }
 
+interface AccessCommandSpec {
+  name: 'grant' | 'revoke';
+  consumer: string;
+  columns: string;
+  description: string;
+  verb: 'granted' | 'revoked';
+  change: typeof grantAccess;
+}
+
+function buildAccessCommand(io: CliIo, spec: AccessCommandSpec): Command {
+  return addDatabaseOption(
+    new Command(spec.name)
+      .argument('<consumer-entity>', spec.consumer)
+      .argument('<table>', 'a warehouse table')
+      .argument('[column...]', spec.columns)
+      .description(spec.description),
+  ).action((consumer: string, table: string, columns: string[], options: GlobalOptions) =>
+    withContext(options, async (ctx) => {
+      await prepareWarehouse(ctx);
+      io.out(formatChange(spec.verb, await spec.change(ctx, { consumer, table, columns, actor: buildOperatorActor() })));
+    }),
+  );
+}
+
+/** The operator at the command line acts as super admin. */
 function buildOperatorActor(): Actor {
-  return { name: `cli:${os.userInfo().username}`, role: 'super-admin', entity: null };
+  return { name: buildCliActor(), role: 'super-admin', entity: null };
 }
 
 function formatChange(verb: 'granted' | 'revoked', change: GrantChange): string {

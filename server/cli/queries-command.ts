@@ -3,8 +3,7 @@ import { Command } from 'commander';
 import { invalidRequest } from '../../warehouse/core/errors.ts';
 import { prepareWarehouse } from '../services/connector-service.ts';
 import { fetchQuerySql, listQueries, saveQuery } from '../services/query-service.ts';
-import { buildCliActor } from './clients-command.ts';
-import { addDatabaseOption, withContext, type GlobalOptions } from './cli-context.ts';
+import { addDatabaseOption, buildCliActor, withContext, type GlobalOptions } from './cli-context.ts';
 import type { CliIo } from './io.ts';
 
 async function readJsonFile(file: string): Promise<unknown> {

@@ -1,8 +1,7 @@
 import { Command, Option } from 'commander';
 import { prepareWarehouse } from '../services/connector-service.ts';
 import { createUser, USER_ROLES } from '../services/user-service.ts';
-import { addDatabaseOption, withContext, type GlobalOptions } from './cli-context.ts';
-import { buildCliActor } from './clients-command.ts';
+import { addDatabaseOption, buildCliActor, withContext, type GlobalOptions } from './cli-context.ts';
 import type { CliIo } from './io.ts';
 
 export function buildUsersCommand(io: CliIo): Command {

@@ -19,8 +19,8 @@ export async function prepareWarehouse(ctx: AppContext): Promise<PreparedWarehou
   return { migrations, connectors };
 }
 
-export async function fetchConnectorDefinition(ctx: AppContext, name: string): Promise<ConnectorDefinition> {
-  const defs = await readConnectorDefinitions(ctx.config.connectorsDir);
+/** The definition named, among those prepareWarehouse read and registered. */
+export function findConnectorDefinition(defs: ConnectorDefinition[], name: string): ConnectorDefinition {
   const def = defs.find((d) => d.name === name);
   if (def === undefined) {
     const known = defs.map((d) => d.name).join(', ') || 'none';
@@ -29,10 +29,10 @@ export async function fetchConnectorDefinition(ctx: AppContext, name: string): P
   return def;
 }
 
+/** Prepares the warehouse (migrations, definitions, registry tables) and runs one connector. */
 export async function runConnectorByName(ctx: AppContext, name: string, options: RunOptions = {}): Promise<RunSummary> {
-  const def = await fetchConnectorDefinition(ctx, name);
-  await syncConnectors(ctx.knex, [def]);
-  return runConnector(def, ctx, options);
+  const { connectors } = await prepareWarehouse(ctx);
+  return runConnector(findConnectorDefinition(connectors, name), ctx, options);
 }
 
 export interface ConnectorOverview {
@@ -48,7 +48,7 @@ export interface ConnectorOverview {
 }
 
 export async function fetchConnectorOverview(ctx: AppContext): Promise<ConnectorOverview[]> {
-  const defs = await readConnectorDefinitions(ctx.config.connectorsDir);
+  const { connectors: defs } = await prepareWarehouse(ctx);
   const states = await ctx.knex('hub_connectors as c')
     .leftJoin('hub_connector_runs as r', 'r.id', 'c.last_run_id')
     .select<Array<{ name: string; watermark: string | null; status: string | null; finished_at: string | null }>>(
@@ -87,7 +87,7 @@ export interface RunHistoryRow {
 }
 
 export async function fetchRunHistory(ctx: AppContext, name: string, limit = 20): Promise<RunHistoryRow[]> {
-  await fetchConnectorDefinition(ctx, name);
+  findConnectorDefinition((await prepareWarehouse(ctx)).connectors, name);
   return ctx.knex<RunHistoryRow>('hub_connector_runs')
     .where('connector', name)
     .orderBy('id', 'desc')

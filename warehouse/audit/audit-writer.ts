@@ -25,11 +25,7 @@ export class AuditWriter {
   private scheduled = false;
   private closed = false;
 
-  /**
-   * gatherMs: how long the first event of an idle writer waits for company. On SQLite the one
-   * connection is busy with other requests' reads, so without a short wait nearly every group
-   * would hold a single event and every request would pay a whole transaction.
-   */
+  /** gatherMs: how long the first event of an idle writer waits for company (see Dialect.auditGatherMs). */
   constructor(knex: Knex, clock: Clock, options: { maxGroup?: number; gatherMs?: number } = {}) {
     this.knex = knex;
     this.clock = clock;

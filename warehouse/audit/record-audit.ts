@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
 import { type Clock, isoNow } from '../core/clock.ts';
+import { dialectOf } from '../dialects/index.ts';
 
 export interface AuditEvent {
   /** Who acted: a username, a client id, 'cli:<os user>' or 'scheduler'. */
@@ -34,12 +35,7 @@ export function computeAuditHash(prevHash: string, row: ChainedFields): string {
 }
 
 /** Two hub processes append to one chain: the tail is read and extended under a lock. */
-async function lockChain(trx: Knex.Transaction): Promise<void> {
-  const client = (trx.client as { config: { client: string } }).config.client;
-  if (client === 'pg') await trx.raw('SELECT pg_advisory_xact_lock(7140101)');
-  else if (client === 'mssql') await trx.raw("EXEC sp_getapplock @Resource = 'hub_audit', @LockMode = 'Exclusive', @LockOwner = 'Transaction'");
-  // SQLite: the transaction's write lock already serializes writers (see retryWhenBusy).
-}
+const lockChain = (trx: Knex.Transaction) => dialectOf(trx).lockUntilCommit(trx, 'hub_audit');
 
 const BUSY_RETRY_MS = 15_000;
 /** Within SQLite's 500-row compound limit and SQL Server's 2100 parameters (audit rows have 8 columns). */

@@ -32,6 +32,14 @@ export interface Dialect {
   /** Removes rows whose record key repeats (keeping the first written) and returns them. */
   removeDuplicateKeys(knex: Knex, target: BulkTarget): Promise<WarehouseRow[]>;
   isUniqueViolation(error: unknown): boolean;
+  /**
+   * How long the audit writer lets events gather before a flush. SQLite has one connection,
+   * busy with other requests' reads, so without a short wait nearly every group would hold one
+   * event and every request would pay a whole transaction.
+   */
+  auditGatherMs: number;
+  /** Holds an exclusive lock on a named resource until the transaction ends. */
+  lockUntilCommit(trx: Knex.Transaction, resource: string): Promise<void>;
   /** Refreshes the planner's statistics of a freshly loaded table, before it is joined against. */
   analyzeTable(knex: Knex, table: string): Promise<void>;
   /** Insert-or-update by record key. Rows must have distinct keys. */

@@ -1,3 +1,4 @@
+import type { Knex } from 'knex';
 import type { DialectName } from '../db.ts';
 import type { Dialect } from './dialect.ts';
 import { mssqlDialect } from './mssql.ts';
@@ -11,6 +12,16 @@ const DIALECTS: Record<DialectName, Dialect> = {
 };
 
 export function dialectFor(name: DialectName): Dialect {
+  return DIALECTS[name];
+}
+
+const DIALECT_OF_CLIENT: Record<string, DialectName> = { 'better-sqlite3': 'sqlite', pg: 'postgres', mssql: 'mssql' };
+
+/** The dialect of an open knex instance or transaction, for code that is handed only the executor. */
+export function dialectOf(executor: Knex | Knex.Transaction): Dialect {
+  const client = (executor.client as { config: { client: string } }).config.client;
+  const name = DIALECT_OF_CLIENT[client];
+  if (name === undefined) throw new Error(`no dialect for knex client ${client}`);
   return DIALECTS[name];
 }
 

@@ -37,6 +37,7 @@ export const mssqlDialect: Dialect = {
   maxBindings: 2000,
   maxInsertRows: MSSQL_MAX_INSERT_ROWS,
   uniqueKeyDuringLoad: false,
+  auditGatherMs: 0,
 
   openBulkWriter(knex, target) {
     return Promise.resolve({
@@ -60,6 +61,9 @@ export const mssqlDialect: Dialect = {
   },
 
   analyzeTable: async (knex, table) => void (await knex.raw('UPDATE STATISTICS ??', [table])),
+
+  lockUntilCommit: async (trx, resource) =>
+    void (await trx.raw("EXEC sp_getapplock @Resource = ?, @LockMode = 'Exclusive', @LockOwner = 'Transaction'", [resource])),
 
   isUniqueViolation: (error) => [2601, 2627].includes((error as { number?: unknown }).number as number),
 

@@ -72,6 +72,7 @@ export const postgresDialect: Dialect = {
   maxBindings: 65535,
   maxInsertRows: 10000,
   uniqueKeyDuringLoad: false,
+  auditGatherMs: 0,
   openBulkWriter: openCopyWriter,
 
   async removeDuplicateKeys(knex, target) {
@@ -83,6 +84,8 @@ export const postgresDialect: Dialect = {
   },
 
   isUniqueViolation: (error) => (error as { code?: unknown }).code === '23505',
+
+  lockUntilCommit: async (trx, resource) => void (await trx.raw('SELECT pg_advisory_xact_lock(hashtext(?))', [resource])),
 
   // Without statistics the planner takes a million-row table for an empty one and picks nested loops.
   analyzeTable: async (knex, table) => void (await knex.raw('ANALYZE ??', [table])),

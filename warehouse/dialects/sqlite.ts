@@ -22,6 +22,7 @@ export const sqliteDialect: Dialect = {
   maxBindings: 32766,
   maxInsertRows: 500,
   uniqueKeyDuringLoad: false,
+  auditGatherMs: 2,
 
   openBulkWriter(knex: Knex, target: BulkTarget) {
     const sql = `INSERT INTO ${quote(target.table)} (${target.columns.map(quote).join(', ')}) VALUES (${target.columns
@@ -56,6 +57,9 @@ export const sqliteDialect: Dialect = {
     const insert = executor(target.table).insert(rows.map((r) => toRecord(target.columns, bindable(r))));
     return updates.length === 0 ? insert.onConflict(target.key).ignore() : insert.onConflict(target.key).merge(updates);
   },
+
+  // A SQLite write transaction already excludes every other writer.
+  lockUntilCommit: () => Promise.resolve(),
 
   // SQLite plans these joins from the indexes alone.
   analyzeTable: () => Promise.resolve(),

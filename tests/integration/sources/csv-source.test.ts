@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import iconv from 'iconv-lite';
 import { buildConnectorDefinition } from '../../../connectors/definition.ts';
 import type { ConnectorDefinition } from '../../../connectors/definition.ts';
-import { isPastWatermark } from '../../../connectors/sources/csv-source.ts';
+import { isPastWatermark } from '../../../connectors/compare-cursor.ts';
 import { openSource } from '../../../connectors/sources/open-source.ts';
 import type { ReadOptions, SourceRecord } from '../../../connectors/sources/source.ts';
 
