@@ -14,3 +14,14 @@ export function permittedColumns(ability: TableAbility, table: CatalogTable): st
   );
   return catalogColumns.filter((name) => permitted.has(name));
 }
+
+/**
+ * The columns of `table` a person lookup returns. The lookup finds rows by their national ID
+ * column, so it reads that column: a table whose national ID column is not readable takes no
+ * part, or changing a person's ID there (a value the entity may not read) would move rows in
+ * or out of its answer.
+ */
+export function permittedPersonColumns(ability: TableAbility, table: CatalogTable): string[] {
+  const columns = permittedColumns(ability, table);
+  return columns.includes(table.nationalIdColumn) ? columns : [];
+}

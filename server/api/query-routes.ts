@@ -2,7 +2,7 @@ import { Router } from 'express';
 import { z } from 'zod';
 import type { AppContext } from '../context.ts';
 import { parseInput } from '../http/validate.ts';
-import { listQueries, runSavedQuery } from '../services/query-service.ts';
+import { listRunnableQueries, runSavedQuery } from '../services/query-service.ts';
 import { callerOf } from './authenticate.ts';
 
 const runRequest = z
@@ -16,7 +16,7 @@ const runRequest = z
 export function buildQueryRoutes(ctx: AppContext): Router {
   const router = Router();
   router.get('/api/v1/queries', async (req, res) => {
-    res.json({ queries: await listQueries(ctx, callerOf(req).entity) });
+    res.json({ queries: await listRunnableQueries(ctx, callerOf(req)) });
   });
   router.post('/api/v1/queries/:name', async (req, res) => {
     const body = parseInput(runRequest, req.body ?? {}, 'query run request');

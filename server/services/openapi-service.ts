@@ -1,12 +1,9 @@
 import { fetchAbility } from '../../privileges/ability-cache.ts';
-import { permittedColumns } from '../../privileges/permitted-columns.ts';
+import { permittedPersonColumns } from '../../privileges/permitted-columns.ts';
 import type { ColumnType } from '../../warehouse/core/column-types.ts';
-import { HubError } from '../../warehouse/core/errors.ts';
 import type { AppContext } from '../context.ts';
-import { listQueries } from './query-service.ts';
+import { listRunnableQueries } from './query-service.ts';
 import { TOKEN_TTL_SECONDS, type ApiCaller } from './token-service.ts';
-import { authorizeColumns } from '../../privileges/authorize-query.ts';
-import { splitColumnRef } from '../../warehouse/query/validate-query.ts';
 
 type Schema = Record<string, unknown>;
 
@@ -26,7 +23,9 @@ const ERROR_RESPONSE = {
     'application/json': {
       schema: {
         type: 'object',
-        properties: { error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } } } },
+        properties: {
+          error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } } },
+        },
       },
     },
   },
@@ -36,15 +35,16 @@ const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [Stri
 
 /**
  * The OpenAPI document of what this caller may call, built from its grants as they are now:
- * the person schema lists only granted tables and columns, and only the entity's saved
- * queries whose columns are all still granted appear as endpoints.
+ * the person schema lists only the tables and columns the lookup would return, and the
+ * entity's saved queries appear exactly when they would run (every table and column they
+ * list, join, filter or sort on readable).
  */
 export async function buildOpenApi(ctx: AppContext, caller: ApiCaller, serverUrl: string): Promise<Schema> {
   const ability = await fetchAbility(ctx, ctx.abilities, caller.entity);
   const catalog = await ctx.catalog.fetch();
   const personTables: Schema = {};
   for (const table of catalog) {
-    const columns = permittedColumns(ability, table);
+    const columns = permittedPersonColumns(ability, table);
     if (columns.length === 0) continue;
     const types = new Map(table.columns.map((c) => [c.name, c]));
     personTables[table.name] = {
@@ -53,7 +53,13 @@ export async function buildOpenApi(ctx: AppContext, caller: ApiCaller, serverUrl
       items: {
         type: 'object',
         properties: Object.fromEntries(
-          columns.map((c) => [c, { ...SCHEMA_OF_TYPE[types.get(c)!.type], description: `${types.get(c)!.label.en} — ${types.get(c)!.label.ar}` }]),
+          columns.map((c) => [
+            c,
+            {
+              ...SCHEMA_OF_TYPE[types.get(c)!.type],
+              description: `${types.get(c)!.label.en} — ${types.get(c)!.label.ar}`,
+            },
+          ]),
         ),
       },
     };
@@ -70,7 +76,11 @@ export async function buildOpenApi(ctx: AppContext, caller: ApiCaller, serverUrl
               schema: {
                 type: 'object',
                 required: ['grant_type', 'client_id', 'client_secret'],
-                properties: { grant_type: { enum: ['client_credentials'] }, client_id: { type: 'string' }, client_secret: { type: 'string' } },
+                properties: {
+                  grant_type: { enum: ['client_credentials'] },
+                  client_id: { type: 'string' },
+                  client_secret: { type: 'string' },
+                },
               },
             },
           },
@@ -80,7 +90,14 @@ export async function buildOpenApi(ctx: AppContext, caller: ApiCaller, serverUrl
             description: `A bearer token valid ${TOKEN_TTL_SECONDS} seconds`,
             content: {
               'application/json': {
-                schema: { type: 'object', properties: { access_token: { type: 'string' }, token_type: { enum: ['Bearer'] }, expires_in: { type: 'integer' } } },
+                schema: {
+                  type: 'object',
+                  properties: {
+                    access_token: { type: 'string' },
+                    token_type: { enum: ['Bearer'] },
+                    expires_in: { type: 'integer' },
+                  },
+                },
               },
             },
           },
@@ -91,13 +108,26 @@ export async function buildOpenApi(ctx: AppContext, caller: ApiCaller, serverUrl
     '/api/v1/persons/{national_id}': {
       get: {
         summary: 'Everything the caller may read about one person',
-        parameters: [{ name: 'national_id', in: 'path', required: true, schema: { type: 'string', pattern: `^\\d{${ctx.nationalIdRule.length}}$` } }],
+        parameters: [
+          {
+            name: 'national_id',
+            in: 'path',
+            required: true,
+            schema: { type: 'string', pattern: `^\\d{${ctx.nationalIdRule.length}}$` },
+          },
+        ],
         responses: {
           '200': {
             description: 'The granted tables and columns holding the person',
             content: {
               'application/json': {
-                schema: { type: 'object', properties: { national_id: { type: 'string' }, tables: { type: 'object', properties: personTables } } },
+                schema: {
+                  type: 'object',
+                  properties: {
+                    national_id: { type: 'string' },
+                    tables: { type: 'object', properties: personTables },
+                  },
+                },
               },
             },
           },
@@ -106,11 +136,13 @@ export async function buildOpenApi(ctx: AppContext, caller: ApiCaller, serverUrl
       },
     },
     '/api/v1/queries': {
-      get: { summary: "The caller's saved queries and their parameters", responses: { '200': { description: 'Saved queries' }, ...errors(401, 429) } },
+      get: {
+        summary: "The caller's saved queries and their parameters",
+        responses: { '200': { description: 'Saved queries' }, ...errors(401, 429) },
+      },
     },
   };
-  for (const query of await listQueries(ctx, caller.entity)) {
-    if (!isRunnable(ability, query.columns)) continue;
+  for (const query of await listRunnableQueries(ctx, caller)) {
     paths[`/api/v1/queries/${query.name}`] = {
       post: {
         summary: query.description,
@@ -122,8 +154,12 @@ export async function buildOpenApi(ctx: AppContext, caller: ApiCaller, serverUrl
                 properties: {
                   params: {
                     type: 'object',
-                    required: Object.entries(query.params).filter(([, p]) => p.required).map(([n]) => n),
-                    properties: Object.fromEntries(Object.entries(query.params).map(([n, p]) => [n, SCHEMA_OF_TYPE[p.type]])),
+                    required: Object.entries(query.params)
+                      .filter(([, p]) => p.required)
+                      .map(([n]) => n),
+                    properties: Object.fromEntries(
+                      Object.entries(query.params).map(([n, p]) => [n, SCHEMA_OF_TYPE[p.type]]),
+                    ),
                   },
                   page: { type: 'integer', minimum: 1 },
                   page_size: { type: 'integer', minimum: 1, maximum: 1000 },
@@ -146,6 +182,11 @@ export async function buildOpenApi(ctx: AppContext, caller: ApiCaller, serverUrl
                     page: { type: 'integer' },
                     page_size: { type: 'integer' },
                     has_more: { type: 'boolean' },
+                    truncated: {
+                      type: 'boolean',
+                      enum: [true],
+                      description: `Present when the limit (${query.limit}) cut rows off`,
+                    },
                   },
                 },
               },
@@ -158,20 +199,14 @@ export async function buildOpenApi(ctx: AppContext, caller: ApiCaller, serverUrl
   }
   return {
     openapi: '3.0.3',
-    info: { title: `Registry Hub API for ${caller.entity}`, version: '1.0.0', description: `Client ${caller.clientId}` },
+    info: {
+      title: `Registry Hub API for ${caller.entity}`,
+      version: '1.0.0',
+      description: `Client ${caller.clientId}`,
+    },
     servers: [{ url: serverUrl }],
     components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
     security: [{ bearer: [] }],
     paths,
   };
-}
-
-function isRunnable(ability: Parameters<typeof authorizeColumns>[0], columns: string[]): boolean {
-  try {
-    authorizeColumns(ability, columns.map(splitColumnRef));
-    return true;
-  } catch (err) {
-    if (err instanceof HubError && err.status === 403) return false;
-    throw err;
-  }
 }

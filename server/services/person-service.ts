@@ -1,5 +1,5 @@
 import { fetchAbility } from '../../privileges/ability-cache.ts';
-import { permittedColumns } from '../../privileges/permitted-columns.ts';
+import { permittedPersonColumns } from '../../privileges/permitted-columns.ts';
 import { invalidRequest, notFound } from '../../warehouse/core/errors.ts';
 import { explainInvalidNationalId } from '../../warehouse/core/national-id.ts';
 import { normalizeValue } from '../../warehouse/core/normalize-row.ts';
@@ -12,26 +12,56 @@ export interface PersonRecord {
 }
 
 /**
- * Everything the caller's entity may read about one person: each granted table with only its
- * granted columns, selected as such (nothing is fetched and then stripped). The read is
+ * Everything the caller's entity may read about one person: each readable table with only its
+ * readable columns, selected as such (nothing is fetched and then stripped). The person is
+ * found through hub_person_tables, the star's centre, restricted to the tables the entity may
+ * read: a person held only in other tables gets the same 404, from the same one indexed read,
+ * as an ID no registry holds, so the lookup tells nobody who exists elsewhere. The read is
  * audited with the person's national ID and the columns returned.
  */
-export async function fetchPerson(ctx: AppContext, caller: ApiCaller, nationalId: string): Promise<PersonRecord> {
+export async function fetchPerson(
+  ctx: AppContext,
+  caller: ApiCaller,
+  nationalId: string,
+): Promise<PersonRecord> {
   const problem = explainInvalidNationalId(nationalId, ctx.nationalIdRule);
   if (problem !== null) throw invalidRequest(`national_id: ${problem}`);
   const ability = await fetchAbility(ctx, ctx.abilities, caller.entity);
   const catalog = await ctx.catalog.fetch();
-  const known = await ctx.knex('hub_persons').where({ national_id: nationalId }).first<{ national_id: string } | undefined>('national_id');
-  if (known === undefined) throw notFound(`no person with national ID ${nationalId}`);
+  const readable = catalog
+    .map((table) => ({ table, columns: permittedPersonColumns(ability, table) }))
+    .filter((r) => r.columns.length > 0);
+  const holding = new Set(
+    await ctx
+      .knex('hub_person_tables')
+      .where({ national_id: nationalId })
+      .whereIn(
+        'table_name',
+        readable.map((r) => r.table.name),
+      )
+      .pluck<string[]>('table_name'),
+  );
+  if (holding.size === 0) throw notFound(`no person with national ID ${nationalId}`);
 
   const tables: PersonRecord['tables'] = {};
   const returned: string[] = [];
-  for (const table of catalog) {
-    const columns = permittedColumns(ability, table);
-    if (columns.length === 0) continue;
+  for (const { table, columns } of readable) {
+    if (!holding.has(table.name)) {
+      tables[table.name] = [];
+      continue;
+    }
     const types = new Map(table.columns.map((c) => [c.name, c.type]));
-    const rows = await ctx.knex(table.name).where(table.nationalIdColumn, nationalId).select<Array<Record<string, unknown>>>(columns);
-    tables[table.name] = rows.map((row) => Object.fromEntries(columns.map((c) => [c, normalizeValue(types.get(c), row[c])])));
+    // Ordered by readable values only (the record key where readable, then every returned
+    // column), so the order of a person's rows shows nothing of the columns left out.
+    const order = [...new Set([...table.key.filter((k) => columns.includes(k)), ...columns])];
+    const rows = await ctx
+      .knex(table.name)
+      .where(table.nationalIdColumn, nationalId)
+      .orderBy(order)
+      .select<Array<Record<string, unknown>>>(columns);
+    tables[table.name] = rows.map((row) =>
+      Object.fromEntries(columns.map((c) => [c, normalizeValue(types.get(c), row[c])])),
+    );
     if (rows.length > 0) returned.push(...columns.map((c) => `${table.name}.${c}`));
   }
   await ctx.audit.append({
@@ -39,7 +69,12 @@ export async function fetchPerson(ctx: AppContext, caller: ApiCaller, nationalId
     entity: caller.entity,
     action: 'api.call',
     target: 'GET /api/v1/persons/{national_id}',
-    details: { params: { national_id: nationalId }, columns: returned, tables: Object.keys(tables), rows: Object.values(tables).flat().length },
+    details: {
+      params: { national_id: nationalId },
+      columns: returned,
+      tables: Object.keys(tables),
+      rows: Object.values(tables).flat().length,
+    },
     subjects: returned.length > 0 ? [nationalId] : [],
   });
   return { national_id: nationalId, tables };

@@ -1,12 +1,21 @@
 import { fetchAbility } from '../../privileges/ability-cache.ts';
-import { authorizeColumns } from '../../privileges/authorize-query.ts';
+import { authorizeQuery, isQueryRunnable } from '../../privileges/authorize-query.ts';
 import { recordAudit } from '../../warehouse/audit/record-audit.ts';
 import { HubError, notFound } from '../../warehouse/core/errors.ts';
 import { bindParams } from '../../warehouse/query/bind-params.ts';
-import { buildQueryPage, compileQuery, describeCompiledSql, type CompiledSql } from '../../warehouse/query/compile-query.ts';
+import {
+  buildQueryPage,
+  compileQuery,
+  describeCompiledSql,
+  type CompiledSql,
+} from '../../warehouse/query/compile-query.ts';
 import { parseQueryDefinition, type QueryDefinition } from '../../warehouse/query/query-definition.ts';
-import { deleteQueryRecord, fetchQueryRecord, fetchQueryRecords, saveQueryRecord } from '../../warehouse/query/saved-queries.ts';
-import { validateQueryDefinition } from '../../warehouse/query/validate-query.ts';
+import {
+  deleteQueryRecord,
+  fetchQueryRecord,
+  fetchQueryRecords,
+  saveQueryRecord,
+} from '../../warehouse/query/saved-queries.ts';
 import type { AppContext } from '../context.ts';
 import { assertEntityExists } from './client-service.ts';
 import type { ApiCaller } from './token-service.ts';
@@ -24,6 +33,8 @@ export interface QueryRunResult {
   page: number;
   page_size: number;
   has_more: boolean;
+  /** Present, and true, only when the query's limit cut rows off. */
+  truncated?: true;
 }
 
 export interface QuerySummary {
@@ -40,8 +51,7 @@ const QUERY_NAME = /^[a-z][a-z0-9-]{0,63}$/;
 
 /** Checks a definition against the catalog and the entity's grants as they are now. */
 async function authorizeDefinition(ctx: AppContext, def: QueryDefinition): Promise<void> {
-  const refs = validateQueryDefinition(def, await ctx.catalog.fetch());
-  authorizeColumns(await fetchAbility(ctx, ctx.abilities, def.entity), refs);
+  authorizeQuery(await fetchAbility(ctx, ctx.abilities, def.entity), def, await ctx.catalog.fetch());
 }
 
 /** A saved query becomes an endpoint of its entity; it may read only what the entity is granted. */
@@ -51,7 +61,13 @@ export async function saveQuery(ctx: AppContext, raw: unknown, actor: string): P
   await authorizeDefinition(ctx, def);
   await ctx.knex.transaction(async (trx) => {
     await saveQueryRecord(trx, def, actor, ctx.clock);
-    await recordAudit(trx, ctx.clock, { actor, entity: def.entity, action: 'query.save', target: def.name, details: { definition: def } });
+    await recordAudit(trx, ctx.clock, {
+      actor,
+      entity: def.entity,
+      action: 'query.save',
+      target: def.name,
+      details: { definition: def },
+    });
   });
   return def;
 }
@@ -65,9 +81,31 @@ export async function deleteQuery(ctx: AppContext, name: string, actor: string):
   });
 }
 
+const summarize = (d: QueryDefinition): QuerySummary => ({
+  name: d.name,
+  description: d.description,
+  params: d.params,
+  columns: d.columns,
+  limit: d.limit,
+});
+
+/** Every saved query, or one entity's, whether or not its grants still allow it (the operator's view). */
 export async function listQueries(ctx: AppContext, entity?: string): Promise<QuerySummary[]> {
-  const records = await fetchQueryRecords(ctx.knex, entity);
-  return records.map(({ definition: d }) => ({ name: d.name, description: d.description, params: d.params, columns: d.columns, limit: d.limit }));
+  return (await fetchQueryRecords(ctx.knex, entity)).map((r) => summarize(r.definition));
+}
+
+/**
+ * The caller's saved queries that would run now: every table and column each one reads
+ * (listed, joined, selected, filtered, sorted) is readable by the entity and still in the
+ * catalog. A query that would answer 403 or 400 is not offered, neither here nor in OpenAPI.
+ */
+export async function listRunnableQueries(ctx: AppContext, caller: ApiCaller): Promise<QuerySummary[]> {
+  const ability = await fetchAbility(ctx, ctx.abilities, caller.entity);
+  const catalog = await ctx.catalog.fetch();
+  const records = await fetchQueryRecords(ctx.knex, caller.entity);
+  return records
+    .filter((r) => isQueryRunnable(ability, r.definition, catalog))
+    .map((r) => summarize(r.definition));
 }
 
 /** Another entity's query answers 404, like a missing one: names of other entities' endpoints do not leak. */
@@ -80,7 +118,8 @@ async function fetchCallersQuery(ctx: AppContext, entity: string, name: string):
 function readPage(input: QueryRunInput): { page: number; pageSize: number } {
   const page = input.page ?? 1;
   const pageSize = input.page_size ?? DEFAULT_PAGE_SIZE;
-  if (!Number.isInteger(page) || page < 1) throw new HubError('invalid_request', 400, 'page: must be a positive integer');
+  if (!Number.isInteger(page) || page < 1)
+    throw new HubError('invalid_request', 400, 'page: must be a positive integer');
   if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > 1000) {
     throw new HubError('invalid_request', 400, 'page_size: must be an integer from 1 to 1000');
   }
@@ -93,18 +132,26 @@ function readPage(input: QueryRunInput): { page: number; pageSize: number } {
  * of the returned rows are fetched alongside (not returned) so the audit log can say whose
  * data was read.
  */
-export async function runSavedQuery(ctx: AppContext, caller: ApiCaller, name: string, input: QueryRunInput): Promise<QueryRunResult> {
+export async function runSavedQuery(
+  ctx: AppContext,
+  caller: ApiCaller,
+  name: string,
+  input: QueryRunInput,
+): Promise<QueryRunResult> {
   const def = await fetchCallersQuery(ctx, caller.entity, name);
   const { page, pageSize } = readPage(input);
   const catalog = await ctx.catalog.fetch();
-  await authorizeDefinition(ctx, def);
+  const ability = await fetchAbility(ctx, ctx.abilities, caller.entity);
+  // compileQuery refuses on its own; asking first makes a revoked grant answer 403 before any parameter problem.
+  authorizeQuery(ability, def, catalog);
   const params = bindParams(def, input.params ?? {});
-  const compiled = compileQuery(ctx.knex, def, params, { page, pageSize }, catalog);
+  const compiled = compileQuery(ctx.knex, def, params, { page, pageSize }, catalog, ability);
+  // Fetched for the audit only: it names whose data left the hub, and is never returned.
   const base = catalog.find((t) => t.name === def.tables[0])!;
   compiled.builder.select({ [NATIONAL_ID_ALIAS]: `${base.name}.${base.nationalIdColumn}` });
   const rows = await compiled.builder;
   const result = buildQueryPage(compiled, rows);
-  const subjects = rows.slice(0, pageSize).map((r) => String(r[NATIONAL_ID_ALIAS]));
+  const subjects = rows.slice(0, compiled.take).map((r) => String(r[NATIONAL_ID_ALIAS]));
   await ctx.audit.append({
     actor: caller.clientId,
     entity: caller.entity,
@@ -113,7 +160,15 @@ export async function runSavedQuery(ctx: AppContext, caller: ApiCaller, name: st
     details: { params, page, page_size: pageSize, columns: result.columns, rows: result.rows.length },
     subjects,
   });
-  return { query: def.name, columns: result.columns, rows: result.rows, page, page_size: pageSize, has_more: result.has_more };
+  return {
+    query: def.name,
+    columns: result.columns,
+    rows: result.rows,
+    page,
+    page_size: pageSize,
+    has_more: result.has_more,
+    ...(result.truncated ? { truncated: true as const } : {}),
+  };
 }
 
 /** The SQL a saved query's first page runs on this warehouse, with its parameters' defaults or placeholders. */
@@ -123,7 +178,15 @@ export async function fetchQuerySql(ctx: AppContext, name: string): Promise<Comp
   const params = Object.fromEntries(
     Object.entries(def.params).map(([p, spec]) => [p, spec.default ?? placeholderFor(spec.type)]),
   );
-  const compiled = compileQuery(ctx.knex, def, params, { page: 1, pageSize: Math.min(def.limit, 1000) }, await ctx.catalog.fetch());
+  const ability = await fetchAbility(ctx, ctx.abilities, def.entity);
+  const compiled = compileQuery(
+    ctx.knex,
+    def,
+    params,
+    { page: 1, pageSize: Math.min(def.limit, 1000) },
+    await ctx.catalog.fetch(),
+    ability,
+  );
   return describeCompiledSql(compiled.builder);
 }
 

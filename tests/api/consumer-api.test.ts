@@ -6,6 +6,7 @@ import { revokeAccess, grantAccess } from '../../privileges/grants.ts';
 import { closeContext } from '../../server/context.ts';
 import { disableClient, rotateClientSecret } from '../../server/services/client-service.ts';
 import { saveQuery } from '../../server/services/query-service.ts';
+import { HubError } from '../../warehouse/core/errors.ts';
 import {
   assertApiError,
   fetchWarehouseFingerprint,
@@ -381,6 +382,35 @@ describeEachDatabase('Consumer API: tokens, persons, saved queries, rate limits'
       assert.deepEqual(await fetchWarehouseFingerprint(hub.ctx), before);
     });
 
+    it('answers a person held only in tables the caller may not read exactly as an ID no registry holds', async () => {
+      // NAF reads nothing of veh_vehicles, the one table that holds vehicleOnly.
+      const { token } = await hub.createCaller('NAF');
+      const unknown = await person(token, UNKNOWN_PERSON);
+      const hidden = await person(token, PERSON.vehicleOnly);
+      assertApiError(hidden, 404, 'not_found');
+      assert.equal(hidden.text, unknown.text.replaceAll(UNKNOWN_PERSON, PERSON.vehicleOnly));
+      assert.deepEqual(
+        [...hidden.headers.keys()].sort(),
+        [...unknown.headers.keys()].sort(),
+        'the same headers as an unknown ID',
+      );
+    });
+
+    it('a table whose national ID column is not granted takes no part in the lookup', async () => {
+      await hub.grant('NIDLESS', 'veh_vehicles', ['vehicle_type']);
+      const { token } = await hub.createCaller('NIDLESS');
+      const unknown = await person(token, UNKNOWN_PERSON);
+      for (const id of [PERSON.vehicleOnly, PERSON.sara]) {
+        const res = await person(token, id);
+        assertApiError(res, 404, 'not_found');
+        assert.equal(res.text, unknown.text.replaceAll(UNKNOWN_PERSON, id));
+      }
+      await hub.grant('NIDLESS', 'veh_vehicles', ['national_id']);
+      assert.deepEqual(personBody(await person(token, PERSON.vehicleOnly)).tables, {
+        veh_vehicles: [{ national_id: PERSON.vehicleOnly, vehicle_type: 'دراجة' }],
+      });
+    });
+
     it('a revoke takes effect on the very next call', async () => {
       await hub.grant('REVOKE_NEXT', 'reg_people');
       const { token } = await hub.createCaller('REVOKE_NEXT');
@@ -390,7 +420,10 @@ describeEachDatabase('Consumer API: tokens, persons, saved queries, rate limits'
       await hub.revoke('REVOKE_NEXT', 'reg_people', ['full_name', 'birth_date']);
       assert.deepEqual(await columnsOf(), ['national_id', 'gender', 'marital_status']);
       await hub.revoke('REVOKE_NEXT', 'reg_people');
-      assert.deepEqual(personBody(await person(token, PERSON.sara)).tables, {});
+      assert.deepEqual(
+        (await person(token, PERSON.sara)).text,
+        (await person(token, UNKNOWN_PERSON)).text.replace(UNKNOWN_PERSON, PERSON.sara),
+      );
     });
 
     it('a revoke made by another hub process on the same warehouse takes effect on the very next call', async () => {
@@ -414,12 +447,12 @@ describeEachDatabase('Consumer API: tokens, persons, saved queries, rate limits'
         await grantAccess(other, {
           consumer: 'REVOKE_OTHER',
           table: 'veh_vehicles',
-          columns: ['registration_number'],
+          columns: ['national_id', 'registration_number'],
           actor: superAdmin,
         });
         assert.deepEqual(personBody(await person(token, PERSON.sara)).tables, {
           reg_people: [{ national_id: PERSON.sara }],
-          veh_vehicles: [{ registration_number: '20-2001' }],
+          veh_vehicles: [{ national_id: PERSON.sara, registration_number: '20-2001' }],
         });
         await revokeAccess(other, {
           consumer: 'REVOKE_OTHER',
@@ -433,7 +466,7 @@ describeEachDatabase('Consumer API: tokens, persons, saved queries, rate limits'
           columns: [],
           actor: superAdmin,
         });
-        assert.deepEqual(personBody(await person(token, PERSON.sara)).tables, {});
+        assertApiError(await person(token, PERSON.sara), 404, 'not_found');
       } finally {
         await closeContext(other);
         await rm(otherDir, { recursive: true, force: true });
@@ -607,6 +640,159 @@ describeEachDatabase('Consumer API: tokens, persons, saved queries, rate limits'
         await hub.grant('PAY', 'veh_vehicles');
       }
       assert.equal((await runQuery(token, 'pay-vehicle-owners')).status, 200);
+    });
+
+    it('a table the entity may not read answers one 403 naming it, though no column of it is selected', async () => {
+      await hub.grant('JOIN', 'reg_people');
+      await hub.grant('JOIN', 'reg_households');
+      // Selects only people, but the inner join keeps those with a household: the households table shapes the rows.
+      await saveQuery(
+        hub.ctx,
+        {
+          name: 'join-people-in-households',
+          entity: 'JOIN',
+          tables: ['reg_people', 'reg_households'],
+          columns: ['reg_people.full_name'],
+        },
+        superAdmin.name,
+      );
+      const { token } = await hub.createCaller('JOIN');
+      const listed = async () => {
+        const res = await hub.call('GET', '/api/v1/queries', { token });
+        assert.equal(res.status, 200, res.text);
+        const doc = await hub.call('GET', '/api/v1/openapi.json', { token });
+        return {
+          queries: (res.body as { queries: Array<{ name: string }> }).queries.map((q) => q.name),
+          openapi: Object.keys((doc.body as OpenApiBody).paths).filter((p) =>
+            p.startsWith('/api/v1/queries/'),
+          ),
+        };
+      };
+      assert.equal(runBody(await runQuery(token, 'join-people-in-households')).rows.length, 4);
+      assert.deepEqual(await listed(), {
+        queries: ['join-people-in-households'],
+        openapi: ['/api/v1/queries/join-people-in-households'],
+      });
+
+      await hub.revoke('JOIN', 'reg_households');
+      assertApiError(
+        await runQuery(token, 'join-people-in-households'),
+        403,
+        'table_not_granted',
+        /^not granted: table reg_households$/,
+      );
+      assert.deepEqual(await listed(), { queries: [], openapi: [] });
+      await assert.rejects(
+        saveQuery(
+          hub.ctx,
+          {
+            name: 'join-again',
+            entity: 'JOIN',
+            tables: ['reg_people', 'reg_households'],
+            columns: ['reg_people.full_name'],
+          },
+          superAdmin.name,
+        ),
+        (err: unknown) => err instanceof HubError && err.code === 'table_not_granted',
+      );
+
+      // The join matches rows on each table's national ID column, so that column is read too.
+      await hub.grant('JOIN', 'reg_households', ['region']);
+      assertApiError(
+        await runQuery(token, 'join-people-in-households'),
+        403,
+        'column_not_granted',
+        /^not granted: reg_households\.national_id$/,
+      );
+      assert.deepEqual(await listed(), { queries: [], openapi: [] });
+      await hub.grant('JOIN', 'reg_households', ['national_id']);
+      assert.equal(runBody(await runQuery(token, 'join-people-in-households')).rows.length, 4);
+      assert.deepEqual((await listed()).queries, ['join-people-in-households']);
+    });
+
+    it('lists and documents a query only while every column it filters and sorts on is readable', async () => {
+      await hub.grant('SORT', 'reg_people');
+      await saveQuery(
+        hub.ctx,
+        {
+          name: 'sort-names-by-birth',
+          entity: 'SORT',
+          tables: ['reg_people'],
+          columns: ['reg_people.full_name'],
+          conditions: [{ column: 'reg_people.gender', op: '=', value: 'F' }],
+          order_by: [{ column: 'reg_people.birth_date', direction: 'desc' }],
+        },
+        superAdmin.name,
+      );
+      const { token } = await hub.createCaller('SORT');
+      const names = async () => {
+        const res = await hub.call('GET', '/api/v1/queries', { token });
+        const doc = await hub.call('GET', '/api/v1/openapi.json', { token });
+        return [
+          (res.body as { queries: Array<{ name: string }> }).queries.map((q) => q.name),
+          Object.keys((doc.body as OpenApiBody).paths).filter((p) => p.startsWith('/api/v1/queries/')),
+        ];
+      };
+      assert.deepEqual(await names(), [['sort-names-by-birth'], ['/api/v1/queries/sort-names-by-birth']]);
+      for (const column of ['birth_date', 'gender']) {
+        await hub.revoke('SORT', 'reg_people', [column]);
+        assert.deepEqual(await names(), [[], []], `after revoking ${column}`);
+        assertApiError(
+          await runQuery(token, 'sort-names-by-birth'),
+          403,
+          'column_not_granted',
+          new RegExp(`reg_people\\.${column}`),
+        );
+        await hub.grant('SORT', 'reg_people', [column]);
+      }
+      assert.deepEqual(
+        runBody(await runQuery(token, 'sort-names-by-birth')).rows.map((r) => r['reg_people.full_name']),
+        ['سارة يوسف خليل', 'ليلى نور الدين', 'فاطمة علي حسن'],
+      );
+    });
+
+    it('limit is the total over all pages; the page where it cuts rows off says "truncated": true', async () => {
+      for (const limit of [4, 6]) {
+        await saveQuery(
+          hub.ctx,
+          {
+            name: `pay-first-${limit}`,
+            entity: 'PAY',
+            tables: ['reg_people'],
+            columns: ['reg_people.national_id'],
+            limit,
+          },
+          superAdmin.name,
+        );
+      }
+      const { token } = await hub.createCaller('PAY');
+      const pages = async (name: string, pageSize: number, count: number) => {
+        const shapes: unknown[] = [];
+        for (let page = 1; page <= count; page++) {
+          const body = runBody(await runQuery(token, name, { page, page_size: pageSize })) as RunBody & {
+            truncated?: unknown;
+          };
+          shapes.push([body.rows.length, body.has_more, 'truncated' in body ? body.truncated : '-']);
+        }
+        return shapes;
+      };
+      // Six people: a limit of four cuts two off, a limit of six cuts nothing.
+      assert.deepEqual(await pages('pay-first-4', 3, 3), [
+        [3, true, '-'],
+        [1, false, true],
+        [0, false, true],
+      ]);
+      assert.deepEqual(await pages('pay-first-4', 4, 1), [[4, false, true]]);
+      assert.deepEqual(await pages('pay-first-4', 100, 1), [[4, false, true]]);
+      assert.deepEqual(await pages('pay-first-6', 3, 3), [
+        [3, true, '-'],
+        [3, false, '-'],
+        [0, false, '-'],
+      ]);
+      assert.deepEqual(await pages('pay-first-6', 5, 2), [
+        [5, true, '-'],
+        [1, false, '-'],
+      ]);
     });
 
     it('answers a malformed JSON body with 400 invalid_request as JSON', async () => {

@@ -1,4 +1,6 @@
 import type { Knex } from 'knex';
+import type { TableAbility } from '../../privileges/ability.ts';
+import { authorizeQuery } from '../../privileges/authorize-query.ts';
 import type { CatalogTable } from '../catalog.ts';
 import type { ColumnType } from '../core/column-types.ts';
 import { HubError } from '../core/errors.ts';
@@ -10,7 +12,7 @@ import type {
   ScalarValue,
   SingleValueOperator,
 } from './query-definition.ts';
-import { findCatalogColumn, findLikePatternProblem, validateQueryDefinition } from './validate-query.ts';
+import { findCatalogColumn, findLikePatternProblem } from './validate-query.ts';
 
 export interface QueryPageRequest {
   page: number;
@@ -32,13 +34,18 @@ export interface CompiledQuery {
   /** Awaiting it runs the page's statement. */
   builder: Knex.QueryBuilder<QueryRow, QueryRow[]>;
   columns: SelectedColumn[];
-  pageSize: number;
+  /** How many of the fetched rows the page returns; the statement fetches one more to look ahead. */
+  take: number;
+  /** The page ends at the definition's limit: a look-ahead row means rows were cut off, not more pages. */
+  atLimit: boolean;
 }
 
 export interface QueryResultPage {
   columns: string[];
   rows: QueryRow[];
   has_more: boolean;
+  /** The definition's limit cut rows off. */
+  truncated: boolean;
 }
 
 const SQL_OPERATORS: Record<Exclude<SingleValueOperator, 'like' | 'starts_with'>, string> = {
@@ -146,18 +153,27 @@ function assertRequiredParams(def: QueryDefinition, params: BoundParams): void {
 }
 
 /**
- * Rows come back in one total order, so pages neither repeat nor skip rows: the definition's
- * order, then the first table's national ID, then each table's record key.
+ * Rows come back in one order that only readable values decide: the definition's order, then
+ * the first table's national ID and each table's record key where the entity may read them, then
+ * every selected column. Rows that tie on all of these carry the same values in every returned
+ * column, so which of them comes first cannot be seen, and pages neither repeat nor skip
+ * anything visible. A column the entity may not read never decides the order: it would show
+ * through the order of the rows it does see.
  */
 function buildOrder(
   def: QueryDefinition,
   tables: CatalogTable[],
+  ability: TableAbility,
 ): Array<{ column: string; order: 'asc' | 'desc' }> {
   const order = (def.order_by ?? []).map((o) => ({ column: o.column, order: o.direction }));
   const [base] = tables;
+  const keys = [
+    ...(base === undefined ? [] : [{ table: base.name, column: base.nationalIdColumn }]),
+    ...tables.flatMap((t) => t.key.map((column) => ({ table: t.name, column }))),
+  ];
   const tieBreakers = [
-    ...(base === undefined ? [] : [`${base.name}.${base.nationalIdColumn}`]),
-    ...tables.flatMap((t) => t.key.map((k) => `${t.name}.${k}`)),
+    ...keys.filter((k) => ability.can('read', k.table, k.column)).map((k) => `${k.table}.${k.column}`),
+    ...def.columns,
   ];
   for (const column of tieBreakers) {
     if (!order.some((o) => o.column === column)) order.push({ column, order: 'asc' });
@@ -166,9 +182,12 @@ function buildOrder(
 }
 
 /**
- * Compiles one page of a saved query. Identifiers come only from the definition, which is
- * validated against the catalog first; every value is a binding. One row more than the page is
- * asked for, so that has_more needs no count, and no page reaches past the definition's limit.
+ * Compiles one page of a saved query for the entity whose ability is given, and refuses (403)
+ * when the statement would read a table or column the ability does not allow: no caller can
+ * compile a read without saying whose read it is. Identifiers come only from the definition,
+ * which is validated against the catalog first; every value is a binding. One row more than
+ * the page is asked for, so that has_more and truncated need no count; the definition's limit
+ * is the total over all pages.
  */
 export function compileQuery(
   knex: Knex,
@@ -176,8 +195,9 @@ export function compileQuery(
   params: BoundParams,
   page: QueryPageRequest,
   catalog: readonly CatalogTable[],
+  ability: TableAbility,
 ): CompiledQuery {
-  validateQueryDefinition(def, catalog);
+  authorizeQuery(ability, def, catalog);
   assertRequiredParams(def, params);
   assertPageRequest(page);
   const tables = def.tables.map((name) => findTable(catalog, name));
@@ -200,18 +220,15 @@ export function compileQuery(
     else builder.join(table.name, ...on);
   }
   for (const condition of def.conditions) applyCondition(builder, condition, params);
-  builder.orderBy(buildOrder(def, tables));
+  builder.orderBy(buildOrder(def, tables, ability));
 
-  const offset = (page.page - 1) * page.pageSize;
-  const remaining = def.limit - offset;
-  if (remaining <= 0) {
-    // Past the definition's limit: an empty page (SQL Server refuses FETCH NEXT 0 ROWS).
-    builder.whereRaw('1 = 0').limit(1);
-  } else {
-    builder.limit(Math.min(remaining, page.pageSize + 1));
-    if (offset > 0) builder.offset(offset);
-  }
-  return { builder, columns, pageSize: page.pageSize };
+  // A page past the limit returns nothing but still looks at the first row beyond the limit, so
+  // it says truncated as the last page did (SQL Server refuses FETCH NEXT 0 ROWS anyway).
+  const offset = Math.min((page.page - 1) * page.pageSize, def.limit);
+  const take = Math.min(def.limit - offset, page.pageSize);
+  builder.limit(take + 1);
+  if (offset > 0) builder.offset(offset);
+  return { builder, columns, take, atLimit: offset + take === def.limit };
 }
 
 export interface CompiledSql {
@@ -225,15 +242,20 @@ export function describeCompiledSql(builder: Knex.QueryBuilder): CompiledSql {
   return { sql: native.sql, bindings: [...native.bindings] };
 }
 
-/** Renames c0, c1, ... back to "table.column", drops the look-ahead row and reports has_more. */
+/**
+ * Renames c0, c1, ... back to "table.column" and drops the look-ahead row. A look-ahead row
+ * below the limit means another page (has_more); at the limit it means the limit cut rows off.
+ */
 export function buildQueryPage(compiled: CompiledQuery, rows: readonly QueryRow[]): QueryResultPage {
+  const beyond = rows.length > compiled.take;
   return {
     columns: compiled.columns.map((c) => c.column),
     rows: rows
-      .slice(0, compiled.pageSize)
+      .slice(0, compiled.take)
       .map((row) =>
         Object.fromEntries(compiled.columns.map((c) => [c.column, normalizeValue(c.type, row[c.alias])])),
       ),
-    has_more: rows.length > compiled.pageSize,
+    has_more: beyond && !compiled.atLimit,
+    truncated: beyond && compiled.atLimit,
   };
 }

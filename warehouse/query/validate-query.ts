@@ -14,6 +14,12 @@ export interface ColumnRef {
   column: string;
 }
 
+/** Everything a query's statement reads before any tie-break: each must be readable by its entity. */
+export interface QueryReads {
+  tables: string[];
+  columns: ColumnRef[];
+}
+
 export function splitColumnRef(ref: string): ColumnRef {
   const dot = ref.indexOf('.');
   return { table: ref.slice(0, dot), column: ref.slice(dot + 1) };
@@ -25,13 +31,30 @@ export function findCatalogColumn(catalog: readonly CatalogTable[], ref: string)
 }
 
 /** select, then conditions, then order_by; each column once. */
-export function listReadColumns(def: QueryDefinition): string[] {
+export function listNamedColumns(def: QueryDefinition): string[] {
   const refs = [
     ...def.columns,
     ...def.conditions.map((c) => c.column),
     ...(def.order_by ?? []).map((o) => o.column),
   ];
   return [...new Set(refs)];
+}
+
+/**
+ * The tables and columns a query's statement reads: every listed table (an inner join filters
+ * and multiplies rows by it, a left join multiplies them), the named columns, and, when tables
+ * are joined, the national ID column of each, which decides which rows meet.
+ */
+function listQueryReads(def: QueryDefinition, catalog: readonly CatalogTable[]): QueryReads {
+  const joinKeys =
+    def.tables.length > 1
+      ? def.tables.flatMap((name) => {
+          const table = catalog.find((t) => t.name === name);
+          return table === undefined ? [] : [`${name}.${table.nationalIdColumn}`];
+        })
+      : [];
+  const refs = [...new Set([...listNamedColumns(def), ...joinKeys])];
+  return { tables: [...def.tables], columns: refs.map(splitColumnRef) };
 }
 
 const PARAM_TYPES_FOR: Record<ColumnType, readonly ParamType[]> = {
@@ -151,14 +174,14 @@ function assertConditionTypes(def: QueryDefinition, catalog: readonly CatalogTab
 }
 
 /**
- * Checks a parsed definition against the catalog and returns every column it reads (selected,
- * filtered or sorted on). Only names that passed here ever reach SQL as identifiers.
+ * Checks a parsed definition against the catalog and returns every table and column it reads
+ * (listed, joined, selected, filtered or sorted on). Only names that passed here ever reach SQL
+ * as identifiers.
  */
-export function validateQueryDefinition(def: QueryDefinition, catalog: readonly CatalogTable[]): ColumnRef[] {
+export function validateQueryDefinition(def: QueryDefinition, catalog: readonly CatalogTable[]): QueryReads {
   assertKnownTables(def, catalog);
-  const refs = listReadColumns(def);
-  assertKnownColumns(def, refs, catalog);
+  assertKnownColumns(def, listNamedColumns(def), catalog);
   assertParamsUsed(def);
   assertConditionTypes(def, catalog);
-  return refs.map(splitColumnRef);
+  return listQueryReads(def, catalog);
 }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
 import { createAbilityCache, fetchAbility, fetchGrantsVersion } from '../../../privileges/ability-cache.ts';
 import type { Actor } from '../../../privileges/actor.ts';
-import { authorizeColumns } from '../../../privileges/authorize-query.ts';
+import { authorizeRead } from '../../../privileges/authorize-query.ts';
 import { fetchGrants, grantAccess, revokeAccess } from '../../../privileges/grants.ts';
 import { permittedColumns } from '../../../privileges/permitted-columns.ts';
 import { closeContext, type AppContext } from '../../../server/context.ts';
@@ -281,7 +281,7 @@ describeEachDatabase('privileges: grants, revokes and cached abilities', (db) =>
     assert.equal(await ctx.knex('hub_entities').where({ code: 'GHOST' }).first('code'), undefined);
   });
 
-  it('authorizeColumns on a fetched ability names every denied column in one 403', async () => {
+  it('authorizeRead on a fetched ability names every denied table and column in one 403', async () => {
     await grantAccess(ctx, {
       consumer: 'WB',
       table: 'ssc_insured',
@@ -289,19 +289,27 @@ describeEachDatabase('privileges: grants, revokes and cached abilities', (db) =>
       actor: operator,
     });
     const ability = await fetchAbility(ctx, createAbilityCache(), 'WB');
-    authorizeColumns(ability, [{ table: 'ssc_insured', column: 'monthly_salary' }]);
+    authorizeRead(ability, {
+      tables: ['ssc_insured'],
+      columns: [{ table: 'ssc_insured', column: 'monthly_salary' }],
+    });
     assert.throws(
       () =>
-        authorizeColumns(ability, [
-          { table: 'ssc_insured', column: 'national_id' },
-          { table: 'ssc_insured', column: 'start_date' },
-          { table: 'cspd_people', column: 'full_name' },
-          { table: 'ssc_insured', column: 'employer_name' },
-        ]),
+        authorizeRead(ability, {
+          tables: ['ssc_insured', 'cspd_people'],
+          columns: [
+            { table: 'ssc_insured', column: 'national_id' },
+            { table: 'ssc_insured', column: 'start_date' },
+            { table: 'cspd_people', column: 'full_name' },
+            { table: 'ssc_insured', column: 'employer_name' },
+          ],
+        }),
       (err: unknown) => {
-        isHubError('column_not_granted', 403)(err);
+        isHubError('table_not_granted', 403)(err);
         assert.deepEqual((err as HubError).details, {
-          denied: ['cspd_people.full_name', 'ssc_insured.employer_name', 'ssc_insured.start_date'],
+          denied: ['cspd_people', 'ssc_insured.employer_name', 'ssc_insured.start_date'],
+          tables: ['cspd_people'],
+          columns: ['ssc_insured.employer_name', 'ssc_insured.start_date'],
         });
         return true;
       },

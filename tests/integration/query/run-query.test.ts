@@ -3,6 +3,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { readConnectorDefinitions } from '../../../connectors/definition.ts';
 import { runConnector } from '../../../connectors/run-connector.ts';
+import { buildAbility } from '../../../privileges/ability.ts';
 import { closeContext, type AppContext } from '../../../server/context.ts';
 import { prepareWarehouse } from '../../../server/services/connector-service.ts';
 import { fetchCatalog, type CatalogTable } from '../../../warehouse/catalog.ts';
@@ -106,7 +107,12 @@ describeEachDatabase('Query engine on real data', (db) => {
     supplied: unknown = {},
     page = { page: 1, pageSize: 100 },
   ): Promise<QueryResultPage> {
-    const compiled = compileQuery(ctx.knex, def, bindParams(def, supplied), page, catalog);
+    // An entity owning both tables: these tests are about results, the grants are tested elsewhere.
+    const ability = buildAbility(
+      [],
+      catalog.map((t) => t.name),
+    );
+    const compiled = compileQuery(ctx.knex, def, bindParams(def, supplied), page, catalog, ability);
     return buildQueryPage(compiled, await compiled.builder);
   }
 
@@ -180,6 +186,7 @@ describeEachDatabase('Query engine on real data', (db) => {
         },
       ],
       has_more: false,
+      truncated: false,
     });
   });
 
@@ -284,20 +291,33 @@ describeEachDatabase('Query engine on real data', (db) => {
     );
   });
 
-  it('pages with has_more and never returns more than the definition limit', async () => {
+  it('pages with has_more; the limit is the total over all pages, and a cut-off says truncated', async () => {
     const def = define({ columns: ['cspd_personal_info.national_id', 'cspd_personal_info.household_id'] });
-    const page = async (d: QueryDefinition, n: number) => {
-      const result = await run(d, {}, { page: n, pageSize: 2 });
-      return { ids: result.rows.map((r) => r['cspd_personal_info.national_id']), has_more: result.has_more };
+    const page = async (d: QueryDefinition, n: number, pageSize = 2) => {
+      const result = await run(d, {}, { page: n, pageSize });
+      return {
+        ids: result.rows.map((r) => r['cspd_personal_info.national_id']),
+        has_more: result.has_more,
+        truncated: result.truncated,
+      };
     };
-    assert.deepEqual(await page(def, 1), { ids: [id(1), id(2)], has_more: true });
-    assert.deepEqual(await page(def, 2), { ids: [id(3), id(4)], has_more: true });
-    assert.deepEqual(await page(def, 3), { ids: [id(5), id(6)], has_more: false });
-    assert.deepEqual(await page(def, 4), { ids: [], has_more: false });
+    const more = { has_more: true, truncated: false };
+    const end = { has_more: false, truncated: false };
+    const cut = { has_more: false, truncated: true };
+    assert.deepEqual(await page(def, 1), { ids: [id(1), id(2)], ...more });
+    assert.deepEqual(await page(def, 2), { ids: [id(3), id(4)], ...more });
+    assert.deepEqual(await page(def, 3), { ids: [id(5), id(6)], ...end });
+    assert.deepEqual(await page(def, 4), { ids: [], ...end });
     const limited = define({ columns: ['cspd_personal_info.national_id'], limit: 5 });
-    assert.deepEqual(await page(limited, 2), { ids: [id(3), id(4)], has_more: true });
-    assert.deepEqual(await page(limited, 3), { ids: [id(5)], has_more: false });
-    assert.deepEqual(await page(limited, 4), { ids: [], has_more: false });
+    assert.deepEqual(await page(limited, 2), { ids: [id(3), id(4)], ...more });
+    assert.deepEqual(await page(limited, 3), { ids: [id(5)], ...cut });
+    assert.deepEqual(await page(limited, 4), { ids: [], ...cut });
+    assert.deepEqual(await page(limited, 1, 100), { ids: [1, 2, 3, 4, 5].map(id), ...cut });
+    // Six rows and a limit of six: nothing was cut off.
+    const exact = define({ columns: ['cspd_personal_info.national_id'], limit: 6 });
+    assert.deepEqual(await page(exact, 2, 3), { ids: [4, 5, 6].map(id), ...end });
+    assert.deepEqual(await page(exact, 1, 6), { ids: [1, 2, 3, 4, 5, 6].map(id), ...end });
+    assert.deepEqual(await page(exact, 3, 3), { ids: [], ...end });
     const typed = await run(def, {}, { page: 1, pageSize: 1 });
     assert.deepEqual(typed.rows, [
       { 'cspd_personal_info.national_id': id(1), 'cspd_personal_info.household_id': 10 },

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { buildAbility } from '../../../privileges/ability.ts';
-import { authorizeColumns } from '../../../privileges/authorize-query.ts';
-import { permittedColumns } from '../../../privileges/permitted-columns.ts';
+import { authorizeRead } from '../../../privileges/authorize-query.ts';
+import { permittedColumns, permittedPersonColumns } from '../../../privileges/permitted-columns.ts';
 import type { CatalogTable } from '../../../warehouse/catalog.ts';
 import { HubError } from '../../../warehouse/core/errors.ts';
 
@@ -89,7 +89,28 @@ describe('privileges: abilities from grants', () => {
   });
 });
 
-describe('privileges: authorizing explicit column reads', () => {
+describe('privileges: the person lookup reads the national ID column', () => {
+  it('a table whose national ID column is not readable takes no part in the lookup', () => {
+    const ability = buildAbility(
+      [
+        { table: 'ssc_insured', column: 'monthly_salary' },
+        { table: 'dvld_vehicles', column: 'national_id' },
+        { table: 'dvld_vehicles', column: 'vehicle_type' },
+      ],
+      ['naf_households'],
+    );
+    assert.deepEqual(permittedColumns(ability, insured), ['monthly_salary']);
+    assert.deepEqual(permittedPersonColumns(ability, insured), []);
+    assert.deepEqual(permittedPersonColumns(ability, vehicles), ['national_id', 'vehicle_type']);
+    assert.deepEqual(permittedPersonColumns(ability, households), [
+      'national_id',
+      'household_id',
+      'poverty_score',
+    ]);
+  });
+});
+
+describe('privileges: authorizing explicit reads', () => {
   const ability = buildAbility(
     [
       { table: 'ssc_insured', column: 'national_id' },
@@ -98,36 +119,79 @@ describe('privileges: authorizing explicit column reads', () => {
     ],
     ['naf_households'],
   );
-
-  it('passes when every column is granted or owned', () => {
-    authorizeColumns(ability, [
-      { table: 'ssc_insured', column: 'monthly_salary' },
-      { table: 'dvld_vehicles', column: 'vehicle_type' },
-      { table: 'naf_households', column: 'poverty_score' },
-    ]);
+  const reads = (tables: string[], columns: Array<[string, string]>) => ({
+    tables,
+    columns: columns.map(([table, column]) => ({ table, column })),
   });
 
-  it('throws one 403 naming every denied column, sorted and once each', () => {
+  it('passes when every table and column is granted or owned', () => {
+    authorizeRead(
+      ability,
+      reads(
+        ['ssc_insured', 'dvld_vehicles', 'naf_households'],
+        [
+          ['ssc_insured', 'monthly_salary'],
+          ['dvld_vehicles', 'vehicle_type'],
+          ['naf_households', 'poverty_score'],
+        ],
+      ),
+    );
+  });
+
+  it('throws one 403 column_not_granted naming every denied column, sorted and once each', () => {
     assert.throws(
       () =>
-        authorizeColumns(ability, [
-          { table: 'ssc_insured', column: 'start_date' },
-          { table: 'ssc_insured', column: 'national_id' },
-          { table: 'cspd_personal_info', column: 'mother_name' },
-          { table: 'ssc_insured', column: 'employer_name' },
-          { table: 'ssc_insured', column: 'start_date' },
-        ]),
+        authorizeRead(
+          ability,
+          reads(
+            ['ssc_insured'],
+            [
+              ['ssc_insured', 'start_date'],
+              ['ssc_insured', 'national_id'],
+              ['ssc_insured', 'employer_name'],
+              ['ssc_insured', 'start_date'],
+            ],
+          ),
+        ),
       (err: unknown) => {
         assert.ok(err instanceof HubError);
         assert.equal(err.code, 'column_not_granted');
         assert.equal(err.status, 403);
-        const denied = [
-          'cspd_personal_info.mother_name',
-          'ssc_insured.employer_name',
-          'ssc_insured.start_date',
-        ];
-        assert.deepEqual(err.details, { denied });
+        const denied = ['ssc_insured.employer_name', 'ssc_insured.start_date'];
+        assert.deepEqual(err.details, { denied, tables: [], columns: denied });
         assert.equal(err.message, `not granted: ${denied.join(', ')}`);
+        return true;
+      },
+    );
+  });
+
+  it('a table with no grant at all is named once, as a table, even when no column of it is read', () => {
+    assert.throws(
+      () =>
+        authorizeRead(
+          ability,
+          reads(
+            ['ssc_insured', 'cspd_personal_info', 'moe_students'],
+            [
+              ['cspd_personal_info', 'mother_name'],
+              ['cspd_personal_info', 'national_id'],
+              ['ssc_insured', 'employer_name'],
+            ],
+          ),
+        ),
+      (err: unknown) => {
+        assert.ok(err instanceof HubError);
+        assert.equal(err.code, 'table_not_granted');
+        assert.equal(err.status, 403);
+        assert.deepEqual(err.details, {
+          denied: ['cspd_personal_info', 'moe_students', 'ssc_insured.employer_name'],
+          tables: ['cspd_personal_info', 'moe_students'],
+          columns: ['ssc_insured.employer_name'],
+        });
+        assert.equal(
+          err.message,
+          'not granted: table cspd_personal_info, table moe_students, ssc_insured.employer_name',
+        );
         return true;
       },
     );

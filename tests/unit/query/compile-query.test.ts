@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import knexFactory, { type Knex } from 'knex';
+import { buildAbility, type TableAbility } from '../../../privileges/ability.ts';
 import type { CatalogTable } from '../../../warehouse/catalog.ts';
 import type { ColumnType } from '../../../warehouse/core/column-types.ts';
 import { HubError } from '../../../warehouse/core/errors.ts';
@@ -104,8 +105,18 @@ const onePerson = (
   define({ tables: ['cspd_personal_info'], columns: ['cspd_personal_info.first_name'], conditions, params });
 
 const firstPage: QueryPageRequest = { page: 1, pageSize: 100 };
-const compileWith = (knex: Knex, def: QueryDefinition, params: BoundParams = {}, page = firstPage) =>
-  compileQuery(knex, def, params, page, catalog);
+/** An entity that owns every table reads everything: these tests are about SQL, not grants. */
+const readsAll = buildAbility(
+  [],
+  catalog.map((t) => t.name),
+);
+const compileWith = (
+  knex: Knex,
+  def: QueryDefinition,
+  params: BoundParams = {},
+  page = firstPage,
+  ability: TableAbility = readsAll,
+) => compileQuery(knex, def, params, page, catalog, ability);
 
 function assertHubError(fn: () => unknown, code: string, ...fragments: string[]): void {
   assert.throws(fn, (err: unknown) => {
@@ -137,7 +148,7 @@ describe('query compilation', () => {
   });
 
   describe('validateQueryDefinition', () => {
-    it('returns every column the query reads (select, conditions, order_by), once each, in that order', () => {
+    it('returns every table and column the query reads (select, conditions, order_by, join keys), once each', () => {
       const def = define({
         conditions: [
           { column: 'cspd_personal_info.marital_status', op: '=', value: 'W' },
@@ -149,14 +160,23 @@ describe('query compilation', () => {
           { column: 'cspd_personal_info.national_id' },
         ],
       });
-      assert.deepEqual(validateQueryDefinition(def, catalog), [
-        { table: 'cspd_personal_info', column: 'national_id' },
-        { table: 'cspd_personal_info', column: 'first_name' },
-        { table: 'dvld_vehicles', column: 'vehicle_type' },
-        { table: 'cspd_personal_info', column: 'marital_status' },
-        { table: 'cspd_personal_info', column: 'birth_date' },
-        { table: 'dvld_vehicles', column: 'model_year' },
-      ]);
+      assert.deepEqual(validateQueryDefinition(def, catalog), {
+        tables: ['cspd_personal_info', 'dvld_vehicles'],
+        columns: [
+          { table: 'cspd_personal_info', column: 'national_id' },
+          { table: 'cspd_personal_info', column: 'first_name' },
+          { table: 'dvld_vehicles', column: 'vehicle_type' },
+          { table: 'cspd_personal_info', column: 'marital_status' },
+          { table: 'cspd_personal_info', column: 'birth_date' },
+          { table: 'dvld_vehicles', column: 'model_year' },
+          { table: 'dvld_vehicles', column: 'national_id' },
+        ],
+      });
+      const single = onePerson([]);
+      assert.deepEqual(validateQueryDefinition(single, catalog), {
+        tables: ['cspd_personal_info'],
+        columns: [{ table: 'cspd_personal_info', column: 'first_name' }],
+      });
     });
 
     it('an unknown table → unknown_table naming every one', () => {
@@ -277,6 +297,86 @@ describe('query compilation', () => {
     });
   });
 
+  describe('compileQuery refuses what the ability does not allow, on its own', () => {
+    const [{ knex }] = dialects as [(typeof dialects)[number]];
+    const assertDenied = (fn: () => unknown, code: string, denied: string[]) =>
+      assert.throws(fn, (err: unknown) => {
+        assert.ok(err instanceof HubError, String(err));
+        assert.equal(err.status, 403);
+        assert.equal(err.code, code);
+        assert.deepEqual(err.details?.denied, denied);
+        return true;
+      });
+    // NAF may read some civil-status columns and, of the vehicles, only the type.
+    const naf = buildAbility(
+      [
+        { table: 'cspd_personal_info', column: 'national_id' },
+        { table: 'cspd_personal_info', column: 'first_name' },
+        { table: 'cspd_personal_info', column: 'marital_status' },
+        { table: 'cspd_personal_info', column: 'birth_date' },
+        { table: 'dvld_vehicles', column: 'vehicle_type' },
+      ],
+      [],
+    );
+
+    it('a listed table with no grant is named as a table, though no column of it is selected', () => {
+      const def = define({
+        tables: ['cspd_personal_info', 'ssc_insured'],
+        columns: ['cspd_personal_info.first_name'],
+        conditions: [],
+        params: {},
+      });
+      assertDenied(() => compileWith(knex, def, {}, firstPage, naf), 'table_not_granted', ['ssc_insured']);
+    });
+
+    it('a join reads the national ID column of every joined table', () => {
+      const def = define();
+      assertDenied(
+        () => compileWith(knex, def, { born_before: '1980-01-01' }, firstPage, naf),
+        'column_not_granted',
+        ['dvld_vehicles.national_id'],
+      );
+    });
+
+    it('filtered and sorted columns count as read, all named in one 403', () => {
+      const def = onePerson([{ column: 'cspd_personal_info.family_name', op: 'is_null' }]);
+      const sorted = {
+        ...def,
+        order_by: [{ column: 'cspd_personal_info.household_id', direction: 'asc' as const }],
+      };
+      assertDenied(() => compileWith(knex, sorted, {}, firstPage, naf), 'column_not_granted', [
+        'cspd_personal_info.family_name',
+        'cspd_personal_info.household_id',
+      ]);
+    });
+
+    it('the automatic order skips record keys the entity may not read', () => {
+      const vehiclesOnly = buildAbility([{ table: 'dvld_vehicles', column: 'vehicle_type' }], []);
+      const def = define({
+        tables: ['dvld_vehicles'],
+        columns: ['dvld_vehicles.vehicle_type'],
+        conditions: [],
+        params: {},
+      });
+      const { sql } = compileWith(knex, def, {}, firstPage, vehiclesOnly).builder.toSQL();
+      assert.ok(sql.endsWith('order by `dvld_vehicles`.`vehicle_type` asc limit ?'), sql);
+      const withKey = buildAbility(
+        [
+          { table: 'dvld_vehicles', column: 'vehicle_type' },
+          { table: 'dvld_vehicles', column: 'registration_number' },
+        ],
+        [],
+      );
+      const keyed = compileWith(knex, def, {}, firstPage, withKey).builder.toSQL().sql;
+      assert.ok(
+        keyed.endsWith(
+          'order by `dvld_vehicles`.`registration_number` asc, `dvld_vehicles`.`vehicle_type` asc limit ?',
+        ),
+        keyed,
+      );
+    });
+  });
+
   for (const { name, knex, q } of dialects) {
     const col = (ref: string) => ref.split('.').map(q).join('.');
 
@@ -290,7 +390,8 @@ describe('query compilation', () => {
               `${col('dvld_vehicles.vehicle_type')} as ${q('c2')} from ${q('cspd_personal_info')} ` +
               `inner join ${q('dvld_vehicles')} on ${col('cspd_personal_info.national_id')} = ${col('dvld_vehicles.national_id')} ` +
               `where ${col('cspd_personal_info.marital_status')} = ? and ${col('cspd_personal_info.birth_date')} <= ? ` +
-              `order by ${col('cspd_personal_info.national_id')} asc, ${col('dvld_vehicles.registration_number')} asc`,
+              `order by ${col('cspd_personal_info.national_id')} asc, ${col('dvld_vehicles.registration_number')} asc, ` +
+              `${col('cspd_personal_info.first_name')} asc, ${col('dvld_vehicles.vehicle_type')} asc`,
           ),
           sql,
         );
@@ -329,13 +430,14 @@ describe('query compilation', () => {
         assert.ok(
           sql.includes(
             `order by ${col('cspd_personal_info.national_id')} asc, ${col('dvld_vehicles.registration_number')} asc, ` +
-              `${col('ssc_insured.insured_nid')} asc, ${col('ssc_insured.start_date')} asc`,
+              `${col('ssc_insured.insured_nid')} asc, ${col('ssc_insured.start_date')} asc, ` +
+              `${col('cspd_personal_info.first_name')} asc, ${col('ssc_insured.employer_name')} asc`,
           ),
           sql,
         );
       });
 
-      it('orders by order_by first, then the tie-breakers not already named', () => {
+      it('orders by order_by first, then the readable keys and the selected columns not already named', () => {
         const def = define({
           order_by: [
             { column: 'dvld_vehicles.model_year', direction: 'desc' },
@@ -345,7 +447,9 @@ describe('query compilation', () => {
         const { sql } = compileWith(knex, def, { born_before: '1980-01-01' }).builder.toSQL();
         assert.ok(
           sql.includes(
-            `order by ${col('dvld_vehicles.model_year')} desc, ${col('cspd_personal_info.national_id')} desc, ${col('dvld_vehicles.registration_number')} asc`,
+            `order by ${col('dvld_vehicles.model_year')} desc, ${col('cspd_personal_info.national_id')} desc, ` +
+              `${col('dvld_vehicles.registration_number')} asc, ${col('cspd_personal_info.first_name')} asc, ` +
+              `${col('dvld_vehicles.vehicle_type')} asc`,
           ),
           sql,
         );
@@ -387,16 +491,41 @@ describe('query compilation', () => {
           );
         });
 
-        it('the last page stops at the definition limit, so no look-ahead row is fetched', () => {
-          assert.deepEqual(paged(25, { page: 3, pageSize: 10 }).paging, { limit: 5, offset: 20 });
-          assert.deepEqual(paged(30, { page: 3, pageSize: 10 }).paging, { limit: 10, offset: 20 });
-          assert.deepEqual(paged(100, { page: 1, pageSize: 500 }).paging, { limit: 100, offset: 0 });
+        it('the last page stops at the definition limit and looks one row past it, to tell a cut-off', () => {
+          assert.deepEqual(paged(25, { page: 3, pageSize: 10 }).paging, { limit: 6, offset: 20 });
+          assert.deepEqual(paged(30, { page: 3, pageSize: 10 }).paging, { limit: 11, offset: 20 });
+          assert.deepEqual(paged(100, { page: 1, pageSize: 500 }).paging, { limit: 101, offset: 0 });
         });
 
-        it('a page past the limit selects nothing', () => {
-          const { sql } = paged(25, { page: 4, pageSize: 10 });
-          assert.ok(sql.includes(' and 1 = 0 '), sql);
-          assert.ok(!sql.includes('offset'), sql);
+        it('a page past the limit returns nothing but looks at the first row beyond the limit', () => {
+          const { paging, compiled } = paged(25, { page: 4, pageSize: 10 });
+          assert.deepEqual(paging, { limit: 1, offset: 25 });
+          const row = { c0: '1000000001', c1: 'فاطمة', c2: 'سيارة' };
+          assert.deepEqual(buildQueryPage(compiled, [row]).rows, []);
+          assert.equal(buildQueryPage(compiled, [row]).truncated, true);
+          assert.equal(buildQueryPage(compiled, []).truncated, false);
+        });
+
+        it('a look-ahead row at the limit means truncated, never has_more', () => {
+          const row = (n: number) => ({ c0: `10000000${n}`, c1: 'فاطمة', c2: 'سيارة' });
+          const last = paged(5, { page: 3, pageSize: 2 }).compiled;
+          assert.deepEqual(
+            [buildQueryPage(last, [row(5), row(6)])].map((p) => [p.rows.length, p.has_more, p.truncated]),
+            [[1, false, true]],
+          );
+          const exact = paged(4, { page: 2, pageSize: 2 }).compiled;
+          assert.deepEqual(
+            [buildQueryPage(exact, [row(3), row(4), row(5)])].map((p) => [
+              p.rows.length,
+              p.has_more,
+              p.truncated,
+            ]),
+            [[2, false, true]],
+          );
+          assert.deepEqual(
+            [buildQueryPage(exact, [row(3), row(4)])].map((p) => [p.rows.length, p.has_more, p.truncated]),
+            [[2, false, false]],
+          );
         });
 
         it('has_more comes from the look-ahead row, which is dropped, and columns are renamed back', () => {
@@ -415,6 +544,7 @@ describe('query compilation', () => {
               'dvld_vehicles.vehicle_type': 'سيارة',
             })),
             has_more: true,
+            truncated: false,
           });
           assert.equal(buildQueryPage(compiled, [row(1), row(2)]).has_more, false);
           assert.equal(buildQueryPage(compiled, []).has_more, false);
