@@ -90,7 +90,7 @@ export async function issueToken(
     actor: client.client_id,
     entity: client.entity,
     action: 'token.issue',
-    details: { ip: input.ip, kid },
+    details: { ip: input.ip },
   });
   return { access_token: token, token_type: 'Bearer', expires_in: TOKEN_TTL_SECONDS };
 }
