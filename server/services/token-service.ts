@@ -60,7 +60,7 @@ export async function issueToken(
   try {
     await assertTokenRequestAllowed(ctx, requester);
   } catch (err) {
-    await auditTokenFailure(ctx, requester, err);
+    if (err instanceof HubError) await auditTokenFailure(ctx, requester, err);
     throw err;
   }
   try {
@@ -95,16 +95,15 @@ export async function issueToken(
   return { access_token: token, token_type: 'Bearer', expires_in: TOKEN_TTL_SECONDS };
 }
 
-function auditTokenFailure(ctx: AppContext, requester: TokenRequester, err: unknown): Promise<void> {
-  const error = err instanceof HubError ? err : null;
-  const reason = error?.details?.reason;
+function auditTokenFailure(ctx: AppContext, requester: TokenRequester, error: HubError): Promise<void> {
+  const reason = error.details?.reason;
   return ctx.audit.append({
     actor: (requester.clientId ?? 'unknown').replaceAll('\u0000', '').slice(0, 100) || 'unknown',
     action: 'token.failed',
     details: {
       ip: requester.ip,
-      error: error?.code ?? 'server_error',
-      status: error?.status ?? 500,
+      error: error.code,
+      status: error.status,
       ...(typeof reason === 'string' ? { reason } : {}),
     },
   });
@@ -167,8 +166,9 @@ export async function refuseMalformedTokenRequest(
   try {
     await assertTokenRequestAllowed(ctx, requester);
   } catch (err) {
+    if (!(err instanceof HubError)) throw err;
     await auditTokenFailure(ctx, requester, err);
-    return err instanceof HubError ? err : error;
+    return err;
   }
   await countTokenFailure(ctx, requester);
   await auditTokenFailure(ctx, requester, error);
