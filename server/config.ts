@@ -1,6 +1,10 @@
 import path from 'node:path';
 import { z } from 'zod';
 import type { NationalIdRule } from '../warehouse/core/national-id.ts';
+import type { SecretKeySource } from '../warehouse/keyring/keyring.ts';
+
+const MIN_SECRET_KEY_CHARS = 32;
+const DEFAULT_KEY_FILE_NAME = 'secret-keys.json';
 
 const envSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
@@ -14,6 +18,15 @@ const envSchema = z.object({
   HUB_NATIONAL_ID_CHECK: z.enum(['luhn', 'none']).default('luhn'),
   HUB_SCHEDULER: z.enum(['on', 'off']).default('on'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  HUB_SECRET_KEY_FILE: z.string().min(1).optional(),
+  // One key, or several separated by commas (the first is current, the others still verify).
+  HUB_SECRET_KEY: z
+    .string()
+    .optional()
+    .transform((value) => value?.split(',').map((k) => k.trim()))
+    .refine((keys) => keys === undefined || keys.every((k) => k.length >= MIN_SECRET_KEY_CHARS), {
+      message: `each key needs at least ${MIN_SECRET_KEY_CHARS} characters (e.g. openssl rand -base64 32)`,
+    }),
 });
 
 export interface HubConfig {
@@ -26,6 +39,8 @@ export interface HubConfig {
   nationalIdRule: NationalIdRule;
   scheduler: boolean;
   logLevel: string;
+  /** The master keys for token signing, TOTP encryption and client-secret hashing: never in the warehouse. */
+  secretKeys: SecretKeySource;
 }
 
 /** The only place that reads process.env. */
@@ -37,6 +52,9 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env, overrides: { da
   }
   const e = parsed.data;
   const dataDir = path.resolve(e.HUB_DATA_DIR);
+  if (e.HUB_SECRET_KEY !== undefined && e.HUB_SECRET_KEY_FILE !== undefined) {
+    throw new Error('invalid configuration: set HUB_SECRET_KEY_FILE or HUB_SECRET_KEY, not both');
+  }
   return {
     port: overrides.port ?? e.PORT,
     host: e.HOST,
@@ -47,5 +65,13 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env, overrides: { da
     nationalIdRule: { length: e.HUB_NATIONAL_ID_LENGTH, checkDigit: e.HUB_NATIONAL_ID_CHECK },
     scheduler: e.HUB_SCHEDULER === 'on',
     logLevel: e.LOG_LEVEL,
+    // Only the default file in the data folder is created on first use: a mistyped
+    // HUB_SECRET_KEY_FILE must not silently start a new key.
+    secretKeys:
+      e.HUB_SECRET_KEY !== undefined
+        ? { kind: 'env', keys: e.HUB_SECRET_KEY }
+        : e.HUB_SECRET_KEY_FILE !== undefined
+          ? { kind: 'file', path: path.resolve(e.HUB_SECRET_KEY_FILE), createIfMissing: false }
+          : { kind: 'file', path: path.join(dataDir, DEFAULT_KEY_FILE_NAME), createIfMissing: true },
   };
 }

@@ -8,6 +8,7 @@ import type { HubConfig } from './config.ts';
 import { createAbilityCache, type AbilityCache } from '../privileges/ability-cache.ts';
 import { CatalogCache } from '../warehouse/catalog-cache.ts';
 import { AuditWriter } from '../warehouse/audit/audit-writer.ts';
+import { openKeyring, type Keyring } from '../warehouse/keyring/keyring.ts';
 
 /** Everything a use case needs, passed explicitly: no module-level database, config or catalog. */
 export interface AppContext {
@@ -22,23 +23,30 @@ export interface AppContext {
   abilities: AbilityCache;
   catalog: CatalogCache;
   audit: AuditWriter;
+  /** The hub's secret keys (from configuration, never the warehouse): subkeys by purpose. */
+  keyring: Keyring;
 }
 
 export function openContext(config: HubConfig, options: { clock?: Clock; logger?: Logger } = {}): AppContext {
   const warehouse = openWarehouse(config.databaseUrl);
   const clock = options.clock ?? systemClock;
   const dialect = dialectFor(warehouse.dialect);
+  const logger = options.logger ?? pino({ level: config.logLevel }, pino.destination(2));
   return {
     config,
     warehouse,
     knex: warehouse.knex,
     dialect,
     clock,
-    logger: options.logger ?? pino({ level: config.logLevel }, pino.destination(2)),
+    logger,
     nationalIdRule: config.nationalIdRule,
     abilities: createAbilityCache(),
     catalog: new CatalogCache(warehouse.knex, clock),
     audit: new AuditWriter(warehouse.knex, clock, { gatherMs: dialect.auditGatherMs }),
+    keyring: openKeyring(config.secretKeys, {
+      now: () => clock.now(),
+      onCreate: (file) => logger.warn({ file }, 'created a new secret key file: back it up, and keep it out of database backups'),
+    }),
   };
 }
 

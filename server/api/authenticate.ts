@@ -8,7 +8,7 @@ const CALLER = Symbol('caller');
 /** Bearer token → caller, then the caller's rate limits; every consumer route sits behind it. */
 export function buildAuthenticate(ctx: AppContext, state: ApiState): RequestHandler {
   return async (req, _res, next) => {
-    const caller = await authenticateCaller(ctx, state.keys, req.headers.authorization, normalizeIp(req.socket.remoteAddress));
+    const caller = await authenticateCaller(ctx, req.headers.authorization, normalizeIp(req.socket.remoteAddress));
     state.limiter.consume(caller.clientId, caller.limits);
     (req as Request & { [CALLER]?: ApiCaller })[CALLER] = caller;
     next();

@@ -1,24 +1,77 @@
-import { Router } from 'express';
-import { z } from 'zod';
+import { Router, type ErrorRequestHandler, type RequestHandler } from 'express';
+import { HubError } from '../../warehouse/core/errors.ts';
 import type { AppContext } from '../context.ts';
-import { parseInput } from '../http/validate.ts';
-import { issueToken, normalizeIp } from '../services/token-service.ts';
+import { issueToken, normalizeIp, refuseMalformedTokenRequest } from '../services/token-service.ts';
 import type { ApiState } from './api-state.ts';
 
-const tokenRequest = z.object({
-  grant_type: z.literal('client_credentials'),
-  // PostgreSQL refuses text holding U+0000; the id is looked up, so it would fail as a 500.
-  client_id: z.string().min(1).max(100).refine((id) => !id.includes('\u0000'), 'must not contain a NUL character'),
-  client_secret: z.string().min(1).max(500),
-});
+export const TOKEN_PATH = '/api/v1/token';
 
-export function buildTokenRoutes(ctx: AppContext, state: ApiState): Router {
+/**
+ * The token endpoint and its own error handler: unlike the rest of the API, its errors are
+ * RFC 6749 §5.2's `{"error": "invalid_client", "error_description": "..."}`, so stock OAuth2
+ * client libraries read them. Mounted as one list, the handler also sees the body parser's
+ * errors for this path (malformed JSON), which happen before any route runs.
+ */
+export function buildTokenRoutes(
+  ctx: AppContext,
+  _state: ApiState,
+): Array<RequestHandler | ErrorRequestHandler> {
   const router = Router();
-  router.post('/api/v1/token', async (req, res) => {
-    const body = parseInput(tokenRequest, req.body ?? {}, 'token request');
+  router.post(TOKEN_PATH, async (req, res) => {
     const ip = normalizeIp(req.socket.remoteAddress);
+    const body = await issueToken(ctx, {
+      ip,
+      body: req.body as unknown,
+      authorization: req.headers.authorization,
+    });
     res.setHeader('Cache-Control', 'no-store');
-    res.json(await issueToken(ctx, state.keys, { clientId: body.client_id, clientSecret: body.client_secret, ip }));
+    res.setHeader('Pragma', 'no-cache');
+    res.json(body);
   });
-  return router;
+  router.all(TOKEN_PATH, (req, res) => {
+    res.setHeader('Allow', 'POST');
+    throw new HubError(
+      'invalid_request',
+      405,
+      `${req.method} is not allowed here: request a token with POST ${TOKEN_PATH}`,
+    );
+  });
+  return [router, buildTokenErrorHandler(ctx)];
+}
+
+function buildTokenErrorHandler(ctx: AppContext): ErrorRequestHandler {
+  return async (err: unknown, req, res, next) => {
+    if (req.path !== TOKEN_PATH) {
+      next(err);
+      return;
+    }
+    let error = err instanceof HubError ? err : readBodyParserError(err);
+    if (error === null) {
+      const requestId = String(res.getHeader('x-request-id') ?? '');
+      ctx.logger.error({ err, requestId, path: req.path }, 'unhandled error');
+      error = new HubError('server_error', 500, `internal error (request ${requestId})`);
+    } else if (!(err instanceof HubError)) {
+      error = await refuseMalformedTokenRequest(ctx, normalizeIp(req.socket.remoteAddress), error);
+    }
+    res.setHeader('Cache-Control', 'no-store');
+    res.setHeader('Pragma', 'no-cache');
+    // RFC 7235: a 401 names the scheme to use; RFC 6749 §5.2 requires it when Basic was tried.
+    if (error.status === 401)
+      res.setHeader('WWW-Authenticate', 'Basic realm="Registry Hub", charset="UTF-8"');
+    const retryAfter = error.details?.retry_after;
+    if (error.status === 429 && typeof retryAfter === 'number')
+      res.setHeader('Retry-After', String(retryAfter));
+    res.status(error.status).json({ error: error.code, error_description: error.message });
+  };
+}
+
+/** The body parser's refusals (malformed JSON, a body over the limit, an unknown charset) as invalid_request. */
+function readBodyParserError(err: unknown): HubError | null {
+  if (!(err instanceof Error)) return null;
+  const { type, status, expose } = err as Error & { type?: unknown; status?: unknown; expose?: unknown };
+  if (type === 'entity.parse.failed')
+    return new HubError('invalid_request', 400, 'request body is not valid JSON');
+  if (typeof status === 'number' && status >= 400 && status < 500 && expose === true)
+    return new HubError('invalid_request', 400, err.message);
+  return null;
 }

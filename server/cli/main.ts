@@ -7,6 +7,7 @@ import { addDatabaseOption, readCliConfig, withContext, type GlobalOptions } fro
 import { buildConnectorsCommand, UsageError } from './connectors-command.ts';
 import { buildClientsCommand } from './clients-command.ts';
 import { buildUsersCommand } from './users-command.ts';
+import { buildKeysCommand } from './keys-command.ts';
 import { buildAuditCommand } from './audit-command.ts';
 import { buildGrantCommands } from './grants-command.ts';
 import { processIo, type CliIo } from './io.ts';
@@ -62,6 +63,7 @@ export function buildProgram(io: CliIo): Command {
   program.addCommand(buildConnectorsCommand(io));
   program.addCommand(buildClientsCommand(io));
   program.addCommand(buildUsersCommand(io));
+  program.addCommand(buildKeysCommand(io));
   program.addCommand(buildAuditCommand(io));
   for (const command of buildGrantCommands(io)) program.addCommand(command);
   program.addCommand(buildQueriesCommand(io));

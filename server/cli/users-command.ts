@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { prepareWarehouse } from '../services/connector-service.ts';
-import { createUser, USER_ROLES } from '../services/user-service.ts';
+import { createUser, resetUserTotp, USER_ROLES } from '../services/user-service.ts';
 import { addDatabaseOption, buildCliActor, withContext, type GlobalOptions } from './cli-context.ts';
 import type { CliIo } from './io.ts';
 
@@ -27,6 +27,19 @@ export function buildUsersCommand(io: CliIo): Command {
       );
       io.out(`password: ${user.password}`);
       io.out(`otpauth: ${user.otpauth_uri}`);
+    }),
+  );
+
+  addDatabaseOption(
+    users
+      .command('reset-totp <username>')
+      .description(
+        'give the user a new TOTP secret (lost phone, or cleared by the upgrade); prints the otpauth:// URI once',
+      ),
+  ).action((username: string, options: GlobalOptions) =>
+    withContext(options, async (ctx) => {
+      await prepareWarehouse(ctx);
+      io.out(`otpauth: ${(await resetUserTotp(ctx, username, buildCliActor())).otpauth_uri}`);
     }),
   );
   return users;

@@ -5,7 +5,7 @@ import { recordAudit } from '../../warehouse/audit/record-audit.ts';
 import { isoNow } from '../../warehouse/core/clock.ts';
 import { HubError, invalidRequest } from '../../warehouse/core/errors.ts';
 import type { AppContext } from '../context.ts';
-import { hashSecret, verifySecret } from './password-hash.ts';
+import { hashClientSecret, readClientSecretKid, verifyClientSecret } from './client-secret-hash.ts';
 
 export interface ClientInput {
   entity: string;
@@ -71,7 +71,7 @@ export async function createClient(
   const ratePerDay = assertPositiveInteger('rate_per_day', input.ratePerDay ?? DEFAULT_RATE_PER_DAY);
   const allowedIps = assertIpAddresses(input.allowedIps ?? []);
   const secret = buildSecret();
-  const secretHash = await hashSecret(secret);
+  const secretHash = hashClientSecret(ctx.keyring, secret);
   return ctx.knex.transaction(async (trx) => {
     const entity = await assertEntityExists(trx, input.entity);
     const clientId = await buildUnusedClientId(trx, entity);
@@ -118,16 +118,43 @@ export async function fetchClients(
   return rows.map(mapClientRow);
 }
 
-/** The client when the secret matches and the client is active; null otherwise, whatever the reason. */
+export type ClientCheck =
+  { ok: true; client: ClientRecord } | { ok: false; reason: 'unknown_client' | 'bad_secret' | 'disabled' };
+
+/**
+ * The client when the secret matches and the client is active. The reason for a refusal is for
+ * the audit log only: callers answer every refusal alike, so that client ids cannot be probed.
+ */
 export async function verifyClientCredentials(
   ctx: AppContext,
   clientId: string,
   secret: string,
-): Promise<ClientRecord | null> {
+): Promise<ClientCheck> {
   const row = await ctx.knex('hub_clients').where({ client_id: clientId }).first<ClientRow | undefined>();
-  const matches = await verifySecret(secret, row?.secret_hash);
-  if (row === undefined || !matches || row.status !== 'active') return null;
-  return mapClientRow(row);
+  const check = await verifyClientSecret(ctx.keyring, secret, row?.secret_hash);
+  if (row === undefined) return { ok: false, reason: 'unknown_client' };
+  if (!check.matches) return { ok: false, reason: 'bad_secret' };
+  if (row.status !== 'active') return { ok: false, reason: 'disabled' };
+  // Moves the hash to HMAC under the current key while the secret is at hand; only if nobody
+  // rotated the secret meanwhile.
+  if (check.needsRehash) {
+    await ctx
+      .knex('hub_clients')
+      .where({ client_id: clientId, secret_hash: row.secret_hash })
+      .update({ secret_hash: hashClientSecret(ctx.keyring, secret) });
+  }
+  return { ok: true, client: mapClientRow(row) };
+}
+
+/** Which key each client's secret hash was made under ('scrypt' for hashes from before HMAC). */
+export async function fetchClientSecretKids(
+  ctx: AppContext,
+): Promise<Array<{ client_id: string; kid: string }>> {
+  const rows = await ctx
+    .knex('hub_clients')
+    .orderBy('client_id')
+    .select<Array<{ client_id: string; secret_hash: string }>>('client_id', 'secret_hash');
+  return rows.map((r) => ({ client_id: r.client_id, kid: readClientSecretKid(r.secret_hash) ?? 'scrypt' }));
 }
 
 /** A new secret; the old one stops working at once, and so must tokens issued before secret_rotated_at. */
@@ -137,7 +164,7 @@ export async function rotateClientSecret(
   actor: string,
 ): Promise<ClientCredentials> {
   const secret = buildSecret();
-  const secretHash = await hashSecret(secret);
+  const secretHash = hashClientSecret(ctx.keyring, secret);
   await ctx.knex.transaction(async (trx) => {
     const client = await assertClientExists(trx, clientId);
     await trx('hub_clients')

@@ -1,10 +1,13 @@
-import { createSecretKey, type KeyObject } from 'node:crypto';
-import { jwtVerify, SignJWT } from 'jose';
+import { jwtVerify, SignJWT, type JWTHeaderParameters } from 'jose';
 import { HubError } from '../../warehouse/core/errors.ts';
 import type { AppContext } from '../context.ts';
 import { fetchClient, verifyClientCredentials, type ClientRecord } from './client-service.ts';
+import { parseTokenRequest, readClaimedClientId, type RawTokenRequest } from './token-request.ts';
+import { assertTokenRequestAllowed, countTokenFailure, type TokenRequester } from './token-throttle.ts';
 
 export const TOKEN_TTL_SECONDS = 900;
+/** The keyring purpose whose subkey signs access tokens. */
+export const TOKEN_KEY_PURPOSE = 'api-token';
 const ALGORITHM = 'HS256';
 const ISSUER = 'registry-hub';
 
@@ -20,25 +23,12 @@ export interface TokenResponse {
   expires_in: number;
 }
 
-const invalidClient = () => new HubError('invalid_client', 401, 'client authentication failed');
+/** One answer for an unknown client, a wrong secret and a disabled client, so ids cannot be probed. */
+const invalidClient = (reason: string) =>
+  new HubError('invalid_client', 401, 'client authentication failed', { reason });
 const invalidToken = (why: string) => new HubError('invalid_token', 401, `invalid access token: ${why}`);
 
-/**
- * The signing key is shared by every hub process on the warehouse; read once per process and
- * kept as a KeyObject, since jose would import raw bytes again on every verification.
- */
-export class TokenKeys {
-  private key: KeyObject | null = null;
-
-  async fetch(ctx: AppContext): Promise<KeyObject> {
-    if (this.key === null) {
-      const row = await ctx.knex('hub_settings').where({ name: 'token_signing_key' }).first<{ value: string } | undefined>('value');
-      if (row === undefined) throw new Error('hub_settings has no token signing key: run hub migrate');
-      this.key = createSecretKey(Buffer.from(row.value, 'base64url'));
-    }
-    return this.key;
-  }
-}
+class UnknownSigningKey extends Error {}
 
 /** IPv4 clients on a dual-stack socket appear as ::ffff:a.b.c.d. */
 export function normalizeIp(ip: string | undefined): string {
@@ -48,49 +38,105 @@ export function normalizeIp(ip: string | undefined): string {
 
 function assertAddressAllowed(client: ClientRecord, ip: string): void {
   if (client.allowed_ips.length > 0 && !client.allowed_ips.includes(ip)) {
-    throw new HubError('address_not_allowed', 403, `client ${client.client_id} may not call from ${ip || 'an unknown address'}`);
+    throw new HubError(
+      'address_not_allowed',
+      403,
+      `client ${client.client_id} may not call from ${ip || 'an unknown address'}`,
+    );
   }
 }
 
+/**
+ * POST /api/v1/token. The throttle comes first, so a flood of bad requests from one address or
+ * against one client id is refused with 429 at the cost of one indexed read, and each failure
+ * costs one HMAC, never a slow hash. Every failure is counted and audited as `token.failed`.
+ */
 export async function issueToken(
   ctx: AppContext,
-  keys: TokenKeys,
-  input: { clientId: string; clientSecret: string; ip: string },
+  input: RawTokenRequest & { ip: string },
 ): Promise<TokenResponse> {
-  const client = await verifyClientCredentials(ctx, input.clientId, input.clientSecret);
-  if (client === null) {
-    await ctx.audit.append({ actor: input.clientId.slice(0, 100), action: 'token.refused', details: { ip: input.ip } });
-    throw invalidClient();
+  const requester: TokenRequester = { ip: input.ip, clientId: readClaimedClientId(input) };
+  let client: ClientRecord;
+  try {
+    await assertTokenRequestAllowed(ctx, requester);
+  } catch (err) {
+    if (err instanceof HubError) await auditTokenFailure(ctx, requester, err);
+    throw err;
   }
-  assertAddressAllowed(client, input.ip);
+  try {
+    const request = parseTokenRequest(input);
+    const check = await verifyClientCredentials(ctx, request.clientId, request.clientSecret);
+    if (!check.ok) throw invalidClient(check.reason);
+    assertAddressAllowed(check.client, input.ip);
+    client = check.client;
+  } catch (err) {
+    if (err instanceof HubError && err.status < 500) {
+      await countTokenFailure(ctx, requester);
+      await auditTokenFailure(ctx, requester, err);
+    }
+    throw err;
+  }
   const nowMs = ctx.clock.now().getTime();
   const issuedAt = Math.floor(nowMs / 1000);
+  const { kid, key } = ctx.keyring.deriveSecretKey(TOKEN_KEY_PURPOSE);
   const token = await new SignJWT({ ent: client.entity, iat_ms: nowMs })
-    .setProtectedHeader({ alg: ALGORITHM })
+    .setProtectedHeader({ alg: ALGORITHM, typ: 'JWT', kid })
     .setIssuer(ISSUER)
     .setSubject(client.client_id)
     .setIssuedAt(issuedAt)
     .setExpirationTime(issuedAt + TOKEN_TTL_SECONDS)
-    .sign(await keys.fetch(ctx));
-  await ctx.audit.append({ actor: client.client_id, entity: client.entity, action: 'token.issue', details: { ip: input.ip } });
+    .sign(key);
+  await ctx.audit.append({
+    actor: client.client_id,
+    entity: client.entity,
+    action: 'token.issue',
+    details: { ip: input.ip },
+  });
   return { access_token: token, token_type: 'Bearer', expires_in: TOKEN_TTL_SECONDS };
+}
+
+function auditTokenFailure(ctx: AppContext, requester: TokenRequester, error: HubError): Promise<void> {
+  const reason = error.details?.reason;
+  return ctx.audit.append({
+    actor: (requester.clientId ?? 'unknown').replaceAll('\u0000', '').slice(0, 100) || 'unknown',
+    action: 'token.failed',
+    details: {
+      ip: requester.ip,
+      error: error.code,
+      status: error.status,
+      ...(typeof reason === 'string' ? { reason } : {}),
+    },
+  });
 }
 
 /**
  * Checks the token and then the client as it is now: a disabled client, a rotated secret or a
- * narrowed address list takes effect on the next request, not when the token expires.
+ * narrowed address list takes effect on the next request, not when the token expires. A token
+ * whose key (`kid`) was removed from the keyring is refused at once.
  */
-export async function authenticateCaller(ctx: AppContext, keys: TokenKeys, authorization: string | undefined, ip: string): Promise<ApiCaller> {
+export async function authenticateCaller(
+  ctx: AppContext,
+  authorization: string | undefined,
+  ip: string,
+): Promise<ApiCaller> {
   const match = /^Bearer\s+(\S+)$/i.exec(authorization ?? '');
   if (match === null) throw invalidToken('send Authorization: Bearer <token> from POST /api/v1/token');
   let payload: { sub?: string; iat_ms?: unknown };
+  const findKey = (header: JWTHeaderParameters) => {
+    const key =
+      typeof header.kid === 'string' ? ctx.keyring.findSecretKey(TOKEN_KEY_PURPOSE, header.kid) : null;
+    if (key === null) throw new UnknownSigningKey();
+    return key;
+  };
   try {
-    ({ payload } = await jwtVerify(match[1]!, await keys.fetch(ctx), {
+    ({ payload } = await jwtVerify(match[1]!, findKey, {
       algorithms: [ALGORITHM],
       issuer: ISSUER,
       currentDate: ctx.clock.now(),
     }));
   } catch (err) {
+    if (err instanceof UnknownSigningKey)
+      throw invalidToken('signed with a key the hub no longer holds or never held');
     const code = (err as { code?: string }).code;
     throw invalidToken(code === 'ERR_JWT_EXPIRED' ? 'expired' : 'signature or claims do not verify');
   }
@@ -100,5 +146,31 @@ export async function authenticateCaller(ctx: AppContext, keys: TokenKeys, autho
     throw invalidToken('issued before the client secret was rotated');
   }
   assertAddressAllowed(client, ip);
-  return { clientId: client.client_id, entity: client.entity, limits: { perMinute: client.rate_per_minute, perDay: client.rate_per_day } };
+  return {
+    clientId: client.client_id,
+    entity: client.entity,
+    limits: { perMinute: client.rate_per_minute, perDay: client.rate_per_day },
+  };
+}
+
+/**
+ * A token request the body parser refused before issueToken could run (malformed JSON): it is
+ * throttled, counted and audited like any other failure. Returns the error to answer with.
+ */
+export async function refuseMalformedTokenRequest(
+  ctx: AppContext,
+  ip: string,
+  error: HubError,
+): Promise<HubError> {
+  const requester: TokenRequester = { ip, clientId: null };
+  try {
+    await assertTokenRequestAllowed(ctx, requester);
+  } catch (err) {
+    if (!(err instanceof HubError)) throw err;
+    await auditTokenFailure(ctx, requester, err);
+    return err;
+  }
+  await countTokenFailure(ctx, requester);
+  await auditTokenFailure(ctx, requester, error);
+  return error;
 }

@@ -181,7 +181,7 @@ describeEachDatabase('Consumer API: audit trail, who read whom, tamper evidence'
       issued.map((r) => [r.entity, JSON.parse(r.details) as unknown]),
       [['NAF', { ip: '127.0.0.1' }]],
     );
-    const refused = await auditRows({ action: 'token.refused', actor: naf.client_id });
+    const refused = await auditRows({ action: 'token.failed', actor: naf.client_id });
     assert.equal(refused.length, 1);
 
     const calls = await auditRows({ action: 'api.call', actor: naf.client_id });

@@ -7,8 +7,10 @@ import { closeContext } from '../../server/context.ts';
 import { disableClient, rotateClientSecret } from '../../server/services/client-service.ts';
 import { saveQuery } from '../../server/services/query-service.ts';
 import { HubError } from '../../warehouse/core/errors.ts';
+import { TOKEN_KEY_PURPOSE } from '../../server/services/token-service.ts';
 import {
   assertApiError,
+  assertOAuthError,
   fetchWarehouseFingerprint,
   PERSON,
   REGISTRY_TABLES,
@@ -167,31 +169,44 @@ describeEachDatabase('Consumer API: tokens, persons, saved queries, rate limits'
       });
       // The same answer for both, so that client ids cannot be probed.
       assert.equal(
-        assertApiError(wrongSecret, 401, 'invalid_client'),
-        assertApiError(unknown, 401, 'invalid_client'),
+        assertOAuthError(wrongSecret, 401, 'invalid_client'),
+        assertOAuthError(unknown, 401, 'invalid_client'),
       );
       assert.deepEqual(await fetchWarehouseFingerprint(hub.ctx), before);
       const refused = await hub.ctx
         .knex('hub_audit')
-        .where({ action: 'token.refused', actor: credentials.client_id })
-        .select('id');
-      assert.equal(refused.length, 1);
+        .where({ action: 'token.failed', actor: credentials.client_id })
+        .select<Array<{ details: string }>>('details');
+      assert.deepEqual(
+        refused.map((r) => JSON.parse(r.details) as unknown),
+        [{ ip: '127.0.0.1', error: 'invalid_client', status: 401, reason: 'bad_secret' }],
+      );
     });
 
-    it('answers missing fields and a wrong grant_type with 400 naming the field', async () => {
+    it('answers missing credentials with 401 invalid_client, malformed fields with 400 invalid_request, another grant with unsupported_grant_type', async () => {
       const credentials = await hub.createClient('NAF');
       const before = await fetchWarehouseFingerprint(hub.ctx);
-      const cases: Array<[CallOptions, RegExp]> = [
-        [{ json: { grant_type: 'client_credentials', client_id: credentials.client_id } }, /client_secret/],
+      const cases: Array<[CallOptions, number, string, RegExp]> = [
+        [
+          { json: { grant_type: 'client_credentials', client_id: credentials.client_id } },
+          401,
+          'invalid_client',
+          /client_secret/,
+        ],
         [
           { json: { grant_type: 'client_credentials', client_secret: credentials.client_secret } },
+          401,
+          'invalid_client',
           /client_id/,
         ],
+        [{ json: { grant_type: 'client_credentials' } }, 401, 'invalid_client', /no client authentication/],
         [
           { form: { client_id: credentials.client_id, client_secret: credentials.client_secret } },
+          400,
+          'invalid_request',
           /grant_type/,
         ],
-        [{ json: { grant_type: 'password', ...credentials } }, /grant_type/],
+        [{ json: { grant_type: 'password', ...credentials } }, 400, 'unsupported_grant_type', /password/],
         [
           {
             form: {
@@ -200,6 +215,8 @@ describeEachDatabase('Consumer API: tokens, persons, saved queries, rate limits'
               client_secret: credentials.client_secret,
             },
           },
+          400,
+          'invalid_request',
           /client_id/,
         ],
         [
@@ -210,12 +227,19 @@ describeEachDatabase('Consumer API: tokens, persons, saved queries, rate limits'
               client_secret: credentials.client_secret,
             },
           },
+          400,
+          'invalid_request',
           /client_id/,
         ],
-        [{ raw: 'grant_type=client_credentials', headers: { 'content-type': 'text/plain' } }, /client_id/],
+        [
+          { raw: 'grant_type=client_credentials', headers: { 'content-type': 'text/plain' } },
+          400,
+          'invalid_request',
+          /grant_type/,
+        ],
       ];
-      for (const [options, field] of cases) {
-        assertApiError(await hub.call('POST', '/api/v1/token', options), 400, 'invalid_request', field);
+      for (const [options, status, error, field] of cases) {
+        assertOAuthError(await hub.call('POST', '/api/v1/token', options), status, error, field);
       }
       assert.deepEqual(await fetchWarehouseFingerprint(hub.ctx), before);
     });
@@ -225,7 +249,7 @@ describeEachDatabase('Consumer API: tokens, persons, saved queries, rate limits'
         raw: '{"grant_type": "client_credentials", "client_id": ',
         headers: { 'content-type': 'application/json' },
       });
-      assertApiError(res, 400, 'invalid_request', /JSON/);
+      assertOAuthError(res, 400, 'invalid_request', /JSON/);
     });
 
     it('refuses a client allowed only another address with 403 address_not_allowed', async () => {
@@ -233,7 +257,7 @@ describeEachDatabase('Consumer API: tokens, persons, saved queries, rate limits'
       const res = await hub.call('POST', '/api/v1/token', {
         json: { grant_type: 'client_credentials', ...elsewhere },
       });
-      assertApiError(res, 403, 'address_not_allowed', /127\.0\.0\.1/);
+      assertOAuthError(res, 403, 'address_not_allowed', /127\.0\.0\.1/);
       const here = await hub.createClient('NAF', { allowedIps: ['10.9.9.9', '127.0.0.1'] });
       const token = await hub.fetchToken(here);
       assert.equal((await hub.call('GET', '/api/v1/queries', { token })).status, 200);
@@ -255,13 +279,14 @@ describeEachDatabase('Consumer API: tokens, persons, saved queries, rate limits'
       assertApiError(await person(token, PERSON.mohammad), 401, 'invalid_token', /expired/);
     });
 
-    it('refuses a missing header, garbage, an unsigned token and tokens signed with another key', async () => {
+    it('refuses a missing header, garbage, an unsigned token and tokens signed with another key or no key id', async () => {
       const { credentials } = await hub.createCaller('NAF');
       const nowSeconds = Math.floor(hub.clock.now().getTime() / 1000);
       const claims = { ent: 'NAF', iat_ms: hub.clock.now().getTime() };
-      const sign = (key: Uint8Array, subject = credentials.client_id) =>
+      const currentKid = hub.ctx.keyring.currentKid();
+      const sign = (key: Uint8Array, subject = credentials.client_id, kid: string | null = currentKid) =>
         new SignJWT(claims)
-          .setProtectedHeader({ alg: 'HS256' })
+          .setProtectedHeader(kid === null ? { alg: 'HS256' } : { alg: 'HS256', kid })
           .setIssuer('registry-hub')
           .setSubject(subject)
           .setIssuedAt(nowSeconds)
@@ -270,11 +295,10 @@ describeEachDatabase('Consumer API: tokens, persons, saved queries, rate limits'
       const forged = await sign(randomBytes(32));
       const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
       const unsigned = `${b64({ alg: 'none', typ: 'JWT' })}.${b64({ ...claims, iss: 'registry-hub', sub: credentials.client_id, iat: nowSeconds, exp: nowSeconds + 900 })}.`;
-      const key = await hub.ctx
-        .knex('hub_settings')
-        .where({ name: 'token_signing_key' })
-        .first<{ value: string }>('value');
-      const unknownClient = await sign(Buffer.from(key.value, 'base64url'), 'naf-ffffffff');
+      const signingKey = hub.ctx.keyring.deriveSubkey(TOKEN_KEY_PURPOSE).key;
+      const unknownClient = await sign(signingKey, 'naf-ffffffff');
+      const noKid = await sign(signingKey, credentials.client_id, null);
+      const unknownKid = await sign(signingKey, credentials.client_id, 'ffffffffffff');
 
       assertApiError(await hub.call('GET', '/api/v1/queries'), 401, 'invalid_token', /Bearer/);
       assertApiError(
@@ -296,6 +320,18 @@ describeEachDatabase('Consumer API: tokens, persons, saved queries, rate limits'
         'invalid_token',
         /disabled or unknown/,
       );
+      assertApiError(
+        await person(noKid, PERSON.mohammad),
+        401,
+        'invalid_token',
+        /key the hub no longer holds/,
+      );
+      assertApiError(
+        await person(unknownKid, PERSON.mohammad),
+        401,
+        'invalid_token',
+        /key the hub no longer holds/,
+      );
     });
 
     it("a disabled client's token is refused on its next request", async () => {
@@ -303,7 +339,7 @@ describeEachDatabase('Consumer API: tokens, persons, saved queries, rate limits'
       assert.equal((await person(token, PERSON.mohammad)).status, 200);
       await disableClient(hub.ctx, credentials.client_id, superAdmin.name);
       assertApiError(await person(token, PERSON.mohammad), 401, 'invalid_token', /disabled/);
-      assertApiError(
+      assertOAuthError(
         await hub.call('POST', '/api/v1/token', {
           json: { grant_type: 'client_credentials', ...credentials },
         }),
@@ -318,7 +354,7 @@ describeEachDatabase('Consumer API: tokens, persons, saved queries, rate limits'
       hub.clock.advance(1_000);
       const rotated = await rotateClientSecret(hub.ctx, credentials.client_id, superAdmin.name);
       assertApiError(await person(token, PERSON.mohammad), 401, 'invalid_token', /rotated/);
-      assertApiError(
+      assertOAuthError(
         await hub.call('POST', '/api/v1/token', {
           json: { grant_type: 'client_credentials', ...credentials },
         }),
@@ -906,7 +942,7 @@ describeEachDatabase('Consumer API: tokens, persons, saved queries, rate limits'
         json: { grant_type: 'client_credentials', client_id: 'x', client_secret: 'y'.repeat(200_000) },
       });
       assert.ok(res.status >= 400 && res.status < 500, `status ${res.status}: ${res.text}`);
-      assertApiError(res, res.status, 'invalid_request');
+      assertOAuthError(res, res.status, 'invalid_request');
     });
   });
 });

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { saveQuery } from '../../server/services/query-service.ts';
+import { TOKEN_FAILURE_WINDOW_MS } from '../../server/services/token-throttle.ts';
 import { HubError } from '../../warehouse/core/errors.ts';
 import {
   assertApiError,
+  assertOAuthError,
   fetchWarehouseFingerprint,
   PERSON,
   startApiHub,
@@ -22,6 +24,12 @@ const SQL_ATTACKS = [
   '%',
   '\\',
 ];
+
+/** The RFC 6749 §5.2 errors a bad token request may get, by status. */
+const TOKEN_ERRORS: Record<number, string[]> = {
+  400: ['invalid_request', 'unsupported_grant_type'],
+  401: ['invalid_client'],
+};
 
 /** Form encoding of a request; an array becomes a repeated field. */
 function buildForm(request: Record<string, unknown>): string {
@@ -322,6 +330,8 @@ describeEachDatabase('Consumer API: injection attempts change nothing', (db) => 
       },
     ];
     for (const request of requests) {
+      // Each request in a throttle window of its own: the answer is to the request, not a 429.
+      hub.clock.advance(TOKEN_FAILURE_WINDOW_MS);
       for (const res of [
         await hub.call('POST', '/api/v1/token', { json: request }),
         await hub.call('POST', '/api/v1/token', {
@@ -330,7 +340,12 @@ describeEachDatabase('Consumer API: injection attempts change nothing', (db) => 
         }),
       ]) {
         assert.ok([400, 401].includes(res.status), `${JSON.stringify(request)}: ${res.status} ${res.text}`);
-        assertApiError(res, res.status, res.status === 400 ? 'invalid_request' : 'invalid_client');
+        const error = String((res.body as { error?: unknown }).error);
+        assert.ok(
+          TOKEN_ERRORS[res.status]?.includes(error),
+          `${JSON.stringify(request)}: ${res.status} ${res.text}`,
+        );
+        assertOAuthError(res, res.status, error);
       }
       await assertUnchanged(`token request ${JSON.stringify(request)}`);
     }

@@ -317,6 +317,31 @@ export function assertApiError(res: ApiResponse, status: number, code: string, m
   return String(text);
 }
 
+/**
+ * Asserts the token endpoint's error shape exactly, RFC 6749 §5.2's
+ * `{"error": "<code>", "error_description": "..."}` with nothing else, no stack trace and no
+ * caching, and returns the description.
+ */
+export function assertOAuthError(
+  res: ApiResponse,
+  status: number,
+  error: string,
+  description?: RegExp,
+): string {
+  assert.equal(res.status, status, `expected ${status} ${error}, got ${res.status}: ${res.text}`);
+  assert.match(res.headers.get('content-type') ?? '', /^application\/json/);
+  assert.equal(res.headers.get('cache-control'), 'no-store');
+  const body = res.body as { error?: unknown; error_description?: unknown };
+  assert.deepEqual(Object.keys(body).sort(), ['error', 'error_description'], res.text);
+  assert.equal(body.error, error, res.text);
+  assert.equal(typeof body.error_description, 'string');
+  for (const pattern of STACK_TRACE)
+    assert.doesNotMatch(res.text, pattern, `stack trace or path in ${res.text}`);
+  if (description !== undefined) assert.match(String(body.error_description), description);
+  if (status === 401) assert.match(res.headers.get('www-authenticate') ?? '', /^Basic realm="Registry Hub"/);
+  return String(body.error_description);
+}
+
 export interface TableFingerprint {
   rows: number;
   checksum: string;

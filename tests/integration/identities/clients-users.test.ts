@@ -76,7 +76,7 @@ describeEachDatabase('API clients and portal users', (db) => {
         .where({ client_id: created.client_id })
         .first<Record<string, unknown>>();
       assert.ok(!Object.values(stored).some((v) => String(v).includes(created.client_secret)));
-      assert.match(String(stored.secret_hash), /^scrypt\$/);
+      assert.match(String(stored.secret_hash), /^hmac-sha256\$[a-z0-9]{12}\$[\w-]{43}$/);
       const client = await fetchClient(ctx, created.client_id);
       assert.deepEqual(client, {
         client_id: created.client_id,
@@ -114,20 +114,34 @@ describeEachDatabase('API clients and portal users', (db) => {
 
     it('verifies good, wrong, unknown, disabled and rotated credentials', async () => {
       const { client_id, client_secret } = await createClient(ctx, { entity: 'CSPD' }, ACTOR);
-      assert.equal((await verifyClientCredentials(ctx, client_id, client_secret))?.entity, 'CSPD');
-      assert.equal(await verifyClientCredentials(ctx, client_id, `${client_secret}x`), null);
-      assert.equal(await verifyClientCredentials(ctx, 'cspd-ffffffff', client_secret), null);
+      const good = await verifyClientCredentials(ctx, client_id, client_secret);
+      assert.equal(good.ok && good.client.entity, 'CSPD');
+      assert.deepEqual(await verifyClientCredentials(ctx, client_id, `${client_secret}x`), {
+        ok: false,
+        reason: 'bad_secret',
+      });
+      assert.deepEqual(await verifyClientCredentials(ctx, 'cspd-ffffffff', client_secret), {
+        ok: false,
+        reason: 'unknown_client',
+      });
 
       clock.advance(60_000);
       const rotated = await rotateClientSecret(ctx, client_id, ACTOR);
       assert.equal(rotated.client_id, client_id);
-      assert.equal(await verifyClientCredentials(ctx, client_id, client_secret), null);
+      assert.deepEqual(await verifyClientCredentials(ctx, client_id, client_secret), {
+        ok: false,
+        reason: 'bad_secret',
+      });
       const afterRotation = await verifyClientCredentials(ctx, client_id, rotated.client_secret);
-      assert.equal(afterRotation?.secret_rotated_at, clock.now().toISOString());
-      assert.ok(afterRotation.secret_rotated_at > afterRotation.created_at);
+      assert.ok(afterRotation.ok);
+      assert.equal(afterRotation.client.secret_rotated_at, clock.now().toISOString());
+      assert.ok(afterRotation.client.secret_rotated_at > afterRotation.client.created_at);
 
       await disableClient(ctx, client_id, ACTOR);
-      assert.equal(await verifyClientCredentials(ctx, client_id, rotated.client_secret), null);
+      assert.deepEqual(await verifyClientCredentials(ctx, client_id, rotated.client_secret), {
+        ok: false,
+        reason: 'disabled',
+      });
       assert.equal((await fetchClient(ctx, client_id))?.status, 'disabled');
       assert.deepEqual(
         (
