@@ -13,7 +13,10 @@ import { AuditWriter } from '../warehouse/audit/audit-writer.ts';
 export interface AppContext {
   config: HubConfig;
   warehouse: Warehouse;
+  /** Writes and transactional reads. */
   knex: Knex;
+  /** Reads that must never wait for a write, such as every consumer API read (see Warehouse.reader). */
+  reader: Knex;
   dialect: Dialect;
   clock: Clock;
   logger: Logger;
@@ -24,20 +27,24 @@ export interface AppContext {
   audit: AuditWriter;
 }
 
-export function openContext(config: HubConfig, options: { clock?: Clock; logger?: Logger } = {}): AppContext {
-  const warehouse = openWarehouse(config.databaseUrl);
+export function openContext(
+  config: HubConfig,
+  options: { clock?: Clock; logger?: Logger; readOnly?: boolean } = {},
+): AppContext {
+  const warehouse = openWarehouse(config.databaseUrl, { readOnly: options.readOnly === true });
   const clock = options.clock ?? systemClock;
   const dialect = dialectFor(warehouse.dialect);
   return {
     config,
     warehouse,
     knex: warehouse.knex,
+    reader: warehouse.reader,
     dialect,
     clock,
     logger: options.logger ?? pino({ level: config.logLevel }, pino.destination(2)),
     nationalIdRule: config.nationalIdRule,
     abilities: createAbilityCache(),
-    catalog: new CatalogCache(warehouse.knex, clock),
+    catalog: new CatalogCache(warehouse.reader, clock),
     audit: new AuditWriter(warehouse.knex, clock, { gatherMs: dialect.auditGatherMs }),
   };
 }
