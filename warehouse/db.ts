@@ -154,3 +154,45 @@ export async function closeWarehouse(warehouse: Warehouse): Promise<void> {
   if (warehouse.reader !== warehouse.knex) await warehouse.reader.destroy();
   await warehouse.knex.destroy();
 }
+
+const CONNECTION_ERROR_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ESOCKET',
+  'ELOGIN',
+  '28P01', // PostgreSQL: password authentication failed
+  '28000', // PostgreSQL: no such role / not allowed
+  '3D000', // PostgreSQL: database does not exist
+  '57P01', // PostgreSQL: terminated by an administrator
+  '57P03', // PostgreSQL: cannot connect now (starting or shutting down)
+  'SQLITE_CANTOPEN',
+  'SQLITE_NOTADB',
+  'SQLITE_CORRUPT',
+  'SQLITE_READONLY',
+]);
+
+const driverCode = (err: unknown): string | undefined => {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+};
+
+/**
+ * The one-line reason when `err` means the warehouse cannot be reached or opened, else null.
+ * Drivers throw these in many shapes (Node's AggregateError for every address of localhost,
+ * knex's pool timeouts), and none of them belongs on a console with its stack.
+ */
+export function describeConnectionError(err: unknown): string | null {
+  if (err instanceof AggregateError && err.errors.length > 0) return describeConnectionError(err.errors[0]);
+  const message = err instanceof Error ? err.message.split('\n')[0]!.trim() : '';
+  const code = driverCode(err);
+  if (code !== undefined && CONNECTION_ERROR_CODES.has(code)) return message === '' ? code : message;
+  if (err instanceof Error && /^(Knex: Timeout acquiring a connection|Unable to acquire a connection)/.test(message)) {
+    return 'no connection to the warehouse could be had in time';
+  }
+  return null;
+}

@@ -4,6 +4,7 @@ import pino from 'pino';
 import { readConfig, type HubConfig } from '../config.ts';
 import { closeContext, openContext, type AppContext } from '../context.ts';
 import { HubError } from '../../warehouse/core/errors.ts';
+import { describeConnectionError } from '../../warehouse/db.ts';
 import { findPendingMigrations } from '../../warehouse/migrations/migrate.ts';
 
 export interface GlobalOptions {
@@ -47,8 +48,12 @@ async function runInContext<T>(options: GlobalOptions, readOnly: boolean, work: 
   const ctx = openContext(config, { readOnly, logger: pino({ level: process.env.LOG_LEVEL ?? 'warn' }, pino.destination(2)) });
   try {
     return await work(ctx);
+  } catch (err) {
+    const reason = describeConnectionError(err);
+    if (reason === null) throw err;
+    throw new HubError('warehouse_unavailable', 503, `cannot open the warehouse ${ctx.warehouse.displayUrl}: ${reason}`);
   } finally {
-    await closeContext(ctx);
+    await closeContext(ctx).catch(() => undefined);
   }
 }
 
