@@ -31,7 +31,11 @@ export function openContext(
   config: HubConfig,
   options: { clock?: Clock; logger?: Logger; readOnly?: boolean } = {},
 ): AppContext {
-  const warehouse = openWarehouse(config.databaseUrl, { readOnly: options.readOnly === true });
+  const logger = options.logger ?? pino({ level: config.logLevel }, pino.destination(2));
+  const warehouse = openWarehouse(config.databaseUrl, {
+    readOnly: options.readOnly === true,
+    log: (message) => logger.debug({ driver: message }, 'warehouse driver message'),
+  });
   const clock = options.clock ?? systemClock;
   const dialect = dialectFor(warehouse.dialect);
   return {
@@ -41,7 +45,7 @@ export function openContext(
     reader: warehouse.reader,
     dialect,
     clock,
-    logger: options.logger ?? pino({ level: config.logLevel }, pino.destination(2)),
+    logger,
     nationalIdRule: config.nationalIdRule,
     abilities: createAbilityCache(),
     catalog: new CatalogCache(warehouse.reader, clock),

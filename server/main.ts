@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
 import { ConnectorScheduler } from '../connectors/scheduler.ts';
 import { HubError } from '../warehouse/core/errors.ts';
 import { describeConnectionError } from '../warehouse/db.ts';
@@ -25,8 +26,12 @@ export interface RunningHub {
  * line and exits 1). The scheduler starts only once the server listens, so a hub that cannot
  * serve never loads in the background.
  */
-export async function startHub(config: HubConfig, print: (line: string) => void = console.log): Promise<RunningHub> {
-  const ctx = openContext(config);
+export async function startHub(
+  config: HubConfig,
+  print: (line: string) => void = console.log,
+  options: { logger?: Logger } = {},
+): Promise<RunningHub> {
+  const ctx = openContext(config, options);
   let scheduler: ConnectorScheduler | null = null;
   try {
     let prepared = await prepareWarehouse(ctx).catch((err: unknown) => {

@@ -33,7 +33,15 @@ const PREPARED_CACHE_SIZE = 500;
 /** SQLite readers beside the one writer; better-sqlite3 is synchronous, so more would only queue on the event loop. */
 const SQLITE_READERS = 4;
 
+/** Where knex's own messages go, instead of the console. */
+export type DriverLog = (message: string) => void;
+
 export interface OpenOptions {
+  /**
+   * knex writes pool and connection warnings (with stacks) to the console by default; the hub
+   * hands them to its logger instead, one line each. The error itself still reaches the caller.
+   */
+  log?: DriverLog;
   /**
    * For commands that only read: a SQLite file must already exist (a mistyped path is an
    * error, not a new empty warehouse) and is opened read-only.
@@ -131,8 +139,17 @@ export function redactUrl(url: string): string {
   return url.replace(/(\/\/[^:/@]+:)[^@]*@/, '$1***@');
 }
 
+function buildKnexLog(log: DriverLog | undefined): Knex.Config['log'] {
+  const firstLine = (message: unknown) => String(message instanceof Error ? message.message : message).split('\n')[0]!;
+  const write = log ?? (() => undefined);
+  const forward = (message: unknown) => write(firstLine(message));
+  return { warn: forward, error: forward, deprecate: forward, debug: forward };
+}
+
 export function openWarehouse(url: string, options: OpenOptions = {}): Warehouse {
-  const { config, dialect } = buildKnexConfig(url, options);
+  const built = buildKnexConfig(url, options);
+  const dialect = built.dialect;
+  const config: Knex.Config = { ...built.config, log: buildKnexLog(options.log) };
   const displayUrl = redactUrl(url);
   if (dialect !== 'sqlite') {
     const knex = knexFactory(config);
@@ -146,7 +163,8 @@ export function openWarehouse(url: string, options: OpenOptions = {}): Warehouse
   if (!memory && options.readOnly !== true) mkdirSync(path.dirname(path.resolve(filename)), { recursive: true });
   const knex = knexFactory(config);
   // An in-memory database is private to its connection, and a read-only hub has no writer to step aside for.
-  const reader = memory || options.readOnly === true ? knex : knexFactory(buildSqliteConfig(filename, 'reader'));
+  const reader =
+    memory || options.readOnly === true ? knex : knexFactory({ ...buildSqliteConfig(filename, 'reader'), log: config.log });
   return { knex, reader, dialect, displayUrl };
 }
 

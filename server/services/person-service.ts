@@ -21,7 +21,7 @@ export async function fetchPerson(ctx: AppContext, caller: ApiCaller, nationalId
   if (problem !== null) throw invalidRequest(`national_id: ${problem}`);
   const ability = await fetchAbility(ctx, ctx.abilities, caller.entity);
   const catalog = await ctx.catalog.fetch();
-  const known = await ctx.knex('hub_persons').where({ national_id: nationalId }).first<{ national_id: string } | undefined>('national_id');
+  const known = await ctx.reader('hub_persons').where({ national_id: nationalId }).first<{ national_id: string } | undefined>('national_id');
   if (known === undefined) throw notFound(`no person with national ID ${nationalId}`);
 
   const tables: PersonRecord['tables'] = {};
@@ -30,7 +30,7 @@ export async function fetchPerson(ctx: AppContext, caller: ApiCaller, nationalId
     const columns = permittedColumns(ability, table);
     if (columns.length === 0) continue;
     const types = new Map(table.columns.map((c) => [c.name, c.type]));
-    const rows = await ctx.knex(table.name).where(table.nationalIdColumn, nationalId).select<Array<Record<string, unknown>>>(columns);
+    const rows = await ctx.reader(table.name).where(table.nationalIdColumn, nationalId).select<Array<Record<string, unknown>>>(columns);
     tables[table.name] = rows.map((row) => Object.fromEntries(columns.map((c) => [c, normalizeValue(types.get(c), row[c])])));
     if (rows.length > 0) returned.push(...columns.map((c) => `${table.name}.${c}`));
   }

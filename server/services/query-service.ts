@@ -66,13 +66,13 @@ export async function deleteQuery(ctx: AppContext, name: string, actor: string):
 }
 
 export async function listQueries(ctx: AppContext, entity?: string): Promise<QuerySummary[]> {
-  const records = await fetchQueryRecords(ctx.knex, entity);
+  const records = await fetchQueryRecords(ctx.reader, entity);
   return records.map(({ definition: d }) => ({ name: d.name, description: d.description, params: d.params, columns: d.columns, limit: d.limit }));
 }
 
 /** Another entity's query answers 404, like a missing one: names of other entities' endpoints do not leak. */
 async function fetchCallersQuery(ctx: AppContext, entity: string, name: string): Promise<QueryDefinition> {
-  const def = QUERY_NAME.test(name) ? await fetchQueryRecord(ctx.knex, name) : null;
+  const def = QUERY_NAME.test(name) ? await fetchQueryRecord(ctx.reader, name) : null;
   if (def === null || def.entity !== entity) throw notFound(`no saved query named ${JSON.stringify(name)}`);
   return def;
 }
@@ -99,7 +99,7 @@ export async function runSavedQuery(ctx: AppContext, caller: ApiCaller, name: st
   const catalog = await ctx.catalog.fetch();
   await authorizeDefinition(ctx, def);
   const params = bindParams(def, input.params ?? {});
-  const compiled = compileQuery(ctx.knex, def, params, { page, pageSize }, catalog);
+  const compiled = compileQuery(ctx.reader, def, params, { page, pageSize }, catalog);
   const base = catalog.find((t) => t.name === def.tables[0])!;
   compiled.builder.select({ [NATIONAL_ID_ALIAS]: `${base.name}.${base.nationalIdColumn}` });
   const rows = await compiled.builder;

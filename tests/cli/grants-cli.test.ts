@@ -49,7 +49,8 @@ describeEachDatabase('hub grant, revoke and grants (command line)', (db) => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('grant with columns gives those columns and says what the entity can now read', async () => {
+  it('grant with columns gives those columns and says what the entity can now read', async function () {
+    this.timeout(240_000); // each command is its own process, slow on a busy machine
     const result = await hub('grant', 'NAF', 'ssc_insured', 'monthly_salary', 'national_id', ...TERMS);
     assert.equal(result.code, 0, result.stderr);
     assert.equal(result.stdout, 'granted: NAF can read ssc_insured (national_id, monthly_salary)\n');
@@ -59,13 +60,15 @@ describeEachDatabase('hub grant, revoke and grants (command line)', (db) => {
     ]);
   });
 
-  it('grant without columns gives the whole table', async () => {
+  it('grant without columns gives the whole table', async function () {
+    this.timeout(240_000); // each command is its own process, slow on a busy machine
     const result = await hub('grant', 'MOSD', 'ssc_insured', ...TERMS, '--expires', '2099-12-31');
     assert.equal(result.code, 0, result.stderr);
     assert.equal(result.stdout, 'granted: MOSD can read ssc_insured (all columns)\n');
   });
 
-  it('grants lists every grant with its purpose, legal basis, expiry, who granted it and when', async () => {
+  it('grants lists every grant with its purpose, legal basis, expiry, who granted it and when', async function () {
+    this.timeout(240_000); // each command is its own process, slow on a busy machine
     const all = await hub('grants');
     assert.equal(all.code, 0, all.stderr);
     const lines = all.stdout.trim().split('\n');
@@ -88,7 +91,8 @@ describeEachDatabase('hub grant, revoke and grants (command line)', (db) => {
     assert.equal((await hub('grants', '--entity', 'NOBODY')).stdout, 'no grants\n');
   });
 
-  it('revoke with columns takes them back; revoke without columns takes the table', async () => {
+  it('revoke with columns takes them back; revoke without columns takes the table', async function () {
+    this.timeout(240_000); // each command is its own process, slow on a busy machine
     const some = await hub('revoke', 'MOSD', 'ssc_insured', 'employer_name');
     assert.equal(some.code, 0, some.stderr);
     assert.equal(
@@ -115,7 +119,8 @@ describeEachDatabase('hub grant, revoke and grants (command line)', (db) => {
     ]);
   });
 
-  it('exits 1 naming an unknown table or unknown columns, and changes nothing', async () => {
+  it('exits 1 naming an unknown table or unknown columns, and changes nothing', async function () {
+    this.timeout(240_000); // each command is its own process, slow on a busy machine
     const before = await grantRows();
     const table = await hub('grant', 'NAF', 'ssc_nothing', ...TERMS);
     assert.equal(table.code, 1);
@@ -135,7 +140,8 @@ describeEachDatabase('hub grant, revoke and grants (command line)', (db) => {
     assert.deepEqual(await grantRows(), before);
   });
 
-  it('revoke --dry-run names the saved queries and API clients the revoke would break, and changes nothing', async () => {
+  it('revoke --dry-run names the saved queries and API clients the revoke would break, and changes nothing', async function () {
+    this.timeout(240_000); // each command is its own process, slow on a busy machine
     const granted = await hub(
       'grant',
       'NAF',
@@ -185,7 +191,8 @@ describeEachDatabase('hub grant, revoke and grants (command line)', (db) => {
     assert.equal(unknown.stderr, 'hub: unknown table "ssc_nothing"\n');
   });
 
-  it('exits 2 when arguments are missing, or a grant does not say why', async () => {
+  it('exits 2 when arguments are missing, or a grant does not say why', async function () {
+    this.timeout(240_000); // each command is its own process, slow on a busy machine
     const before = await grantRows();
     assert.equal((await hub('grant', 'NAF')).code, 2);
     const noPurpose = await hub('grant', 'NAF', 'ssc_insured', '--legal-basis', 'a law');
