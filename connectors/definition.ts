@@ -51,7 +51,10 @@ const sqlSource = z
     /** Column whose value only grows when a row changes: an updated_at timestamp, a rowversion or a sequence. */
     cursor: z.string().min(1).optional(),
     /** Soft delete: rows whose column equals value are deletions. */
-    deleted_flag: z.object({ column: z.string().min(1), value: z.union([z.string(), z.number(), z.boolean()]) }).strict().optional(),
+    deleted_flag: z
+      .object({ column: z.string().min(1), value: z.union([z.string(), z.number(), z.boolean()]) })
+      .strict()
+      .optional(),
     /** Tombstone table: one row per deleted record, with the record key and a cursor of its own. */
     tombstones: z
       .object({ table: z.string().min(1), key: z.array(z.string().min(1)).min(1), cursor: z.string().min(1) })
@@ -75,7 +78,10 @@ const csvSource = z
     header: z.union([z.literal(true), z.array(z.string().min(1)).min(1)]).default(true),
     quote: z.string().length(1).default('"'),
     cursor: z.string().min(1).optional(),
-    deleted_flag: z.object({ column: z.string().min(1), value: z.union([z.string(), z.number(), z.boolean()]) }).strict().optional(),
+    deleted_flag: z
+      .object({ column: z.string().min(1), value: z.union([z.string(), z.number(), z.boolean()]) })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -120,7 +126,10 @@ const httpSource = z
     /** Incremental runs send the watermark in this query parameter. */
     since_param: z.string().min(1).optional(),
     cursor: z.string().min(1).optional(),
-    deleted_flag: z.object({ column: z.string().min(1), value: z.union([z.string(), z.number(), z.boolean()]) }).strict().optional(),
+    deleted_flag: z
+      .object({ column: z.string().min(1), value: z.union([z.string(), z.number(), z.boolean()]) })
+      .strict()
+      .optional(),
     timeout_ms: z.number().int().positive().default(30000),
   })
   .strict();
@@ -133,9 +142,15 @@ export type HttpSourceDefinition = z.infer<typeof httpSource>;
 
 const connectorSchema = z
   .object({
-    name: z.string().regex(/^[a-z][a-z0-9-]*$/, 'must be lower-case letters, digits and -').max(64),
+    name: z
+      .string()
+      .regex(/^[a-z][a-z0-9-]*$/, 'must be lower-case letters, digits and -')
+      .max(64),
     /** Code of the owning entity (CSPD, SSC, ...). */
-    entity: z.string().regex(/^[A-Z][A-Z0-9_]*$/, 'must be an upper-case code such as CSPD').max(16),
+    entity: z
+      .string()
+      .regex(/^[A-Z][A-Z0-9_]*$/, 'must be an upper-case code such as CSPD')
+      .max(16),
     entity_label: label.optional(),
     description: z.string().optional(),
     source,
@@ -167,7 +182,10 @@ export interface ConnectorDefinition extends z.infer<typeof connectorSchema> {
 }
 
 function formatIssuePath(issuePath: readonly PropertyKey[]): string {
-  return issuePath.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '');
+  return issuePath
+    .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
+    .join('')
+    .replace(/^\./, '');
 }
 
 /** Validates a parsed definition; errors name the file and every bad field. */
@@ -191,7 +209,11 @@ export function buildConnectorDefinition(raw: unknown, file: string): ConnectorD
   const key = def.target.key ?? [def.target.national_id];
   for (const k of key) if (!columns.includes(k)) problems.push(`target.key: ${k} is not a mapped column`);
   for (const [name, col] of Object.entries(def.columns)) {
-    if ((col.type === 'date' || col.type === 'datetime') && col.format !== undefined && !col.format.includes('YYYY')) {
+    if (
+      (col.type === 'date' || col.type === 'datetime') &&
+      col.format !== undefined &&
+      !col.format.includes('YYYY')
+    ) {
       problems.push(`columns.${name}.format: must contain a year (YYYY)`);
     }
     if (col.codes !== undefined && col.type === 'boolean' && col.true_values !== undefined) {
@@ -201,7 +223,8 @@ export function buildConnectorDefinition(raw: unknown, file: string): ConnectorD
   if (def.mode === 'incremental' && def.source.cursor === undefined) {
     problems.push('source.cursor: incremental mode needs a cursor column');
   }
-  if (problems.length > 0) throw new DefinitionError(`${file}: ${problems.join('; ')}`, { file, fields: problems });
+  if (problems.length > 0)
+    throw new DefinitionError(`${file}: ${problems.join('; ')}`, { file, fields: problems });
   return { ...def, file, key };
 }
 
@@ -210,40 +233,91 @@ export async function readConnectorDefinition(file: string): Promise<ConnectorDe
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    throw new DefinitionError(`${file}: cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { file });
+    throw new DefinitionError(`${file}: cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`, {
+      file,
+    });
   }
   let raw: unknown;
   try {
     raw = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
   } catch (err) {
-    throw new DefinitionError(`${file}: not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message}`, {
-      file,
-    });
+    throw new DefinitionError(
+      `${file}: not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message}`,
+      {
+        file,
+      },
+    );
   }
   return buildConnectorDefinition(raw, file);
 }
 
-/** Reads every *.yaml, *.yml and *.json definition in a folder; names must be unique. */
-export async function readConnectorDefinitions(folder: string): Promise<ConnectorDefinition[]> {
+/** A definition file that cannot be used, and why: the message names the file and every bad field. */
+export interface InvalidDefinition {
+  file: string;
+  message: string;
+  fields: string[];
+}
+
+export interface ConnectorFolder {
+  definitions: ConnectorDefinition[];
+  /** Skipped files, in file order. */
+  invalid: InvalidDefinition[];
+}
+
+/**
+ * Reads every *.yaml, *.yml and *.json definition in a folder. One bad file is reported and
+ * skipped, never a reason to stop the others: the hub keeps serving and loading what is
+ * valid. A name or a target table already taken by an earlier file (in file order) makes the
+ * later file the invalid one, so adding a file never silently replaces a running connector.
+ */
+export async function readConnectorFolder(folder: string): Promise<ConnectorFolder> {
   let names: string[];
   try {
     names = (await readdir(folder)).filter((n) => /\.(ya?ml|json)$/.test(n)).sort();
   } catch {
-    return [];
+    return { definitions: [], invalid: [] };
   }
-  const defs: ConnectorDefinition[] = [];
-  for (const n of names) defs.push(await readConnectorDefinition(path.join(folder, n)));
+  const definitions: ConnectorDefinition[] = [];
+  const invalid: InvalidDefinition[] = [];
   const seen = new Map<string, string>();
   const tables = new Map<string, string>();
-  for (const d of defs) {
-    const other = seen.get(d.name);
-    if (other !== undefined) throw new DefinitionError(`${d.file}: name: ${d.name} is already defined in ${other}`);
-    seen.set(d.name, d.file);
-    const owner = tables.get(d.target.table);
-    if (owner !== undefined) {
-      throw new DefinitionError(`${d.file}: target.table: ${d.target.table} is already loaded by ${owner}`);
+  for (const n of names) {
+    const file = path.join(folder, n);
+    try {
+      const d = await readConnectorDefinition(file);
+      const other = seen.get(d.name);
+      if (other !== undefined)
+        throw new DefinitionError(`${d.file}: name: ${d.name} is already defined in ${other}`, {
+          file,
+          fields: ['name'],
+        });
+      const owner = tables.get(d.target.table);
+      if (owner !== undefined) {
+        throw new DefinitionError(
+          `${d.file}: target.table: ${d.target.table} is already loaded by ${owner}`,
+          {
+            file,
+            fields: ['target.table'],
+          },
+        );
+      }
+      seen.set(d.name, d.file);
+      tables.set(d.target.table, d.file);
+      definitions.push(d);
+    } catch (err) {
+      if (!(err instanceof DefinitionError)) throw err;
+      const fields = err.details?.fields;
+      invalid.push({ file, message: err.message, fields: Array.isArray(fields) ? fields.map(String) : [] });
     }
-    tables.set(d.target.table, d.file);
   }
-  return defs;
+  return { definitions, invalid };
+}
+
+/** Every definition in a folder, or the first invalid file's error: for callers that need all or nothing. */
+export async function readConnectorDefinitions(folder: string): Promise<ConnectorDefinition[]> {
+  const { definitions, invalid } = await readConnectorFolder(folder);
+  const first = invalid[0];
+  if (first !== undefined)
+    throw new DefinitionError(first.message, { file: first.file, fields: first.fields });
+  return definitions;
 }

@@ -1,28 +1,41 @@
 import type { Knex } from 'knex';
 import type { AppContext } from '../server/context.ts';
-import { buildAbility, type TableAbility } from './ability.ts';
+import { isoNow } from '../warehouse/core/clock.ts';
+import { buildAbility, type GrantedColumn, type TableAbility } from './ability.ts';
+
+interface CachedAbility {
+  ability: TableAbility;
+  /** The earliest expiry among the grants it was built from (ISO instant), or null. */
+  validUntil: string | null;
+}
 
 /**
- * Abilities of one process, valid for one grants version. Every grant and revoke bumps the
- * version in its own transaction, so a version seen unchanged means no grant changed since the
- * abilities were built, in this process or any other on the same warehouse.
+ * Abilities of one process, valid for one grants version and, each, until the earliest expiry
+ * of the grants it was built from. Every grant and revoke bumps the version in its own
+ * transaction, so a version seen unchanged means no grant changed since the abilities were
+ * built, in this process or any other on the same warehouse. An expiry changes what an entity
+ * may read without anyone writing, so the version cannot see it: the entry itself stops
+ * serving at that instant, by the injected clock.
  */
 export class AbilityCache {
   #version: number | null = null;
-  readonly #abilities = new Map<string, TableAbility>();
+  readonly #abilities = new Map<string, CachedAbility>();
 
-  find(entity: string, version: number): TableAbility | undefined {
-    return this.#version === version ? this.#abilities.get(entity) : undefined;
+  find(entity: string, version: number, now: string): TableAbility | undefined {
+    if (this.#version !== version) return undefined;
+    const cached = this.#abilities.get(entity);
+    if (cached === undefined || (cached.validUntil !== null && now >= cached.validUntil)) return undefined;
+    return cached.ability;
   }
 
-  save(entity: string, version: number, ability: TableAbility): void {
+  save(entity: string, version: number, ability: TableAbility, validUntil: string | null = null): void {
     // A request that read an older version may finish after one that read a newer version.
     if (this.#version !== null && version < this.#version) return;
     if (this.#version !== version) {
       this.#abilities.clear();
       this.#version = version;
     }
-    this.#abilities.set(entity, ability);
+    this.#abilities.set(entity, { ability, validUntil });
   }
 }
 
@@ -40,30 +53,53 @@ export async function fetchGrantsVersion(knex: Knex | Knex.Transaction): Promise
 
 /**
  * The entity's ability for this request: one primary-key read of the grants version, and a
- * rebuild only when the version moved. The version is read before the grants, so the grants
- * are at least as new as the version they are cached under; a newer state under an older
- * version only costs one more rebuild, never a stale allow.
+ * rebuild only when the version moved or a grant it was built from has expired since. The
+ * version is read before the grants, so the grants are at least as new as the version they
+ * are cached under; a newer state under an older version only costs one more rebuild, never a
+ * stale allow. The time is taken once, before the grants are read, so an entry is never valid
+ * past an expiry its build did not see as passed.
  */
 export async function fetchAbility(
-  ctx: AppContext,
+  ctx: Pick<AppContext, 'clock' | 'reader'>,
   cache: AbilityCache,
   entity: string,
 ): Promise<TableAbility> {
-  const version = await fetchGrantsVersion(ctx.knex);
-  const cached = cache.find(entity, version);
+  const knex = ctx.reader;
+  const now = isoNow(ctx.clock);
+  const version = await fetchGrantsVersion(knex);
+  const cached = cache.find(entity, version, now);
   if (cached !== undefined) return cached;
-  const ability = await buildEntityAbility(ctx.knex, entity);
-  cache.save(entity, version, ability);
+  const { ability, validUntil } = await buildEntityAbility(knex, entity, now);
+  cache.save(entity, version, ability, validUntil);
   return ability;
 }
 
-async function buildEntityAbility(knex: Knex, entity: string): Promise<TableAbility> {
-  const grants = await knex('hub_grants')
+/** What an entity may read at `now`: its grants that have not expired, and the tables it owns. */
+export async function fetchActiveAccess(
+  knex: Knex | Knex.Transaction,
+  entity: string,
+  now: string,
+): Promise<{ grants: Array<GrantedColumn & { expiresAt: string | null }>; ownTables: string[] }> {
+  const rows = await knex('hub_grants')
     .where({ entity })
-    .select<Array<{ table_name: string; column_name: string }>>('table_name', 'column_name');
+    .where((q) => void q.whereNull('expires_at').orWhere('expires_at', '>', now))
+    .select<Array<{ table_name: string; column_name: string; expires_at: string | null }>>(
+      'table_name',
+      'column_name',
+      'expires_at',
+    );
   const ownTables = await knex('hub_tables').where({ entity }).pluck<string[]>('name');
-  return buildAbility(
-    grants.map((g) => ({ table: g.table_name, column: g.column_name === '' ? null : g.column_name })),
-    ownTables,
-  );
+  const grants = rows.map((g) => ({
+    table: g.table_name,
+    column: g.column_name === '' ? null : g.column_name,
+    expiresAt: g.expires_at,
+  }));
+  return { grants, ownTables };
+}
+
+/** The ability from the grants that count at `now`, and when the first of them stops counting. */
+async function buildEntityAbility(knex: Knex, entity: string, now: string): Promise<CachedAbility> {
+  const { grants, ownTables } = await fetchActiveAccess(knex, entity, now);
+  const expiries = grants.flatMap((g) => (g.expiresAt === null ? [] : [g.expiresAt])).sort();
+  return { ability: buildAbility(grants, ownTables), validUntil: expiries[0] ?? null };
 }

@@ -17,6 +17,7 @@ const envSchema = z.object({
   HUB_NATIONAL_ID_LENGTH: z.coerce.number().int().min(4).max(32).default(10),
   HUB_NATIONAL_ID_CHECK: z.enum(['luhn', 'none']).default('luhn'),
   HUB_SCHEDULER: z.enum(['on', 'off']).default('on'),
+  HUB_DEMO: z.enum(['on', 'off']).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   HUB_SECRET_KEY_FILE: z.string().min(1).optional(),
   // One key, or several separated by commas (the first is current, the others still verify).
@@ -35,7 +36,13 @@ export interface HubConfig {
   dataDir: string;
   databaseUrl: string;
   connectorsDir: string;
-  demo: { persons: number; seed: number };
+  /**
+   * auto: the demo is loaded only into the default embedded warehouse; on: also into a HUB_DB
+   * or --db warehouse; off: never. In every mode only into a warehouse that holds no data.
+   */
+  demo: { persons: number; seed: number; mode: 'auto' | 'on' | 'off' };
+  /** True when no HUB_DB or --db named the warehouse: the embedded SQLite file in the data folder. */
+  defaultDatabase: boolean;
   nationalIdRule: NationalIdRule;
   scheduler: boolean;
   logLevel: string;
@@ -60,8 +67,9 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env, overrides: { da
     host: e.HOST,
     dataDir,
     databaseUrl: overrides.databaseUrl ?? e.HUB_DB ?? `sqlite:${path.join(dataDir, 'hub.sqlite')}`,
+    defaultDatabase: overrides.databaseUrl === undefined && e.HUB_DB === undefined,
     connectorsDir: path.resolve(e.HUB_CONNECTORS ?? path.join(dataDir, 'connectors')),
-    demo: { persons: e.HUB_DEMO_PERSONS, seed: e.HUB_DEMO_SEED },
+    demo: { persons: e.HUB_DEMO_PERSONS, seed: e.HUB_DEMO_SEED, mode: e.HUB_DEMO ?? 'auto' },
     nationalIdRule: { length: e.HUB_NATIONAL_ID_LENGTH, checkDigit: e.HUB_NATIONAL_ID_CHECK },
     scheduler: e.HUB_SCHEDULER === 'on',
     logLevel: e.LOG_LEVEL,

@@ -14,7 +14,10 @@ import { openKeyring, type Keyring } from '../warehouse/keyring/keyring.ts';
 export interface AppContext {
   config: HubConfig;
   warehouse: Warehouse;
+  /** Writes and transactional reads. */
   knex: Knex;
+  /** Reads that must never wait for a write, such as every consumer API read (see Warehouse.reader). */
+  reader: Knex;
   dialect: Dialect;
   clock: Clock;
   logger: Logger;
@@ -27,21 +30,28 @@ export interface AppContext {
   keyring: Keyring;
 }
 
-export function openContext(config: HubConfig, options: { clock?: Clock; logger?: Logger } = {}): AppContext {
-  const warehouse = openWarehouse(config.databaseUrl);
+export function openContext(
+  config: HubConfig,
+  options: { clock?: Clock; logger?: Logger; readOnly?: boolean } = {},
+): AppContext {
+  const logger = options.logger ?? pino({ level: config.logLevel }, pino.destination(2));
+  const warehouse = openWarehouse(config.databaseUrl, {
+    readOnly: options.readOnly === true,
+    log: (message) => logger.debug({ driver: message }, 'warehouse driver message'),
+  });
   const clock = options.clock ?? systemClock;
   const dialect = dialectFor(warehouse.dialect);
-  const logger = options.logger ?? pino({ level: config.logLevel }, pino.destination(2));
   return {
     config,
     warehouse,
     knex: warehouse.knex,
+    reader: warehouse.reader,
     dialect,
     clock,
     logger,
     nationalIdRule: config.nationalIdRule,
     abilities: createAbilityCache(),
-    catalog: new CatalogCache(warehouse.knex, clock),
+    catalog: new CatalogCache(warehouse.reader, clock),
     audit: new AuditWriter(warehouse.knex, clock, { gatherMs: dialect.auditGatherMs }),
     keyring: openKeyring(config.secretKeys, {
       now: () => clock.now(),

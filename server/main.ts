@@ -1,7 +1,10 @@
 import { once } from 'node:events';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
 import { ConnectorScheduler } from '../connectors/scheduler.ts';
+import { HubError } from '../warehouse/core/errors.ts';
+import { describeConnectionError } from '../warehouse/db.ts';
 import { buildApp } from './app.ts';
 import type { HubConfig } from './config.ts';
 import { closeContext, openContext, type AppContext } from './context.ts';
@@ -17,43 +20,85 @@ export interface RunningHub {
   stop(): Promise<void>;
 }
 
-/** Entry: config → warehouse → migrate → (demo on an empty data folder) → scheduler + HTTP. */
-export async function startHub(config: HubConfig, print: (line: string) => void = console.log): Promise<RunningHub> {
-  const ctx = openContext(config);
+/**
+ * Entry: config → warehouse → migrate → (demo, see loadDemoIfEmpty) → HTTP → scheduler. Each
+ * step that fails ends the start with one HubError (the command line prints it as one `hub:`
+ * line and exits 1). The scheduler starts only once the server listens, so a hub that cannot
+ * serve never loads in the background.
+ */
+export async function startHub(
+  config: HubConfig,
+  print: (line: string) => void = console.log,
+  options: { logger?: Logger } = {},
+): Promise<RunningHub> {
+  const ctx = openContext(config, options);
+  let scheduler: ConnectorScheduler | null = null;
   try {
-    let prepared = await prepareWarehouse(ctx);
+    let prepared = await prepareWarehouse(ctx).catch((err: unknown) => {
+      throw explainWarehouseError(err, ctx);
+    });
     if (prepared.migrations.length > 0) print(`Migrated ${ctx.warehouse.displayUrl}: ${prepared.migrations.join(', ')}`);
-    const demoAccess = await loadDemoIfEmpty(ctx, prepared.connectors.length, print);
+    for (const bad of prepared.invalid) {
+      print(`Skipped invalid connector definition ${bad.message}`);
+      ctx.logger.warn({ file: bad.file, fields: bad.fields }, 'connector definition skipped');
+    }
+    const demoAccess = await loadDemoIfEmpty(ctx, prepared.connectors.length + prepared.invalid.length, print);
     if (demoAccess !== null) prepared = await prepareWarehouse(ctx);
 
-    const scheduler = new ConnectorScheduler(ctx);
+    const server = await listen(buildApp(ctx), config);
+    const { port } = server.address() as AddressInfo;
+    const url = `http://${config.host}:${port}`;
+
+    scheduler = new ConnectorScheduler(ctx);
     if (config.scheduler) {
       const scheduled = scheduler.start(prepared.connectors);
       if (scheduled.length > 0) print(`Scheduled: ${scheduled.join(', ')}`);
     }
-    const server = buildApp(ctx).listen(config.port, config.host);
-    await once(server, 'listening');
-    const { port } = server.address() as AddressInfo;
-    const url = `http://${config.host}:${port}`;
-
     const status = await fetchWarehouseStatus(ctx);
     print(`Warehouse: ${status.persons.toLocaleString('en')} persons in ${status.tables.length} registry tables`);
     for (const t of status.tables) print(`  ${t.name.padEnd(24)} ${String(t.rowCount).padStart(10)} rows  (${t.entity}, ${t.connector})`);
     if (demoAccess !== null) for (const line of formatDemoAccess(demoAccess, url)) print(line);
     print(`Registry Hub listening on ${url}`);
+    const running = scheduler;
     return {
       ctx,
       server,
       url,
       async stop() {
-        await scheduler.stop();
+        await running.stop();
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));
         await closeContext(ctx);
       },
     };
   } catch (err) {
-    await closeContext(ctx);
-    throw err;
+    await scheduler?.stop();
+    await closeContext(ctx).catch(() => undefined);
+    throw explainWarehouseError(err, ctx);
   }
+}
+
+/** Resolves once the server listens; a port that cannot be bound is one clear error, not an 'error' event nobody hears. */
+async function listen(app: ReturnType<typeof buildApp>, config: HubConfig): Promise<Server> {
+  const server = app.listen(config.port, config.host);
+  try {
+    await once(server, 'listening');
+    return server;
+  } catch (err) {
+    server.close();
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    const why: Record<string, string> = {
+      EADDRINUSE: 'the port is already in use',
+      EACCES: 'permission denied',
+      EADDRNOTAVAIL: 'the address is not available on this machine',
+    };
+    throw new HubError('cannot_listen', 500, `cannot listen on ${config.host}:${config.port}: ${why[code] ?? (err as Error).message} (${code})`);
+  }
+}
+
+function explainWarehouseError(err: unknown, ctx: AppContext): unknown {
+  if (err instanceof HubError) return err;
+  const reason = describeConnectionError(err);
+  if (reason === null) return err;
+  return new HubError('warehouse_unavailable', 503, `cannot open the warehouse ${ctx.warehouse.displayUrl}: ${reason}`);
 }

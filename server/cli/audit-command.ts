@@ -1,8 +1,7 @@
 import { Command } from 'commander';
 import { verifyAuditChain } from '../../warehouse/audit/verify-audit-chain.ts';
 import { fetchWhoRead } from '../../warehouse/audit/who-read.ts';
-import { migrateWarehouse } from '../../warehouse/migrations/migrate.ts';
-import { addDatabaseOption, withContext, type GlobalOptions } from './cli-context.ts';
+import { addDatabaseOption, withReadContext, type GlobalOptions } from './cli-context.ts';
 import { parsePositiveInteger } from './clients-command.ts';
 import type { CliIo } from './io.ts';
 
@@ -12,8 +11,7 @@ export function buildAuditCommand(io: CliIo): Command {
   addDatabaseOption(
     audit.command('verify').description('recompute the hash chain; exit 1 naming the first broken row'),
   ).action((options: GlobalOptions) =>
-    withContext(options, async (ctx) => {
-      await migrateWarehouse(ctx.knex);
+    withReadContext(options, async (ctx) => {
       const report = await verifyAuditChain(ctx.knex);
       if (report.ok) {
         io.out(`audit chain ok: ${report.rows} rows`);
@@ -31,8 +29,7 @@ export function buildAuditCommand(io: CliIo): Command {
       .option('--limit <n>', 'how many events', parsePositiveInteger('--limit'), 100)
       .option('--json', 'print the events as JSON'),
   ).action((nationalId: string, options: GlobalOptions & { limit: number; json?: boolean }) =>
-    withContext(options, async (ctx) => {
-      await migrateWarehouse(ctx.knex);
+    withReadContext(options, async (ctx) => {
       const rows = await fetchWhoRead(ctx.knex, nationalId, { limit: options.limit });
       if (options.json === true) {
         io.out(JSON.stringify(rows, null, 2));

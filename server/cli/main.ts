@@ -41,9 +41,12 @@ export function buildProgram(io: CliIo): Command {
   addDatabaseOption(program.command('migrate').description("create or update the hub's tables and the registry tables")).action(
     (options: GlobalOptions) =>
       withContext(options, async (ctx) => {
-        const { migrations, connectors } = await prepareWarehouse(ctx);
+        const { migrations, connectors, invalid } = await prepareWarehouse(ctx);
         io.out(migrations.length > 0 ? `applied: ${migrations.join(', ')}` : 'schema is up to date');
         io.out(`${connectors.length} connector definitions registered from ${ctx.config.connectorsDir}`);
+        // The others are registered all the same; the exit code tells a script that one was skipped.
+        for (const bad of invalid) io.err(`hub: skipped invalid definition ${bad.message}`);
+        if (invalid.length > 0) io.setExitCode(1);
       }),
   );
 
@@ -93,7 +96,9 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
       io.err(`hub: ${err.message}`);
       return 2;
     }
-    io.err(`hub: ${err instanceof HubError || err instanceof Error ? err.message : String(err)}`);
+    // One line, always: a driver's multi-line message or an empty AggregateError must not reach the console raw.
+    const message = err instanceof Error ? err.message.split('\n')[0]!.trim() : String(err);
+    io.err(`hub: ${message === '' ? `unexpected error (${(err as Error).name}); HUB_DEBUG=1 shows it` : message}`);
     if (!(err instanceof HubError) && process.env.HUB_DEBUG === '1') io.err(String((err as Error).stack));
     return 1;
   }

@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { invalidRequest } from '../../warehouse/core/errors.ts';
 import { prepareWarehouse } from '../services/connector-service.ts';
 import { fetchQuerySql, listQueries, saveQuery } from '../services/query-service.ts';
-import { addDatabaseOption, buildCliActor, withContext, type GlobalOptions } from './cli-context.ts';
+import { addDatabaseOption, buildCliActor, withContext, withReadContext, type GlobalOptions } from './cli-context.ts';
 import type { CliIo } from './io.ts';
 
 async function readJsonFile(file: string): Promise<unknown> {
@@ -34,8 +34,7 @@ export function buildQueriesCommand(io: CliIo): Command {
 
   addDatabaseOption(queries.command('list').description('saved queries').option('--entity <code>', 'only this entity')).action(
     (options: GlobalOptions & { entity?: string }) =>
-      withContext(options, async (ctx) => {
-        await prepareWarehouse(ctx);
+      withReadContext(options, async (ctx) => {
         const rows = await listQueries(ctx, options.entity?.toUpperCase());
         if (rows.length === 0) io.out('no saved queries');
         for (const q of rows) {
@@ -47,8 +46,7 @@ export function buildQueriesCommand(io: CliIo): Command {
 
   addDatabaseOption(queries.command('sql <name>').description('the parameterized SQL the query runs on this warehouse')).action(
     (name: string, options: GlobalOptions) =>
-      withContext(options, async (ctx) => {
-        await prepareWarehouse(ctx);
+      withReadContext(options, async (ctx) => {
         const { sql, bindings } = await fetchQuerySql(ctx, name);
         io.out(sql);
         io.out(`-- bindings: ${JSON.stringify(bindings)}`);

@@ -1,6 +1,7 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { HubError } from '../../warehouse/core/errors.ts';
 import type { AppContext } from '../context.ts';
+import { describeConnectionError } from '../../warehouse/db.ts';
 
 export const notFoundHandler: RequestHandler = (req, _res, next) => {
   next(new HubError('not_found', 404, `no route for ${req.method} ${req.path}`));
@@ -14,7 +15,11 @@ export function buildErrorHandler(ctx: AppContext): ErrorRequestHandler {
     if (err instanceof HubError) hubError = err;
     else if (isBodyParserError(err)) hubError = new HubError('invalid_request', 400, 'request body is not valid JSON');
     else if (isClientHttpError(err)) hubError = new HubError('invalid_request', 400, err.message);
-    else {
+    else if (describeConnectionError(err) !== null) {
+      // An outage, not a bug: one entry with the reason, no stack, and a 503 that says only that.
+      ctx.logger.error({ requestId, path: req.path, reason: describeConnectionError(err) }, 'warehouse unavailable');
+      hubError = new HubError('warehouse_unavailable', 503, `the warehouse does not answer (request ${requestId})`);
+    } else {
       ctx.logger.error({ err, requestId, path: req.path }, 'unhandled error');
       hubError = new HubError('internal_error', 500, `internal error (request ${requestId})`);
     }

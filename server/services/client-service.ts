@@ -102,7 +102,8 @@ export async function createClient(
 }
 
 export async function fetchClient(ctx: AppContext, clientId: string): Promise<ClientRecord | null> {
-  const row = await ctx.knex('hub_clients').where({ client_id: clientId }).first<ClientRow | undefined>();
+  // Every API request asks: through a reader, so it never queues behind a load's write.
+  const row = await ctx.reader('hub_clients').where({ client_id: clientId }).first<ClientRow | undefined>();
   return row === undefined ? null : mapClientRow(row);
 }
 

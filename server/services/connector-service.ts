@@ -1,4 +1,8 @@
-import { readConnectorDefinitions, type ConnectorDefinition } from '../../connectors/definition.ts';
+import {
+  readConnectorFolder,
+  type ConnectorDefinition,
+  type InvalidDefinition,
+} from '../../connectors/definition.ts';
 import { runConnector, type RunOptions, type RunSummary } from '../../connectors/run-connector.ts';
 import { syncConnectors } from '../../connectors/sync-connectors.ts';
 import { notFound } from '../../warehouse/core/errors.ts';
@@ -8,31 +12,47 @@ import type { AppContext } from '../context.ts';
 export interface PreparedWarehouse {
   migrations: string[];
   connectors: ConnectorDefinition[];
+  /** Definition files that were skipped, each with the reason. */
+  invalid: InvalidDefinition[];
 }
 
-/** Migrates the hub tables, reads the connector definitions and creates their registry tables and catalog. */
+/**
+ * Migrates the hub tables, reads the connector definitions and creates their registry tables
+ * and catalog. An invalid definition file is skipped and returned, not thrown: it must not
+ * stop the hub or the other connectors.
+ */
 export async function prepareWarehouse(ctx: AppContext): Promise<PreparedWarehouse> {
   const migrations = await migrateWarehouse(ctx.knex);
-  const connectors = await readConnectorDefinitions(ctx.config.connectorsDir);
-  await syncConnectors(ctx.knex, connectors);
+  const { definitions, invalid } = await readConnectorFolder(ctx.config.connectorsDir);
+  await syncConnectors(ctx.knex, definitions);
   ctx.catalog.invalidate();
-  return { migrations, connectors };
+  return { migrations, connectors: definitions, invalid };
 }
 
 /** The definition named, among those prepareWarehouse read and registered. */
-export function findConnectorDefinition(defs: ConnectorDefinition[], name: string): ConnectorDefinition {
+export function findConnectorDefinition(
+  defs: ConnectorDefinition[],
+  name: string,
+  invalid: InvalidDefinition[] = [],
+): ConnectorDefinition {
   const def = defs.find((d) => d.name === name);
   if (def === undefined) {
     const known = defs.map((d) => d.name).join(', ') || 'none';
-    throw notFound(`no connector named ${JSON.stringify(name)} (known: ${known})`);
+    const skipped =
+      invalid.length > 0 ? `; invalid definition files: ${invalid.map((i) => i.file).join(', ')}` : '';
+    throw notFound(`no connector named ${JSON.stringify(name)} (known: ${known}${skipped})`);
   }
   return def;
 }
 
 /** Prepares the warehouse (migrations, definitions, registry tables) and runs one connector. */
-export async function runConnectorByName(ctx: AppContext, name: string, options: RunOptions = {}): Promise<RunSummary> {
-  const { connectors } = await prepareWarehouse(ctx);
-  return runConnector(findConnectorDefinition(connectors, name), ctx, options);
+export async function runConnectorByName(
+  ctx: AppContext,
+  name: string,
+  options: RunOptions = {},
+): Promise<RunSummary> {
+  const { connectors, invalid } = await prepareWarehouse(ctx);
+  return runConnector(findConnectorDefinition(connectors, name, invalid), ctx, options);
 }
 
 export interface ConnectorOverview {
@@ -47,18 +67,19 @@ export interface ConnectorOverview {
   last_finished_at: string | null;
 }
 
-export async function fetchConnectorOverview(ctx: AppContext): Promise<ConnectorOverview[]> {
-  const { connectors: defs } = await prepareWarehouse(ctx);
-  const states = await ctx.knex('hub_connectors as c')
+/** Read-only: the definitions as they are in the folder (valid and skipped) beside their state in the warehouse. */
+export async function fetchConnectorOverview(
+  ctx: AppContext,
+): Promise<{ connectors: ConnectorOverview[]; invalid: InvalidDefinition[] }> {
+  const { definitions: defs, invalid } = await readConnectorFolder(ctx.config.connectorsDir);
+  const states = await ctx
+    .knex('hub_connectors as c')
     .leftJoin('hub_connector_runs as r', 'r.id', 'c.last_run_id')
-    .select<Array<{ name: string; watermark: string | null; status: string | null; finished_at: string | null }>>(
-      'c.name',
-      'c.watermark',
-      'r.status',
-      'r.finished_at',
-    );
+    .select<
+      Array<{ name: string; watermark: string | null; status: string | null; finished_at: string | null }>
+    >('c.name', 'c.watermark', 'r.status', 'r.finished_at');
   const byName = new Map(states.map((s) => [s.name, s]));
-  return defs.map((d) => ({
+  const connectors = defs.map((d) => ({
     name: d.name,
     entity: d.entity,
     table: d.target.table,
@@ -69,6 +90,7 @@ export async function fetchConnectorOverview(ctx: AppContext): Promise<Connector
     last_status: byName.get(d.name)?.status ?? null,
     last_finished_at: byName.get(d.name)?.finished_at ?? null,
   }));
+  return { connectors, invalid };
 }
 
 export interface RunHistoryRow {
@@ -86,11 +108,30 @@ export interface RunHistoryRow {
   error: string | null;
 }
 
+/** Read-only: the runs of a connector the warehouse knows, whether or not its file is still valid. */
 export async function fetchRunHistory(ctx: AppContext, name: string, limit = 20): Promise<RunHistoryRow[]> {
-  findConnectorDefinition((await prepareWarehouse(ctx)).connectors, name);
-  return ctx.knex<RunHistoryRow>('hub_connector_runs')
+  const known = await ctx.knex('hub_connectors').where({ name }).first<{ name: string } | undefined>('name');
+  if (known === undefined) {
+    const { definitions, invalid } = await readConnectorFolder(ctx.config.connectorsDir);
+    findConnectorDefinition(definitions, name, invalid);
+  }
+  return ctx
+    .knex<RunHistoryRow>('hub_connector_runs')
     .where('connector', name)
     .orderBy('id', 'desc')
     .limit(limit)
-    .select('id', 'mode', 'trigger', 'status', 'started_at', 'finished_at', 'rows_read', 'rows_inserted', 'rows_updated', 'rows_deleted', 'rows_rejected', 'error');
+    .select(
+      'id',
+      'mode',
+      'trigger',
+      'status',
+      'started_at',
+      'finished_at',
+      'rows_read',
+      'rows_inserted',
+      'rows_updated',
+      'rows_deleted',
+      'rows_rejected',
+      'error',
+    );
 }

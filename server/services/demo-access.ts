@@ -5,6 +5,10 @@ import { saveQuery } from './query-service.ts';
 import { createUser, type NewUser } from './user-service.ts';
 
 const DEMO_ACTOR = { name: 'demo', role: 'super-admin' as const, entity: null };
+const GRANT_TERMS = {
+  purpose: 'Means test for cash assistance: identity, household, income and assets',
+  legalBasis: 'National Aid Fund Law (Poveria), art. 4: eligibility verification',
+};
 
 /** NAF, the aid fund, reads what a means test needs: minimum viable data, not whole registries. */
 const DEMO_GRANTS: Array<{ table: string; columns: string[] }> = [
@@ -36,7 +40,7 @@ export interface DemoAccess {
 
 /** Grants, an API client, a saved query and portal users, so the demo answers its first API call. */
 export async function seedDemoAccess(ctx: AppContext): Promise<DemoAccess> {
-  for (const grant of DEMO_GRANTS) await grantAccess(ctx, { consumer: 'NAF', ...grant, actor: DEMO_ACTOR });
+  for (const grant of DEMO_GRANTS) await grantAccess(ctx, { ...GRANT_TERMS, consumer: 'NAF', ...grant, actor: DEMO_ACTOR });
   await saveQuery(ctx, DEMO_QUERY, DEMO_ACTOR.name);
   const client = await createClient(ctx, { entity: 'NAF', name: 'NAF MIS (demo)' }, DEMO_ACTOR.name);
   const users: DemoAccess['users'] = [];

@@ -49,12 +49,39 @@ export function formatRunLine(s: RunSummary): string {
 /**
  * npm start on an empty data folder: the demo is generated and loaded, and NAF gets grants, a
  * saved query, an API client and portal users, so the hub answers its first call at once.
+ * Demo users and a demo client with printed secrets are a way in: they go only into the
+ * default embedded warehouse (or any with HUB_DEMO=on), and never into one that holds data.
  */
 export async function loadDemoIfEmpty(ctx: AppContext, connectorCount: number, print: (line: string) => void): Promise<DemoAccess | null> {
-  if (connectorCount > 0) return null;
+  if (ctx.config.demo.mode === 'off' || connectorCount > 0) return null;
   const existing = await readdir(ctx.config.connectorsDir).catch(() => []);
   if (existing.length > 0) return null;
+  if (ctx.config.demo.mode === 'auto' && !ctx.config.defaultDatabase) {
+    print(`No connectors in ${ctx.config.connectorsDir}; the demo is not loaded into ${ctx.warehouse.displayUrl} unless HUB_DEMO=on.`);
+    return null;
+  }
+  const holding = await findHeldData(ctx);
+  if (holding !== null) {
+    print(`No connectors in ${ctx.config.connectorsDir}; the demo is not loaded: ${ctx.warehouse.displayUrl} already holds ${holding}.`);
+    return null;
+  }
   print(`No connectors in ${ctx.config.connectorsDir}: generating the demo country.`);
   await createDemo(ctx, { persons: ctx.config.demo.persons, seed: ctx.config.demo.seed, load: true }, print);
   return seedDemoAccess(ctx);
+}
+
+const DATA_TABLES: Array<[table: string, what: string]> = [
+  ['hub_tables', 'registry tables'],
+  ['hub_clients', 'API clients'],
+  ['hub_users', 'portal users'],
+  ['hub_grants', 'grants'],
+  ['hub_queries', 'saved queries'],
+];
+
+/** What the warehouse already holds that a demo must not mix with, or null when it is empty. */
+async function findHeldData(ctx: AppContext): Promise<string | null> {
+  for (const [table, what] of DATA_TABLES) {
+    if ((await ctx.knex(table).first(ctx.knex.raw('1 as one'))) !== undefined) return what;
+  }
+  return null;
 }

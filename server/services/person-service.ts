@@ -33,7 +33,7 @@ export async function fetchPerson(
     .filter((r) => r.columns.length > 0);
   const holding = new Set(
     await ctx
-      .knex('hub_person_tables')
+      .reader('hub_person_tables')
       .where({ national_id: nationalId })
       .whereIn(
         'table_name',
@@ -55,7 +55,7 @@ export async function fetchPerson(
     // column), so the order of a person's rows shows nothing of the columns left out.
     const order = [...new Set([...table.key.filter((k) => columns.includes(k)), ...columns])];
     const rows = await ctx
-      .knex(table.name)
+      .reader(table.name)
       .where(table.nationalIdColumn, nationalId)
       .orderBy(order)
       .select<Array<Record<string, unknown>>>(columns);

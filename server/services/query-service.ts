@@ -91,7 +91,7 @@ const summarize = (d: QueryDefinition): QuerySummary => ({
 
 /** Every saved query, or one entity's, whether or not its grants still allow it (the operator's view). */
 export async function listQueries(ctx: AppContext, entity?: string): Promise<QuerySummary[]> {
-  return (await fetchQueryRecords(ctx.knex, entity)).map((r) => summarize(r.definition));
+  return (await fetchQueryRecords(ctx.reader, entity)).map((r) => summarize(r.definition));
 }
 
 /**
@@ -102,7 +102,7 @@ export async function listQueries(ctx: AppContext, entity?: string): Promise<Que
 export async function listRunnableQueries(ctx: AppContext, caller: ApiCaller): Promise<QuerySummary[]> {
   const ability = await fetchAbility(ctx, ctx.abilities, caller.entity);
   const catalog = await ctx.catalog.fetch();
-  const records = await fetchQueryRecords(ctx.knex, caller.entity);
+  const records = await fetchQueryRecords(ctx.reader, caller.entity);
   return records
     .filter((r) => isQueryRunnable(ability, r.definition, catalog))
     .map((r) => summarize(r.definition));
@@ -110,7 +110,7 @@ export async function listRunnableQueries(ctx: AppContext, caller: ApiCaller): P
 
 /** Another entity's query answers 404, like a missing one: names of other entities' endpoints do not leak. */
 async function fetchCallersQuery(ctx: AppContext, entity: string, name: string): Promise<QueryDefinition> {
-  const def = QUERY_NAME.test(name) ? await fetchQueryRecord(ctx.knex, name) : null;
+  const def = QUERY_NAME.test(name) ? await fetchQueryRecord(ctx.reader, name) : null;
   if (def === null || def.entity !== entity) throw notFound(`no saved query named ${JSON.stringify(name)}`);
   return def;
 }
@@ -145,7 +145,7 @@ export async function runSavedQuery(
   // compileQuery refuses on its own; asking first makes a revoked grant answer 403 before any parameter problem.
   authorizeQuery(ability, def, catalog);
   const params = bindParams(def, input.params ?? {});
-  const compiled = compileQuery(ctx.knex, def, params, { page, pageSize }, catalog, ability);
+  const compiled = compileQuery(ctx.reader, def, params, { page, pageSize }, catalog, ability);
   // Fetched for the audit only: it names whose data left the hub, and is never returned.
   const base = catalog.find((t) => t.name === def.tables[0])!;
   compiled.builder.select({ [NATIONAL_ID_ALIAS]: `${base.name}.${base.nationalIdColumn}` });

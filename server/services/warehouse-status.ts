@@ -1,4 +1,5 @@
 import { fetchCatalog, type CatalogTable } from '../../warehouse/catalog.ts';
+import { describeConnectionError } from '../../warehouse/db.ts';
 import type { AppContext } from '../context.ts';
 
 export interface WarehouseStatus {
@@ -31,7 +32,50 @@ export async function fetchWarehouseStatus(ctx: AppContext): Promise<WarehouseSt
   };
 }
 
-export async function checkWarehouseHealth(ctx: AppContext): Promise<{ status: 'ok'; database: string }> {
-  await ctx.knex.raw('select 1');
-  return { status: 'ok', database: ctx.dialect.name };
+export type WarehouseHealth =
+  | { status: 'ok'; database: string }
+  | { status: 'unavailable'; database: string; error: { code: 'warehouse_unavailable'; message: string } };
+
+/**
+ * Whether the warehouse answers, for load balancers and monitors: no location, no driver text.
+ * The reason goes to the log, once per failed check, as one structured entry.
+ */
+export async function checkWarehouseHealth(ctx: AppContext): Promise<WarehouseHealth> {
+  try {
+    await ctx.reader.raw('select 1 as ok');
+    return { status: 'ok', database: ctx.dialect.name };
+  } catch (err) {
+    ctx.logger.error({ reason: describeConnectionError(err) ?? (err as Error).message }, 'health check: the warehouse does not answer');
+    return {
+      status: 'unavailable',
+      database: ctx.dialect.name,
+      error: { code: 'warehouse_unavailable', message: 'the warehouse does not answer' },
+    };
+  }
+}
+
+/** What anyone may see without signing in: whether the hub serves, and which registries it holds, when loaded. */
+export interface PublicStatus {
+  status: WarehouseHealth['status'];
+  registries: Array<{ table: string; entity: string; label: { en: string; ar: string }; loadedAt: string | null; lastRun: string | null }>;
+}
+
+export async function fetchPublicStatus(ctx: AppContext): Promise<PublicStatus> {
+  const health = await checkWarehouseHealth(ctx);
+  if (health.status !== 'ok') return { status: health.status, registries: [] };
+  const catalog = await ctx.catalog.fetch();
+  const runs = await ctx.reader('hub_connectors as c')
+    .leftJoin('hub_connector_runs as r', 'r.id', 'c.last_run_id')
+    .select<Array<{ target_table: string; status: string | null }>>('c.target_table', 'r.status');
+  const lastRun = new Map(runs.map((r) => [r.target_table, r.status]));
+  return {
+    status: 'ok',
+    registries: catalog.map((t) => ({
+      table: t.name,
+      entity: t.entity,
+      label: t.label,
+      loadedAt: t.loadedAt,
+      lastRun: lastRun.get(t.name) ?? null,
+    })),
+  };
 }

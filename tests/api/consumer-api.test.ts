@@ -23,7 +23,7 @@ import {
   describePersonColumns,
 } from '../support/api-hub.ts';
 import { createTempDir, describeEachDatabase } from '../support/databases.ts';
-import { openTestContext } from '../support/hub-context.ts';
+import { GRANT_TERMS, openTestContext } from '../support/hub-context.ts';
 import { badCheckDigitId } from '../support/registry-fixture.ts';
 
 interface PersonBody {
@@ -480,7 +480,7 @@ describeEachDatabase('Consumer API: tokens, persons, saved queries, rate limits'
         assert.deepEqual(personBody(await person(token, PERSON.sara)).tables, {
           reg_people: [{ national_id: PERSON.sara }],
         });
-        await grantAccess(other, {
+        await grantAccess(other, { ...GRANT_TERMS,
           consumer: 'REVOKE_OTHER',
           table: 'veh_vehicles',
           columns: ['national_id', 'registration_number'],

@@ -4,6 +4,9 @@
  * lookup and a saved-query endpoint under load (autocannon, 50 connections, loopback) next to a
  * bare express server running the same statements on the same file, and prints one markdown
  * table. The hub runs as it ships: tokens, grants, rate limits and the audit log all on.
+ * Then the person lookup again, in a hub that runs the CSPD personal-info connector in its own
+ * process (as the scheduler does): with no load, during a full load, and during an incremental
+ * load after 1% of the citizens changed, p99 next to p99, in a second table.
  * --cpu-prof DIR writes a V8 CPU profile of the hub process into DIR.
  */
 import Database from 'better-sqlite3';
@@ -19,6 +22,7 @@ import { prepareApiFixture, type ApiFixture } from './api-fixture.ts';
 import { CONNECTIONS, requestsPerSecond, rotate, runLoad, successes, type LoadTarget } from './api-load.ts';
 import { BORN_BEFORE_DATES, PAGE_SIZE, QUERY_NAME } from './api-shape.ts';
 import { startChildServer, type ChildServer } from './child-server.ts';
+import { measureLookupDuringLoads, printDuringLoadTable, startHubWithLoads } from './lookup-during-load.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const WARM_UP_SECONDS = 2;
@@ -295,8 +299,26 @@ async function main(cleanup: Cleanup): Promise<void> {
   const rows = await runEndpoints(hub, bare, fixture, options, hubSuccesses);
   await hubServer.stop();
   await bareServer.stop();
+
+  console.log('the person lookup while connectors run in the hub process:');
+  const loading = await startHubWithLoads(dir);
+  cleanup.add(() => loading.stop());
+  const lookup = buildEndpoints(fixture)[0]!.target('hub', loading.url, {
+    authorization: `Bearer ${await fetchToken(loading.url, fixture)}`,
+  });
+  const duringLoads = await measureLookupDuringLoads(
+    loading,
+    lookup,
+    options.duration,
+    path.join(dir, 'sources', 'cspd.sqlite'),
+    (line) => console.log(line),
+  );
+  await loading.stop();
+  hubSuccesses.push(...duringLoads.map((d) => successes(d.result)));
+
   printTable(rows, options);
   printVerdict(rows);
+  printDuringLoadTable(duringLoads, options.persons);
   await reportAudit(
     fixture.databaseFile,
     hubSuccesses.reduce((a, b) => a + b, 0),

@@ -16,7 +16,12 @@ describeEachDatabase('hub connectors (command line)', (db) => {
     dir = await createTempDir('hub-cli-');
     env = { HUB_DATA_DIR: dir, VEH_TOKEN: 'secret-token' };
     registry = await startHttpRegistry(
-      Array.from({ length: 20 }, (_, i) => ({ id: validId(i), name: `مالك ${i}`, plate: `C-${i}`, updated: i + 1 })),
+      Array.from({ length: 20 }, (_, i) => ({
+        id: validId(i),
+        name: `مالك ${i}`,
+        plate: `C-${i}`,
+        updated: i + 1,
+      })),
     );
     await writeDefinition(path.join(dir, 'connectors'), 'veh-vehicles', vehicleDefinition(registry.url));
   });
@@ -54,7 +59,10 @@ describeEachDatabase('hub connectors (command line)', (db) => {
   it('connectors run --full replaces the table and says so in plain text', async () => {
     const result = await hub('connectors', 'run', 'veh-vehicles', '--full');
     assert.equal(result.code, 0, result.stderr);
-    assert.match(result.stdout, /veh-vehicles\s+succeeded\s+full\s+20 read, 20 inserted, 0 updated, 20 deleted, 0 rejected/);
+    assert.match(
+      result.stdout,
+      /veh-vehicles\s+succeeded\s+full\s+20 read, 20 inserted, 0 updated, 20 deleted, 0 rejected/,
+    );
   });
 
   it('connectors history lists the runs, newest first', async () => {
@@ -68,7 +76,10 @@ describeEachDatabase('hub connectors (command line)', (db) => {
 
   it('a second process cannot run the connector while the first one does', async () => {
     registry.delayMs = 150;
-    const [a, b] = await Promise.all([hub('connectors', 'run', 'veh-vehicles', '--full', '--json'), hub('connectors', 'run', 'veh-vehicles', '--full', '--json')]);
+    const [a, b] = await Promise.all([
+      hub('connectors', 'run', 'veh-vehicles', '--full', '--json'),
+      hub('connectors', 'run', 'veh-vehicles', '--full', '--json'),
+    ]);
     registry.delayMs = 0;
     const codes = [a.code, b.code].sort();
     assert.deepEqual(codes, [0, 1]);
@@ -83,7 +94,10 @@ describeEachDatabase('hub connectors (command line)', (db) => {
   });
 
   it('exits 1 when a failed run is reported, and the error is in the summary', async () => {
-    const result = await runHubCli(['connectors', 'run', 'veh-vehicles', '--json', '--db', db.url()], { ...env, VEH_TOKEN: '' });
+    const result = await runHubCli(['connectors', 'run', 'veh-vehicles', '--json', '--db', db.url()], {
+      ...env,
+      VEH_TOKEN: '',
+    });
     assert.equal(result.code, 1);
     const summary = JSON.parse(result.stdout) as { status: string; error: string };
     assert.equal(summary.status, 'failed');
@@ -96,14 +110,22 @@ describeEachDatabase('hub connectors (command line)', (db) => {
     assert.equal((await hub('connectors', 'history', 'veh-vehicles', '--limit', '0')).code, 2);
   });
 
-  it('refuses a bad connector definition, naming the file and the field, and loads nothing', async () => {
+  it('lists a bad connector definition as invalid, naming the file and the field, beside the good ones', async function () {
+    this.timeout(180_000);
     const bad = path.join(dir, 'connectors', 'zz-bad.yaml');
-    await writeFile(bad, 'name: zz-bad\nentity: ZZ\nsource: { kind: ftp }\ntarget: { table: other_table }\ncolumns: {}\n');
+    await writeFile(
+      bad,
+      'name: zz-bad\nentity: ZZ\nsource: { kind: ftp }\ntarget: { table: other_table }\ncolumns: {}\n',
+    );
     const result = await hub('connectors', 'list');
+    const run = await hub('connectors', 'run', 'veh-vehicles', '--json');
     await rm(bad);
-    assert.equal(result.code, 1);
-    assert.match(result.stderr, /zz-bad\.yaml: source\.kind: /);
-    assert.equal(result.stdout, '');
+    assert.equal(result.code, 1, 'a script must notice the skipped file');
+    assert.equal(result.stderr, '');
+    const lines = result.stdout.trim().split('\n');
+    assert.match(lines[0] ?? '', /^veh-vehicles /);
+    assert.match(lines[1] ?? '', /^INVALID .*zz-bad\.yaml: source\.kind: /);
+    assert.equal(run.code, 0, `the other connectors still run: ${run.stderr}`);
   });
 });
 

@@ -18,7 +18,7 @@ import {
 } from '../../server/services/client-service.ts';
 import { prepareWarehouse } from '../../server/services/connector-service.ts';
 import { createTempDir } from './databases.ts';
-import { createManualClock, openTestContext } from './hub-context.ts';
+import { createManualClock, GRANT_TERMS, openTestContext } from './hub-context.ts';
 import { validId, writeDefinition } from './registry-fixture.ts';
 
 export type ManualClock = ReturnType<typeof createManualClock>;
@@ -277,7 +277,7 @@ export async function startApiHub(
       return { credentials, token: await hub.fetchToken(credentials) };
     },
     grant: (consumer, table, columns = []) =>
-      grantAccess(ctx, { consumer, table, columns, actor: superAdmin }),
+      grantAccess(ctx, { ...GRANT_TERMS, consumer, table, columns, actor: superAdmin }),
     revoke: (consumer, table, columns = []) =>
       revokeAccess(ctx, { consumer, table, columns, actor: superAdmin }),
     async close() {

@@ -22,3 +22,6 @@ export function createManualClock(start = '2026-01-01T00:00:00.000Z'): Clock & {
     },
   };
 }
+
+/** Why and on what ground a test grants: every new grant must say both. */
+export const GRANT_TERMS = { purpose: 'means test for cash assistance', legalBasis: 'National Aid Fund Law, art. 4' };

@@ -5,6 +5,7 @@ import { rowsPerStatement, type BulkTarget, type Dialect } from '../dialects/ind
 import { updatePersonKeyForIds } from '../person-key.ts';
 import { emptyStats, type LoadBatch, type LoadContext, type LoadRow, type LoadRun, type LoadStats } from './load-types.ts';
 import { saveRejects } from './save-rejects.ts';
+import { spoolBatches } from './spool-batches.ts';
 
 /** Key lookups and deletes go in statements of this many records at most, whatever the binding limit. */
 const KEY_CHUNK = 500;
@@ -12,16 +13,33 @@ const KEY_CHUNK = 500;
 /**
  * Incremental load (CDC): only what changed since the watermark is upserted by record key and
  * deleted, all in one transaction with the new watermark, so a failed run changes nothing and
- * the next run starts from the same point.
+ * the next run starts from the same point. The source is read to the end (into a spool file)
+ * before that transaction opens: the write side is held for the apply alone, never while a
+ * registry answers slowly.
  */
 export async function loadIncremental(ctx: LoadContext, run: LoadRun, batches: AsyncIterable<LoadBatch>): Promise<LoadStats> {
+  const stats = emptyStats();
+  const seenAt = isoNow(ctx.clock);
+  const spool = await spoolBatches(batches);
+  try {
+    await applyChanges(ctx, run, spool.batches, stats, seenAt);
+  } finally {
+    await spool.close();
+  }
+  return stats;
+}
+
+async function applyChanges(
+  ctx: LoadContext,
+  run: LoadRun,
+  batches: AsyncIterable<LoadBatch>,
+  stats: LoadStats,
+  seenAt: string,
+): Promise<void> {
   const spec = run.spec;
   const target: BulkTarget = { table: spec.table, columns: spec.columns.map((c) => c.name), key: spec.key };
   const keyIndexes = spec.key.map((k) => target.columns.indexOf(k));
   const nidIndex = target.columns.indexOf(spec.nationalIdColumn);
-  const stats = emptyStats();
-  const seenAt = isoNow(ctx.clock);
-
   await ctx.knex.transaction(async (trx) => {
     for await (const batch of batches) {
       stats.read += batch.read;
@@ -49,7 +67,6 @@ export async function loadIncremental(ctx: LoadContext, run: LoadRun, batches: A
       });
     await run.commit(trx, stats);
   });
-  return stats;
 }
 
 /** A record changed twice since the last run arrives twice; the later version wins. */

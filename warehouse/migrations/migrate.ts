@@ -3,6 +3,7 @@ import * as hubTables from './001-hub-tables.ts';
 import * as access from './002-access.ts';
 import * as settings from './003-settings.ts';
 import * as keysOutOfWarehouse from './005-keys-out-of-warehouse.ts';
+import * as grantPurpose from './006-grant-purpose.ts';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -14,6 +15,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '002-access': access,
   '003-settings': settings,
   '005-keys-out-of-warehouse': keysOutOfWarehouse,
+  '006-grant-purpose': grantPurpose,
 };
 
 /** Migrations are compiled in, not read from a folder, so the installed hub carries its own schema. */
@@ -26,4 +28,12 @@ const migrationSource: Knex.MigrationSource<string> = {
 export async function migrateWarehouse(knex: Knex): Promise<string[]> {
   const [, applied] = (await knex.migrate.latest({ migrationSource, tableName: 'hub_migrations' })) as [number, string[]];
   return applied;
+}
+
+/** The compiled-in migrations this warehouse has not applied yet, read without changing anything. */
+export async function findPendingMigrations(knex: Knex): Promise<string[]> {
+  const known = Object.keys(MIGRATIONS);
+  if (!(await knex.schema.hasTable('hub_migrations'))) return known;
+  const applied = new Set(await knex('hub_migrations').pluck<string[]>('name'));
+  return known.filter((name) => !applied.has(name));
 }

@@ -10,7 +10,7 @@ import { prepareWarehouse } from '../../../server/services/connector-service.ts'
 import { fetchCatalog, type CatalogTable } from '../../../warehouse/catalog.ts';
 import { HubError } from '../../../warehouse/core/errors.ts';
 import { createTempDir, describeEachDatabase } from '../../support/databases.ts';
-import { createManualClock, openTestContext } from '../../support/hub-context.ts';
+import { createManualClock, GRANT_TERMS, openTestContext } from '../../support/hub-context.ts';
 import { writeDefinition } from '../../support/registry-fixture.ts';
 
 const operator: Actor = { name: 'test-operator', role: 'super-admin', entity: null };
@@ -87,8 +87,15 @@ describeEachDatabase('privileges: grants, revokes and cached abilities', (db) =>
   });
 
   it('a whole-table grant permits every catalog column, a column grant only its columns', async () => {
-    await grantAccess(ctx, { consumer: 'NAF', table: 'ssc_insured', columns: [], actor: operator });
     await grantAccess(ctx, {
+      ...GRANT_TERMS,
+      consumer: 'NAF',
+      table: 'ssc_insured',
+      columns: [],
+      actor: operator,
+    });
+    await grantAccess(ctx, {
+      ...GRANT_TERMS,
       consumer: 'NAF',
       table: 'cspd_people',
       columns: ['gender', 'national_id'],
@@ -104,7 +111,13 @@ describeEachDatabase('privileges: grants, revokes and cached abilities', (db) =>
     assert.deepEqual(await readable('SSC', 'cspd_people'), []);
     const before = await snapshot();
     await assert.rejects(
-      grantAccess(ctx, { consumer: 'SSC', table: 'ssc_insured', columns: [], actor: operator }),
+      grantAccess(ctx, {
+        ...GRANT_TERMS,
+        consumer: 'SSC',
+        table: 'ssc_insured',
+        columns: [],
+        actor: operator,
+      }),
       isHubError('invalid_request', 400, /SSC owns ssc_insured/),
     );
     assert.deepEqual(await snapshot(), before);
@@ -112,6 +125,7 @@ describeEachDatabase('privileges: grants, revokes and cached abilities', (db) =>
 
   it('creates a consuming entity on its first grant, labelled with its code', async () => {
     await grantAccess(ctx, {
+      ...GRANT_TERMS,
       consumer: 'WFP_2',
       table: 'ssc_insured',
       columns: ['national_id'],
@@ -126,6 +140,7 @@ describeEachDatabase('privileges: grants, revokes and cached abilities', (db) =>
 
   it('lets a custodian grant its own tables only, and an entity admin none; a refusal writes nothing', async () => {
     const change = await grantAccess(ctx, {
+      ...GRANT_TERMS,
       consumer: 'MOSD',
       table: 'ssc_insured',
       columns: ['monthly_salary'],
@@ -134,7 +149,13 @@ describeEachDatabase('privileges: grants, revokes and cached abilities', (db) =>
     assert.deepEqual(change.after, { wholeTable: false, columns: ['monthly_salary'] });
     const before = await snapshot();
     await assert.rejects(
-      grantAccess(ctx, { consumer: 'MOSD', table: 'ssc_insured', columns: [], actor: cspdCustodian }),
+      grantAccess(ctx, {
+        ...GRANT_TERMS,
+        consumer: 'MOSD',
+        table: 'ssc_insured',
+        columns: [],
+        actor: cspdCustodian,
+      }),
       isHubError('forbidden', 403, /cspd-custodian may not .* ssc_insured, a table of SSC/),
     );
     await assert.rejects(
@@ -142,11 +163,18 @@ describeEachDatabase('privileges: grants, revokes and cached abilities', (db) =>
       isHubError('forbidden', 403),
     );
     await assert.rejects(
-      grantAccess(ctx, { consumer: 'MOSD', table: 'cspd_people', columns: [], actor: nafAdmin }),
+      grantAccess(ctx, {
+        ...GRANT_TERMS,
+        consumer: 'MOSD',
+        table: 'cspd_people',
+        columns: [],
+        actor: nafAdmin,
+      }),
       isHubError('forbidden', 403, /naf-admin may not grant or revoke/),
     );
     await assert.rejects(
       grantAccess(ctx, {
+        ...GRANT_TERMS,
         consumer: 'MOSD',
         table: 'cspd_people',
         columns: [],
@@ -160,11 +188,18 @@ describeEachDatabase('privileges: grants, revokes and cached abilities', (db) =>
   it('names an unknown table, every unknown column and a bad entity code, and writes nothing', async () => {
     const before = await snapshot();
     await assert.rejects(
-      grantAccess(ctx, { consumer: 'UNICEF', table: 'ssc_missing', columns: [], actor: operator }),
+      grantAccess(ctx, {
+        ...GRANT_TERMS,
+        consumer: 'UNICEF',
+        table: 'ssc_missing',
+        columns: [],
+        actor: operator,
+      }),
       isHubError('unknown_table', 404, /unknown table "ssc_missing"/),
     );
     await assert.rejects(
       grantAccess(ctx, {
+        ...GRANT_TERMS,
         consumer: 'UNICEF',
         table: 'ssc_insured',
         columns: ['national_id', 'salary', 'employer'],
@@ -185,7 +220,7 @@ describeEachDatabase('privileges: grants, revokes and cached abilities', (db) =>
     );
     for (const consumer of ['unicef', 'UN-ICEF', '9UNICEF', '', 'A'.repeat(17)]) {
       await assert.rejects(
-        grantAccess(ctx, { consumer, table: 'ssc_insured', columns: [], actor: operator }),
+        grantAccess(ctx, { ...GRANT_TERMS, consumer, table: 'ssc_insured', columns: [], actor: operator }),
         isHubError('invalid_request', 400, /entity code .* must match/),
       );
     }
@@ -194,12 +229,14 @@ describeEachDatabase('privileges: grants, revokes and cached abilities', (db) =>
 
   it('granting the whole table replaces column grants; granting columns under it changes nothing', async () => {
     await grantAccess(ctx, {
+      ...GRANT_TERMS,
       consumer: 'ILO',
       table: 'ssc_insured',
       columns: ['start_date'],
       actor: operator,
     });
     const whole = await grantAccess(ctx, {
+      ...GRANT_TERMS,
       consumer: 'ILO',
       table: 'ssc_insured',
       columns: [],
@@ -213,6 +250,7 @@ describeEachDatabase('privileges: grants, revokes and cached abilities', (db) =>
       ],
     );
     const again = await grantAccess(ctx, {
+      ...GRANT_TERMS,
       consumer: 'ILO',
       table: 'ssc_insured',
       columns: ['national_id'],
@@ -227,7 +265,13 @@ describeEachDatabase('privileges: grants, revokes and cached abilities', (db) =>
   });
 
   it('revoking columns of a whole-table grant keeps the other catalog columns; revoking the table removes all', async () => {
-    await grantAccess(ctx, { consumer: 'FAO', table: 'ssc_insured', columns: [], actor: operator });
+    await grantAccess(ctx, {
+      ...GRANT_TERMS,
+      consumer: 'FAO',
+      table: 'ssc_insured',
+      columns: [],
+      actor: operator,
+    });
     const some = await revokeAccess(ctx, {
       consumer: 'FAO',
       table: 'ssc_insured',
@@ -283,6 +327,7 @@ describeEachDatabase('privileges: grants, revokes and cached abilities', (db) =>
 
   it('authorizeRead on a fetched ability names every denied table and column in one 403', async () => {
     await grantAccess(ctx, {
+      ...GRANT_TERMS,
       consumer: 'WB',
       table: 'ssc_insured',
       columns: ['national_id', 'monthly_salary'],
@@ -320,6 +365,7 @@ describeEachDatabase('privileges: grants, revokes and cached abilities', (db) =>
     const otherCache = createAbilityCache();
     const start = await fetchGrantsVersion(ctx.knex);
     const granted = await grantAccess(ctx, {
+      ...GRANT_TERMS,
       consumer: 'UNHCR',
       table: 'cspd_people',
       columns: [],
@@ -359,6 +405,7 @@ describeEachDatabase('privileges: grants, revokes and cached abilities', (db) =>
     const changes = await Promise.all(
       INSURED_COLUMNS.map((column, i) =>
         grantAccess(writers[i % writers.length]!, {
+          ...GRANT_TERMS,
           consumer: 'ESCWA',
           table: 'ssc_insured',
           columns: [column],
@@ -375,6 +422,7 @@ describeEachDatabase('privileges: grants, revokes and cached abilities', (db) =>
 
   it('audits every grant and revoke with the actor, the consumer, the table and the columns', async () => {
     await grantAccess(ctx, {
+      ...GRANT_TERMS,
       consumer: 'IOM',
       table: 'ssc_insured',
       columns: ['start_date', 'national_id'],
@@ -394,21 +442,38 @@ describeEachDatabase('privileges: grants, revokes and cached abilities', (db) =>
     assert.deepEqual(
       events.map((e) => [e.actor, e.action, e.target, JSON.parse(e.details) as unknown]),
       [
-        ['ssc-custodian', 'grant', 'ssc_insured', { columns: ['national_id', 'start_date'] }],
+        [
+          'ssc-custodian',
+          'grant',
+          'ssc_insured',
+          {
+            columns: ['national_id', 'start_date'],
+            purpose: GRANT_TERMS.purpose,
+            legal_basis: GRANT_TERMS.legalBasis,
+            expires_at: null,
+          },
+        ],
         ['test-operator', 'revoke', 'ssc_insured', { columns: [] }],
       ],
     );
   });
 
-  it('lists grants with who granted them and when', async () => {
+  it('lists grants with who granted them and when, why, on what basis and until when', async () => {
     clock.advance(60_000);
     await grantAccess(ctx, {
+      ...GRANT_TERMS,
       consumer: 'UNDP',
       table: 'cspd_people',
       columns: ['birth_date', 'national_id'],
       actor: cspdCustodian,
     });
-    await grantAccess(ctx, { consumer: 'UNDP', table: 'ssc_insured', columns: [], actor: operator });
+    await grantAccess(ctx, {
+      ...GRANT_TERMS,
+      consumer: 'UNDP',
+      table: 'ssc_insured',
+      columns: [],
+      actor: operator,
+    });
     assert.deepEqual(await fetchGrants(ctx, { entity: 'UNDP' }), [
       {
         entity: 'UNDP',
@@ -416,6 +481,10 @@ describeEachDatabase('privileges: grants, revokes and cached abilities', (db) =>
         column: 'birth_date',
         grantedBy: 'cspd-custodian',
         grantedAt: '2026-04-01T08:01:00.000Z',
+        purpose: GRANT_TERMS.purpose,
+        legalBasis: GRANT_TERMS.legalBasis,
+        expiresAt: null,
+        active: true,
       },
       {
         entity: 'UNDP',
@@ -423,6 +492,10 @@ describeEachDatabase('privileges: grants, revokes and cached abilities', (db) =>
         column: 'national_id',
         grantedBy: 'cspd-custodian',
         grantedAt: '2026-04-01T08:01:00.000Z',
+        purpose: GRANT_TERMS.purpose,
+        legalBasis: GRANT_TERMS.legalBasis,
+        expiresAt: null,
+        active: true,
       },
       {
         entity: 'UNDP',
@@ -430,6 +503,10 @@ describeEachDatabase('privileges: grants, revokes and cached abilities', (db) =>
         column: null,
         grantedBy: 'test-operator',
         grantedAt: '2026-04-01T08:01:00.000Z',
+        purpose: GRANT_TERMS.purpose,
+        legalBasis: GRANT_TERMS.legalBasis,
+        expiresAt: null,
+        active: true,
       },
     ]);
     const onTable = await fetchGrants(ctx, { table: 'cspd_people' });
