@@ -154,6 +154,13 @@ async function failInterruptedRuns(ctx: ConnectorContext, connector: string) {
     .update({ status: 'failed', finished_at: isoNow(ctx.clock), error: 'interrupted: the hub process stopped during the run' });
 }
 
+/**
+ * A source that never waits on I/O (a SQLite file, a CSV already in the page cache) resolves
+ * every step in microtasks, and the event loop would not take one HTTP request until the whole
+ * load ended. One macrotask turn per batch lets API requests in between batches.
+ */
+const yieldToRequests = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 async function* readBatches(
   def: ConnectorDefinition,
   mapper: RowMapper,
@@ -167,6 +174,7 @@ async function* readBatches(
     cursors.records = maxCursor(cursors.records, mapper.cursorOf(record));
     addRecord(batch, mapper, record, incremental !== null);
     if (batch.read >= def.batch_size) {
+      await yieldToRequests();
       yield batch;
       batch = newBatch();
     }

@@ -1,6 +1,7 @@
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import { HubError } from '../warehouse/core/errors.ts';
+import { describeConnectionError } from '../warehouse/db.ts';
 import type { ConnectorDefinition } from './definition.ts';
 import { runConnector, type ConnectorContext } from './run-connector.ts';
 
@@ -42,7 +43,8 @@ export class ConnectorScheduler {
       this.ctx.logger.info({ summary }, `connector ${def.name} ${summary.status}`);
     } catch (err) {
       if (err instanceof HubError && err.code === 'connector_busy') this.ctx.logger.info(err.message);
-      else this.ctx.logger.error({ err }, `connector ${def.name} could not run`);
+      // One entry with the reason: an unreachable warehouse is an outage to report, not a stack to print.
+      else this.ctx.logger.error({ connector: def.name, reason: describeConnectionError(err) ?? String(err) }, `connector ${def.name} could not run`);
     }
   }
 }

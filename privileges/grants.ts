@@ -103,6 +103,14 @@ export const nextAfterRevoke: NextAccess = (before, table, columns) => {
 
 /** The instant a grant stops counting: a bare date counts through that whole day (UTC). */
 export function parseGrantExpiry(text: string): string {
+  const expiry = readExpiry(text);
+  // Past year 9999 toISOString writes "+010000-...", which would sort before every date.
+  if (!/^\d{4}-/.test(expiry))
+    throw invalidRequest(`expires: ${JSON.stringify(text)} is too far ahead`, { field: 'expires' });
+  return expiry;
+}
+
+function readExpiry(text: string): string {
   const date = DATE_ONLY.exec(text);
   if (date !== null) {
     const [year, month, day] = [Number(date[1]), Number(date[2]), Number(date[3])];

@@ -12,6 +12,7 @@ import { buildAuditCommand } from './audit-command.ts';
 import { buildGrantCommands } from './grants-command.ts';
 import { processIo, type CliIo } from './io.ts';
 import { buildQueriesCommand } from './queries-command.ts';
+import { buildTablesCommand } from './tables-command.ts';
 import { startProgress } from './progress.ts';
 
 const positiveInteger = (what: string) => (value: string) => {
@@ -70,6 +71,7 @@ export function buildProgram(io: CliIo): Command {
   program.addCommand(buildAuditCommand(io));
   for (const command of buildGrantCommands(io)) program.addCommand(command);
   program.addCommand(buildQueriesCommand(io));
+  program.addCommand(buildTablesCommand(io));
   applyToAll(program, (command) =>
     command.exitOverride().configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) }),
   );

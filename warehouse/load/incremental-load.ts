@@ -58,6 +58,8 @@ async function applyChanges(
       const touched = [...rows.map((r) => String(r.values[nidIndex])), ...removedIds];
       await updatePersonKeyForIds(trx, spec.table, spec.nationalIdColumn, touched, seenAt, KEY_CHUNK);
       run.onProgress?.(stats);
+      // Read back from the local spool, batches never wait on I/O: let API requests in between.
+      await new Promise<void>((resolve) => setImmediate(resolve));
     }
     await trx('hub_tables')
       .where({ name: spec.table })
