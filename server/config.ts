@@ -13,6 +13,10 @@ const envSchema = z.object({
   HUB_NATIONAL_ID_LENGTH: z.coerce.number().int().min(4).max(32).default(10),
   HUB_NATIONAL_ID_CHECK: z.enum(['luhn', 'none']).default('luhn'),
   HUB_SCHEDULER: z.enum(['on', 'off']).default('on'),
+  HUB_SECRET_KEY_FILE: z.string().optional(),
+  HUB_SECRET_KEY: z.string().min(32, 'must be at least 32 characters').optional(),
+  HUB_AUDIT_CHECKPOINT_DIR: z.string().optional(),
+  HUB_AUDIT_CHECKPOINT_SECONDS: z.coerce.number().int().min(1).max(86_400).default(60),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -26,6 +30,11 @@ export interface HubConfig {
   nationalIdRule: NationalIdRule;
   scheduler: boolean;
   logLevel: string;
+  /** The hub's secret, kept out of the warehouse: HUB_SECRET_KEY, else the file (created on first use). */
+  secretKey: string | undefined;
+  secretKeyFile: string;
+  /** Signed audit checkpoints: a folder the database role cannot write, and how often. */
+  auditCheckpoints: { dir: string; intervalSeconds: number };
 }
 
 /** The only place that reads process.env. */
@@ -47,5 +56,11 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env, overrides: { da
     nationalIdRule: { length: e.HUB_NATIONAL_ID_LENGTH, checkDigit: e.HUB_NATIONAL_ID_CHECK },
     scheduler: e.HUB_SCHEDULER === 'on',
     logLevel: e.LOG_LEVEL,
+    secretKey: e.HUB_SECRET_KEY,
+    secretKeyFile: path.resolve(e.HUB_SECRET_KEY_FILE ?? path.join(dataDir, 'secret.key')),
+    auditCheckpoints: {
+      dir: path.resolve(e.HUB_AUDIT_CHECKPOINT_DIR ?? path.join(dataDir, 'audit-checkpoints')),
+      intervalSeconds: e.HUB_AUDIT_CHECKPOINT_SECONDS,
+    },
   };
 }

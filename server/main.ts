@@ -9,6 +9,7 @@ import { loadDemoIfEmpty } from './services/demo-service.ts';
 import { formatDemoAccess } from './services/demo-access.ts';
 import { prepareWarehouse } from './services/connector-service.ts';
 import { fetchWarehouseStatus } from './services/warehouse-status.ts';
+import { startAuditCheckpoints } from './services/audit-log-service.ts';
 
 export interface RunningHub {
   ctx: AppContext;
@@ -35,6 +36,7 @@ export async function startHub(config: HubConfig, print: (line: string) => void 
     await once(server, 'listening');
     const { port } = server.address() as AddressInfo;
     const url = `http://${config.host}:${port}`;
+    const checkpoints = await startAuditCheckpoints(ctx);
 
     const status = await fetchWarehouseStatus(ctx);
     print(`Warehouse: ${status.persons.toLocaleString('en')} persons in ${status.tables.length} registry tables`);
@@ -49,6 +51,7 @@ export async function startHub(config: HubConfig, print: (line: string) => void 
         await scheduler.stop();
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));
+        await checkpoints.stop();
         await closeContext(ctx);
       },
     };

@@ -12,13 +12,15 @@ export interface CatalogTableInput extends RegistryTableSpec {
   entity: { code: string; label: Label };
   connector: string;
   label: Label;
-  columns: Array<{ name: string; type: ColumnType; length?: number | undefined; label: Label }>;
+  columns: Array<{ name: string; type: ColumnType; length?: number | undefined; label: Label; holdsNationalId?: boolean }>;
 }
 
 export interface CatalogColumn {
   name: string;
   type: ColumnType;
   label: Label;
+  /** Its values are national IDs (the person's own column, or another's such as a mother's): returning one counts as reading that person. */
+  holdsNationalId?: boolean;
 }
 
 export interface CatalogTable {
@@ -59,6 +61,7 @@ export async function saveCatalogTable(knex: Knex, input: CatalogTableInput): Pr
         type: c.type,
         label_en: c.label.en,
         label_ar: c.label.ar,
+        holds_national_id: c.name === input.nationalIdColumn || c.holdsNationalId === true,
       })),
     );
   });
@@ -82,6 +85,7 @@ interface ColumnRow {
   type: ColumnType;
   label_en: string;
   label_ar: string;
+  holds_national_id: boolean | number;
 }
 
 export async function fetchCatalog(knex: Knex): Promise<CatalogTable[]> {
@@ -98,7 +102,12 @@ export async function fetchCatalog(knex: Knex): Promise<CatalogTable[]> {
     loadedAt: t.loaded_at,
     columns: columns
       .filter((c) => c.table_name === t.name)
-      .map((c) => ({ name: c.name, type: c.type, label: { en: c.label_en, ar: c.label_ar } })),
+      .map((c) => ({
+        name: c.name,
+        type: c.type,
+        label: { en: c.label_en, ar: c.label_ar },
+        holdsNationalId: c.holds_national_id === true || c.holds_national_id === 1,
+      })),
   }));
 }
 

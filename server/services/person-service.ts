@@ -1,3 +1,4 @@
+import { attachAuditNote } from '../../warehouse/audit/audit-note.ts';
 import { fetchAbility } from '../../privileges/ability-cache.ts';
 import { permittedColumns } from '../../privileges/permitted-columns.ts';
 import { invalidRequest, notFound } from '../../warehouse/core/errors.ts';
@@ -13,8 +14,9 @@ export interface PersonRecord {
 
 /**
  * Everything the caller's entity may read about one person: each granted table with only its
- * granted columns, selected as such (nothing is fetched and then stripped). The read is
- * audited with the person's national ID and the columns returned.
+ * granted columns, selected as such (nothing is fetched and then stripped). The answer carries
+ * an audit note (the person's national ID and the columns returned) that the API writes with
+ * its outcome before the answer leaves.
  */
 export async function fetchPerson(ctx: AppContext, caller: ApiCaller, nationalId: string): Promise<PersonRecord> {
   const problem = explainInvalidNationalId(nationalId, ctx.nationalIdRule);
@@ -34,13 +36,11 @@ export async function fetchPerson(ctx: AppContext, caller: ApiCaller, nationalId
     tables[table.name] = rows.map((row) => Object.fromEntries(columns.map((c) => [c, normalizeValue(types.get(c), row[c])])));
     if (rows.length > 0) returned.push(...columns.map((c) => `${table.name}.${c}`));
   }
-  await ctx.audit.append({
-    actor: caller.clientId,
-    entity: caller.entity,
-    action: 'api.call',
-    target: 'GET /api/v1/persons/{national_id}',
-    details: { params: { national_id: nationalId }, columns: returned, tables: Object.keys(tables), rows: Object.values(tables).flat().length },
-    subjects: returned.length > 0 ? [nationalId] : [],
-  });
-  return { national_id: nationalId, tables };
+  return attachAuditNote(
+    { national_id: nationalId, tables },
+    {
+      details: { params: { national_id: nationalId }, columns: returned, tables: Object.keys(tables), rows: Object.values(tables).flat().length },
+      subjects: returned.length > 0 ? [nationalId] : [],
+    },
+  );
 }

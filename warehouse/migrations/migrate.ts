@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import * as hubTables from './001-hub-tables.ts';
 import * as access from './002-access.ts';
 import * as settings from './003-settings.ts';
+import * as auditAnchor from './004-audit-anchor.ts';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -12,6 +13,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '001-hub-tables': hubTables,
   '002-access': access,
   '003-settings': settings,
+  '004-audit-anchor': auditAnchor,
 };
 
 /** Migrations are compiled in, not read from a folder, so the installed hub carries its own schema. */

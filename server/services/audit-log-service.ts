@@ -1,0 +1,136 @@
+import { createSecretKey, hkdfSync, type KeyObject } from 'node:crypto';
+import path from 'node:path';
+import {
+  compareWithCheckpoint,
+  fetchAuditHead,
+  listCheckpointFiles,
+  readAuditCheckpoints,
+  writeAuditCheckpoint,
+  type CheckpointFile,
+} from '../../warehouse/audit/audit-checkpoints.ts';
+import { verifyAuditChain } from '../../warehouse/audit/verify-audit-chain.ts';
+import { HubError } from '../../warehouse/core/errors.ts';
+import type { AppContext } from '../context.ts';
+import { loadHubSecret } from '../load-hub-secret.ts';
+
+const CHECKPOINT_KEY_INFO = 'registry-hub audit checkpoints v1';
+
+/** A subkey of the hub secret used for nothing else, so a leak elsewhere does not forge checkpoints. */
+export function deriveCheckpointKey(secret: Buffer): KeyObject {
+  return createSecretKey(Buffer.from(hkdfSync('sha256', secret, Buffer.alloc(0), CHECKPOINT_KEY_INFO, 32)));
+}
+
+async function loadCheckpointKey(ctx: AppContext, create: boolean): Promise<KeyObject | null> {
+  const secret = await loadHubSecret(ctx.config, { create });
+  return secret === null ? null : deriveCheckpointKey(secret);
+}
+
+/** The warehouse a checkpoint belongs to: its URL without password, a SQLite path made absolute. */
+export function describeCheckpointedWarehouse(ctx: AppContext): string {
+  const url = ctx.warehouse.displayUrl;
+  return url.startsWith('sqlite:') ? `sqlite:${path.resolve(url.slice('sqlite:'.length))}` : url;
+}
+
+/**
+ * Signs the chain's head into the checkpoint folder. Refuses when the log no longer holds what
+ * the latest checkpoint saw, so that a checkpoint never blesses a tail deleted in between: the
+ * old checkpoints stay the evidence until someone runs `hub audit verify`. Returns null when
+ * nothing was appended since the latest checkpoint.
+ */
+export async function writeCheckpointNow(ctx: AppContext, key: KeyObject): Promise<CheckpointFile | null> {
+  const warehouse = describeCheckpointedWarehouse(ctx);
+  const folder = await readAuditCheckpoints(ctx.config.auditCheckpoints.dir, key, warehouse);
+  const latest = folder.valid.at(-1);
+  if (latest !== undefined) {
+    const missing = await compareWithCheckpoint(ctx.knex, latest);
+    if (missing !== null) {
+      throw new HubError(
+        'audit_checkpoint_refused',
+        409,
+        `no new audit checkpoint written: ${missing}; run hub audit verify`,
+      );
+    }
+  }
+  const head = await fetchAuditHead(ctx.knex);
+  if (
+    latest !== undefined &&
+    latest.checkpoint.rows === head.rows &&
+    latest.checkpoint.head_hash === head.headHash
+  )
+    return null;
+  return writeAuditCheckpoint(ctx.config.auditCheckpoints.dir, key, {
+    warehouse,
+    at: ctx.clock.now().toISOString(),
+    rows: head.rows,
+    head_id: head.headId,
+    head_hash: head.headHash,
+  });
+}
+
+export interface AuditCheckpointer {
+  /** Flushes the audit group commit, writes a last checkpoint and stops the schedule. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Writes a checkpoint every `intervalSeconds` and one at shutdown. A checkpoint anchors the log
+ * up to its head: rows appended after the last one can be removed unnoticed, so the interval
+ * is the window an attacker with write access to the database has.
+ */
+export async function startAuditCheckpoints(ctx: AppContext): Promise<AuditCheckpointer> {
+  const key = (await loadCheckpointKey(ctx, true))!;
+  let running: Promise<void> = Promise.resolve();
+  const writeOnce = () => {
+    running = running.then(async () => {
+      try {
+        await writeCheckpointNow(ctx, key);
+      } catch (err) {
+        ctx.logger.error({ err }, 'audit checkpoint not written');
+      }
+    });
+    return running;
+  };
+  await writeOnce();
+  const timer = setInterval(() => void writeOnce(), ctx.config.auditCheckpoints.intervalSeconds * 1000);
+  timer.unref();
+  return {
+    async stop() {
+      clearInterval(timer);
+      await ctx.audit.close();
+      await writeOnce();
+    },
+  };
+}
+
+export interface AuditLogReport {
+  rows: number;
+  /** The checkpoint the log was compared with: the valid one that counted the most rows. */
+  checkpoint: CheckpointFile | null;
+  checkpointDir: string;
+  /** Everything wrong, one sentence each; empty when the log verifies. */
+  problems: string[];
+}
+
+/** The chain walk, then the chain against the latest signed checkpoint, and every bad checkpoint file named. */
+export async function verifyAuditLog(ctx: AppContext): Promise<AuditLogReport> {
+  const dir = ctx.config.auditCheckpoints.dir;
+  const problems: string[] = [];
+  const chain = await verifyAuditChain(ctx.knex);
+  if (!chain.ok) problems.push(`audit chain broken at row ${chain.brokenAt}: ${chain.reason}`);
+  const key = await loadCheckpointKey(ctx, false);
+  let checkpoint: CheckpointFile | null = null;
+  if (key === null) {
+    const files = (await listCheckpointFiles(dir)).length;
+    if (files > 0)
+      problems.push(
+        `cannot check ${files} audit checkpoint files in ${dir}: no secret key (HUB_SECRET_KEY or ${ctx.config.secretKeyFile})`,
+      );
+  } else {
+    const folder = await readAuditCheckpoints(dir, key, describeCheckpointedWarehouse(ctx));
+    for (const bad of folder.invalid) problems.push(`audit checkpoint file ${bad.file} ${bad.reason}`);
+    checkpoint = folder.valid.at(-1) ?? null;
+    const missing = checkpoint === null ? null : await compareWithCheckpoint(ctx.knex, checkpoint);
+    if (missing !== null) problems.push(`audit rows missing or rewritten: ${missing}`);
+  }
+  return { rows: chain.rows, checkpoint, checkpointDir: dir, problems };
+}
