@@ -33,7 +33,8 @@ export interface CheckpointFolder {
   invalid: Array<{ file: string; reason: string }>;
 }
 
-const FILE_PATTERN = /^audit-checkpoint-[0-9TZ]+-\d+\.json$/;
+/** Any file so named is taken for a checkpoint, so that a bad one is reported rather than passed over. */
+const FILE_PATTERN = /^audit-checkpoint-.*\.json$/;
 const KEEP_FILES = 200;
 
 /**
