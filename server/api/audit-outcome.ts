@@ -7,7 +7,7 @@ import {
 } from '../../warehouse/audit/returned-national-ids.ts';
 import type { AppContext } from '../context.ts';
 import { normalizeIp } from '../services/token-service.ts';
-import { findCaller } from './authenticate.ts';
+import { findAuditedClient } from './authenticate.ts';
 
 /** How one API request is named in the log: its action, its route and what it asked for (details). */
 interface Endpoint {
@@ -96,7 +96,7 @@ async function buildOutcomeEvent(
   at: Date,
 ): Promise<AuditEvent> {
   const endpoint = classifyRequest(req);
-  const caller = findCaller(req);
+  const caller = findAuditedClient(req);
   const status = res.statusCode;
   const outcome: Record<string, unknown> = {
     status,

@@ -48,7 +48,10 @@ export function normalizeIp(ip: string | undefined): string {
 
 function assertAddressAllowed(client: ClientRecord, ip: string): void {
   if (client.allowed_ips.length > 0 && !client.allowed_ips.includes(ip)) {
-    throw new HubError('address_not_allowed', 403, `client ${client.client_id} may not call from ${ip || 'an unknown address'}`);
+    throw new HubError('address_not_allowed', 403, `client ${client.client_id} may not call from ${ip || 'an unknown address'}`, {
+      client_id: client.client_id,
+      entity: client.entity,
+    });
   }
 }
 
