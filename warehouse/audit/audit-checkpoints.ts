@@ -107,7 +107,9 @@ export async function listCheckpointFiles(dir: string): Promise<string[]> {
     return (await readdir(dir)).filter((n) => FILE_PATTERN.test(n)).sort();
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
+    throw new Error(`cannot read the audit checkpoint folder ${dir}: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
 }
 
