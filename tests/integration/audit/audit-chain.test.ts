@@ -241,4 +241,28 @@ describeEachDatabase('audit chain', (db) => {
     assert.equal((await fetchWhoRead(first.knex, other)).length, 1);
     assert.deepEqual(await fetchWhoRead(first.knex, validId(4244)), []);
   });
+  it('verifies a row written before subjects were chained as it was written, and still names an edit of it', async () => {
+    // A row as the hub wrote it before migration 004: no subjects_hash, its hash without one.
+    const tail = await first.knex('hub_audit').orderBy('id', 'desc').first<StoredRow>('*');
+    const legacy = {
+      at: '2026-01-01T00:00:00.000Z',
+      actor: 'naf-0001',
+      entity: 'NAF',
+      action: 'api.call',
+      target: '/api/v1/persons/1',
+      details: '{"status":200}',
+      subjects_hash: null,
+    };
+    const hash = computeAuditHash(tail.hash, legacy);
+    await first.knex('hub_audit').insert({ ...legacy, prev_hash: tail.hash, hash });
+    assert.deepEqual(await verifyAuditChain(first.knex), { ok: true, rows: await countRows(first) });
+
+    await tamperWithAudit(first.knex, async () => {
+      await first.knex('hub_audit').where({ hash }).update({ actor: 'someone-else' });
+      const report = await verifyAuditChain(first.knex);
+      await first.knex('hub_audit').where({ hash }).update({ actor: legacy.actor });
+      assert.ok(!report.ok);
+      assert.equal(report.reason, 'row was edited: its hash does not match its contents');
+    });
+  });
 });
