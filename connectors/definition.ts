@@ -34,6 +34,12 @@ const columnMapping = z
     true_values: z.array(z.string()).optional(),
     default: z.union([z.string(), z.number(), z.boolean(), z.null()]).optional(),
     label: label.optional(),
+    /**
+     * The values are national IDs, as in a mother's or a father's ID column: every value the hub
+     * returns from it counts as a read of that person in the audit log. The target's own
+     * national ID column always does.
+     */
+    national_id: z.boolean().optional(),
   })
   .strict();
 export type ColumnMapping = z.infer<typeof columnMapping>;

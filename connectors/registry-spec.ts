@@ -20,6 +20,12 @@ export function buildCatalogTableInput(def: ConnectorDefinition): CatalogTableIn
     entity: { code: def.entity, label: labelOr(def.entity_label, def.entity) },
     connector: def.name,
     label: labelOr(def.target.label, def.target.table),
-    columns: Object.entries(def.columns).map(([name, c]) => ({ name, type: c.type, length: c.length, label: labelOr(c.label, name) })),
+    columns: Object.entries(def.columns).map(([name, c]) => ({
+      name,
+      type: c.type,
+      length: c.length,
+      label: labelOr(c.label, name),
+      holdsNationalId: name === def.target.national_id || c.national_id === true,
+    })),
   };
 }

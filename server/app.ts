@@ -7,6 +7,7 @@ import type { AppContext } from './context.ts';
 import { buildErrorHandler, notFoundHandler } from './http/error-handler.ts';
 import { buildStatusRoutes } from './portal/status-routes.ts';
 import { createApiState } from './api/api-state.ts';
+import { buildAuditOutcome } from './api/audit-outcome.ts';
 import { buildAuthenticate } from './api/authenticate.ts';
 import { buildOpenApiRoutes } from './api/openapi-routes.ts';
 import { buildPersonRoutes } from './api/person-routes.ts';
@@ -15,7 +16,7 @@ import { buildTokenRoutes } from './api/token-routes.ts';
 
 const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-/** The middleware order, in one place: security headers, request id, body parsing, public pages, token, authenticated API, errors. */
+/** The middleware order, in one place: security headers, request id, API outcome audit, body parsing, public pages, token, authenticated API, errors. */
 export function buildApp(ctx: AppContext): Express {
   const app = express();
   app.disable('x-powered-by');
@@ -26,6 +27,7 @@ export function buildApp(ctx: AppContext): Express {
     res.setHeader('x-request-id', randomUUID());
     next();
   });
+  app.use('/api/v1', buildAuditOutcome(ctx));
   app.use('/public', express.static(path.join(ROOT, 'views/public'), { maxAge: '1h' }));
   app.use(express.json({ limit: '100kb' }));
   app.use(express.urlencoded({ extended: false, limit: '100kb' }));

@@ -18,6 +18,8 @@ const envSchema = z.object({
   HUB_NATIONAL_ID_CHECK: z.enum(['luhn', 'none']).default('luhn'),
   HUB_SCHEDULER: z.enum(['on', 'off']).default('on'),
   HUB_DEMO: z.enum(['on', 'off']).optional(),
+  HUB_AUDIT_CHECKPOINT_DIR: z.string().optional(),
+  HUB_AUDIT_CHECKPOINT_SECONDS: z.coerce.number().int().min(1).max(86_400).default(60),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   HUB_SECRET_KEY_FILE: z.string().min(1).optional(),
   // One key, or several separated by commas (the first is current, the others still verify).
@@ -48,10 +50,15 @@ export interface HubConfig {
   logLevel: string;
   /** The master keys for token signing, TOTP encryption and client-secret hashing: never in the warehouse. */
   secretKeys: SecretKeySource;
+  /** Signed audit checkpoints: a folder the database role cannot write, and how often. */
+  auditCheckpoints: { dir: string; intervalSeconds: number };
 }
 
 /** The only place that reads process.env. */
-export function readConfig(env: NodeJS.ProcessEnv = process.env, overrides: { databaseUrl?: string; port?: number } = {}): HubConfig {
+export function readConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  overrides: { databaseUrl?: string; port?: number } = {},
+): HubConfig {
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) {
     const fields = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
@@ -81,5 +88,9 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env, overrides: { da
         : e.HUB_SECRET_KEY_FILE !== undefined
           ? { kind: 'file', path: path.resolve(e.HUB_SECRET_KEY_FILE), createIfMissing: false }
           : { kind: 'file', path: path.join(dataDir, DEFAULT_KEY_FILE_NAME), createIfMissing: true },
+    auditCheckpoints: {
+      dir: path.resolve(e.HUB_AUDIT_CHECKPOINT_DIR ?? path.join(dataDir, 'audit-checkpoints')),
+      intervalSeconds: e.HUB_AUDIT_CHECKPOINT_SECONDS,
+    },
   };
 }

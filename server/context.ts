@@ -55,7 +55,11 @@ export function openContext(
     audit: new AuditWriter(warehouse.knex, clock, { gatherMs: dialect.auditGatherMs }),
     keyring: openKeyring(config.secretKeys, {
       now: () => clock.now(),
-      onCreate: (file) => logger.warn({ file }, 'created a new secret key file: back it up, and keep it out of database backups'),
+      onCreate: (file) =>
+        logger.warn(
+          { file },
+          'created a new secret key file: back it up, and keep it out of database backups',
+        ),
     }),
   };
 }

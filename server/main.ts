@@ -12,6 +12,7 @@ import { loadDemoIfEmpty } from './services/demo-service.ts';
 import { formatDemoAccess } from './services/demo-access.ts';
 import { prepareWarehouse } from './services/connector-service.ts';
 import { fetchWarehouseStatus } from './services/warehouse-status.ts';
+import { startAuditCheckpoints } from './services/audit-log-service.ts';
 
 export interface RunningHub {
   ctx: AppContext;
@@ -37,12 +38,17 @@ export async function startHub(
     let prepared = await prepareWarehouse(ctx).catch((err: unknown) => {
       throw explainWarehouseError(err, ctx);
     });
-    if (prepared.migrations.length > 0) print(`Migrated ${ctx.warehouse.displayUrl}: ${prepared.migrations.join(', ')}`);
+    if (prepared.migrations.length > 0)
+      print(`Migrated ${ctx.warehouse.displayUrl}: ${prepared.migrations.join(', ')}`);
     for (const bad of prepared.invalid) {
       print(`Skipped invalid connector definition ${bad.message}`);
       ctx.logger.warn({ file: bad.file, fields: bad.fields }, 'connector definition skipped');
     }
-    const demoAccess = await loadDemoIfEmpty(ctx, prepared.connectors.length + prepared.invalid.length, print);
+    const demoAccess = await loadDemoIfEmpty(
+      ctx,
+      prepared.connectors.length + prepared.invalid.length,
+      print,
+    );
     if (demoAccess !== null) prepared = await prepareWarehouse(ctx);
 
     const server = await listen(buildApp(ctx), config);
@@ -54,9 +60,14 @@ export async function startHub(
       const scheduled = scheduler.start(prepared.connectors);
       if (scheduled.length > 0) print(`Scheduled: ${scheduled.join(', ')}`);
     }
+    const checkpoints = await startAuditCheckpoints(ctx);
+
     const status = await fetchWarehouseStatus(ctx);
-    print(`Warehouse: ${status.persons.toLocaleString('en')} persons in ${status.tables.length} registry tables`);
-    for (const t of status.tables) print(`  ${t.name.padEnd(24)} ${String(t.rowCount).padStart(10)} rows  (${t.entity}, ${t.connector})`);
+    print(
+      `Warehouse: ${status.persons.toLocaleString('en')} persons in ${status.tables.length} registry tables`,
+    );
+    for (const t of status.tables)
+      print(`  ${t.name.padEnd(24)} ${String(t.rowCount).padStart(10)} rows  (${t.entity}, ${t.connector})`);
     if (demoAccess !== null) for (const line of formatDemoAccess(demoAccess, url)) print(line);
     print(`Registry Hub listening on ${url}`);
     const running = scheduler;
@@ -68,6 +79,7 @@ export async function startHub(
         await running.stop();
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));
+        await checkpoints.stop();
         await closeContext(ctx);
       },
     };
@@ -92,7 +104,11 @@ async function listen(app: ReturnType<typeof buildApp>, config: HubConfig): Prom
       EACCES: 'permission denied',
       EADDRNOTAVAIL: 'the address is not available on this machine',
     };
-    throw new HubError('cannot_listen', 500, `cannot listen on ${config.host}:${config.port}: ${why[code] ?? (err as Error).message} (${code})`);
+    throw new HubError(
+      'cannot_listen',
+      500,
+      `cannot listen on ${config.host}:${config.port}: ${why[code] ?? (err as Error).message} (${code})`,
+    );
   }
 }
 
@@ -100,5 +116,9 @@ function explainWarehouseError(err: unknown, ctx: AppContext): unknown {
   if (err instanceof HubError) return err;
   const reason = describeConnectionError(err);
   if (reason === null) return err;
-  return new HubError('warehouse_unavailable', 503, `cannot open the warehouse ${ctx.warehouse.displayUrl}: ${reason}`);
+  return new HubError(
+    'warehouse_unavailable',
+    503,
+    `cannot open the warehouse ${ctx.warehouse.displayUrl}: ${reason}`,
+  );
 }

@@ -12,13 +12,21 @@ export interface CatalogTableInput extends RegistryTableSpec {
   entity: { code: string; label: Label };
   connector: string;
   label: Label;
-  columns: Array<{ name: string; type: ColumnType; length?: number | undefined; label: Label }>;
+  columns: Array<{
+    name: string;
+    type: ColumnType;
+    length?: number | undefined;
+    label: Label;
+    holdsNationalId?: boolean;
+  }>;
 }
 
 export interface CatalogColumn {
   name: string;
   type: ColumnType;
   label: Label;
+  /** Its values are national IDs (the person's own column, or another's such as a mother's): returning one counts as reading that person. */
+  holdsNationalId?: boolean;
 }
 
 export interface CatalogTable {
@@ -36,7 +44,12 @@ export interface CatalogTable {
 /** Writes entities, tables and columns; columns no longer defined leave the catalog. */
 export async function saveCatalogTable(knex: Knex, input: CatalogTableInput): Promise<void> {
   await knex.transaction(async (trx) => {
-    await saveRowByKey(trx, 'hub_entities', { code: input.entity.code }, { label_en: input.entity.label.en, label_ar: input.entity.label.ar });
+    await saveRowByKey(
+      trx,
+      'hub_entities',
+      { code: input.entity.code },
+      { label_en: input.entity.label.en, label_ar: input.entity.label.ar },
+    );
     await saveRowByKey(
       trx,
       'hub_tables',
@@ -59,6 +72,7 @@ export async function saveCatalogTable(knex: Knex, input: CatalogTableInput): Pr
         type: c.type,
         label_en: c.label.en,
         label_ar: c.label.ar,
+        holds_national_id: c.name === input.nationalIdColumn || c.holdsNationalId === true,
       })),
     );
   });
@@ -82,6 +96,7 @@ interface ColumnRow {
   type: ColumnType;
   label_en: string;
   label_ar: string;
+  holds_national_id: boolean | number;
 }
 
 export async function fetchCatalog(knex: Knex): Promise<CatalogTable[]> {
@@ -98,11 +113,18 @@ export async function fetchCatalog(knex: Knex): Promise<CatalogTable[]> {
     loadedAt: t.loaded_at,
     columns: columns
       .filter((c) => c.table_name === t.name)
-      .map((c) => ({ name: c.name, type: c.type, label: { en: c.label_en, ar: c.label_ar } })),
+      .map((c) => ({
+        name: c.name,
+        type: c.type,
+        label: { en: c.label_en, ar: c.label_ar },
+        holdsNationalId: c.holds_national_id === true || c.holds_national_id === 1,
+      })),
   }));
 }
 
 export async function fetchEntities(knex: Knex): Promise<Array<{ code: string; label: Label }>> {
-  const rows = await knex<{ code: string; label_en: string; label_ar: string }>('hub_entities').select('*').orderBy('code');
+  const rows = await knex<{ code: string; label_en: string; label_ar: string }>('hub_entities')
+    .select('*')
+    .orderBy('code');
   return rows.map((r) => ({ code: r.code, label: { en: r.label_en, ar: r.label_ar } }));
 }

@@ -72,7 +72,12 @@ function cachePreparedStatements(conn: SqliteConnection): void {
 
 export function parseSqliteFilename(url: string): string {
   const filename = url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
-  if (filename === '') throw new HubError('invalid_database_url', 400, 'sqlite: URL needs a file path, e.g. sqlite:./data/hub.sqlite');
+  if (filename === '')
+    throw new HubError(
+      'invalid_database_url',
+      400,
+      'sqlite: URL needs a file path, e.g. sqlite:./data/hub.sqlite',
+    );
   return filename;
 }
 
@@ -103,15 +108,24 @@ function buildSqliteConfig(filename: string, role: SqliteRole): Knex.Config {
   };
 }
 
-export function buildKnexConfig(url: string, options: OpenOptions = {}): { config: Knex.Config; dialect: DialectName } {
+export function buildKnexConfig(
+  url: string,
+  options: OpenOptions = {},
+): { config: Knex.Config; dialect: DialectName } {
   if (url.startsWith('sqlite:')) {
-    return { dialect: 'sqlite', config: buildSqliteConfig(parseSqliteFilename(url), options.readOnly === true ? 'read-only' : 'writer') };
+    return {
+      dialect: 'sqlite',
+      config: buildSqliteConfig(parseSqliteFilename(url), options.readOnly === true ? 'read-only' : 'writer'),
+    };
   }
   if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
     return { dialect: 'postgres', config: { client: 'pg', connection: url, pool: { min: 0, max: 10 } } };
   }
   if (url.startsWith('mssql://')) {
-    return { dialect: 'mssql', config: { client: 'mssql', connection: parseMssqlUrl(url), pool: { min: 0, max: 10 } } };
+    return {
+      dialect: 'mssql',
+      config: { client: 'mssql', connection: parseMssqlUrl(url), pool: { min: 0, max: 10 } },
+    };
   }
   throw new HubError(
     'invalid_database_url',
@@ -140,7 +154,8 @@ export function redactUrl(url: string): string {
 }
 
 function buildKnexLog(log: DriverLog | undefined): Knex.Config['log'] {
-  const firstLine = (message: unknown) => String(message instanceof Error ? message.message : message).split('\n')[0]!;
+  const firstLine = (message: unknown) =>
+    String(message instanceof Error ? message.message : message).split('\n')[0]!;
   const write = log ?? (() => undefined);
   const forward = (message: unknown) => write(firstLine(message));
   return { warn: forward, error: forward, deprecate: forward, debug: forward };
@@ -158,13 +173,20 @@ export function openWarehouse(url: string, options: OpenOptions = {}): Warehouse
   const filename = parseSqliteFilename(url);
   const memory = filename === ':memory:';
   if (options.readOnly === true && !memory && !existsSync(filename)) {
-    throw new HubError('no_warehouse', 404, `no warehouse at ${filename}: check --db or HUB_DB (hub migrate creates one)`);
+    throw new HubError(
+      'no_warehouse',
+      404,
+      `no warehouse at ${filename}: check --db or HUB_DB (hub migrate creates one)`,
+    );
   }
-  if (!memory && options.readOnly !== true) mkdirSync(path.dirname(path.resolve(filename)), { recursive: true });
+  if (!memory && options.readOnly !== true)
+    mkdirSync(path.dirname(path.resolve(filename)), { recursive: true });
   const knex = knexFactory(config);
   // An in-memory database is private to its connection, and a read-only hub has no writer to step aside for.
   const reader =
-    memory || options.readOnly === true ? knex : knexFactory({ ...buildSqliteConfig(filename, 'reader'), log: config.log });
+    memory || options.readOnly === true
+      ? knex
+      : knexFactory({ ...buildSqliteConfig(filename, 'reader'), log: config.log });
   return { knex, reader, dialect, displayUrl };
 }
 
@@ -209,7 +231,10 @@ export function describeConnectionError(err: unknown): string | null {
   const message = err instanceof Error ? err.message.split('\n')[0]!.trim() : '';
   const code = driverCode(err);
   if (code !== undefined && CONNECTION_ERROR_CODES.has(code)) return message === '' ? code : message;
-  if (err instanceof Error && /^(Knex: Timeout acquiring a connection|Unable to acquire a connection)/.test(message)) {
+  if (
+    err instanceof Error &&
+    /^(Knex: Timeout acquiring a connection|Unable to acquire a connection)/.test(message)
+  ) {
     return 'no connection to the warehouse could be had in time';
   }
   return null;

@@ -35,16 +35,24 @@ export async function acquireLock(knex: Knex, name: string, options: LockOptions
     try {
       await knex('hub_locks').insert({ name, owner, acquired_at: now, expires_at: expiry() });
     } catch {
-      const holder = await knex('hub_locks').where({ name }).first<{ acquired_at: string } | undefined>('acquired_at');
-      throw conflict('connector_busy', `${name} is already running (since ${holder?.acquired_at ?? 'just now'})`);
+      const holder = await knex('hub_locks')
+        .where({ name })
+        .first<{ acquired_at: string } | undefined>('acquired_at');
+      throw conflict(
+        'connector_busy',
+        `${name} is already running (since ${holder?.acquired_at ?? 'just now'})`,
+      );
     }
   }
-  const heartbeat = setInterval(() => {
-    knex('hub_locks')
-      .where({ name, owner })
-      .update({ expires_at: expiry() })
-      .catch(() => undefined);
-  }, Math.max(1000, Math.floor(leaseMs / 3)));
+  const heartbeat = setInterval(
+    () => {
+      knex('hub_locks')
+        .where({ name, owner })
+        .update({ expires_at: expiry() })
+        .catch(() => undefined);
+    },
+    Math.max(1000, Math.floor(leaseMs / 3)),
+  );
   heartbeat.unref();
   return {
     name,

@@ -44,21 +44,35 @@ export async function updatePersonKeyForIds(
     await trx('hub_person_tables')
       .where({ table_name: table })
       .whereIn('national_id', ids)
-      .whereNotExists(trx(table).select(trx.raw('1')).where(nationalIdColumn, trx.ref('hub_person_tables.national_id')))
+      .whereNotExists(
+        trx(table).select(trx.raw('1')).where(nationalIdColumn, trx.ref('hub_person_tables.national_id')),
+      )
       .delete();
-    const held = await trx(table).distinct(nationalIdColumn).whereIn(nationalIdColumn, ids).pluck<string[]>(nationalIdColumn);
+    const held = await trx(table)
+      .distinct(nationalIdColumn)
+      .whereIn(nationalIdColumn, ids)
+      .pluck<string[]>(nationalIdColumn);
     if (held.length === 0) continue;
     const listed = new Set(
-      await trx('hub_person_tables').where({ table_name: table }).whereIn('national_id', held).pluck<string[]>('national_id'),
+      await trx('hub_person_tables')
+        .where({ table_name: table })
+        .whereIn('national_id', held)
+        .pluck<string[]>('national_id'),
     );
     const newMembers = held.filter((id) => !listed.has(id));
     if (newMembers.length > 0) {
-      await trx('hub_person_tables').insert(newMembers.map((national_id) => ({ national_id, table_name: table })));
+      await trx('hub_person_tables').insert(
+        newMembers.map((national_id) => ({ national_id, table_name: table })),
+      );
     }
-    const known = new Set(await trx('hub_persons').whereIn('national_id', held).pluck<string[]>('national_id'));
+    const known = new Set(
+      await trx('hub_persons').whereIn('national_id', held).pluck<string[]>('national_id'),
+    );
     const newPersons = held.filter((id) => !known.has(id));
     if (newPersons.length > 0) {
-      await trx('hub_persons').insert(newPersons.map((national_id) => ({ national_id, first_seen_at: seenAt })));
+      await trx('hub_persons').insert(
+        newPersons.map((national_id) => ({ national_id, first_seen_at: seenAt })),
+      );
     }
   }
 }

@@ -11,12 +11,19 @@ export interface RegistryTableSpec {
 
 const NATIONAL_ID_LENGTH = 32;
 
-function addColumn(t: Knex.CreateTableBuilder, spec: RegistryTableSpec, column: RegistryTableSpec['columns'][number]) {
+function addColumn(
+  t: Knex.CreateTableBuilder,
+  spec: RegistryTableSpec,
+  column: RegistryTableSpec['columns'][number],
+) {
   // Indexed columns need a bounded size (SQL Server cannot index nvarchar(max)).
   const indexed = column.name === spec.nationalIdColumn || spec.key.includes(column.name);
   switch (column.type) {
     case 'string':
-      return t.string(column.name, column.name === spec.nationalIdColumn ? NATIONAL_ID_LENGTH : (column.length ?? 255));
+      return t.string(
+        column.name,
+        column.name === spec.nationalIdColumn ? NATIONAL_ID_LENGTH : (column.length ?? 255),
+      );
     case 'text':
       return indexed ? t.string(column.name, 400) : t.text(column.name);
     case 'integer':
@@ -72,7 +79,9 @@ export async function createKeyIndex(
   tableName: string,
   suffix: string,
 ): Promise<void> {
-  await executor.schema.alterTable(tableName, (t) => t.unique(spec.key, { indexName: indexNames(spec, suffix).key }));
+  await executor.schema.alterTable(tableName, (t) =>
+    t.unique(spec.key, { indexName: indexNames(spec, suffix).key }),
+  );
 }
 
 /** When the record key is the national ID, its unique index already serves lookups by national ID. */
@@ -83,7 +92,9 @@ export async function createNationalIdIndex(
   suffix: string,
 ): Promise<void> {
   if (spec.key.length === 1 && spec.key[0] === spec.nationalIdColumn) return;
-  await executor.schema.alterTable(tableName, (t) => t.index([spec.nationalIdColumn], indexNames(spec, suffix).nationalId));
+  await executor.schema.alterTable(tableName, (t) =>
+    t.index([spec.nationalIdColumn], indexNames(spec, suffix).nationalId),
+  );
 }
 
 /** Creates the table when missing and adds columns a newer definition brought; never drops data. */

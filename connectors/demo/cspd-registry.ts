@@ -322,11 +322,13 @@ export function buildCspdConnectors(): ConnectorDefinitionInput[] {
         mother_national_id: {
           from: 'MOTHER_NATNO',
           length: 10,
+          national_id: true,
           label: label("Mother's national ID", 'الرقم الوطني للأم'),
         },
         father_national_id: {
           from: 'FATHER_NATNO',
           length: 10,
+          national_id: true,
           label: label("Father's national ID", 'الرقم الوطني للأب'),
         },
         birth_registration_number: {

@@ -1,16 +1,42 @@
 import type { Request, RequestHandler } from 'express';
+import { HubError } from '../../warehouse/core/errors.ts';
 import type { AppContext } from '../context.ts';
 import { authenticateCaller, normalizeIp, type ApiCaller } from '../services/token-service.ts';
 import type { ApiState } from './api-state.ts';
 
 const CALLER = Symbol('caller');
+const REFUSED = Symbol('refused client');
+
+/** The client a request came from, as far as authentication established it. */
+export interface AuditedClient {
+  clientId: string;
+  entity: string;
+}
 
 /** Bearer token → caller, then the caller's rate limits; every consumer route sits behind it. */
 export function buildAuthenticate(ctx: AppContext, state: ApiState): RequestHandler {
   return async (req, _res, next) => {
-    const caller = await authenticateCaller(ctx, req.headers.authorization, normalizeIp(req.socket.remoteAddress));
-    state.limiter.consume(caller.clientId, caller.limits);
+    let caller: ApiCaller;
+    try {
+      caller = await authenticateCaller(
+        ctx,
+        req.headers.authorization,
+        normalizeIp(req.socket.remoteAddress),
+      );
+    } catch (err) {
+      // A client whose token verified but who is refused (say, from a new address) is still named in the audit.
+      const refused = err instanceof HubError ? err.details : undefined;
+      if (typeof refused?.client_id === 'string' && typeof refused.entity === 'string') {
+        (req as Request & { [REFUSED]?: AuditedClient })[REFUSED] = {
+          clientId: refused.client_id,
+          entity: refused.entity,
+        };
+      }
+      throw err;
+    }
+    // Known before the rate limit, so that a refused (429) request is audited under its client.
     (req as Request & { [CALLER]?: ApiCaller })[CALLER] = caller;
+    state.limiter.consume(caller.clientId, caller.limits);
     next();
   };
 }
@@ -19,4 +45,10 @@ export function callerOf(req: Request): ApiCaller {
   const caller = (req as Request & { [CALLER]?: ApiCaller })[CALLER];
   if (caller === undefined) throw new Error('route is not behind buildAuthenticate');
   return caller;
+}
+
+/** The authenticated caller, or the verified client that was refused; null before or without authentication. */
+export function findAuditedClient(req: Request): AuditedClient | null {
+  const r = req as Request & { [CALLER]?: ApiCaller; [REFUSED]?: AuditedClient };
+  return r[CALLER] ?? r[REFUSED] ?? null;
 }

@@ -26,11 +26,15 @@ export class RateLimiter {
   /** Counts one request, or throws 429 with the seconds until the window that is full resets. */
   consume(clientId: string, limits: RateLimits): void {
     const now = this.clock.now().getTime();
-    const entry = this.windows.get(clientId) ?? { minute: { start: 0, count: 0 }, day: { start: 0, count: 0 } };
+    const entry = this.windows.get(clientId) ?? {
+      minute: { start: 0, count: 0 },
+      day: { start: 0, count: 0 },
+    };
     this.windows.set(clientId, entry);
     const minute = roll(entry.minute, now, MINUTE);
     const day = roll(entry.day, now, DAY);
-    if (minute.count >= limits.perMinute) throw rateLimited('minute', limits.perMinute, minute.start + MINUTE - now);
+    if (minute.count >= limits.perMinute)
+      throw rateLimited('minute', limits.perMinute, minute.start + MINUTE - now);
     if (day.count >= limits.perDay) throw rateLimited('day', limits.perDay, day.start + DAY - now);
     minute.count++;
     day.count++;
@@ -48,7 +52,12 @@ function roll(window: Window, now: number, length: number): Window {
 
 function rateLimited(period: string, limit: number, msLeft: number): HubError {
   const retryAfter = Math.max(1, Math.ceil(msLeft / 1000));
-  return new HubError('rate_limited', 429, `rate limit of ${limit} requests per ${period} reached; retry in ${retryAfter} s`, {
-    retry_after: retryAfter,
-  });
+  return new HubError(
+    'rate_limited',
+    429,
+    `rate limit of ${limit} requests per ${period} reached; retry in ${retryAfter} s`,
+    {
+      retry_after: retryAfter,
+    },
+  );
 }

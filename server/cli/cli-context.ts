@@ -12,15 +12,24 @@ export interface GlobalOptions {
 }
 
 export function addDatabaseOption(command: Command): Command {
-  return command.option('--db <url>', 'warehouse URL: sqlite:PATH, postgres://... or mssql://... (default: HUB_DB or ./data/hub.sqlite)');
+  return command.option(
+    '--db <url>',
+    'warehouse URL: sqlite:PATH, postgres://... or mssql://... (default: HUB_DB or ./data/hub.sqlite)',
+  );
 }
 
 export function readCliConfig(options: GlobalOptions, overrides: { port?: number } = {}): HubConfig {
-  return readConfig(process.env, { ...(options.db === undefined ? {} : { databaseUrl: options.db }), ...overrides });
+  return readConfig(process.env, {
+    ...(options.db === undefined ? {} : { databaseUrl: options.db }),
+    ...overrides,
+  });
 }
 
 /** Opens the warehouse for one command and always closes it, so the process can exit. */
-export async function withContext<T>(options: GlobalOptions, work: (ctx: AppContext) => Promise<T>): Promise<T> {
+export async function withContext<T>(
+  options: GlobalOptions,
+  work: (ctx: AppContext) => Promise<T>,
+): Promise<T> {
   return runInContext(options, false, work);
 }
 
@@ -29,7 +38,10 @@ export async function withContext<T>(options: GlobalOptions, work: (ctx: AppCont
  * --db then fails with one line instead of creating (and migrating) a new empty warehouse, and
  * looking never changes the schema. SQLite files are opened read-only.
  */
-export async function withReadContext<T>(options: GlobalOptions, work: (ctx: AppContext) => Promise<T>): Promise<T> {
+export async function withReadContext<T>(
+  options: GlobalOptions,
+  work: (ctx: AppContext) => Promise<T>,
+): Promise<T> {
   return runInContext(options, true, async (ctx) => {
     const pending = await findPendingMigrations(ctx.knex);
     if (pending.length > 0) {
@@ -43,15 +55,26 @@ export async function withReadContext<T>(options: GlobalOptions, work: (ctx: App
   });
 }
 
-async function runInContext<T>(options: GlobalOptions, readOnly: boolean, work: (ctx: AppContext) => Promise<T>): Promise<T> {
+async function runInContext<T>(
+  options: GlobalOptions,
+  readOnly: boolean,
+  work: (ctx: AppContext) => Promise<T>,
+): Promise<T> {
   const config = readCliConfig(options);
-  const ctx = openContext(config, { readOnly, logger: pino({ level: process.env.LOG_LEVEL ?? 'warn' }, pino.destination(2)) });
+  const ctx = openContext(config, {
+    readOnly,
+    logger: pino({ level: process.env.LOG_LEVEL ?? 'warn' }, pino.destination(2)),
+  });
   try {
     return await work(ctx);
   } catch (err) {
     const reason = describeConnectionError(err);
     if (reason === null) throw err;
-    throw new HubError('warehouse_unavailable', 503, `cannot open the warehouse ${ctx.warehouse.displayUrl}: ${reason}`);
+    throw new HubError(
+      'warehouse_unavailable',
+      503,
+      `cannot open the warehouse ${ctx.warehouse.displayUrl}: ${reason}`,
+    );
   } finally {
     await closeContext(ctx).catch(() => undefined);
   }

@@ -22,13 +22,20 @@ const positiveInteger = (what: string) => (value: string) => {
 };
 
 export function buildProgram(io: CliIo): Command {
-  const program = new Command('hub').description('Registry Hub: agency registries in one warehouse keyed by national ID');
+  const program = new Command('hub').description(
+    'Registry Hub: agency registries in one warehouse keyed by national ID',
+  );
 
-  addDatabaseOption(program.command('start').description('migrate, load the demo on an empty data folder, and serve the hub'))
+  addDatabaseOption(
+    program.command('start').description('migrate, load the demo on an empty data folder, and serve the hub'),
+  )
     .option('--port <n>', 'HTTP port (default PORT or 3000)', (v) => Number(v))
     .action(async (options: GlobalOptions & { port?: number }) => {
       const config = readCliConfig(options, options.port === undefined ? {} : { port: options.port });
-      if (options.port !== undefined && !(Number.isInteger(options.port) && options.port >= 0 && options.port < 65536)) {
+      if (
+        options.port !== undefined &&
+        !(Number.isInteger(options.port) && options.port >= 0 && options.port < 65536)
+      ) {
         throw new UsageError('--port must be a port number');
       }
       const hub = await startHub(config, io.out);
@@ -39,19 +46,24 @@ export function buildProgram(io: CliIo): Command {
       });
     });
 
-  addDatabaseOption(program.command('migrate').description("create or update the hub's tables and the registry tables")).action(
-    (options: GlobalOptions) =>
-      withContext(options, async (ctx) => {
-        const { migrations, connectors, invalid } = await prepareWarehouse(ctx);
-        io.out(migrations.length > 0 ? `applied: ${migrations.join(', ')}` : 'schema is up to date');
-        io.out(`${connectors.length} connector definitions registered from ${ctx.config.connectorsDir}`);
-        // The others are registered all the same; the exit code tells a script that one was skipped.
-        for (const bad of invalid) io.err(`hub: skipped invalid definition ${bad.message}`);
-        if (invalid.length > 0) io.setExitCode(1);
-      }),
+  addDatabaseOption(
+    program.command('migrate').description("create or update the hub's tables and the registry tables"),
+  ).action((options: GlobalOptions) =>
+    withContext(options, async (ctx) => {
+      const { migrations, connectors, invalid } = await prepareWarehouse(ctx);
+      io.out(migrations.length > 0 ? `applied: ${migrations.join(', ')}` : 'schema is up to date');
+      io.out(`${connectors.length} connector definitions registered from ${ctx.config.connectorsDir}`);
+      // The others are registered all the same; the exit code tells a script that one was skipped.
+      for (const bad of invalid) io.err(`hub: skipped invalid definition ${bad.message}`);
+      if (invalid.length > 0) io.setExitCode(1);
+    }),
   );
 
-  addDatabaseOption(program.command('demo').description("write the demo country's agency registries and connectors, then load them"))
+  addDatabaseOption(
+    program
+      .command('demo')
+      .description("write the demo country's agency registries and connectors, then load them"),
+  )
     .option('--persons <n>', 'how many persons', positiveInteger('--persons'), 10_000)
     .option('--seed <s>', 'random seed (same seed, same data)', (v) => Number(v), 1)
     .option('--no-load', 'only write the sources and connector definitions')
@@ -73,7 +85,9 @@ export function buildProgram(io: CliIo): Command {
   program.addCommand(buildQueriesCommand(io));
   program.addCommand(buildTablesCommand(io));
   applyToAll(program, (command) =>
-    command.exitOverride().configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) }),
+    command
+      .exitOverride()
+      .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) }),
   );
   return program;
 }
@@ -100,7 +114,9 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
     }
     // One line, always: a driver's multi-line message or an empty AggregateError must not reach the console raw.
     const message = err instanceof Error ? err.message.split('\n')[0]!.trim() : String(err);
-    io.err(`hub: ${message === '' ? `unexpected error (${(err as Error).name}); HUB_DEBUG=1 shows it` : message}`);
+    io.err(
+      `hub: ${message === '' ? `unexpected error (${(err as Error).name}); HUB_DEBUG=1 shows it` : message}`,
+    );
     if (!(err instanceof HubError) && process.env.HUB_DEBUG === '1') io.err(String((err as Error).stack));
     return 1;
   }

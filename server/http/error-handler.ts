@@ -13,24 +13,35 @@ export function buildErrorHandler(ctx: AppContext): ErrorRequestHandler {
     const requestId = String(res.getHeader('x-request-id') ?? '');
     let hubError: HubError;
     if (err instanceof HubError) hubError = err;
-    else if (isBodyParserError(err)) hubError = new HubError('invalid_request', 400, 'request body is not valid JSON');
+    else if (isBodyParserError(err))
+      hubError = new HubError('invalid_request', 400, 'request body is not valid JSON');
     else if (isClientHttpError(err)) hubError = new HubError('invalid_request', 400, err.message);
     else if (describeConnectionError(err) !== null) {
       // An outage, not a bug: one entry with the reason, no stack, and a 503 that says only that.
-      ctx.logger.error({ requestId, path: req.path, reason: describeConnectionError(err) }, 'warehouse unavailable');
-      hubError = new HubError('warehouse_unavailable', 503, `the warehouse does not answer (request ${requestId})`);
+      ctx.logger.error(
+        { requestId, path: req.path, reason: describeConnectionError(err) },
+        'warehouse unavailable',
+      );
+      hubError = new HubError(
+        'warehouse_unavailable',
+        503,
+        `the warehouse does not answer (request ${requestId})`,
+      );
     } else {
       ctx.logger.error({ err, requestId, path: req.path }, 'unhandled error');
       hubError = new HubError('internal_error', 500, `internal error (request ${requestId})`);
     }
     const retryAfter = hubError.details?.retry_after;
-    if (hubError.status === 429 && typeof retryAfter === 'number') res.setHeader('Retry-After', String(retryAfter));
+    if (hubError.status === 429 && typeof retryAfter === 'number')
+      res.setHeader('Retry-After', String(retryAfter));
     res.status(hubError.status).json({ error: { code: hubError.code, message: hubError.message } });
   };
 }
 
 function isBodyParserError(err: unknown): boolean {
-  return typeof err === 'object' && err !== null && (err as { type?: unknown }).type === 'entity.parse.failed';
+  return (
+    typeof err === 'object' && err !== null && (err as { type?: unknown }).type === 'entity.parse.failed'
+  );
 }
 
 /**

@@ -21,7 +21,9 @@ export function buildStatusRoutes(ctx: AppContext): Router {
   router.get('/', async (req, res) => {
     const lang = pickLanguage(req.query.lang, req.headers['accept-language']);
     const status = await fetchPublicStatus(ctx);
-    res.status(status.status === 'ok' ? 200 : 503).render('pages/status-overview', { status, t: loadLocale(lang), lang });
+    res
+      .status(status.status === 'ok' ? 200 : 503)
+      .render('pages/status-overview', { status, t: loadLocale(lang), lang });
   });
   return router;
 }

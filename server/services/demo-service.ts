@@ -20,7 +20,11 @@ export async function createDemo(
   track?: (connector: string) => { update(stats: LoadStats): void; stop(): void },
 ): Promise<RunSummary[]> {
   const started = Date.now();
-  const manifest = await generateDemo({ dir: ctx.config.dataDir, persons: options.persons, seed: options.seed });
+  const manifest = await generateDemo({
+    dir: ctx.config.dataDir,
+    persons: options.persons,
+    seed: options.seed,
+  });
   print(
     `Demo country Poveria: ${manifest.persons.toLocaleString('en')} persons (seed ${manifest.seed}) written to ${ctx.config.dataDir} in ${((Date.now() - started) / 1000).toFixed(1)} s`,
   );
@@ -52,17 +56,25 @@ export function formatRunLine(s: RunSummary): string {
  * Demo users and a demo client with printed secrets are a way in: they go only into the
  * default embedded warehouse (or any with HUB_DEMO=on), and never into one that holds data.
  */
-export async function loadDemoIfEmpty(ctx: AppContext, connectorCount: number, print: (line: string) => void): Promise<DemoAccess | null> {
+export async function loadDemoIfEmpty(
+  ctx: AppContext,
+  connectorCount: number,
+  print: (line: string) => void,
+): Promise<DemoAccess | null> {
   if (ctx.config.demo.mode === 'off' || connectorCount > 0) return null;
   const existing = await readdir(ctx.config.connectorsDir).catch(() => []);
   if (existing.length > 0) return null;
   if (ctx.config.demo.mode === 'auto' && !ctx.config.defaultDatabase) {
-    print(`No connectors in ${ctx.config.connectorsDir}; the demo is not loaded into ${ctx.warehouse.displayUrl} unless HUB_DEMO=on.`);
+    print(
+      `No connectors in ${ctx.config.connectorsDir}; the demo is not loaded into ${ctx.warehouse.displayUrl} unless HUB_DEMO=on.`,
+    );
     return null;
   }
   const holding = await findHeldData(ctx);
   if (holding !== null) {
-    print(`No connectors in ${ctx.config.connectorsDir}; the demo is not loaded: ${ctx.warehouse.displayUrl} already holds ${holding}.`);
+    print(
+      `No connectors in ${ctx.config.connectorsDir}; the demo is not loaded: ${ctx.warehouse.displayUrl} already holds ${holding}.`,
+    );
     return null;
   }
   print(`No connectors in ${ctx.config.connectorsDir}: generating the demo country.`);

@@ -1,3 +1,4 @@
+import { attachAuditNote } from '../../warehouse/audit/audit-note.ts';
 import { fetchAbility } from '../../privileges/ability-cache.ts';
 import { permittedPersonColumns } from '../../privileges/permitted-columns.ts';
 import { invalidRequest, notFound } from '../../warehouse/core/errors.ts';
@@ -16,8 +17,9 @@ export interface PersonRecord {
  * readable columns, selected as such (nothing is fetched and then stripped). The person is
  * found through hub_person_tables, the star's centre, restricted to the tables the entity may
  * read: a person held only in other tables gets the same 404, from the same one indexed read,
- * as an ID no registry holds, so the lookup tells nobody who exists elsewhere. The read is
- * audited with the person's national ID and the columns returned.
+ * as an ID no registry holds, so the lookup tells nobody who exists elsewhere. The answer
+ * carries an audit note (the person's national ID and the columns returned) that the API
+ * writes with its outcome before the answer leaves.
  */
 export async function fetchPerson(
   ctx: AppContext,
@@ -64,18 +66,16 @@ export async function fetchPerson(
     );
     if (rows.length > 0) returned.push(...columns.map((c) => `${table.name}.${c}`));
   }
-  await ctx.audit.append({
-    actor: caller.clientId,
-    entity: caller.entity,
-    action: 'api.call',
-    target: 'GET /api/v1/persons/{national_id}',
-    details: {
-      params: { national_id: nationalId },
-      columns: returned,
-      tables: Object.keys(tables),
-      rows: Object.values(tables).flat().length,
+  return attachAuditNote(
+    { national_id: nationalId, tables },
+    {
+      details: {
+        params: { national_id: nationalId },
+        columns: returned,
+        tables: Object.keys(tables),
+        rows: Object.values(tables).flat().length,
+      },
+      subjects: returned.length > 0 ? [nationalId] : [],
     },
-    subjects: returned.length > 0 ? [nationalId] : [],
-  });
-  return { national_id: nationalId, tables };
+  );
 }

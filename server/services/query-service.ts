@@ -1,5 +1,6 @@
 import { fetchAbility } from '../../privileges/ability-cache.ts';
 import { authorizeQuery, isQueryRunnable } from '../../privileges/authorize-query.ts';
+import { attachAuditNote } from '../../warehouse/audit/audit-note.ts';
 import { recordAudit } from '../../warehouse/audit/record-audit.ts';
 import { HubError, notFound } from '../../warehouse/core/errors.ts';
 import { bindParams } from '../../warehouse/query/bind-params.ts';
@@ -129,8 +130,8 @@ function readPage(input: QueryRunInput): { page: number; pageSize: number } {
 /**
  * Runs a saved query for its entity's client. Grants are checked again at every run, so a
  * query saved yesterday answers 403 today if a column it reads was revoked. The national IDs
- * of the returned rows are fetched alongside (not returned) so the audit log can say whose
- * data was read.
+ * of the returned rows are fetched alongside (not returned) and go into the answer's audit
+ * note, so the audit log can say whose data was read even when their IDs are not selected.
  */
 export async function runSavedQuery(
   ctx: AppContext,
@@ -152,23 +153,21 @@ export async function runSavedQuery(
   const rows = await compiled.builder;
   const result = buildQueryPage(compiled, rows);
   const subjects = rows.slice(0, compiled.take).map((r) => String(r[NATIONAL_ID_ALIAS]));
-  await ctx.audit.append({
-    actor: caller.clientId,
-    entity: caller.entity,
-    action: 'query.run',
-    target: `POST /api/v1/queries/${def.name}`,
-    details: { params, page, page_size: pageSize, columns: result.columns, rows: result.rows.length },
-    subjects,
-  });
-  return {
-    query: def.name,
-    columns: result.columns,
-    rows: result.rows,
-    page,
-    page_size: pageSize,
-    has_more: result.has_more,
-    ...(result.truncated ? { truncated: true as const } : {}),
-  };
+  return attachAuditNote(
+    {
+      query: def.name,
+      columns: result.columns,
+      rows: result.rows,
+      page,
+      page_size: pageSize,
+      has_more: result.has_more,
+      ...(result.truncated ? { truncated: true as const } : {}),
+    },
+    {
+      details: { params, page, page_size: pageSize, columns: result.columns, rows: result.rows.length },
+      subjects,
+    },
+  );
 }
 
 /** The SQL a saved query's first page runs on this warehouse, with its parameters' defaults or placeholders. */

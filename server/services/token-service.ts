@@ -42,6 +42,10 @@ function assertAddressAllowed(client: ClientRecord, ip: string): void {
       'address_not_allowed',
       403,
       `client ${client.client_id} may not call from ${ip || 'an unknown address'}`,
+      {
+        client_id: client.client_id,
+        entity: client.entity,
+      },
     );
   }
 }

@@ -5,17 +5,38 @@ import type { AppContext } from '../context.ts';
 export interface WarehouseStatus {
   database: string;
   persons: number;
-  tables: Array<Pick<CatalogTable, 'name' | 'entity' | 'label' | 'rowCount' | 'loadedAt' | 'connector'> & { columns: number }>;
-  lastRuns: Array<{ connector: string; status: string; mode: string; finished_at: string | null; rows_read: number; rows_rejected: number; error: string | null }>;
+  tables: Array<
+    Pick<CatalogTable, 'name' | 'entity' | 'label' | 'rowCount' | 'loadedAt' | 'connector'> & {
+      columns: number;
+    }
+  >;
+  lastRuns: Array<{
+    connector: string;
+    status: string;
+    mode: string;
+    finished_at: string | null;
+    rows_read: number;
+    rows_rejected: number;
+    error: string | null;
+  }>;
 }
 
 export async function fetchWarehouseStatus(ctx: AppContext): Promise<WarehouseStatus> {
   const catalog = await fetchCatalog(ctx.knex);
   const persons = await ctx.knex('hub_persons').count({ n: '*' }).first<{ n: number | string }>();
-  const lastRuns = await ctx.knex('hub_connector_runs as r')
+  const lastRuns = await ctx
+    .knex('hub_connector_runs as r')
     .join('hub_connectors as c', 'c.last_run_id', 'r.id')
     .orderBy('r.connector')
-    .select('r.connector', 'r.status', 'r.mode', 'r.finished_at', 'r.rows_read', 'r.rows_rejected', 'r.error');
+    .select(
+      'r.connector',
+      'r.status',
+      'r.mode',
+      'r.finished_at',
+      'r.rows_read',
+      'r.rows_rejected',
+      'r.error',
+    );
   return {
     database: ctx.warehouse.displayUrl,
     persons: Number(persons?.n ?? 0),
@@ -45,7 +66,10 @@ export async function checkWarehouseHealth(ctx: AppContext): Promise<WarehouseHe
     await ctx.reader.raw('select 1 as ok');
     return { status: 'ok', database: ctx.dialect.name };
   } catch (err) {
-    ctx.logger.error({ reason: describeConnectionError(err) ?? (err as Error).message }, 'health check: the warehouse does not answer');
+    ctx.logger.error(
+      { reason: describeConnectionError(err) ?? (err as Error).message },
+      'health check: the warehouse does not answer',
+    );
     return {
       status: 'unavailable',
       database: ctx.dialect.name,
@@ -57,14 +81,21 @@ export async function checkWarehouseHealth(ctx: AppContext): Promise<WarehouseHe
 /** What anyone may see without signing in: whether the hub serves, and which registries it holds, when loaded. */
 export interface PublicStatus {
   status: WarehouseHealth['status'];
-  registries: Array<{ table: string; entity: string; label: { en: string; ar: string }; loadedAt: string | null; lastRun: string | null }>;
+  registries: Array<{
+    table: string;
+    entity: string;
+    label: { en: string; ar: string };
+    loadedAt: string | null;
+    lastRun: string | null;
+  }>;
 }
 
 export async function fetchPublicStatus(ctx: AppContext): Promise<PublicStatus> {
   const health = await checkWarehouseHealth(ctx);
   if (health.status !== 'ok') return { status: health.status, registries: [] };
   const catalog = await ctx.catalog.fetch();
-  const runs = await ctx.reader('hub_connectors as c')
+  const runs = await ctx
+    .reader('hub_connectors as c')
     .leftJoin('hub_connector_runs as r', 'r.id', 'c.last_run_id')
     .select<Array<{ target_table: string; status: string | null }>>('c.target_table', 'r.status');
   const lastRun = new Map(runs.map((r) => [r.target_table, r.status]));

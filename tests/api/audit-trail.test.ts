@@ -4,6 +4,7 @@ import { verifyAuditChain } from '../../warehouse/audit/verify-audit-chain.ts';
 import { fetchWhoRead } from '../../warehouse/audit/who-read.ts';
 import { PERSON, REGISTRY_TABLES, startApiHub, superAdmin, type ApiHub } from '../support/api-hub.ts';
 import type { ClientCredentials } from '../../server/services/client-service.ts';
+import { dropAuditGuards, restoreAuditGuards } from '../support/audit-attacker.ts';
 import { describeEachDatabase } from '../support/databases.ts';
 import { runHubCli } from '../support/run-hub-cli.ts';
 
@@ -184,12 +185,14 @@ describeEachDatabase('Consumer API: audit trail, who read whom, tamper evidence'
     const refused = await auditRows({ action: 'token.failed', actor: naf.client_id });
     assert.equal(refused.length, 1);
 
-    const calls = await auditRows({ action: 'api.call', actor: naf.client_id });
+    const answered = (rows: AuditRow[], status: number) =>
+      rows.filter((r) => (JSON.parse(r.details) as { status: number }).status === status);
+    const calls = answered(await auditRows({ action: 'api.call', actor: naf.client_id }), 200);
     assert.deepEqual(
       calls.map((r) => [r.at, r.entity, r.target, (JSON.parse(r.details) as { params: unknown }).params]),
       [[at.mohammadLookup, 'NAF', 'GET /api/v1/persons/{national_id}', { national_id: PERSON.mohammad }]],
     );
-    const runs = await auditRows({ action: 'query.run', actor: naf.client_id });
+    const runs = answered(await auditRows({ action: 'query.run', actor: naf.client_id }), 200);
     assert.deepEqual(
       runs.map((r) => {
         const details = JSON.parse(r.details) as { params: unknown; page: number; rows: number };
@@ -198,6 +201,19 @@ describeEachDatabase('Consumer API: audit trail, who read whom, tamper evidence'
       [
         [at.menQuery, 'POST /api/v1/queries/aud-by-gender', { gender: 'M' }, 1, 2],
         [at.menPage2, 'POST /api/v1/queries/aud-by-gender', { gender: 'M' }, 2, 1],
+      ],
+    );
+
+    // The refused lookup and run are there too, with their error codes, and returned no one's data.
+    const refusals = [
+      ...answered(await auditRows({ action: 'api.call', actor: naf.client_id }), 400),
+      ...answered(await auditRows({ action: 'query.run', actor: naf.client_id }), 400),
+    ];
+    assert.deepEqual(
+      refusals.map((r) => [r.target, (JSON.parse(r.details) as { error: string }).error]),
+      [
+        ['GET /api/v1/persons/{national_id}', 'invalid_request'],
+        ['POST /api/v1/queries/aud-by-gender', 'invalid_parameter'],
       ],
     );
 
@@ -229,6 +245,8 @@ describeEachDatabase('Consumer API: audit trail, who read whom, tamper evidence'
     assert.ok(lookup);
     const forged = lookup.details.replace(/,"veh_vehicles\.[a-z_]+"/g, '');
     assert.notEqual(forged, lookup.details);
+    // As an attacker with DDL rights: the append-only triggers are dropped first.
+    await dropAuditGuards(hub.ctx.knex);
     await hub.ctx.knex('hub_audit').where({ id: lookup.id }).update({ details: forged });
     try {
       const report = await verifyAuditChain(hub.ctx.knex);
@@ -254,6 +272,7 @@ describeEachDatabase('Consumer API: audit trail, who read whom, tamper evidence'
       );
     } finally {
       await hub.ctx.knex('hub_audit').where({ id: lookup.id }).update({ details: lookup.details });
+      await restoreAuditGuards(hub.ctx.knex);
     }
     assert.equal((await verifyAuditChain(hub.ctx.knex)).ok, true);
   });

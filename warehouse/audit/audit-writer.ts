@@ -33,11 +33,15 @@ export class AuditWriter {
     this.gatherMs = options.gatherMs ?? 0;
   }
 
-  /** Resolves once the event is committed to the chain; rejects with the error of its group's flush. */
+  /**
+   * Resolves once the event is committed to the chain; rejects with the error of its group's
+   * flush. The event is stamped now, so its time is when it happened, not when its group is written.
+   */
   append(event: AuditEvent): Promise<void> {
     if (this.closed) return Promise.reject(new Error('the audit writer is closed'));
+    const stamped = event.at === undefined ? { ...event, at: this.clock.now() } : event;
     return new Promise<void>((resolve, reject) => {
-      this.pending.push({ event, resolve, reject });
+      this.pending.push({ event: stamped, resolve, reject });
       this.scheduleFlush();
     });
   }

@@ -14,6 +14,8 @@ export interface AuditEvent {
   details?: Record<string, unknown>;
   /** National IDs whose data this event returned, for "who read this person's data". */
   subjects?: string[];
+  /** When the event happened; defaults to the time it is appended (not the time its group is written). */
+  at?: Date;
 }
 
 export const GENESIS_HASH = '0'.repeat(64);
@@ -26,23 +28,45 @@ export interface ChainedFields {
   action: string;
   target: string | null;
   details: string;
+  /** Digest of the event's subject rows; NULL only on rows written before subjects were chained. */
+  subjects_hash: string | null;
 }
 
-/** The hash covers the previous row's hash, so editing or deleting any row breaks every hash after it. */
+/**
+ * The hash covers the previous row's hash, so editing or deleting any row breaks every hash after
+ * it, and the digest of the row's subjects, so editing, adding or deleting a "who read this
+ * person" row breaks its event's hash. Rows written before the digest existed hash as they did.
+ */
 export function computeAuditHash(prevHash: string, row: ChainedFields): string {
-  const canonical = JSON.stringify([prevHash, row.at, row.actor, row.entity, row.action, row.target, row.details]);
-  return createHash('sha256').update(canonical).digest('hex');
+  const fields = [prevHash, row.at, row.actor, row.entity, row.action, row.target, row.details];
+  if (row.subjects_hash !== null) fields.push(row.subjects_hash);
+  return createHash('sha256').update(JSON.stringify(fields)).digest('hex');
+}
+
+/** The subjects of one event, as a set: order and repeats do not matter. */
+export function uniqueSubjects(subjects: readonly string[]): string[] {
+  return [...new Set(subjects)].sort();
+}
+
+export function computeSubjectsHash(subjects: readonly string[]): string {
+  return createHash('sha256')
+    .update(JSON.stringify(uniqueSubjects(subjects)))
+    .digest('hex');
 }
 
 /** Two hub processes append to one chain: the tail is read and extended under a lock. */
 const lockChain = (trx: Knex.Transaction) => dialectOf(trx).lockUntilCommit(trx, 'hub_audit');
 
 const BUSY_RETRY_MS = 15_000;
-/** Within SQLite's 500-row compound limit and SQL Server's 2100 parameters (audit rows have 8 columns). */
+/** Within SQLite's 500-row compound limit and SQL Server's 2100 parameters (audit rows have 9 columns). */
 const ROWS_PER_INSERT = 200;
 
 const isSqliteBusy = (err: unknown) =>
-  typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string' && err.code.startsWith('SQLITE_BUSY');
+  typeof err === 'object' &&
+  err !== null &&
+  'code' in err &&
+  typeof err.code === 'string' &&
+  err.code.startsWith('SQLITE_BUSY');
 
 /**
  * On SQLite a transaction that has read the tail cannot wait for another connection's write lock:
@@ -63,21 +87,27 @@ async function retryWhenBusy(work: () => Promise<void>): Promise<void> {
 }
 
 /** Appends events to the hash-chained log, in the caller's transaction or a new one. */
-export async function recordAudit(executor: Knex | Knex.Transaction, clock: Clock, events: AuditEvent | AuditEvent[]): Promise<void> {
+export async function recordAudit(
+  executor: Knex | Knex.Transaction,
+  clock: Clock,
+  events: AuditEvent | AuditEvent[],
+): Promise<void> {
   const list = Array.isArray(events) ? events : [events];
   if (list.length === 0) return;
   const append = async (trx: Knex.Transaction) => {
     await lockChain(trx);
     const last = await trx('hub_audit').orderBy('id', 'desc').first<{ hash: string } | undefined>('hash');
     let prevHash = last?.hash ?? GENESIS_HASH;
+    const now = isoNow(clock);
     const rows = list.map((event) => {
       const fields: ChainedFields = {
-        at: isoNow(clock),
+        at: event.at?.toISOString() ?? now,
         actor: event.actor,
         entity: event.entity ?? null,
         action: event.action,
         target: event.target ?? null,
         details: JSON.stringify(event.details ?? {}),
+        subjects_hash: computeSubjectsHash(event.subjects ?? []),
       };
       const hash = computeAuditHash(prevHash, fields);
       const row = { ...fields, prev_hash: prevHash, hash };
@@ -87,11 +117,17 @@ export async function recordAudit(executor: Knex | Knex.Transaction, clock: Cloc
     // A group of events goes in as one multi-row insert; ids come back matched by hash.
     const idByHash = new Map<string, number>();
     for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
-      const inserted: Array<{ id: number | string; hash: string }> = await trx('hub_audit').insert(rows.slice(i, i + ROWS_PER_INSERT), ['id', 'hash']);
+      const inserted: Array<{ id: number | string; hash: string }> = await trx('hub_audit').insert(
+        rows.slice(i, i + ROWS_PER_INSERT),
+        ['id', 'hash'],
+      );
       for (const r of inserted) idByHash.set(r.hash, Number(r.id));
     }
     const subjects = list.flatMap((event, i) =>
-      [...new Set(event.subjects ?? [])].map((national_id) => ({ audit_id: idByHash.get(rows[i]!.hash)!, national_id })),
+      uniqueSubjects(event.subjects ?? []).map((national_id) => ({
+        audit_id: idByHash.get(rows[i]!.hash)!,
+        national_id,
+      })),
     );
     for (let i = 0; i < subjects.length; i += ROWS_PER_INSERT) {
       await trx('hub_audit_subjects').insert(subjects.slice(i, i + ROWS_PER_INSERT));

@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { computeAuditHash, GENESIS_HASH, type ChainedFields } from './record-audit.ts';
+import { computeAuditHash, computeSubjectsHash, GENESIS_HASH, type ChainedFields } from './record-audit.ts';
 
 export type AuditChainReport =
   { ok: true; rows: number } | { ok: false; rows: number; brokenAt: number; reason: string };
@@ -10,13 +10,21 @@ interface AuditRow extends ChainedFields {
   hash: string;
 }
 
+interface SubjectRow {
+  audit_id: number | string;
+  national_id: string;
+}
+
 const PAGE_SIZE = 1000;
 
 /**
  * Walks the log in id order, one page at a time, and recomputes every hash. A row whose own hash
  * does not match was edited; a row whose prev_hash does not match the row before it follows an
- * edited or deleted row. An id gap alone is not a break: a PostgreSQL sequence skips the ids of
- * rolled-back appends, and a real deletion always breaks the next row's link.
+ * edited or deleted row; a row whose subject rows do not match the digest it carries had its
+ * "who read this person" rows edited, added or deleted. An id gap alone is not a break: a
+ * PostgreSQL sequence skips the ids of rolled-back appends, and a real deletion always breaks
+ * the next row's link. What the walk cannot see is a deleted tail (or a log deleted whole, or
+ * rewritten from some row on): the signed checkpoints catch those (audit-checkpoints.ts).
  */
 export async function verifyAuditChain(
   knex: Knex,
@@ -30,19 +38,71 @@ export async function verifyAuditChain(
       .where('id', '>', prev?.id ?? 0)
       .orderBy('id')
       .limit(pageSize)
-      .select('id', 'at', 'actor', 'entity', 'action', 'target', 'details', 'prev_hash', 'hash');
+      .select(
+        'id',
+        'at',
+        'actor',
+        'entity',
+        'action',
+        'target',
+        'details',
+        'subjects_hash',
+        'prev_hash',
+        'hash',
+      );
+    const last = page.at(-1);
+    const subjects = await fetchSubjectsBetween(
+      knex,
+      prev?.id ?? 0,
+      page.length < pageSize || last === undefined ? null : Number(last.id),
+    );
     for (const row of page) {
       const id = Number(row.id);
-      const broken = findBreak(prev, id, row);
+      const broken = findBreak(prev, id, row, subjects.get(id) ?? []);
       if (broken !== null) return { ok: false, rows, brokenAt: id, reason: broken };
+      subjects.delete(id);
       rows += 1;
       prev = { id, hash: row.hash };
+    }
+    // Subject rows left over name an event that is not in the log.
+    const orphan = [...subjects.keys()].sort((a, b) => a - b)[0];
+    if (orphan !== undefined) {
+      return {
+        ok: false,
+        rows,
+        brokenAt: orphan,
+        reason: `subject rows name event ${orphan}, which is not in the log (added, or their event was deleted)`,
+      };
     }
     if (page.length < pageSize) return { ok: true, rows };
   }
 }
 
-function findBreak(prev: { id: number; hash: string } | null, id: number, row: AuditRow): string | null {
+/** Subject rows of events after `afterId`, up to `upToId` (or all of them when null), by event. */
+async function fetchSubjectsBetween(
+  knex: Knex,
+  afterId: number,
+  upToId: number | null,
+): Promise<Map<number, string[]>> {
+  const query = knex('hub_audit_subjects').where('audit_id', '>', afterId);
+  if (upToId !== null) void query.andWhere('audit_id', '<=', upToId);
+  const rows: SubjectRow[] = await query.select('audit_id', 'national_id');
+  const byEvent = new Map<number, string[]>();
+  for (const r of rows) {
+    const id = Number(r.audit_id);
+    const list = byEvent.get(id) ?? [];
+    list.push(r.national_id);
+    byEvent.set(id, list);
+  }
+  return byEvent;
+}
+
+function findBreak(
+  prev: { id: number; hash: string } | null,
+  id: number,
+  row: AuditRow,
+  subjects: string[],
+): string | null {
   const expectedPrev = prev?.hash ?? GENESIS_HASH;
   if (row.prev_hash !== expectedPrev) {
     const firstExpected = (prev?.id ?? 0) + 1;
@@ -55,5 +115,11 @@ function findBreak(prev: { id: number; hash: string } | null, id: number, row: A
   }
   if (computeAuditHash(row.prev_hash, row) !== row.hash)
     return 'row was edited: its hash does not match its contents';
+  if (row.subjects_hash === null) {
+    // Written before subjects were chained: its subject rows were never covered by the hash.
+    return null;
+  }
+  if (computeSubjectsHash(subjects) !== row.subjects_hash)
+    return `its subject rows (who read whom) were edited, added or deleted: ${subjects.length} stored national IDs do not match the digest in the chain`;
   return null;
 }

@@ -11,7 +11,8 @@ export function normalizeValue(type: ColumnType | undefined, value: unknown): un
     return Number.isSafeInteger(n) ? n : String(value);
   }
   if (type === 'number' && typeof value === 'string') return Number(value);
-  if (type === 'boolean' && (typeof value === 'number' || typeof value === 'string')) return value === 1 || value === '1' || value === 't';
+  if (type === 'boolean' && (typeof value === 'number' || typeof value === 'string'))
+    return value === 1 || value === '1' || value === 't';
   if (type === 'date' && value instanceof Date) return value.toISOString().slice(0, 10);
   return value;
 }

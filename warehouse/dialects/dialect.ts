@@ -43,10 +43,17 @@ export interface Dialect {
   /** Refreshes the planner's statistics of a freshly loaded table, before it is joined against. */
   analyzeTable(knex: Knex, table: string): Promise<void>;
   /** Insert-or-update by record key. Rows must have distinct keys. */
-  buildUpsert(executor: Knex | Knex.Transaction, target: BulkTarget, rows: WarehouseRow[]): Knex.QueryBuilder | Knex.Raw;
+  buildUpsert(
+    executor: Knex | Knex.Transaction,
+    target: BulkTarget,
+    rows: WarehouseRow[],
+  ): Knex.QueryBuilder | Knex.Raw;
 }
 
-export function rowsPerStatement(dialect: Pick<Dialect, 'maxBindings'> & Partial<Pick<Dialect, 'maxInsertRows'>>, columns: number): number {
+export function rowsPerStatement(
+  dialect: Pick<Dialect, 'maxBindings'> & Partial<Pick<Dialect, 'maxInsertRows'>>,
+  columns: number,
+): number {
   const byBindings = Math.max(1, Math.floor(dialect.maxBindings / Math.max(1, columns)));
   return Math.min(byBindings, dialect.maxInsertRows ?? byBindings);
 }

@@ -15,7 +15,11 @@ export function dialectFor(name: DialectName): Dialect {
   return DIALECTS[name];
 }
 
-const DIALECT_OF_CLIENT: Record<string, DialectName> = { 'better-sqlite3': 'sqlite', pg: 'postgres', mssql: 'mssql' };
+const DIALECT_OF_CLIENT: Record<string, DialectName> = {
+  'better-sqlite3': 'sqlite',
+  pg: 'postgres',
+  mssql: 'mssql',
+};
 
 /** The dialect of an open knex instance or transaction, for code that is handed only the executor. */
 export function dialectOf(executor: Knex | Knex.Transaction): Dialect {

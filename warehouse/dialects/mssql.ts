@@ -6,7 +6,11 @@ import { insertInChunks, rowsPerStatement, type BulkTarget, type Dialect } from 
  * SQL Server has no ON CONFLICT: an upsert is a MERGE over a VALUES list. Identifiers go
  * through knex's ?? bindings (bracket-quoted), values through ? bindings.
  */
-export function buildMssqlMerge(executor: Knex | Knex.Transaction, target: BulkTarget, rows: WarehouseRow[]): Knex.Raw {
+export function buildMssqlMerge(
+  executor: Knex | Knex.Transaction,
+  target: BulkTarget,
+  rows: WarehouseRow[],
+): Knex.Raw {
   const columns = target.columns;
   const updates = columns.filter((c) => !target.key.includes(c));
   const values = rows.map(() => `(${columns.map(() => '?').join(', ')})`).join(', ');
@@ -63,7 +67,10 @@ export const mssqlDialect: Dialect = {
   analyzeTable: async (knex, table) => void (await knex.raw('UPDATE STATISTICS ??', [table])),
 
   lockUntilCommit: async (trx, resource) =>
-    void (await trx.raw("EXEC sp_getapplock @Resource = ?, @LockMode = 'Exclusive', @LockOwner = 'Transaction'", [resource])),
+    void (await trx.raw(
+      "EXEC sp_getapplock @Resource = ?, @LockMode = 'Exclusive', @LockOwner = 'Transaction'",
+      [resource],
+    )),
 
   isUniqueViolation: (error) => [2601, 2627].includes((error as { number?: unknown }).number as number),
 

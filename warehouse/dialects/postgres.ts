@@ -13,7 +13,9 @@ function encodeCopyValue(value: WarehouseValue): string {
   if (value === null) return '\\N';
   if (typeof value === 'boolean') return value ? 't' : 'f';
   if (typeof value === 'number') return String(value);
-  return value.replace(/[\\\t\n\r]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r'));
+  return value.replace(/[\\\t\n\r]/g, (c) =>
+    c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r',
+  );
 }
 
 export function encodeCopyRows(rows: WarehouseRow[]): string {
@@ -45,7 +47,8 @@ async function openCopyWriter(knex: Knex, target: BulkTarget): Promise<BulkWrite
   return {
     async write(rows) {
       throwIfFailed();
-      if (!stream.write(encodeCopyRows(rows))) await Promise.race([once(stream, 'drain'), once(stream, 'error')]);
+      if (!stream.write(encodeCopyRows(rows)))
+        await Promise.race([once(stream, 'drain'), once(stream, 'error')]);
       throwIfFailed();
       return [];
     },
@@ -85,7 +88,8 @@ export const postgresDialect: Dialect = {
 
   isUniqueViolation: (error) => (error as { code?: unknown }).code === '23505',
 
-  lockUntilCommit: async (trx, resource) => void (await trx.raw('SELECT pg_advisory_xact_lock(hashtext(?))', [resource])),
+  lockUntilCommit: async (trx, resource) =>
+    void (await trx.raw('SELECT pg_advisory_xact_lock(hashtext(?))', [resource])),
 
   // Without statistics the planner takes a million-row table for an empty one and picks nested loops.
   analyzeTable: async (knex, table) => void (await knex.raw('ANALYZE ??', [table])),
@@ -93,6 +97,8 @@ export const postgresDialect: Dialect = {
   buildUpsert(executor, target, rows) {
     const updates = target.columns.filter((c) => !target.key.includes(c));
     const insert = executor(target.table).insert(rows.map((r) => toRecord(target.columns, r)));
-    return updates.length === 0 ? insert.onConflict(target.key).ignore() : insert.onConflict(target.key).merge(updates);
+    return updates.length === 0
+      ? insert.onConflict(target.key).ignore()
+      : insert.onConflict(target.key).merge(updates);
   },
 };

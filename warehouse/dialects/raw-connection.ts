@@ -10,7 +10,10 @@ interface ConnectionPool {
  * offer (better-sqlite3 prepared statements, PostgreSQL COPY). Inside a transaction, knex
  * hands out the transaction's connection.
  */
-export async function withRawConnection<C, T>(knex: Knex | Knex.Transaction, work: (connection: C) => Promise<T> | T): Promise<T> {
+export async function withRawConnection<C, T>(
+  knex: Knex | Knex.Transaction,
+  work: (connection: C) => Promise<T> | T,
+): Promise<T> {
   const pool = knex.client as ConnectionPool;
   const connection = (await pool.acquireConnection()) as C;
   try {
@@ -20,7 +23,9 @@ export async function withRawConnection<C, T>(knex: Knex | Knex.Transaction, wor
   }
 }
 
-export async function acquireRawConnection<C>(knex: Knex): Promise<{ connection: C; release: () => Promise<void> }> {
+export async function acquireRawConnection<C>(
+  knex: Knex,
+): Promise<{ connection: C; release: () => Promise<void> }> {
   const pool = knex.client as ConnectionPool;
   const connection = (await pool.acquireConnection()) as C;
   return { connection, release: async () => void (await pool.releaseConnection(connection)) };

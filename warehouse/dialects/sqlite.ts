@@ -16,7 +16,6 @@ function bindable(row: WarehouseRow): Array<string | number | null> {
   return out;
 }
 
-
 export const sqliteDialect: Dialect = {
   name: 'sqlite',
   maxBindings: 32766,
@@ -38,7 +37,8 @@ export const sqliteDialect: Dialect = {
       return [];
     };
     return Promise.resolve({
-      write: (rows: WarehouseRow[]) => withRawConnection(knex, (db: Database.Database) => writeBatch(db, rows)),
+      write: (rows: WarehouseRow[]) =>
+        withRawConnection(knex, (db: Database.Database) => writeBatch(db, rows)),
       close: () => Promise.resolve(),
       abort: () => Promise.resolve(),
     });
@@ -55,7 +55,9 @@ export const sqliteDialect: Dialect = {
   buildUpsert(executor, target, rows) {
     const updates = target.columns.filter((c) => !target.key.includes(c));
     const insert = executor(target.table).insert(rows.map((r) => toRecord(target.columns, bindable(r))));
-    return updates.length === 0 ? insert.onConflict(target.key).ignore() : insert.onConflict(target.key).merge(updates);
+    return updates.length === 0
+      ? insert.onConflict(target.key).ignore()
+      : insert.onConflict(target.key).merge(updates);
   },
 
   // A SQLite write transaction already excludes every other writer.

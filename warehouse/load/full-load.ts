@@ -3,17 +3,29 @@ import type { WarehouseRow } from '../core/warehouse-value.ts';
 import type { BulkTarget, BulkWriter } from '../dialects/index.ts';
 import { rebuildPersonKeyForTable } from '../person-key.ts';
 import { createKeyIndex, createNationalIdIndex, createRegistryTable } from '../registry-tables.ts';
-import { emptyStats, type LoadBatch, type LoadContext, type LoadRun, type LoadStats, type RejectInput } from './load-types.ts';
+import {
+  emptyStats,
+  type LoadBatch,
+  type LoadContext,
+  type LoadRun,
+  type LoadStats,
+  type RejectInput,
+} from './load-types.ts';
 import { saveRejects } from './save-rejects.ts';
 
-const duplicateReason = (key: string[]) => `duplicate record key (${key.join(', ')}): an earlier row of this load has it`;
+const duplicateReason = (key: string[]) =>
+  `duplicate record key (${key.join(', ')}): an earlier row of this load has it`;
 
 /**
  * Full load (ETL): the next version of the table is built beside the current one and swapped
  * in with one transaction, so a reader sees the old content or the new, never a mix, and a
  * failure anywhere before the swap leaves the warehouse exactly as it was.
  */
-export async function loadFull(ctx: LoadContext, run: LoadRun, batches: AsyncIterable<LoadBatch>): Promise<LoadStats> {
+export async function loadFull(
+  ctx: LoadContext,
+  run: LoadRun,
+  batches: AsyncIterable<LoadBatch>,
+): Promise<LoadStats> {
   const { knex, dialect } = ctx;
   const spec = run.spec;
   const next = `${spec.table}__next`;
@@ -42,7 +54,8 @@ export async function loadFull(ctx: LoadContext, run: LoadRun, batches: AsyncIte
     }
     await writer.close();
     writer = null;
-    if (!dialect.uniqueKeyDuringLoad) await createUniqueKeyRemovingDuplicates(ctx, run, target, suffix, stats);
+    if (!dialect.uniqueKeyDuringLoad)
+      await createUniqueKeyRemovingDuplicates(ctx, run, target, suffix, stats);
     await createNationalIdIndex(knex, spec, next, suffix);
     await dialect.analyzeTable(knex, next);
 
@@ -54,7 +67,9 @@ export async function loadFull(ctx: LoadContext, run: LoadRun, batches: AsyncIte
       await trx.schema.renameTable(next, spec.table);
       await rebuildPersonKeyForTable(trx, spec.table, spec.nationalIdColumn, isoNow(ctx.clock));
       stats.deleted = previous;
-      await trx('hub_tables').where({ name: spec.table }).update({ row_count: stats.inserted, loaded_at: isoNow(ctx.clock) });
+      await trx('hub_tables')
+        .where({ name: spec.table })
+        .update({ row_count: stats.inserted, loaded_at: isoNow(ctx.clock) });
       await run.commit(trx, stats);
     });
     return stats;

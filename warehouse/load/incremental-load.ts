@@ -3,7 +3,14 @@ import { isoNow } from '../core/clock.ts';
 import type { WarehouseRow, WarehouseValue } from '../core/warehouse-value.ts';
 import { rowsPerStatement, type BulkTarget, type Dialect } from '../dialects/index.ts';
 import { updatePersonKeyForIds } from '../person-key.ts';
-import { emptyStats, type LoadBatch, type LoadContext, type LoadRow, type LoadRun, type LoadStats } from './load-types.ts';
+import {
+  emptyStats,
+  type LoadBatch,
+  type LoadContext,
+  type LoadRow,
+  type LoadRun,
+  type LoadStats,
+} from './load-types.ts';
 import { saveRejects } from './save-rejects.ts';
 import { spoolBatches } from './spool-batches.ts';
 
@@ -17,7 +24,11 @@ const KEY_CHUNK = 500;
  * before that transaction opens: the write side is held for the apply alone, never while a
  * registry answers slowly.
  */
-export async function loadIncremental(ctx: LoadContext, run: LoadRun, batches: AsyncIterable<LoadBatch>): Promise<LoadStats> {
+export async function loadIncremental(
+  ctx: LoadContext,
+  run: LoadRun,
+  batches: AsyncIterable<LoadBatch>,
+): Promise<LoadStats> {
   const stats = emptyStats();
   const seenAt = isoNow(ctx.clock);
   const spool = await spoolBatches(batches);
@@ -47,8 +58,18 @@ async function applyChanges(
       await saveRejects(trx, run, batch.rejects);
 
       const rows = keepLastPerKey(batch.rows, keyIndexes);
-      const existing = await countExistingKeys(trx, ctx.dialect, target, rows.map((r) => keyIndexes.map((i) => r.values[i] ?? null)));
-      await upsertRows(trx, ctx.dialect, target, rows.map((r) => r.values));
+      const existing = await countExistingKeys(
+        trx,
+        ctx.dialect,
+        target,
+        rows.map((r) => keyIndexes.map((i) => r.values[i] ?? null)),
+      );
+      await upsertRows(
+        trx,
+        ctx.dialect,
+        target,
+        rows.map((r) => r.values),
+      );
       stats.updated += existing;
       stats.inserted += rows.length - existing;
 
@@ -79,7 +100,11 @@ function keepLastPerKey(rows: LoadRow[], keyIndexes: number[]): LoadRow[] {
 }
 
 function whereKeys(builder: Knex.QueryBuilder, key: string[], keys: WarehouseValue[][]): Knex.QueryBuilder {
-  if (key.length === 1) return builder.whereIn(key[0]!, keys.map((k) => k[0] as string | number));
+  if (key.length === 1)
+    return builder.whereIn(
+      key[0]!,
+      keys.map((k) => k[0] as string | number),
+    );
   return builder.where((outer) => {
     for (const values of keys) {
       void outer.orWhere((inner) => {
@@ -89,11 +114,18 @@ function whereKeys(builder: Knex.QueryBuilder, key: string[], keys: WarehouseVal
   });
 }
 
-async function countExistingKeys(trx: Knex.Transaction, dialect: Dialect, target: BulkTarget, keys: WarehouseValue[][]) {
+async function countExistingKeys(
+  trx: Knex.Transaction,
+  dialect: Dialect,
+  target: BulkTarget,
+  keys: WarehouseValue[][],
+) {
   let found = 0;
   const chunk = Math.min(KEY_CHUNK, rowsPerStatement(dialect, target.key.length));
   for (let i = 0; i < keys.length; i += chunk) {
-    const result = await whereKeys(trx(target.table), target.key, keys.slice(i, i + chunk)).count({ n: '*' }).first<{ n: number | string }>();
+    const result = await whereKeys(trx(target.table), target.key, keys.slice(i, i + chunk))
+      .count({ n: '*' })
+      .first<{ n: number | string }>();
     found += Number(result?.n ?? 0);
   }
   return found;
@@ -105,7 +137,13 @@ async function upsertRows(trx: Knex.Transaction, dialect: Dialect, target: BulkT
 }
 
 /** Returns the national IDs of the rows it deleted, for the person key. */
-async function deleteByKeys(trx: Knex.Transaction, dialect: Dialect, target: BulkTarget, nationalIdColumn: string, keys: WarehouseRow[]) {
+async function deleteByKeys(
+  trx: Knex.Transaction,
+  dialect: Dialect,
+  target: BulkTarget,
+  nationalIdColumn: string,
+  keys: WarehouseRow[],
+) {
   const removed: string[] = [];
   const size = Math.min(KEY_CHUNK, rowsPerStatement(dialect, target.key.length));
   for (let i = 0; i < keys.length; i += size) {

@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import * as hubTables from './001-hub-tables.ts';
 import * as access from './002-access.ts';
 import * as settings from './003-settings.ts';
+import * as auditAnchor from './004-audit-anchor.ts';
 import * as keysOutOfWarehouse from './005-keys-out-of-warehouse.ts';
 import * as grantPurpose from './006-grant-purpose.ts';
 
@@ -14,6 +15,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '001-hub-tables': hubTables,
   '002-access': access,
   '003-settings': settings,
+  '004-audit-anchor': auditAnchor,
   '005-keys-out-of-warehouse': keysOutOfWarehouse,
   '006-grant-purpose': grantPurpose,
 };
@@ -26,7 +28,10 @@ const migrationSource: Knex.MigrationSource<string> = {
 };
 
 export async function migrateWarehouse(knex: Knex): Promise<string[]> {
-  const [, applied] = (await knex.migrate.latest({ migrationSource, tableName: 'hub_migrations' })) as [number, string[]];
+  const [, applied] = (await knex.migrate.latest({ migrationSource, tableName: 'hub_migrations' })) as [
+    number,
+    string[],
+  ];
   return applied;
 }
 

@@ -7,6 +7,7 @@ import { computeAuditHash, recordAudit, type AuditEvent } from '../../../warehou
 import { verifyAuditChain } from '../../../warehouse/audit/verify-audit-chain.ts';
 import { fetchWhoRead } from '../../../warehouse/audit/who-read.ts';
 import { migrateWarehouse } from '../../../warehouse/migrations/migrate.ts';
+import { tamperWithAudit } from '../../support/audit-attacker.ts';
 import { createTempDir, describeEachDatabase } from '../../support/databases.ts';
 import { openTestContext } from '../../support/hub-context.ts';
 import { validId } from '../../support/registry-fixture.ts';
@@ -28,6 +29,7 @@ interface StoredRow {
   action: string;
   target: string | null;
   details: string;
+  subjects_hash: string | null;
   prev_hash: string;
   hash: string;
 }
@@ -127,31 +129,37 @@ describeEachDatabase('audit chain', (db) => {
   });
 
   it('names a row whose details were edited', async () => {
-    const row = await fetchMiddleRow(first);
-    await first.knex('hub_audit').where({ id: row.id }).update({ details: '{"status":404,"i":-1}' });
-    const report = await verifyAuditChain(first.knex, { pageSize: 4 });
-    await first.knex('hub_audit').where({ id: row.id }).update({ details: row.details });
+    // As an attacker with DDL rights: the append-only triggers are dropped first.
+    await tamperWithAudit(first.knex, async () => {
+      const row = await fetchMiddleRow(first);
+      await first.knex('hub_audit').where({ id: row.id }).update({ details: '{"status":404,"i":-1}' });
+      const report = await verifyAuditChain(first.knex, { pageSize: 4 });
+      await first.knex('hub_audit').where({ id: row.id }).update({ details: row.details });
 
-    assert.ok(!report.ok);
-    assert.equal(report.brokenAt, row.id);
-    assert.match(report.reason, /edited/);
-    assert.equal(report.rows, 5);
-    assert.equal((await verifyAuditChain(first.knex)).ok, true);
+      assert.ok(!report.ok);
+      assert.equal(report.brokenAt, row.id);
+      assert.match(report.reason, /edited/);
+      assert.equal(report.rows, 5);
+      assert.equal((await verifyAuditChain(first.knex)).ok, true);
+    });
   });
 
   it('names the next row when an edited row was given a fresh hash', async () => {
-    const row = await fetchMiddleRow(first);
-    const rewritten = { ...row, details: '{"status":404,"i":-1}' };
-    await first
-      .knex('hub_audit')
-      .where({ id: row.id })
-      .update({ details: rewritten.details, hash: computeAuditHash(row.prev_hash, rewritten) });
-    const report = await verifyAuditChain(first.knex);
-    await first.knex('hub_audit').where({ id: row.id }).update({ details: row.details, hash: row.hash });
+    // As an attacker with DDL rights: the append-only triggers are dropped first.
+    await tamperWithAudit(first.knex, async () => {
+      const row = await fetchMiddleRow(first);
+      const rewritten = { ...row, details: '{"status":404,"i":-1}' };
+      await first
+        .knex('hub_audit')
+        .where({ id: row.id })
+        .update({ details: rewritten.details, hash: computeAuditHash(row.prev_hash, rewritten) });
+      const report = await verifyAuditChain(first.knex);
+      await first.knex('hub_audit').where({ id: row.id }).update({ details: row.details, hash: row.hash });
 
-    assert.ok(!report.ok);
-    assert.equal(report.brokenAt, row.id + 1);
-    assert.match(report.reason, new RegExp(`does not match the hash of row ${row.id}\\b`));
+      assert.ok(!report.ok);
+      assert.equal(report.brokenAt, row.id + 1);
+      assert.match(report.reason, new RegExp(`does not match the hash of row ${row.id}\\b`));
+    });
   });
 
   it('does not mistake the ids of a rolled-back append for a deleted row', async () => {
@@ -165,17 +173,20 @@ describeEachDatabase('audit chain', (db) => {
   });
 
   it('names the gap left by a deleted row', async () => {
-    const row = await fetchMiddleRow(first);
-    const id = row.id;
-    await first.knex('hub_audit').where({ id }).delete();
-    const report = await verifyAuditChain(first.knex, { pageSize: 3 });
-    await first.knex('hub_audit').insert(row);
+    // As an attacker with DDL rights: the append-only triggers are dropped first.
+    await tamperWithAudit(first.knex, async () => {
+      const row = await fetchMiddleRow(first);
+      const id = row.id;
+      await first.knex('hub_audit').where({ id }).delete();
+      const report = await verifyAuditChain(first.knex, { pageSize: 3 });
+      await first.knex('hub_audit').insert(row);
 
-    assert.ok(!report.ok);
-    assert.equal(report.brokenAt, id + 1);
-    assert.match(report.reason, new RegExp(`row ${id} is missing`));
-    assert.equal(report.rows, 5);
-    assert.deepEqual(await verifyAuditChain(first.knex), { ok: true, rows: await countRows(first) });
+      assert.ok(!report.ok);
+      assert.equal(report.brokenAt, id + 1);
+      assert.match(report.reason, new RegExp(`row ${id} is missing`));
+      assert.equal(report.rows, 5);
+      assert.deepEqual(await verifyAuditChain(first.knex), { ok: true, rows: await countRows(first) });
+    });
   });
 
   it("tells who read a person's data, newest first, with the columns returned", async () => {
@@ -229,5 +240,29 @@ describeEachDatabase('audit chain', (db) => {
     assert.equal((await fetchWhoRead(first.knex, person, { limit: 1 }))[0]?.entity, 'SSC');
     assert.equal((await fetchWhoRead(first.knex, other)).length, 1);
     assert.deepEqual(await fetchWhoRead(first.knex, validId(4244)), []);
+  });
+  it('verifies a row written before subjects were chained as it was written, and still names an edit of it', async () => {
+    // A row as the hub wrote it before migration 004: no subjects_hash, its hash without one.
+    const tail = await first.knex('hub_audit').orderBy('id', 'desc').first<StoredRow>('*');
+    const legacy = {
+      at: '2026-01-01T00:00:00.000Z',
+      actor: 'naf-0001',
+      entity: 'NAF',
+      action: 'api.call',
+      target: '/api/v1/persons/1',
+      details: '{"status":200}',
+      subjects_hash: null,
+    };
+    const hash = computeAuditHash(tail.hash, legacy);
+    await first.knex('hub_audit').insert({ ...legacy, prev_hash: tail.hash, hash });
+    assert.deepEqual(await verifyAuditChain(first.knex), { ok: true, rows: await countRows(first) });
+
+    await tamperWithAudit(first.knex, async () => {
+      await first.knex('hub_audit').where({ hash }).update({ actor: 'someone-else' });
+      const report = await verifyAuditChain(first.knex);
+      await first.knex('hub_audit').where({ hash }).update({ actor: legacy.actor });
+      assert.ok(!report.ok);
+      assert.equal(report.reason, 'row was edited: its hash does not match its contents');
+    });
   });
 });

@@ -1,0 +1,198 @@
+import type { Request, RequestHandler, Response } from 'express';
+import { readAuditNote } from '../../warehouse/audit/audit-note.ts';
+import type { AuditEvent } from '../../warehouse/audit/record-audit.ts';
+import {
+  collectReturnedNationalIds,
+  type ReturnedCell,
+} from '../../warehouse/audit/returned-national-ids.ts';
+import type { AppContext } from '../context.ts';
+import { normalizeIp } from '../services/token-service.ts';
+import { findAuditedClient } from './authenticate.ts';
+
+/** How one API request is named in the log: its action, its route and what it asked for (details). */
+interface Endpoint {
+  action: 'api.call' | 'query.run';
+  target: string;
+  params?: Record<string, unknown>;
+}
+
+const MAX_TEXT = 200;
+const clip = (text: string) => (text.length > MAX_TEXT ? `${text.slice(0, MAX_TEXT)}…` : text);
+
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
+/** The path below /api/v1; req.path cannot be used, since it is the full path again once routing is over. */
+function readApiPath(req: Request): string {
+  const pathname = req.originalUrl.split('?', 1)[0] ?? '';
+  return pathname.startsWith('/api/v1') ? pathname.slice('/api/v1'.length) : pathname;
+}
+
+/** Classified from the method and path alone, so a request refused before routing is named like one that ran. */
+function classifyRequest(req: Request): Endpoint {
+  const apiPath = readApiPath(req);
+  const person = /^\/persons\/([^/]+)\/?$/.exec(apiPath);
+  if (req.method === 'GET' && person !== null) {
+    return {
+      action: 'api.call',
+      target: 'GET /api/v1/persons/{national_id}',
+      params: { params: { national_id: clip(decodeSegment(person[1]!)) } },
+    };
+  }
+  const query = /^\/queries\/([^/]+)\/?$/.exec(apiPath);
+  if (req.method === 'POST' && query !== null) {
+    const body = (typeof req.body === 'object' && req.body !== null ? req.body : {}) as Record<
+      string,
+      unknown
+    >;
+    return {
+      action: 'query.run',
+      target: `POST /api/v1/queries/${clip(decodeSegment(query[1]!))}`,
+      params: {
+        params: body.params ?? {},
+        page: body.page ?? 1,
+        ...(body.page_size === undefined ? {} : { page_size: body.page_size }),
+      },
+    };
+  }
+  if (req.method === 'GET' && /^\/queries\/?$/.test(apiPath))
+    return { action: 'api.call', target: 'GET /api/v1/queries' };
+  if (req.method === 'GET' && apiPath === '/openapi.json')
+    return { action: 'api.call', target: 'GET /api/v1/openapi.json' };
+  return { action: 'api.call', target: clip(`${req.method} /api/v1${apiPath}`) };
+}
+
+/** The values of an answer by table and column: a person record's tables, or a query page's "table.column" cells. */
+function* listReturnedCells(body: unknown): Generator<ReturnedCell> {
+  if (typeof body !== 'object' || body === null) return;
+  const { tables, rows } = body as { tables?: unknown; rows?: unknown };
+  if (typeof tables === 'object' && tables !== null) {
+    for (const [table, tableRows] of Object.entries(tables)) {
+      if (!Array.isArray(tableRows)) continue;
+      for (const row of tableRows as Array<Record<string, unknown>>)
+        for (const [column, value] of Object.entries(row)) yield [table, column, value];
+    }
+  }
+  if (Array.isArray(rows)) {
+    for (const row of rows as Array<Record<string, unknown>>) {
+      for (const [ref, value] of Object.entries(row)) {
+        const dot = ref.indexOf('.');
+        if (dot > 0) yield [ref.slice(0, dot), ref.slice(dot + 1), value];
+      }
+    }
+  }
+}
+
+async function buildOutcomeEvent(
+  ctx: AppContext,
+  req: Request,
+  res: Response,
+  body: unknown,
+  at: Date,
+): Promise<AuditEvent> {
+  const endpoint = classifyRequest(req);
+  const caller = findAuditedClient(req);
+  const status = res.statusCode;
+  const outcome: Record<string, unknown> = {
+    status,
+    ip: normalizeIp(req.socket.remoteAddress),
+    request_id: String(res.getHeader('x-request-id') ?? ''),
+  };
+  let subjects: string[] = [];
+  let details: Record<string, unknown> = { ...endpoint.params };
+  if (status < 400) {
+    const note = readAuditNote(body);
+    if (note !== null) details = { ...details, ...note.details };
+    subjects = [
+      ...(note?.subjects ?? []),
+      ...collectReturnedNationalIds(await ctx.catalog.fetch(), listReturnedCells(body)),
+    ];
+  } else {
+    const error = (body as { error?: { code?: unknown } } | null)?.error;
+    if (typeof error?.code === 'string') outcome.error = error.code;
+  }
+  return {
+    at,
+    actor: caller?.clientId ?? 'anonymous',
+    entity: caller?.entity ?? null,
+    action: endpoint.action,
+    target: endpoint.target,
+    details: { ...outcome, ...details },
+    subjects,
+  };
+}
+
+/**
+ * Every answer of the authenticated API — 200, 400, 401, 403, 404, 429 and 500 alike — is one
+ * audit event, written before the answer leaves: it holds the time the answer was decided, the
+ * client (or "anonymous" when authentication failed), the route, the status and error code, and
+ * every national ID whose data the answer carries. An answer with personal data whose event
+ * cannot be written is replaced by a 500, so no read goes unrecorded. Mounted before the body
+ * parsers so that a body refused as malformed is audited too; the token endpoint audits itself
+ * (see auditTokenOutcome).
+ */
+export function buildAuditOutcome(ctx: AppContext): RequestHandler {
+  return (req, res, next) => {
+    if (req.path === '/token') {
+      next();
+      return;
+    }
+    const send = res.json.bind(res);
+    res.json = (body: unknown) => {
+      const at = ctx.clock.now();
+      buildOutcomeEvent(ctx, req, res, body, at)
+        .then((event) => ctx.audit.append(event))
+        .then(
+          () => send(body),
+          (err: unknown) => {
+            ctx.logger.error(
+              { err, requestId: res.getHeader('x-request-id'), path: req.path },
+              'API outcome not audited',
+            );
+            if (res.statusCode >= 400) {
+              send(body);
+              return;
+            }
+            res.status(500);
+            send({
+              error: {
+                code: 'internal_error',
+                message: `the answer could not be audited, so it was not sent (request ${String(res.getHeader('x-request-id') ?? '')})`,
+              },
+            });
+          },
+        );
+      return res;
+    };
+    next();
+  };
+}
+
+/**
+ * One audit event for one answer of the token endpoint: `token.issue` for 200, `token.refused`
+ * otherwise, with the client id as sent (clipped; "anonymous" when none), the address, the status
+ * and the error code. For the token route to call on every outcome, e.g.
+ * `await auditTokenOutcome(ctx, { clientId, ip, status: 401, error: 'invalid_client' })`.
+ */
+export function auditTokenOutcome(
+  ctx: AppContext,
+  input: { clientId: string | null; entity?: string | null; ip: string; status: number; error?: string },
+): Promise<void> {
+  return ctx.audit.append({
+    at: ctx.clock.now(),
+    actor: input.clientId === null || input.clientId === '' ? 'anonymous' : input.clientId.slice(0, 100),
+    entity: input.entity ?? null,
+    action: input.status < 400 ? 'token.issue' : 'token.refused',
+    target: 'POST /api/v1/token',
+    details: {
+      status: input.status,
+      ip: input.ip,
+      ...(input.error === undefined ? {} : { error: input.error }),
+    },
+  });
+}
