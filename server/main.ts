@@ -35,6 +35,8 @@ export async function startHub(
   const ctx = openContext(config, options);
   let scheduler: ConnectorScheduler | null = null;
   try {
+    // Read the keys now: a missing or unreadable key file stops the start instead of failing every token request later.
+    ctx.keyring.currentKid();
     let prepared = await prepareWarehouse(ctx).catch((err: unknown) => {
       throw explainWarehouseError(err, ctx);
     });
