@@ -32,11 +32,11 @@ export async function startHub(config: HubConfig, print: (line: string) => void 
       const scheduled = scheduler.start(prepared.connectors);
       if (scheduled.length > 0) print(`Scheduled: ${scheduled.join(', ')}`);
     }
+    const checkpoints = await startAuditCheckpoints(ctx);
     const server = buildApp(ctx).listen(config.port, config.host);
     await once(server, 'listening');
     const { port } = server.address() as AddressInfo;
     const url = `http://${config.host}:${port}`;
-    const checkpoints = await startAuditCheckpoints(ctx);
 
     const status = await fetchWarehouseStatus(ctx);
     print(`Warehouse: ${status.persons.toLocaleString('en')} persons in ${status.tables.length} registry tables`);
