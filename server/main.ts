@@ -12,7 +12,7 @@ import { loadDemoIfEmpty } from './services/demo-service.ts';
 import { formatDemoAccess } from './services/demo-access.ts';
 import { prepareWarehouse } from './services/connector-service.ts';
 import { fetchWarehouseStatus } from './services/warehouse-status.ts';
-import { startAuditCheckpoints } from './services/audit-log-service.ts';
+import { startAuditCheckpoints, type AuditCheckpointer } from './services/audit-log-service.ts';
 
 export interface RunningHub {
   ctx: AppContext;
@@ -34,6 +34,7 @@ export async function startHub(
 ): Promise<RunningHub> {
   const ctx = openContext(config, options);
   let scheduler: ConnectorScheduler | null = null;
+  let checkpoints: AuditCheckpointer | null = null;
   try {
     // Read the keys now: a missing or unreadable key file stops the start instead of failing every token request later.
     ctx.keyring.currentKid();
@@ -53,6 +54,8 @@ export async function startHub(
     );
     if (demoAccess !== null) prepared = await prepareWarehouse(ctx);
 
+    // Checkpoints start first, so the chain is anchored before the first request can append to it.
+    checkpoints = await startAuditCheckpoints(ctx);
     const server = await listen(buildApp(ctx), config);
     const { port } = server.address() as AddressInfo;
     const url = `http://${config.host}:${port}`;
@@ -62,7 +65,6 @@ export async function startHub(
       const scheduled = scheduler.start(prepared.connectors);
       if (scheduled.length > 0) print(`Scheduled: ${scheduled.join(', ')}`);
     }
-    const checkpoints = await startAuditCheckpoints(ctx);
 
     const status = await fetchWarehouseStatus(ctx);
     print(
@@ -72,21 +74,22 @@ export async function startHub(
       print(`  ${t.name.padEnd(24)} ${String(t.rowCount).padStart(10)} rows  (${t.entity}, ${t.connector})`);
     if (demoAccess !== null) for (const line of formatDemoAccess(demoAccess, url)) print(line);
     print(`Registry Hub listening on ${url}`);
-    const running = scheduler;
+    const running = { scheduler, checkpoints };
     return {
       ctx,
       server,
       url,
       async stop() {
-        await running.stop();
+        await running.scheduler.stop();
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));
-        await checkpoints.stop();
+        await running.checkpoints.stop();
         await closeContext(ctx);
       },
     };
   } catch (err) {
     await scheduler?.stop();
+    await checkpoints?.stop().catch(() => undefined);
     await closeContext(ctx).catch(() => undefined);
     throw explainWarehouseError(err, ctx);
   }

@@ -13,11 +13,18 @@ import { findAuditedClient } from './authenticate.ts';
 interface Endpoint {
   action: 'api.call' | 'query.run';
   target: string;
-  params?: Record<string, unknown>;
+  asked?: Record<string, unknown>;
 }
 
 const MAX_TEXT = 200;
+const MAX_PARAMS = 2000;
 const clip = (text: string) => (text.length > MAX_TEXT ? `${text.slice(0, MAX_TEXT)}…` : text);
+
+/** A caller's parameters as sent, unless they are so large that they would bloat the log. */
+function clipJson(value: unknown): unknown {
+  const text = JSON.stringify(value) ?? '';
+  return text.length > MAX_PARAMS ? { clipped: text.slice(0, MAX_PARAMS) } : value;
+}
 
 function decodeSegment(segment: string): string {
   try {
@@ -41,7 +48,7 @@ function classifyRequest(req: Request): Endpoint {
     return {
       action: 'api.call',
       target: 'GET /api/v1/persons/{national_id}',
-      params: { params: { national_id: clip(decodeSegment(person[1]!)) } },
+      asked: { params: { national_id: clip(decodeSegment(person[1]!)) } },
     };
   }
   const query = /^\/queries\/([^/]+)\/?$/.exec(apiPath);
@@ -53,8 +60,8 @@ function classifyRequest(req: Request): Endpoint {
     return {
       action: 'query.run',
       target: `POST /api/v1/queries/${clip(decodeSegment(query[1]!))}`,
-      params: {
-        params: body.params ?? {},
+      asked: {
+        params: clipJson(body.params ?? {}),
         page: body.page ?? 1,
         ...(body.page_size === undefined ? {} : { page_size: body.page_size }),
       },
@@ -104,7 +111,7 @@ async function buildOutcomeEvent(
     request_id: String(res.getHeader('x-request-id') ?? ''),
   };
   let subjects: string[] = [];
-  let details: Record<string, unknown> = { ...endpoint.params };
+  let details: Record<string, unknown> = { ...endpoint.asked };
   if (status < 400) {
     const note = readAuditNote(body);
     if (note !== null) details = { ...details, ...note.details };

@@ -295,6 +295,27 @@ describeEachDatabase('Consumer API: every outcome is audited, with every nationa
     }
   });
 
+  it('audits requests whose text the log columns could not hold, without failing the other events of their group', async () => {
+    await expectAudited(
+      () => hub.call('POST', '/api/v1/queries/out%00gender', { token, json: { params: { gender: 'F' } } }),
+      nafExpects('POST /api/v1/queries/out\uFFFDgender', 404, 'not_found', 'query.run'),
+    );
+    const huge = { gender: 'F', padding: 'x'.repeat(50_000) };
+    const row = await expectAudited(
+      () => hub.call('POST', '/api/v1/queries/out-gender', { token, json: { params: huge } }),
+      nafExpects('POST /api/v1/queries/out-gender', 400, 'invalid_parameter', 'query.run'),
+    );
+    assert.ok(row.details.length < 3000, `details of ${row.details.length} characters`);
+    // Sent together, a poisoned request and a good one are both answered and both audited.
+    const before = await countRows();
+    const [bad, good] = await Promise.all([
+      hub.call('GET', `/api/v1/persons/${'9'.repeat(500)}%00`, { token }),
+      hub.call('GET', `/api/v1/persons/${P.sara}`, { token }),
+    ]);
+    assert.deepEqual([bad.status, good.status], [400, 200]);
+    assert.equal(await countRows(), before + 2);
+  });
+
   it("counts every national ID that leaves as a read: a mother's and a father's in a person record", async () => {
     hub.clock.advance(SECOND);
     const res = await hub.call('GET', `/api/v1/persons/${P.omar}`, { token });

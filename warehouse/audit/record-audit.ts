@@ -54,6 +54,16 @@ export function computeSubjectsHash(subjects: readonly string[]): string {
     .digest('hex');
 }
 
+/**
+ * Events are written in groups, and one value the column refuses would fail the whole group, so
+ * text from requests is made to fit: cut to the column's size, U+0000 (refused by PostgreSQL)
+ * replaced.
+ */
+function fitText(text: string, size: number): string {
+  const clean = text.includes('\u0000') ? text.replaceAll('\u0000', '\uFFFD') : text;
+  return clean.length > size ? clean.slice(0, size) : clean;
+}
+
 /** Two hub processes append to one chain: the tail is read and extended under a lock. */
 const lockChain = (trx: Knex.Transaction) => dialectOf(trx).lockUntilCommit(trx, 'hub_audit');
 
@@ -102,10 +112,10 @@ export async function recordAudit(
     const rows = list.map((event) => {
       const fields: ChainedFields = {
         at: event.at?.toISOString() ?? now,
-        actor: event.actor,
-        entity: event.entity ?? null,
-        action: event.action,
-        target: event.target ?? null,
+        actor: fitText(event.actor, 100),
+        entity: event.entity == null ? null : fitText(event.entity, 16),
+        action: fitText(event.action, 64),
+        target: event.target == null ? null : fitText(event.target, 400),
         details: JSON.stringify(event.details ?? {}),
         subjects_hash: computeSubjectsHash(event.subjects ?? []),
       };
