@@ -141,7 +141,7 @@ async function buildOutcomeEvent(
  * every national ID whose data the answer carries. An answer with personal data whose event
  * cannot be written is replaced by a 500, so no read goes unrecorded. Mounted before the body
  * parsers so that a body refused as malformed is audited too; the token endpoint audits itself
- * (see auditTokenOutcome).
+ * (`token.issue` and `token.failed`, in server/services/token-service.ts).
  */
 export function buildAuditOutcome(ctx: AppContext): RequestHandler {
   return (req, res, next) => {
@@ -178,28 +178,4 @@ export function buildAuditOutcome(ctx: AppContext): RequestHandler {
     };
     next();
   };
-}
-
-/**
- * One audit event for one answer of the token endpoint: `token.issue` for 200, `token.refused`
- * otherwise, with the client id as sent (clipped; "anonymous" when none), the address, the status
- * and the error code. For the token route to call on every outcome, e.g.
- * `await auditTokenOutcome(ctx, { clientId, ip, status: 401, error: 'invalid_client' })`.
- */
-export function auditTokenOutcome(
-  ctx: AppContext,
-  input: { clientId: string | null; entity?: string | null; ip: string; status: number; error?: string },
-): Promise<void> {
-  return ctx.audit.append({
-    at: ctx.clock.now(),
-    actor: input.clientId === null || input.clientId === '' ? 'anonymous' : input.clientId.slice(0, 100),
-    entity: input.entity ?? null,
-    action: input.status < 400 ? 'token.issue' : 'token.refused',
-    target: 'POST /api/v1/token',
-    details: {
-      status: input.status,
-      ip: input.ip,
-      ...(input.error === undefined ? {} : { error: input.error }),
-    },
-  });
 }
