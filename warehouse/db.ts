@@ -48,7 +48,12 @@ function cachePreparedStatements(conn: SqliteConnection): void {
 export function buildKnexConfig(url: string): { config: Knex.Config; dialect: DialectName } {
   if (url.startsWith('sqlite:')) {
     const filename = url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
-    if (filename === '') throw new HubError('invalid_database_url', 400, 'sqlite: URL needs a file path, e.g. sqlite:./data/hub.sqlite');
+    if (filename === '')
+      throw new HubError(
+        'invalid_database_url',
+        400,
+        'sqlite: URL needs a file path, e.g. sqlite:./data/hub.sqlite',
+      );
     return {
       dialect: 'sqlite',
       config: {
@@ -75,7 +80,10 @@ export function buildKnexConfig(url: string): { config: Knex.Config; dialect: Di
     return { dialect: 'postgres', config: { client: 'pg', connection: url, pool: { min: 0, max: 10 } } };
   }
   if (url.startsWith('mssql://')) {
-    return { dialect: 'mssql', config: { client: 'mssql', connection: parseMssqlUrl(url), pool: { min: 0, max: 10 } } };
+    return {
+      dialect: 'mssql',
+      config: { client: 'mssql', connection: parseMssqlUrl(url), pool: { min: 0, max: 10 } },
+    };
   }
   throw new HubError(
     'invalid_database_url',
@@ -103,13 +111,23 @@ export function redactUrl(url: string): string {
   return url.replace(/(\/\/[^:/@]+:)[^@]*@/, '$1***@');
 }
 
+/**
+ * knex prints a failed connection attempt with its stack before rejecting with the same error;
+ * the caller reports that error (`hub: cannot ...`), so the stack is not printed twice.
+ */
+const knexLog = {
+  warn(message: string) {
+    if (!message.startsWith('Acquire connection error')) console.warn(message);
+  },
+};
+
 export function openWarehouse(url: string): Warehouse {
   const { config, dialect } = buildKnexConfig(url);
   if (dialect === 'sqlite') {
     const filename = (config.connection as { filename: string }).filename;
     if (filename !== ':memory:') mkdirSync(path.dirname(path.resolve(filename)), { recursive: true });
   }
-  return { knex: knexFactory(config), dialect, displayUrl: redactUrl(url) };
+  return { knex: knexFactory({ ...config, log: knexLog }), dialect, displayUrl: redactUrl(url) };
 }
 
 export async function closeWarehouse(warehouse: Warehouse): Promise<void> {

@@ -8,6 +8,7 @@ import { buildConnectorsCommand, UsageError } from './connectors-command.ts';
 import { buildClientsCommand } from './clients-command.ts';
 import { buildUsersCommand } from './users-command.ts';
 import { buildAuditCommand } from './audit-command.ts';
+import { buildCopyCommand } from './copy-command.ts';
 import { buildGrantCommands } from './grants-command.ts';
 import { processIo, type CliIo } from './io.ts';
 import { buildQueriesCommand } from './queries-command.ts';
@@ -20,13 +21,20 @@ const positiveInteger = (what: string) => (value: string) => {
 };
 
 export function buildProgram(io: CliIo): Command {
-  const program = new Command('hub').description('Registry Hub: agency registries in one warehouse keyed by national ID');
+  const program = new Command('hub').description(
+    'Registry Hub: agency registries in one warehouse keyed by national ID',
+  );
 
-  addDatabaseOption(program.command('start').description('migrate, load the demo on an empty data folder, and serve the hub'))
+  addDatabaseOption(
+    program.command('start').description('migrate, load the demo on an empty data folder, and serve the hub'),
+  )
     .option('--port <n>', 'HTTP port (default PORT or 3000)', (v) => Number(v))
     .action(async (options: GlobalOptions & { port?: number }) => {
       const config = readCliConfig(options, options.port === undefined ? {} : { port: options.port });
-      if (options.port !== undefined && !(Number.isInteger(options.port) && options.port >= 0 && options.port < 65536)) {
+      if (
+        options.port !== undefined &&
+        !(Number.isInteger(options.port) && options.port >= 0 && options.port < 65536)
+      ) {
         throw new UsageError('--port must be a port number');
       }
       const hub = await startHub(config, io.out);
@@ -37,16 +45,21 @@ export function buildProgram(io: CliIo): Command {
       });
     });
 
-  addDatabaseOption(program.command('migrate').description("create or update the hub's tables and the registry tables")).action(
-    (options: GlobalOptions) =>
-      withContext(options, async (ctx) => {
-        const { migrations, connectors } = await prepareWarehouse(ctx);
-        io.out(migrations.length > 0 ? `applied: ${migrations.join(', ')}` : 'schema is up to date');
-        io.out(`${connectors.length} connector definitions registered from ${ctx.config.connectorsDir}`);
-      }),
+  addDatabaseOption(
+    program.command('migrate').description("create or update the hub's tables and the registry tables"),
+  ).action((options: GlobalOptions) =>
+    withContext(options, async (ctx) => {
+      const { migrations, connectors } = await prepareWarehouse(ctx);
+      io.out(migrations.length > 0 ? `applied: ${migrations.join(', ')}` : 'schema is up to date');
+      io.out(`${connectors.length} connector definitions registered from ${ctx.config.connectorsDir}`);
+    }),
   );
 
-  addDatabaseOption(program.command('demo').description("write the demo country's agency registries and connectors, then load them"))
+  addDatabaseOption(
+    program
+      .command('demo')
+      .description("write the demo country's agency registries and connectors, then load them"),
+  )
     .option('--persons <n>', 'how many persons', positiveInteger('--persons'), 10_000)
     .option('--seed <s>', 'random seed (same seed, same data)', (v) => Number(v), 1)
     .option('--no-load', 'only write the sources and connector definitions')
@@ -65,8 +78,11 @@ export function buildProgram(io: CliIo): Command {
   program.addCommand(buildAuditCommand(io));
   for (const command of buildGrantCommands(io)) program.addCommand(command);
   program.addCommand(buildQueriesCommand(io));
+  program.addCommand(buildCopyCommand(io));
   applyToAll(program, (command) =>
-    command.exitOverride().configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) }),
+    command
+      .exitOverride()
+      .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) }),
   );
   return program;
 }
