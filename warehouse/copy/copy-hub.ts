@@ -182,7 +182,12 @@ async function copyRows(
     await writer.close();
   } catch (err) {
     await writer.abort();
-    throw err;
+    // The driver's message names the value, not where it was.
+    throw new HubError(
+      'copy_failed',
+      400,
+      `copying ${table}: ${err instanceof Error ? err.message : String(err)}; the target is left as it was`,
+    );
   }
   return rows;
 }

@@ -106,8 +106,9 @@ export const postgresCopy: CopyDialect = {
         throwIfFailed();
       },
       async abort() {
-        if (state.failure === null) stream.destroy(new Error('copy aborted'));
-        await once(stream, 'close').catch(() => undefined);
+        // Ending a COPY with an error makes the server drop its rows; a COPY the server refused is over already.
+        if (!stream.destroyed) stream.destroy(new Error('copy aborted'));
+        if (!stream.closed) await once(stream, 'close').catch(() => undefined);
       },
     };
   },
