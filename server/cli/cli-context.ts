@@ -9,17 +9,28 @@ export interface GlobalOptions {
 }
 
 export function addDatabaseOption(command: Command): Command {
-  return command.option('--db <url>', 'warehouse URL: sqlite:PATH, postgres://... or mssql://... (default: HUB_DB or ./data/hub.sqlite)');
+  return command.option(
+    '--db <url>',
+    'warehouse URL: sqlite:PATH, postgres://... or mssql://... (default: HUB_DB or ./data/hub.sqlite)',
+  );
 }
 
 export function readCliConfig(options: GlobalOptions, overrides: { port?: number } = {}): HubConfig {
-  return readConfig(process.env, { ...(options.db === undefined ? {} : { databaseUrl: options.db }), ...overrides });
+  return readConfig(process.env, {
+    ...(options.db === undefined ? {} : { databaseUrl: options.db }),
+    ...overrides,
+  });
 }
 
 /** Opens the warehouse for one command and always closes it, so the process can exit. */
-export async function withContext<T>(options: GlobalOptions, work: (ctx: AppContext) => Promise<T>): Promise<T> {
+export async function withContext<T>(
+  options: GlobalOptions,
+  work: (ctx: AppContext) => Promise<T>,
+): Promise<T> {
   const config = readCliConfig(options);
-  const ctx = openContext(config, { logger: pino({ level: process.env.LOG_LEVEL ?? 'warn' }, pino.destination(2)) });
+  const ctx = openContext(config, {
+    logger: pino({ level: process.env.LOG_LEVEL ?? 'warn' }, pino.destination(2)),
+  });
   try {
     return await work(ctx);
   } finally {

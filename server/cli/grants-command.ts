@@ -74,7 +74,12 @@ function buildAccessCommand(io: CliIo, spec: AccessCommandSpec): Command {
   ).action((consumer: string, table: string, columns: string[], options: GlobalOptions) =>
     withContext(options, async (ctx) => {
       await prepareWarehouse(ctx);
-      io.out(formatChange(spec.verb, await spec.change(ctx, { consumer, table, columns, actor: buildOperatorActor() })));
+      io.out(
+        formatChange(
+          spec.verb,
+          await spec.change(ctx, { consumer, table, columns, actor: buildOperatorActor() }),
+        ),
+      );
     }),
   );
 }

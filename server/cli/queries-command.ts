@@ -21,38 +21,45 @@ async function readJsonFile(file: string): Promise<unknown> {
 }
 
 export function buildQueriesCommand(io: CliIo): Command {
-  const queries = new Command('queries').description("saved queries: each one is an API endpoint of its entity's clients");
-
-  addDatabaseOption(queries.command('save <file>').description('check a query definition (JSON) against the catalog and grants, and save it')).action(
-    (file: string, options: GlobalOptions) =>
-      withContext(options, async (ctx) => {
-        await prepareWarehouse(ctx);
-        const def = await saveQuery(ctx, await readJsonFile(file), buildCliActor());
-        io.out(`saved ${def.name} for ${def.entity}: POST /api/v1/queries/${def.name}`);
-      }),
+  const queries = new Command('queries').description(
+    "saved queries: each one is an API endpoint of its entity's clients",
   );
 
-  addDatabaseOption(queries.command('list').description('saved queries').option('--entity <code>', 'only this entity')).action(
-    (options: GlobalOptions & { entity?: string }) =>
-      withContext(options, async (ctx) => {
-        await prepareWarehouse(ctx);
-        const rows = await listQueries(ctx, options.entity?.toUpperCase());
-        if (rows.length === 0) io.out('no saved queries');
-        for (const q of rows) {
-          const params = Object.entries(q.params).map(([n, p]) => `${n}:${p.type}${p.required ? '' : '?'}`);
-          io.out(`${q.name}\t${params.join(', ') || '-'}\t${q.description}`);
-        }
-      }),
+  addDatabaseOption(
+    queries
+      .command('save <file>')
+      .description('check a query definition (JSON) against the catalog and grants, and save it'),
+  ).action((file: string, options: GlobalOptions) =>
+    withContext(options, async (ctx) => {
+      await prepareWarehouse(ctx);
+      const def = await saveQuery(ctx, await readJsonFile(file), buildCliActor());
+      io.out(`saved ${def.name} for ${def.entity}: POST /api/v1/queries/${def.name}`);
+    }),
   );
 
-  addDatabaseOption(queries.command('sql <name>').description('the parameterized SQL the query runs on this warehouse')).action(
-    (name: string, options: GlobalOptions) =>
-      withContext(options, async (ctx) => {
-        await prepareWarehouse(ctx);
-        const { sql, bindings } = await fetchQuerySql(ctx, name);
-        io.out(sql);
-        io.out(`-- bindings: ${JSON.stringify(bindings)}`);
-      }),
+  addDatabaseOption(
+    queries.command('list').description('saved queries').option('--entity <code>', 'only this entity'),
+  ).action((options: GlobalOptions & { entity?: string }) =>
+    withContext(options, async (ctx) => {
+      await prepareWarehouse(ctx);
+      const rows = await listQueries(ctx, options.entity?.toUpperCase());
+      if (rows.length === 0) io.out('no saved queries');
+      for (const q of rows) {
+        const params = Object.entries(q.params).map(([n, p]) => `${n}:${p.type}${p.required ? '' : '?'}`);
+        io.out(`${q.name}\t${params.join(', ') || '-'}\t${q.description}`);
+      }
+    }),
+  );
+
+  addDatabaseOption(
+    queries.command('sql <name>').description('the parameterized SQL the query runs on this warehouse'),
+  ).action((name: string, options: GlobalOptions) =>
+    withContext(options, async (ctx) => {
+      await prepareWarehouse(ctx);
+      const { sql, bindings } = await fetchQuerySql(ctx, name);
+      io.out(sql);
+      io.out(`-- bindings: ${JSON.stringify(bindings)}`);
+    }),
   );
   return queries;
 }

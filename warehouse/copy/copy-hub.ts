@@ -9,10 +9,11 @@ import { buildKnexConfig, closeWarehouse, openWarehouse, redactUrl, type Warehou
 import { dialectFor } from '../dialects/index.ts';
 import { migrateWarehouse } from '../migrations/migrate.ts';
 import { createRegistryIndexes, createRegistryTable } from '../registry-tables.ts';
-import type { CopyDialect, TableReference } from './copy-dialect.ts';
+import type { CopyDialect } from './copy-dialect.ts';
 import { copyDialectFor } from './copy-dialects.ts';
 import { fetchFreshHubSchema, MIGRATION_TABLES } from './fresh-hub-schema.ts';
 import { buildRegistryCopySpec } from './registry-copy-spec.ts';
+import { sortByReferences } from './sort-by-references.ts';
 
 export interface CopyOptions {
   /** Replace a target that already holds a hub's data. */
@@ -235,22 +236,6 @@ async function dropReplacedRegistryTables(
     if (existing.has(table) && !fresh.has(table) && !MIGRATION_TABLES.has(table))
       await trx.schema.dropTable(table);
   }
-}
-
-/** Referenced tables before the tables that refer to them, so foreign keys hold row by row; otherwise by name. */
-export function sortByReferences(tables: string[], references: TableReference[]): string[] {
-  const pending = new Set([...tables].sort());
-  const sorted: string[] = [];
-  while (pending.size > 0) {
-    const ready = [...pending].find((t) =>
-      references.every((r) => r.table !== t || r.references === t || !pending.has(r.references)),
-    );
-    // A cycle cannot be ordered; its tables follow by name.
-    const next = ready ?? [...pending][0]!;
-    sorted.push(next);
-    pending.delete(next);
-  }
-  return sorted;
 }
 
 const describeList = (items: string[], shown = 4) =>
