@@ -97,23 +97,30 @@ describe('hub citus-ddl: the statements that distribute a warehouse on Citus', (
         return counts;
       };
       const rowsBefore = await countRows();
+      // The stand-in refuses what Citus refuses: the vehicles' key as loaded has no national ID.
+      await client.query('BEGIN');
+      await assert.rejects(
+        client.query("SELECT create_distributed_table('veh_vehicles', 'national_id')"),
+        /do not include the partition column/,
+      );
+      await client.query('ROLLBACK');
       const result = await runHubCli(['citus-ddl', '--db', url], { HUB_DATA_DIR: hub.dir });
       assert.equal(result.code, 0, result.stderr);
       await client.query(result.stdout);
 
       const placed = (
         await client.query<{
-          table_name: string;
+          placed_table: string;
           kind: string;
-          column_name: string | null;
-          colocate_with: string | null;
+          dist_column: string | null;
+          colocation: string | null;
         }>(
-          'SELECT table_name, kind, column_name, colocate_with FROM citus_stand_in_placement ORDER BY table_name',
+          'SELECT placed_table, kind, dist_column, colocation FROM citus_stand_in_placement ORDER BY placed_table',
         )
       ).rows;
       const distributed = placed
         .filter((p) => p.kind === 'distributed')
-        .map((p) => [p.table_name, p.column_name, p.colocate_with]);
+        .map((p) => [p.placed_table, p.dist_column, p.colocation]);
       assert.deepEqual(distributed, [
         ['hub_person_tables', 'national_id', 'hub_persons'],
         ['hub_persons', 'national_id', 'default'],
@@ -121,7 +128,7 @@ describe('hub citus-ddl: the statements that distribute a warehouse on Citus', (
         ['reg_people', 'national_id', 'hub_persons'],
         ['veh_vehicles', 'national_id', 'hub_persons'],
       ]);
-      const reference = placed.filter((p) => p.kind === 'reference').map((p) => p.table_name);
+      const reference = placed.filter((p) => p.kind === 'reference').map((p) => p.placed_table);
       assert.ok(reference.includes('hub_grants') && reference.includes('hub_tables'));
       assert.ok(!reference.includes('hub_audit'));
       assert.deepEqual(await countRows(), rowsBefore);
@@ -148,7 +155,7 @@ describe('hub citus-ddl: the statements that distribute a warehouse on Citus', (
 
 /** Citus's documented refusals: unique keys without the distribution column, co-location across types, reference tables pointing at others. */
 const CITUS_STAND_IN = `
-CREATE TABLE citus_stand_in_placement (table_name text PRIMARY KEY, kind text NOT NULL, column_name text, colocate_with text);
+CREATE TABLE citus_stand_in_placement (placed_table text PRIMARY KEY, kind text NOT NULL, dist_column text, colocation text);
 
 CREATE FUNCTION create_distributed_table(table_name regclass, distribution_column text, colocate_with text DEFAULT 'default')
 RETURNS void LANGUAGE plpgsql AS $$
@@ -168,8 +175,8 @@ BEGIN
   IF colocate_with <> 'default' THEN
     SELECT format_type(a.atttypid, NULL) INTO anchor_type
       FROM citus_stand_in_placement p
-      JOIN pg_attribute a ON a.attrelid = p.table_name::regclass AND a.attname = p.column_name
-      WHERE p.table_name = colocate_with AND p.kind = 'distributed';
+      JOIN pg_attribute a ON a.attrelid = p.placed_table::regclass AND a.attname = p.dist_column
+      WHERE p.placed_table = colocate_with AND p.kind = 'distributed';
     IF anchor_type IS NULL THEN
       RAISE EXCEPTION 'relation % is not distributed', colocate_with;
     END IF;
@@ -184,7 +191,7 @@ CREATE FUNCTION create_reference_table(table_name regclass) RETURNS void LANGUAG
 BEGIN
   IF EXISTS (
     SELECT 1 FROM pg_constraint c WHERE c.conrelid = table_name AND c.contype = 'f'
-      AND NOT EXISTS (SELECT 1 FROM citus_stand_in_placement p WHERE p.table_name = c.confrelid::regclass::text AND p.kind = 'reference')
+      AND NOT EXISTS (SELECT 1 FROM citus_stand_in_placement p WHERE p.placed_table = c.confrelid::regclass::text AND p.kind = 'reference')
   ) THEN
     RAISE EXCEPTION 'cannot create reference table "%": it refers to a table that is not a reference table', table_name;
   END IF;
