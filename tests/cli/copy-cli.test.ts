@@ -404,10 +404,27 @@ describe('hub copy: a whole hub from SQLite to PostgreSQL and back', function ()
       assert.equal(existsSync(file), false);
     });
 
-    it('the source itself as the target', async () => {
-      const result = await hub('copy', '--db', sourceUrl, '--to', sourceUrl);
-      assert.equal(result.code, 1);
-      assert.match(result.stderr, /^hub: the source and the target are the same warehouse/);
+    it('the source itself as the target, however its URL is spelled, even with --force', async () => {
+      const file = sourceUrl.slice('sqlite:'.length);
+      const sameFile = `sqlite:${path.dirname(file)}/../${path.basename(path.dirname(file))}/./${path.basename(file)}`;
+      const sqlite = await hub('copy', '--db', sourceUrl, '--to', sameFile, '--force');
+      assert.equal(sqlite.code, 1);
+      assert.match(sqlite.stderr, /^hub: the source and the target are the same warehouse/);
+      const held = await fetchChecksums(target, target);
+      const postgres = await hub(
+        'copy',
+        '--db',
+        targetUrl,
+        '--to',
+        targetUrl.replace(/^postgres:/, 'postgresql:'),
+        '--force',
+      );
+      assert.equal(postgres.code, 1);
+      assert.match(
+        postgres.stderr,
+        /^hub: the target postgresql:\/\/\S+ is the source, or the source of another copy running now$/m,
+      );
+      assert.deepEqual(await fetchChecksums(target, target), held);
     });
   });
 });

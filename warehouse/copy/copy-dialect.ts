@@ -43,6 +43,10 @@ export interface CopyDialect {
   openRowWriter(trx: Knex.Transaction, table: string, columns: string[]): Promise<RowWriter>;
   /** Moves every id counter of the tables past the largest id they now hold. */
   resetSequences(trx: Knex.Transaction, tables: string[]): Promise<string[]>;
+  /** Marks the database as a copy's source until the snapshot ends. */
+  holdAsSource(snapshot: Knex.Transaction): Promise<void>;
+  /** Whether a copy is reading this database as its source now: maybe this very copy, by another URL. */
+  isHeldAsSource(trx: Knex.Transaction): Promise<boolean>;
   /** Starts the read transaction that gives the copy one consistent snapshot of the source. */
   readSnapshot<T>(knex: Knex, work: (trx: Knex.Transaction) => Promise<T>): Promise<T>;
 }

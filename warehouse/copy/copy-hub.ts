@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Knex } from 'knex';
@@ -98,9 +98,17 @@ export async function copyWarehouse(
     tables.push(copied);
     options.onTable?.(copied);
   };
-  const sequences = await from.readSnapshot(source.knex, (snapshot) =>
-    target.knex.transaction(async (trx) => {
+  const sequences = await from.readSnapshot(source.knex, async (snapshot) => {
+    await from.holdAsSource(snapshot);
+    return target.knex.transaction(async (trx) => {
       await dialectFor(target.dialect).lockUntilCommit(trx, 'hub_copy');
+      if (await to.isHeldAsSource(trx)) {
+        throw new HubError(
+          'invalid_request',
+          400,
+          `the target ${target.displayUrl} is the source, or the source of another copy running now`,
+        );
+      }
       const held = await describeHeldData(trx, to, fresh);
       if (held.length > 0 && options.force !== true) {
         throw new HubError(
@@ -151,8 +159,8 @@ export async function copyWarehouse(
         record({ table: table.name, kind: 'registry', rows });
       }
       return to.resetSequences(trx, [...hubTables, ...catalog.map((t) => t.name)]);
-    }),
-  );
+    });
+  });
   const audit = await verifyAuditChain(target.knex);
   return {
     source: source.displayUrl,
@@ -247,7 +255,10 @@ function sqliteFile(url: string): string | null {
   const { config, dialect } = buildKnexConfig(url);
   if (dialect !== 'sqlite') return null;
   const filename = (config.connection as { filename: string }).filename;
-  return filename === ':memory:' ? null : path.resolve(filename);
+  if (filename === ':memory:') return null;
+  // The same file by another path (a symbolic link, ./ and ../) is still the same file.
+  const resolved = path.resolve(filename);
+  return existsSync(resolved) ? realpathSync(resolved) : resolved;
 }
 
 function assertDistinct(sourceUrl: string, targetUrl: string): void {

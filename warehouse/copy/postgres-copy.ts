@@ -5,6 +5,7 @@ import QueryStream from 'pg-query-stream';
 import { withRawConnection } from '../dialects/raw-connection.ts';
 import { quoteIdentifier as q, type CopyDialect, type CopyRow, type CopyValue } from './copy-dialect.ts';
 
+const SOURCE_LOCK = 'hub_copy_source';
 const ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
 
 /** COPY text format: tab-separated, \N for NULL, backslash escapes; every value exactly as written. */
@@ -130,6 +131,19 @@ export const postgresCopy: CopyDialect = {
       );
     }
     return result.rows.map((r) => `${r.table_name}.${r.column_name}`);
+  },
+
+  // Advisory locks belong to one database: the target can take this one exclusively only if no
+  // copy holds it shared there as its source, whatever URL named the database.
+  holdAsSource: async (snapshot) =>
+    void (await snapshot.raw('SELECT pg_advisory_xact_lock_shared(hashtext(?))', [SOURCE_LOCK])),
+
+  async isHeldAsSource(trx) {
+    const result = await trx.raw<{ rows: Array<{ free: boolean }> }>(
+      'SELECT pg_try_advisory_xact_lock(hashtext(?)) AS free',
+      [SOURCE_LOCK],
+    );
+    return result.rows[0]?.free !== true;
   },
 
   readSnapshot(knex, work) {

@@ -75,6 +75,10 @@ export const sqliteCopy: CopyDialect = {
   // An AUTOINCREMENT counter follows the largest id inserted, copied ids included.
   resetSequences: () => Promise.resolve([]),
 
+  // One file, one path: copyHub compares the files' real paths before it opens them.
+  holdAsSource: () => Promise.resolve(),
+  isHeldAsSource: () => Promise.resolve(false),
+
   readSnapshot(knex, work) {
     // A read transaction on a WAL database sees one state of the file from its first read to its end.
     return knex.transaction(work);
