@@ -9,6 +9,8 @@ import { buildClientsCommand } from './clients-command.ts';
 import { buildUsersCommand } from './users-command.ts';
 import { buildKeysCommand } from './keys-command.ts';
 import { buildAuditCommand } from './audit-command.ts';
+import { buildCopyCommand } from './copy-command.ts';
+import { buildCitusDdlCommand } from './citus-ddl-command.ts';
 import { buildGrantCommands } from './grants-command.ts';
 import { processIo, type CliIo } from './io.ts';
 import { buildQueriesCommand } from './queries-command.ts';
@@ -84,6 +86,8 @@ export function buildProgram(io: CliIo): Command {
   for (const command of buildGrantCommands(io)) program.addCommand(command);
   program.addCommand(buildQueriesCommand(io));
   program.addCommand(buildTablesCommand(io));
+  program.addCommand(buildCopyCommand(io));
+  program.addCommand(buildCitusDdlCommand(io));
   applyToAll(program, (command) =>
     command
       .exitOverride()
