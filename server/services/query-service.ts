@@ -1,11 +1,22 @@
 import { fetchAbility } from '../../privileges/ability-cache.ts';
 import { authorizeColumns } from '../../privileges/authorize-query.ts';
+import { permittedColumns } from '../../privileges/permitted-columns.ts';
 import { recordAudit } from '../../warehouse/audit/record-audit.ts';
 import { HubError, notFound } from '../../warehouse/core/errors.ts';
 import { bindParams } from '../../warehouse/query/bind-params.ts';
-import { buildQueryPage, compileQuery, describeCompiledSql, type CompiledSql } from '../../warehouse/query/compile-query.ts';
+import {
+  buildQueryPage,
+  compileQuery,
+  describeCompiledSql,
+  type CompiledSql,
+} from '../../warehouse/query/compile-query.ts';
 import { parseQueryDefinition, type QueryDefinition } from '../../warehouse/query/query-definition.ts';
-import { deleteQueryRecord, fetchQueryRecord, fetchQueryRecords, saveQueryRecord } from '../../warehouse/query/saved-queries.ts';
+import {
+  deleteQueryRecord,
+  fetchQueryRecord,
+  fetchQueryRecords,
+  saveQueryRecord,
+} from '../../warehouse/query/saved-queries.ts';
 import { validateQueryDefinition } from '../../warehouse/query/validate-query.ts';
 import type { AppContext } from '../context.ts';
 import { assertEntityExists } from './client-service.ts';
@@ -51,7 +62,13 @@ export async function saveQuery(ctx: AppContext, raw: unknown, actor: string): P
   await authorizeDefinition(ctx, def);
   await ctx.knex.transaction(async (trx) => {
     await saveQueryRecord(trx, def, actor, ctx.clock);
-    await recordAudit(trx, ctx.clock, { actor, entity: def.entity, action: 'query.save', target: def.name, details: { definition: def } });
+    await recordAudit(trx, ctx.clock, {
+      actor,
+      entity: def.entity,
+      action: 'query.save',
+      target: def.name,
+      details: { definition: def },
+    });
   });
   return def;
 }
@@ -67,7 +84,13 @@ export async function deleteQuery(ctx: AppContext, name: string, actor: string):
 
 export async function listQueries(ctx: AppContext, entity?: string): Promise<QuerySummary[]> {
   const records = await fetchQueryRecords(ctx.knex, entity);
-  return records.map(({ definition: d }) => ({ name: d.name, description: d.description, params: d.params, columns: d.columns, limit: d.limit }));
+  return records.map(({ definition: d }) => ({
+    name: d.name,
+    description: d.description,
+    params: d.params,
+    columns: d.columns,
+    limit: d.limit,
+  }));
 }
 
 /** Another entity's query answers 404, like a missing one: names of other entities' endpoints do not leak. */
@@ -80,7 +103,8 @@ async function fetchCallersQuery(ctx: AppContext, entity: string, name: string):
 function readPage(input: QueryRunInput): { page: number; pageSize: number } {
   const page = input.page ?? 1;
   const pageSize = input.page_size ?? DEFAULT_PAGE_SIZE;
-  if (!Number.isInteger(page) || page < 1) throw new HubError('invalid_request', 400, 'page: must be a positive integer');
+  if (!Number.isInteger(page) || page < 1)
+    throw new HubError('invalid_request', 400, 'page: must be a positive integer');
   if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > 1000) {
     throw new HubError('invalid_request', 400, 'page_size: must be an integer from 1 to 1000');
   }
@@ -93,7 +117,12 @@ function readPage(input: QueryRunInput): { page: number; pageSize: number } {
  * of the returned rows are fetched alongside (not returned) so the audit log can say whose
  * data was read.
  */
-export async function runSavedQuery(ctx: AppContext, caller: ApiCaller, name: string, input: QueryRunInput): Promise<QueryRunResult> {
+export async function runSavedQuery(
+  ctx: AppContext,
+  caller: ApiCaller,
+  name: string,
+  input: QueryRunInput,
+): Promise<QueryRunResult> {
   const def = await fetchCallersQuery(ctx, caller.entity, name);
   const { page, pageSize } = readPage(input);
   const catalog = await ctx.catalog.fetch();
@@ -113,7 +142,14 @@ export async function runSavedQuery(ctx: AppContext, caller: ApiCaller, name: st
     details: { params, page, page_size: pageSize, columns: result.columns, rows: result.rows.length },
     subjects,
   });
-  return { query: def.name, columns: result.columns, rows: result.rows, page, page_size: pageSize, has_more: result.has_more };
+  return {
+    query: def.name,
+    columns: result.columns,
+    rows: result.rows,
+    page,
+    page_size: pageSize,
+    has_more: result.has_more,
+  };
 }
 
 /** The SQL a saved query's first page runs on this warehouse, with its parameters' defaults or placeholders. */
@@ -123,7 +159,13 @@ export async function fetchQuerySql(ctx: AppContext, name: string): Promise<Comp
   const params = Object.fromEntries(
     Object.entries(def.params).map(([p, spec]) => [p, spec.default ?? placeholderFor(spec.type)]),
   );
-  const compiled = compileQuery(ctx.knex, def, params, { page: 1, pageSize: Math.min(def.limit, 1000) }, await ctx.catalog.fetch());
+  const compiled = compileQuery(
+    ctx.knex,
+    def,
+    params,
+    { page: 1, pageSize: Math.min(def.limit, 1000) },
+    await ctx.catalog.fetch(),
+  );
   return describeCompiledSql(compiled.builder);
 }
 
@@ -132,4 +174,71 @@ function placeholderFor(type: string): string | number | boolean {
   if (type === 'boolean') return false;
   if (type === 'date') return '1970-01-01';
   return '';
+}
+
+export interface DefinitionRunResult {
+  columns: string[];
+  rows: Array<Record<string, unknown>>;
+  has_more: boolean;
+  /** Every row the definition matches, beyond this page too. */
+  total_count: number;
+}
+
+/** The catalog columns ("table.column") the caller's entity may read now, with their types. */
+export async function fetchReadableColumns(ctx: AppContext, caller: ApiCaller): Promise<Map<string, string>> {
+  const ability = await fetchAbility(ctx, ctx.abilities, caller.entity);
+  const readable = new Map<string, string>();
+  for (const table of await ctx.catalog.fetch()) {
+    const types = new Map(table.columns.map((c) => [c.name, c.type]));
+    for (const column of permittedColumns(ability, table))
+      readable.set(`${table.name}.${column}`, types.get(column) ?? 'string');
+  }
+  return readable;
+}
+
+/**
+ * Runs a definition made for one request (a DCI search) instead of a saved one: validated and
+ * authorized against the caller's grants as they are now, compiled by the same engine, counted
+ * and audited with the national IDs of the rows returned, like a saved query.
+ */
+export async function runQueryDefinition(
+  ctx: AppContext,
+  caller: ApiCaller,
+  raw: unknown,
+  input: { page: number; pageSize: number; target: string },
+): Promise<DefinitionRunResult> {
+  const def = parseQueryDefinition({ ...(raw as object), entity: caller.entity });
+  const catalog = await ctx.catalog.fetch();
+  await authorizeDefinition(ctx, def);
+  const compiled = compileQuery(ctx.knex, def, {}, { page: input.page, pageSize: input.pageSize }, catalog);
+  const counted = compiled.builder
+    .clone()
+    .clear('select')
+    .clear('order')
+    .clear('limit')
+    .clear('offset')
+    .select(ctx.knex.raw('1 as one'));
+  const [countRow] = await ctx.knex
+    .count<Array<{ n: number | string }>>({ n: '*' })
+    .from(counted.as('hub_counted'));
+  const base = catalog.find((t) => t.name === def.tables[0])!;
+  compiled.builder.select({ [NATIONAL_ID_ALIAS]: `${base.name}.${base.nationalIdColumn}` });
+  const rows = await compiled.builder;
+  const result = buildQueryPage(compiled, rows);
+  const subjects = [...new Set(rows.slice(0, input.pageSize).map((r) => String(r[NATIONAL_ID_ALIAS])))];
+  await ctx.audit.append({
+    actor: caller.clientId,
+    entity: caller.entity,
+    action: 'api.call',
+    target: input.target,
+    details: {
+      definition: def,
+      page: input.page,
+      page_size: input.pageSize,
+      columns: result.columns,
+      rows: result.rows.length,
+    },
+    subjects,
+  });
+  return { ...result, total_count: Math.min(Number(countRow?.n ?? 0), def.limit) };
 }
