@@ -456,13 +456,11 @@ export function buildDciErrorHandler(ctx: AppContext): ErrorRequestHandler {
     let error: DciError;
     if (err instanceof DciError) error = err;
     else if (err instanceof HubError && req.path === '/dci/oauth2/client/token') {
-      res
-        .status(err.status)
-        .json({
-          error: err.code,
-          error_description: err.message,
-          errors: [{ code: err.code, message: err.message }],
-        });
+      res.status(err.status).json({
+        error: err.code,
+        error_description: err.message,
+        errors: [{ code: err.code, message: err.message }],
+      });
       return;
     } else if (err instanceof HubError)
       error = new DciError(

@@ -255,7 +255,7 @@ function readPredicates(queryType: string, query: unknown, mapping: DciMapping):
       );
     }
     return [
-      { attribute: isIdentifier(query.type, mapping) ? 'UIN' : query.type, op: 'eq', value: query.value },
+      { attribute: isIdentifier(query.type, mapping) ? 'UIN' : query.type, op: '=', value: query.value },
     ];
   }
   if (Array.isArray(query)) return query.flatMap(readPredicateItem);
