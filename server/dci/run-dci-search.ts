@@ -38,7 +38,7 @@ function isObject(value: unknown): value is Json {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-const isRejection = (plan: SearchPlan | Rejection): plan is Rejection => 'rejected' in plan;
+const isRejection = <T extends object>(value: T | Rejection): value is Rejection => 'rejected' in value;
 
 /**
  * The records a criteria object matches, as the caller may see them: the plan keeps only
@@ -52,13 +52,24 @@ export async function fetchDciRecords(
 ): Promise<RecordsPage | Rejection> {
   const readable = await fetchReadableColumns(ctx, caller);
   const today = ctx.clock.now().toISOString().slice(0, 10);
-  const plan = buildSearchPlan(input.criteria, {
-    mapping: input.mapping,
-    registry: input.registry,
-    readable,
-    today,
-  });
+  const planInput = { mapping: input.mapping, registry: input.registry, readable, today };
+  let plan = buildSearchPlan(input.criteria, planInput);
   if (isRejection(plan)) return plan;
+  if (
+    plan.collection.record === 'group' &&
+    isObject(input.criteria) &&
+    input.criteria.query_type === 'idtype-value'
+  ) {
+    const criteria = await findGroupsOfMember(ctx, caller, {
+      ...input,
+      criteria: input.criteria,
+      plan,
+      planInput,
+    });
+    if (isRejection(criteria)) return criteria;
+    plan = buildSearchPlan(criteria, planInput);
+    if (isRejection(plan)) return plan;
+  }
   const result = await runQueryDefinition(ctx, caller, plan.definition, {
     page: plan.page,
     pageSize: plan.pageSize,
@@ -75,6 +86,49 @@ export async function fetchDciRecords(
     );
   });
   return { records, total: result.total_count, plan };
+}
+
+/**
+ * A household asked for by a person's UIN is the household that person belongs to, whoever
+ * heads it: the person is looked up among the members first, then the groups by their keys.
+ */
+async function findGroupsOfMember(
+  ctx: AppContext,
+  caller: ApiCaller,
+  input: {
+    criteria: Json;
+    plan: SearchPlan;
+    planInput: Parameters<typeof buildSearchPlan>[1];
+    target: string;
+  },
+): Promise<Json | Rejection> {
+  const groupAttribute = findGroupAttribute(input.plan);
+  const members = input.plan.collection.members;
+  if (groupAttribute === '' || members === undefined) return input.criteria;
+  const memberPlan = buildSearchPlan(
+    { ...input.criteria, response_entity: members, pagination: { page_size: 1000 } },
+    input.planInput,
+  );
+  if (isRejection(memberPlan)) return memberPlan;
+  const found = await runQueryDefinition(ctx, caller, memberPlan.definition, {
+    page: 1,
+    pageSize: 1000,
+    target: input.target,
+  });
+  const keys = [
+    ...new Set(
+      found.rows
+        .map((row) => readRecordValues(row, memberPlan.attributes).get(groupAttribute))
+        .filter((k) => k !== undefined),
+    ),
+  ];
+  // No household: a condition nothing matches keeps the answer an empty page of the same shape.
+  const values = keys.length > 0 ? keys : [''];
+  return {
+    ...input.criteria,
+    query_type: 'predicate',
+    query: [{ expression1: { attribute_name: groupAttribute, operator: 'in', attribute_value: values } }],
+  };
 }
 
 function findGroupAttribute(plan: SearchPlan): string {
