@@ -61,7 +61,12 @@ export function buildDciRoutes(ctx: AppContext, api: ApiState): Router {
   router.post('/dci/oauth2/client/token', async (req, res) => {
     const credentials = readClientCredentials(req);
     res.setHeader('Cache-Control', 'no-store');
-    res.json(await issueToken(ctx, api.keys, { ...credentials, ip: normalizeIp(req.socket.remoteAddress) }));
+    const token = await issueToken(ctx, api.keys, {
+      ...credentials,
+      ip: normalizeIp(req.socket.remoteAddress),
+    });
+    // The authz YAML (OAuth2ClientTokenResponse) writes expires_in as a string.
+    res.json({ ...token, expires_in: String(token.expires_in) });
   });
 
   router.get('/.well-known/jwks.json', async (_req, res) => {
