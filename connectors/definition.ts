@@ -51,10 +51,7 @@ const sqlSource = z
     /** Column whose value only grows when a row changes: an updated_at timestamp, a rowversion or a sequence. */
     cursor: z.string().min(1).optional(),
     /** Soft delete: rows whose column equals value are deletions. */
-    deleted_flag: z
-      .object({ column: z.string().min(1), value: z.union([z.string(), z.number(), z.boolean()]) })
-      .strict()
-      .optional(),
+    deleted_flag: z.object({ column: z.string().min(1), value: z.union([z.string(), z.number(), z.boolean()]) }).strict().optional(),
     /** Tombstone table: one row per deleted record, with the record key and a cursor of its own. */
     tombstones: z
       .object({ table: z.string().min(1), key: z.array(z.string().min(1)).min(1), cursor: z.string().min(1) })
@@ -78,10 +75,7 @@ const csvSource = z
     header: z.union([z.literal(true), z.array(z.string().min(1)).min(1)]).default(true),
     quote: z.string().length(1).default('"'),
     cursor: z.string().min(1).optional(),
-    deleted_flag: z
-      .object({ column: z.string().min(1), value: z.union([z.string(), z.number(), z.boolean()]) })
-      .strict()
-      .optional(),
+    deleted_flag: z.object({ column: z.string().min(1), value: z.union([z.string(), z.number(), z.boolean()]) }).strict().optional(),
   })
   .strict();
 
@@ -126,10 +120,7 @@ const httpSource = z
     /** Incremental runs send the watermark in this query parameter. */
     since_param: z.string().min(1).optional(),
     cursor: z.string().min(1).optional(),
-    deleted_flag: z
-      .object({ column: z.string().min(1), value: z.union([z.string(), z.number(), z.boolean()]) })
-      .strict()
-      .optional(),
+    deleted_flag: z.object({ column: z.string().min(1), value: z.union([z.string(), z.number(), z.boolean()]) }).strict().optional(),
     timeout_ms: z.number().int().positive().default(30000),
   })
   .strict();
@@ -175,15 +166,9 @@ export type DciSourceDefinition = z.infer<typeof dciSource>;
 
 const connectorSchema = z
   .object({
-    name: z
-      .string()
-      .regex(/^[a-z][a-z0-9-]*$/, 'must be lower-case letters, digits and -')
-      .max(64),
+    name: z.string().regex(/^[a-z][a-z0-9-]*$/, 'must be lower-case letters, digits and -').max(64),
     /** Code of the owning entity (CSPD, SSC, ...). */
-    entity: z
-      .string()
-      .regex(/^[A-Z][A-Z0-9_]*$/, 'must be an upper-case code such as CSPD')
-      .max(16),
+    entity: z.string().regex(/^[A-Z][A-Z0-9_]*$/, 'must be an upper-case code such as CSPD').max(16),
     entity_label: label.optional(),
     description: z.string().optional(),
     source,
@@ -215,10 +200,7 @@ export interface ConnectorDefinition extends z.infer<typeof connectorSchema> {
 }
 
 function formatIssuePath(issuePath: readonly PropertyKey[]): string {
-  return issuePath
-    .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
-    .join('')
-    .replace(/^\./, '');
+  return issuePath.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '');
 }
 
 /** Validates a parsed definition; errors name the file and every bad field. */
@@ -242,11 +224,7 @@ export function buildConnectorDefinition(raw: unknown, file: string): ConnectorD
   const key = def.target.key ?? [def.target.national_id];
   for (const k of key) if (!columns.includes(k)) problems.push(`target.key: ${k} is not a mapped column`);
   for (const [name, col] of Object.entries(def.columns)) {
-    if (
-      (col.type === 'date' || col.type === 'datetime') &&
-      col.format !== undefined &&
-      !col.format.includes('YYYY')
-    ) {
+    if ((col.type === 'date' || col.type === 'datetime') && col.format !== undefined && !col.format.includes('YYYY')) {
       problems.push(`columns.${name}.format: must contain a year (YYYY)`);
     }
     if (col.codes !== undefined && col.type === 'boolean' && col.true_values !== undefined) {
@@ -256,8 +234,7 @@ export function buildConnectorDefinition(raw: unknown, file: string): ConnectorD
   if (def.mode === 'incremental' && def.source.cursor === undefined) {
     problems.push('source.cursor: incremental mode needs a cursor column');
   }
-  if (problems.length > 0)
-    throw new DefinitionError(`${file}: ${problems.join('; ')}`, { file, fields: problems });
+  if (problems.length > 0) throw new DefinitionError(`${file}: ${problems.join('; ')}`, { file, fields: problems });
   return { ...def, file, key };
 }
 
@@ -266,20 +243,15 @@ export async function readConnectorDefinition(file: string): Promise<ConnectorDe
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    throw new DefinitionError(`${file}: cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`, {
-      file,
-    });
+    throw new DefinitionError(`${file}: cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { file });
   }
   let raw: unknown;
   try {
     raw = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
   } catch (err) {
-    throw new DefinitionError(
-      `${file}: not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message}`,
-      {
-        file,
-      },
-    );
+    throw new DefinitionError(`${file}: not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message}`, {
+      file,
+    });
   }
   return buildConnectorDefinition(raw, file);
 }
@@ -298,8 +270,7 @@ export async function readConnectorDefinitions(folder: string): Promise<Connecto
   const tables = new Map<string, string>();
   for (const d of defs) {
     const other = seen.get(d.name);
-    if (other !== undefined)
-      throw new DefinitionError(`${d.file}: name: ${d.name} is already defined in ${other}`);
+    if (other !== undefined) throw new DefinitionError(`${d.file}: name: ${d.name} is already defined in ${other}`);
     seen.set(d.name, d.file);
     const owner = tables.get(d.target.table);
     if (owner !== undefined) {

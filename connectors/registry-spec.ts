@@ -12,8 +12,7 @@ export function buildRegistryTableSpec(def: ConnectorDefinition): RegistryTableS
 }
 
 const humanize = (name: string) => name.replace(/_/g, ' ').replace(/^./, (c) => c.toUpperCase());
-const labelOr = (label: Label | undefined, name: string): Label =>
-  label ?? { en: humanize(name), ar: humanize(name) };
+const labelOr = (label: Label | undefined, name: string): Label => label ?? { en: humanize(name), ar: humanize(name) };
 
 export function buildCatalogTableInput(def: ConnectorDefinition): CatalogTableInput {
   return {
@@ -21,11 +20,6 @@ export function buildCatalogTableInput(def: ConnectorDefinition): CatalogTableIn
     entity: { code: def.entity, label: labelOr(def.entity_label, def.entity) },
     connector: def.name,
     label: labelOr(def.target.label, def.target.table),
-    columns: Object.entries(def.columns).map(([name, c]) => ({
-      name,
-      type: c.type,
-      length: c.length,
-      label: labelOr(c.label, name),
-    })),
+    columns: Object.entries(def.columns).map(([name, c]) => ({ name, type: c.type, length: c.length, label: labelOr(c.label, name) })),
   };
 }

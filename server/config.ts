@@ -42,10 +42,7 @@ export interface DciConfig {
 }
 
 /** The only place that reads process.env. */
-export function readConfig(
-  env: NodeJS.ProcessEnv = process.env,
-  overrides: { databaseUrl?: string; port?: number } = {},
-): HubConfig {
+export function readConfig(env: NodeJS.ProcessEnv = process.env, overrides: { databaseUrl?: string; port?: number } = {}): HubConfig {
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) {
     const fields = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');

@@ -13,6 +13,7 @@ interface CreateOptions extends GlobalOptions {
   allowIp?: string[];
 }
 
+
 export const parsePositiveInteger = (option: string) => (value: string) => {
   const n = Number(value);
   if (!Number.isSafeInteger(n) || n < 1)

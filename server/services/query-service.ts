@@ -4,19 +4,9 @@ import { permittedColumns } from '../../privileges/permitted-columns.ts';
 import { recordAudit } from '../../warehouse/audit/record-audit.ts';
 import { HubError, notFound } from '../../warehouse/core/errors.ts';
 import { bindParams } from '../../warehouse/query/bind-params.ts';
-import {
-  buildQueryPage,
-  compileQuery,
-  describeCompiledSql,
-  type CompiledSql,
-} from '../../warehouse/query/compile-query.ts';
+import { buildQueryPage, compileQuery, describeCompiledSql, type CompiledSql } from '../../warehouse/query/compile-query.ts';
 import { parseQueryDefinition, type QueryDefinition } from '../../warehouse/query/query-definition.ts';
-import {
-  deleteQueryRecord,
-  fetchQueryRecord,
-  fetchQueryRecords,
-  saveQueryRecord,
-} from '../../warehouse/query/saved-queries.ts';
+import { deleteQueryRecord, fetchQueryRecord, fetchQueryRecords, saveQueryRecord } from '../../warehouse/query/saved-queries.ts';
 import { validateQueryDefinition } from '../../warehouse/query/validate-query.ts';
 import type { AppContext } from '../context.ts';
 import { assertEntityExists } from './client-service.ts';
@@ -62,13 +52,7 @@ export async function saveQuery(ctx: AppContext, raw: unknown, actor: string): P
   await authorizeDefinition(ctx, def);
   await ctx.knex.transaction(async (trx) => {
     await saveQueryRecord(trx, def, actor, ctx.clock);
-    await recordAudit(trx, ctx.clock, {
-      actor,
-      entity: def.entity,
-      action: 'query.save',
-      target: def.name,
-      details: { definition: def },
-    });
+    await recordAudit(trx, ctx.clock, { actor, entity: def.entity, action: 'query.save', target: def.name, details: { definition: def } });
   });
   return def;
 }
@@ -84,13 +68,7 @@ export async function deleteQuery(ctx: AppContext, name: string, actor: string):
 
 export async function listQueries(ctx: AppContext, entity?: string): Promise<QuerySummary[]> {
   const records = await fetchQueryRecords(ctx.knex, entity);
-  return records.map(({ definition: d }) => ({
-    name: d.name,
-    description: d.description,
-    params: d.params,
-    columns: d.columns,
-    limit: d.limit,
-  }));
+  return records.map(({ definition: d }) => ({ name: d.name, description: d.description, params: d.params, columns: d.columns, limit: d.limit }));
 }
 
 /** Another entity's query answers 404, like a missing one: names of other entities' endpoints do not leak. */
@@ -103,8 +81,7 @@ async function fetchCallersQuery(ctx: AppContext, entity: string, name: string):
 function readPage(input: QueryRunInput): { page: number; pageSize: number } {
   const page = input.page ?? 1;
   const pageSize = input.page_size ?? DEFAULT_PAGE_SIZE;
-  if (!Number.isInteger(page) || page < 1)
-    throw new HubError('invalid_request', 400, 'page: must be a positive integer');
+  if (!Number.isInteger(page) || page < 1) throw new HubError('invalid_request', 400, 'page: must be a positive integer');
   if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > 1000) {
     throw new HubError('invalid_request', 400, 'page_size: must be an integer from 1 to 1000');
   }
@@ -117,12 +94,7 @@ function readPage(input: QueryRunInput): { page: number; pageSize: number } {
  * of the returned rows are fetched alongside (not returned) so the audit log can say whose
  * data was read.
  */
-export async function runSavedQuery(
-  ctx: AppContext,
-  caller: ApiCaller,
-  name: string,
-  input: QueryRunInput,
-): Promise<QueryRunResult> {
+export async function runSavedQuery(ctx: AppContext, caller: ApiCaller, name: string, input: QueryRunInput): Promise<QueryRunResult> {
   const def = await fetchCallersQuery(ctx, caller.entity, name);
   const { page, pageSize } = readPage(input);
   const catalog = await ctx.catalog.fetch();
@@ -142,14 +114,7 @@ export async function runSavedQuery(
     details: { params, page, page_size: pageSize, columns: result.columns, rows: result.rows.length },
     subjects,
   });
-  return {
-    query: def.name,
-    columns: result.columns,
-    rows: result.rows,
-    page,
-    page_size: pageSize,
-    has_more: result.has_more,
-  };
+  return { query: def.name, columns: result.columns, rows: result.rows, page, page_size: pageSize, has_more: result.has_more };
 }
 
 /** The SQL a saved query's first page runs on this warehouse, with its parameters' defaults or placeholders. */
@@ -159,13 +124,7 @@ export async function fetchQuerySql(ctx: AppContext, name: string): Promise<Comp
   const params = Object.fromEntries(
     Object.entries(def.params).map(([p, spec]) => [p, spec.default ?? placeholderFor(spec.type)]),
   );
-  const compiled = compileQuery(
-    ctx.knex,
-    def,
-    params,
-    { page: 1, pageSize: Math.min(def.limit, 1000) },
-    await ctx.catalog.fetch(),
-  );
+  const compiled = compileQuery(ctx.knex, def, params, { page: 1, pageSize: Math.min(def.limit, 1000) }, await ctx.catalog.fetch());
   return describeCompiledSql(compiled.builder);
 }
 

@@ -67,15 +67,7 @@ export async function up(knex: Knex): Promise<void> {
 }
 
 export async function down(knex: Knex): Promise<void> {
-  for (const table of [
-    'hub_audit_subjects',
-    'hub_audit',
-    'hub_queries',
-    'hub_users',
-    'hub_clients',
-    'hub_grants_version',
-    'hub_grants',
-  ]) {
+  for (const table of ['hub_audit_subjects', 'hub_audit', 'hub_queries', 'hub_users', 'hub_clients', 'hub_grants_version', 'hub_grants']) {
     await knex.schema.dropTableIfExists(table);
   }
 }

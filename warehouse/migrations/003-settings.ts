@@ -10,10 +10,7 @@ export async function up(knex: Knex): Promise<void> {
     t.string('name', 64).primary();
     t.text('value').notNullable();
   });
-  await knex('hub_settings').insert({
-    name: 'token_signing_key',
-    value: randomBytes(32).toString('base64url'),
-  });
+  await knex('hub_settings').insert({ name: 'token_signing_key', value: randomBytes(32).toString('base64url') });
 }
 
 export async function down(knex: Knex): Promise<void> {

@@ -24,9 +24,6 @@ const migrationSource: Knex.MigrationSource<string> = {
 };
 
 export async function migrateWarehouse(knex: Knex): Promise<string[]> {
-  const [, applied] = (await knex.migrate.latest({ migrationSource, tableName: 'hub_migrations' })) as [
-    number,
-    string[],
-  ];
+  const [, applied] = (await knex.migrate.latest({ migrationSource, tableName: 'hub_migrations' })) as [number, string[]];
   return applied;
 }
