@@ -140,11 +140,44 @@ const httpSource = z
   })
   .strict();
 
-const source = z.discriminatedUnion('kind', [sqlSource, csvSource, httpSource]);
+const dciSource = z
+  .object({
+    kind: z.literal('dci'),
+    /** Base URL of a DCI registry API, e.g. https://crvs.example.org/dci/crvs (its /registry/sync/search is called). */
+    url: z.string().url(),
+    /** Bearer token; name an environment variable as ${NAME} so the secret stays out of the file. */
+    token: z.string().min(1),
+    query_type: z.enum(['idtype-value', 'expression', 'predicate']).default('predicate'),
+    /** The DCI query: a predicate list, an expression or {type, value}; incremental runs add a predicate on cursor_attribute. */
+    query: z.unknown(),
+    response_entity: z.string().min(1).optional(),
+    page_size: z.number().int().positive().max(1000).default(500),
+    /** Field of the (flattened) record whose value only grows, e.g. a registration or update date. */
+    cursor: z.string().min(1).optional(),
+    /** The DCI attribute the registry filters on for incremental runs (attribute > watermark). */
+    cursor_attribute: z.string().min(1).optional(),
+    deleted_flag: z
+      .object({ column: z.string().min(1), value: z.union([z.string(), z.number(), z.boolean()]) })
+      .strict()
+      .optional(),
+    timeout_ms: z.number().int().positive().default(30000),
+  })
+  .strict()
+  .refine((s) => s.query !== undefined && s.query !== null, {
+    message: 'a DCI query is required',
+    path: ['query'],
+  })
+  .refine((s) => s.cursor_attribute === undefined || s.query_type === 'predicate', {
+    message: 'incremental reads add a predicate: use query_type predicate with cursor_attribute',
+    path: ['cursor_attribute'],
+  });
+
+const source = z.discriminatedUnion('kind', [sqlSource, csvSource, httpSource, dciSource]);
 export type SourceDefinition = z.infer<typeof source>;
 export type SqlSourceDefinition = z.infer<typeof sqlSource>;
 export type CsvSourceDefinition = z.infer<typeof csvSource>;
 export type HttpSourceDefinition = z.infer<typeof httpSource>;
+export type DciSourceDefinition = z.infer<typeof dciSource>;
 
 const connectorSchema = z
   .object({

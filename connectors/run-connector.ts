@@ -13,6 +13,7 @@ import { compileRowMapper, type RowMapper } from './mapping/compile-row-mapper.t
 import { buildRegistryTableSpec } from './registry-spec.ts';
 import { openSource } from './sources/open-source.ts';
 import type { Source, SourceRecord } from './sources/source.ts';
+import { notifyAfterRun } from '../server/dci/notify-after-run.ts';
 
 export interface ConnectorContext {
   knex: Knex;
@@ -122,6 +123,7 @@ export async function runConnector(def: ConnectorDefinition, ctx: ConnectorConte
       target: def.name,
       details: { ...summary },
     });
+    await notifyAfterRun(ctx, summary);
     return summary;
   } finally {
     await lock.release();

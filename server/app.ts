@@ -13,10 +13,11 @@ import { buildOpenApiRoutes } from './api/openapi-routes.ts';
 import { buildPersonRoutes } from './api/person-routes.ts';
 import { buildQueryRoutes } from './api/query-routes.ts';
 import { buildTokenRoutes } from './api/token-routes.ts';
+import { buildDciErrorHandler, buildDciRoutes } from './dci/dci-routes.ts';
 
 const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-/** The middleware order, in one place: security headers, request id, API outcome audit, body parsing, public pages, token, authenticated API, errors. */
+/** The middleware order, in one place: security headers, request id, API outcome audit, body parsing, public pages, token, DCI APIs, authenticated API, errors. */
 export function buildApp(ctx: AppContext): Express {
   const app = express();
   app.disable('x-powered-by');
@@ -34,10 +35,12 @@ export function buildApp(ctx: AppContext): Express {
   app.use(buildStatusRoutes(ctx));
   const api = createApiState(ctx.clock);
   app.use(buildTokenRoutes(ctx, api));
+  app.use(buildDciRoutes(ctx, api));
   app.use('/api/v1', buildAuthenticate(ctx, api));
   app.use(buildPersonRoutes(ctx));
   app.use(buildQueryRoutes(ctx));
   app.use(buildOpenApiRoutes(ctx));
+  app.use(buildDciErrorHandler(ctx));
   app.use(notFoundHandler);
   app.use(buildErrorHandler(ctx));
   return app;

@@ -20,6 +20,9 @@ const envSchema = z.object({
   HUB_DEMO: z.enum(['on', 'off']).optional(),
   HUB_AUDIT_CHECKPOINT_DIR: z.string().optional(),
   HUB_AUDIT_CHECKPOINT_SECONDS: z.coerce.number().int().min(1).max(86_400).default(60),
+  /** Comma-separated signature values a development peer sends instead of a signature; treated as absent. Unsafe in production. */
+  HUB_DCI_PLACEHOLDER_SIGNATURES: z.string().default(''),
+  HUB_DCI_MAPPING: z.string().optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   HUB_SECRET_KEY_FILE: z.string().min(1).optional(),
   // One key, or several separated by commas (the first is current, the others still verify).
@@ -52,6 +55,16 @@ export interface HubConfig {
   secretKeys: SecretKeySource;
   /** Signed audit checkpoints: a folder the database role cannot write, and how often. */
   auditCheckpoints: { dir: string; intervalSeconds: number };
+  dci: DciConfig;
+}
+
+export interface DciConfig {
+  /** Signature values treated as absent (default none); for test peers only, never in production. */
+  placeholderSignatures: string[];
+  /** The DCI attribute → warehouse column mapping file; the built-in demo mapping when absent. */
+  mappingFile: string | null;
+  /** Ed25519 signing key of the DCI APIs, created with mode 0600 on first use. */
+  signingKeyFile: string;
 }
 
 /** The only place that reads process.env. */
@@ -92,5 +105,28 @@ export function readConfig(
       dir: path.resolve(e.HUB_AUDIT_CHECKPOINT_DIR ?? path.join(dataDir, 'audit-checkpoints')),
       intervalSeconds: e.HUB_AUDIT_CHECKPOINT_SECONDS,
     },
+    dci: {
+      placeholderSignatures: parseList(e.HUB_DCI_PLACEHOLDER_SIGNATURES),
+      mappingFile: e.HUB_DCI_MAPPING === undefined ? null : path.resolve(e.HUB_DCI_MAPPING),
+      signingKeyFile: path.join(dataDir, 'dci-signing-key.pem'),
+    },
   };
+}
+
+/** A JSON array of strings (for values holding commas), or comma-separated values. */
+function parseList(text: string): string[] {
+  const trimmed = text.trim();
+  if (trimmed.startsWith('[')) {
+    const parsed: unknown = JSON.parse(trimmed);
+    if (!Array.isArray(parsed) || !parsed.every((v) => typeof v === 'string')) {
+      throw new Error(
+        'invalid configuration: HUB_DCI_PLACEHOLDER_SIGNATURES: a JSON list must hold strings only',
+      );
+    }
+    return parsed;
+  }
+  return trimmed
+    .split(',')
+    .map((v) => v.trim())
+    .filter((v) => v !== '');
 }

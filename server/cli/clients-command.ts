@@ -1,4 +1,6 @@
+import { readFile } from 'node:fs/promises';
 import { Command, InvalidArgumentError } from 'commander';
+import { saveClientPublicKey } from '../dci/client-keys.ts';
 import { createClient, disableClient, fetchClients, rotateClientSecret } from '../services/client-service.ts';
 import { prepareWarehouse } from '../services/connector-service.ts';
 import { addDatabaseOption, buildCliActor, withContext, type GlobalOptions } from './cli-context.ts';
@@ -94,5 +96,33 @@ export function buildClientsCommand(io: CliIo): Command {
       io.out(JSON.stringify(await rotateClientSecret(ctx, clientId, buildCliActor()), null, 2));
     }),
   );
+  addDatabaseOption(
+    clients
+      .command('set-key <client_id> <file.pem>')
+      .description(
+        'register the Ed25519 public key (PEM) a client signs its DCI messages with; "none" removes it',
+      ),
+  ).action((clientId: string, file: string, options: GlobalOptions) =>
+    withContext(options, async (ctx) => {
+      await prepareWarehouse(ctx);
+      const pem = file === 'none' ? null : await readKeyFile(file);
+      await saveClientPublicKey(ctx, clientId, pem, buildCliActor());
+      io.out(
+        pem === null
+          ? `${clientId} no longer signs its DCI messages`
+          : `${clientId} must now sign its DCI messages with this key`,
+      );
+    }),
+  );
   return clients;
+}
+
+async function readKeyFile(file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (err) {
+    throw new Error(`cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, {
+      cause: err,
+    });
+  }
 }

@@ -38,6 +38,8 @@ export interface ClientRecord {
 interface ClientRow extends Omit<ClientRecord, 'allowed_ips'> {
   allowed_ips: string | null;
   secret_hash: string;
+  /** The DCI signing key (server/dci/client-keys.ts); not part of the client record. */
+  dci_public_key?: string | null;
 }
 
 const DEFAULT_RATE_PER_MINUTE = 120;
@@ -213,7 +215,7 @@ async function buildUnusedClientId(trx: Knex.Transaction, entity: string): Promi
   }
 }
 
-function mapClientRow({ secret_hash: _secretHash, allowed_ips, ...row }: ClientRow): ClientRecord {
+function mapClientRow({ secret_hash: _secretHash, dci_public_key: _dciPublicKey, allowed_ips, ...row }: ClientRow): ClientRecord {
   return {
     ...row,
     allowed_ips: allowed_ips === null ? [] : (JSON.parse(allowed_ips) as string[]),

@@ -25,6 +25,8 @@ const DEMO_GRANTS: Array<{ table: string; columns: string[] }> = [
     ],
   },
   { table: 'cspd_deaths', columns: ['national_id', 'death_date'] },
+  // Child grants ask whether a mother has a child under two (a DCI CRVS search).
+  { table: 'cspd_births', columns: ['national_id', 'mother_national_id', 'birth_date'] },
   { table: 'ssc_insured', columns: ['national_id', 'monthly_salary', 'start_date', 'end_date'] },
   { table: 'dvld_vehicles', columns: [] },
 ];

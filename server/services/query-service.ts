@@ -1,6 +1,7 @@
 import { fetchAbility } from '../../privileges/ability-cache.ts';
 import { authorizeQuery, isQueryRunnable } from '../../privileges/authorize-query.ts';
 import { attachAuditNote } from '../../warehouse/audit/audit-note.ts';
+import { permittedColumns } from '../../privileges/permitted-columns.ts';
 import { recordAudit } from '../../warehouse/audit/record-audit.ts';
 import { HubError, notFound } from '../../warehouse/core/errors.ts';
 import { bindParams } from '../../warehouse/query/bind-params.ts';
@@ -194,4 +195,79 @@ function placeholderFor(type: string): string | number | boolean {
   if (type === 'boolean') return false;
   if (type === 'date') return '1970-01-01';
   return '';
+}
+
+export interface DefinitionRunResult {
+  columns: string[];
+  rows: Array<Record<string, unknown>>;
+  has_more: boolean;
+  /** Every row the definition matches, beyond this page too. */
+  total_count: number;
+}
+
+/** The catalog columns ("table.column") the caller's entity may read now, with their types. */
+export async function fetchReadableColumns(ctx: AppContext, caller: ApiCaller): Promise<Map<string, string>> {
+  const ability = await fetchAbility(ctx, ctx.abilities, caller.entity);
+  const readable = new Map<string, string>();
+  for (const table of await ctx.catalog.fetch()) {
+    const types = new Map(table.columns.map((c) => [c.name, c.type]));
+    for (const column of permittedColumns(ability, table))
+      readable.set(`${table.name}.${column}`, types.get(column) ?? 'string');
+  }
+  return readable;
+}
+
+/**
+ * Runs a definition made for one request (a DCI search) instead of a saved one: validated and
+ * authorized against the caller's grants as they are now, compiled by the same engine, counted
+ * and audited with the national IDs of the rows returned, like a saved query.
+ */
+export async function runQueryDefinition(
+  ctx: AppContext,
+  caller: ApiCaller,
+  raw: unknown,
+  input: { page: number; pageSize: number; target: string },
+): Promise<DefinitionRunResult> {
+  const def = parseQueryDefinition({ ...(raw as object), entity: caller.entity });
+  const catalog = await ctx.catalog.fetch();
+  const ability = await fetchAbility(ctx, ctx.abilities, caller.entity);
+  authorizeQuery(ability, def, catalog);
+  const compiled = compileQuery(
+    ctx.reader,
+    def,
+    {},
+    { page: input.page, pageSize: input.pageSize },
+    catalog,
+    ability,
+  );
+  const counted = compiled.builder
+    .clone()
+    .clear('select')
+    .clear('order')
+    .clear('limit')
+    .clear('offset')
+    .select(ctx.reader.raw('1 as one'));
+  const [countRow] = await ctx.reader
+    .count<Array<{ n: number | string }>>({ n: '*' })
+    .from(counted.as('hub_counted'));
+  const base = catalog.find((t) => t.name === def.tables[0])!;
+  compiled.builder.select({ [NATIONAL_ID_ALIAS]: `${base.name}.${base.nationalIdColumn}` });
+  const rows = await compiled.builder;
+  const result = buildQueryPage(compiled, rows);
+  const subjects = [...new Set(rows.slice(0, input.pageSize).map((r) => String(r[NATIONAL_ID_ALIAS])))];
+  await ctx.audit.append({
+    actor: caller.clientId,
+    entity: caller.entity,
+    action: 'api.call',
+    target: input.target,
+    details: {
+      definition: def,
+      page: input.page,
+      page_size: input.pageSize,
+      columns: result.columns,
+      rows: result.rows.length,
+    },
+    subjects,
+  });
+  return { ...result, total_count: Math.min(Number(countRow?.n ?? 0), def.limit) };
 }
