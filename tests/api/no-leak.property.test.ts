@@ -26,8 +26,16 @@ import { validId } from '../support/registry-fixture.ts';
  * Runs are reproducible: the seed is fixed unless FC_SEED is set, and FC_RUNS sets how many
  * scenarios run on each database (FC_SEED=123 FC_RUNS=2000 npm run test:only -- tests/api/no-leak.property.test.ts).
  */
-const SEED = process.env.FC_SEED === undefined ? 20260302 : Number(process.env.FC_SEED);
-const RUNS = process.env.FC_RUNS === undefined ? 20 : Number(process.env.FC_RUNS);
+function readIntegerSwitch(name: string, fallback: number): number {
+  const text = process.env[name];
+  if (text === undefined || text === '') return fallback;
+  const value = Number(text);
+  if (!Number.isSafeInteger(value))
+    throw new Error(`${name} must be an integer, got ${JSON.stringify(text)}`);
+  return value;
+}
+const SEED = readIntegerSwitch('FC_SEED', 20260302);
+const RUNS = readIntegerSwitch('FC_RUNS', 20);
 
 type Scalar = string | number | boolean;
 type ColumnType = 'string' | 'integer' | 'date' | 'boolean';
