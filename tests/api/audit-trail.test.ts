@@ -7,6 +7,7 @@ import type { ClientCredentials } from '../../server/services/client-service.ts'
 import { dropAuditGuards, restoreAuditGuards } from '../support/audit-attacker.ts';
 import { describeEachDatabase } from '../support/databases.ts';
 import { runHubCli } from '../support/run-hub-cli.ts';
+import { GRANT_TERMS } from '../support/hub-context.ts';
 
 interface AuditRow {
   id: number | string;
@@ -224,7 +225,17 @@ describeEachDatabase('Consumer API: audit trail, who read whom, tamper evidence'
     assert.deepEqual(
       changes.map((r) => [r.action, r.actor, r.target, JSON.parse(r.details) as unknown]),
       [
-        ['grant', superAdmin.name, 'veh_vehicles', { columns: ['registration_number', 'model_year'] }],
+        [
+          'grant',
+          superAdmin.name,
+          'veh_vehicles',
+          {
+            columns: ['registration_number', 'model_year'],
+            purpose: GRANT_TERMS.purpose,
+            legal_basis: GRANT_TERMS.legalBasis,
+            expires_at: null,
+          },
+        ],
         ['revoke', superAdmin.name, 'veh_vehicles', { columns: ['model_year'] }],
       ],
     );

@@ -148,7 +148,10 @@ describeEachDatabase('API reads while a load runs', (db) => {
     });
     try {
       await written;
-      const seen = await hub.ctx.reader('hub_entities').where({ code: 'UNCOMMITTED' }).first();
+      const seen = await hub.ctx
+        .reader('hub_entities')
+        .where({ code: 'UNCOMMITTED' })
+        .first<{ code: string } | undefined>('code');
       assert.equal(seen, undefined, 'a reader sees only committed rows');
       const person = await hub.ctx
         .reader('reg_people')
