@@ -13,6 +13,13 @@ const envSchema = z.object({
   HUB_NATIONAL_ID_LENGTH: z.coerce.number().int().min(4).max(32).default(10),
   HUB_NATIONAL_ID_CHECK: z.enum(['luhn', 'none']).default('luhn'),
   HUB_SCHEDULER: z.enum(['on', 'off']).default('on'),
+  HUB_TRUST_PROXY: z.string().default('false'),
+  HUB_SESSION_IDLE_MINUTES: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(24 * 60)
+    .default(30),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -26,6 +33,10 @@ export interface HubConfig {
   nationalIdRule: NationalIdRule;
   scheduler: boolean;
   logLevel: string;
+  /** express's `trust proxy`: false, true, a hop count, or addresses ('loopback, 10.0.0.1'). */
+  trustProxy: boolean | number | string;
+  /** A portal session ends after this long without a request. */
+  sessionIdleMs: number;
 }
 
 /** The only place that reads process.env. */
@@ -47,5 +58,15 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env, overrides: { da
     nationalIdRule: { length: e.HUB_NATIONAL_ID_LENGTH, checkDigit: e.HUB_NATIONAL_ID_CHECK },
     scheduler: e.HUB_SCHEDULER === 'on',
     logLevel: e.LOG_LEVEL,
+    trustProxy: readTrustProxy(e.HUB_TRUST_PROXY),
+    sessionIdleMs: e.HUB_SESSION_IDLE_MINUTES * 60_000,
   };
+}
+
+function readTrustProxy(value: string): boolean | number | string {
+  const text = value.trim().toLowerCase();
+  if (text === '' || text === 'false' || text === 'off') return false;
+  if (text === 'true' || text === 'on') return true;
+  if (/^\d+$/.test(text)) return Number(text);
+  return value.trim();
 }

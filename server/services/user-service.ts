@@ -36,6 +36,7 @@ interface UserRow extends UserRecord {
   totp_secret: string;
   failed_logins: number;
   locked_until: string | null;
+  totp_enrolled_at?: string | null;
 }
 
 export const TOTP_ISSUER = 'Registry Hub';
@@ -167,6 +168,13 @@ async function countFailure(ctx: AppContext, row: UserRow, reason: string): Prom
       .where({ username: row.username })
       .update({ failed_logins: 0, locked_until: lockedUntil });
     await recordLogin(trx, ctx, row, { outcome: 'failure', reason, locked_until: lockedUntil });
+    await recordAudit(trx, ctx.clock, {
+      actor: row.username,
+      entity: row.entity,
+      action: 'login.lock',
+      target: row.username,
+      details: { locked_until: lockedUntil, failures: MAX_FAILED_LOGINS },
+    });
   });
 }
 
@@ -198,4 +206,137 @@ async function isCodeValid(secret: string, code: string, now: Date): Promise<boo
 
 function mapUserRow({ username, entity, role, status, created_at }: UserRow): UserRecord {
   return { username, entity, role, status, created_at };
+}
+
+/*
+ * Sign-in in two steps, for the portal: the password first, then the one-time code. Both steps
+ * share the failure count of verifyUserLogin, and the count is cleared only when the code is
+ * right too, so a known password cannot be used to reset the count between code guesses. Every
+ * refusal is the same `invalid_login` message: an unknown, disabled or locked account answers
+ * like a wrong password.
+ */
+
+/** Step one: the password. The account is not signed in until verifyUserCode succeeds. */
+export async function verifyUserPassword(
+  ctx: AppContext,
+  username: string,
+  password: string,
+): Promise<UserRecord> {
+  const row = await ctx.knex('hub_users').where({ username }).first<UserRow | undefined>();
+  const passwordMatches = await verifySecret(password, row?.password_hash);
+  const usable = await assertSignInAllowed(ctx, row, username);
+  if (usable.status !== 'active' || !passwordMatches) {
+    await countFailure(ctx, usable, usable.status !== 'active' ? 'disabled' : 'bad_password');
+    throw invalidLogin();
+  }
+  return mapUserRow(usable);
+}
+
+/** Step two: the one-time code; the first right code also completes the enrollment. */
+export async function verifyUserCode(ctx: AppContext, username: string, code: string): Promise<UserRecord> {
+  const row = await ctx.knex('hub_users').where({ username }).first<UserRow | undefined>();
+  const usable = await assertSignInAllowed(ctx, row, username);
+  const now = ctx.clock.now();
+  const failure =
+    usable.status !== 'active'
+      ? 'disabled'
+      : (await isCodeValid(usable.totp_secret, code, now))
+        ? null
+        : 'bad_code';
+  if (failure !== null) {
+    await countFailure(ctx, usable, failure);
+    throw invalidLogin();
+  }
+  await ctx.knex.transaction(async (trx) => {
+    const enrolled = usable.totp_enrolled_at ?? isoNow(ctx.clock);
+    await trx('hub_users')
+      .where({ username })
+      .update({ failed_logins: 0, locked_until: null, totp_enrolled_at: enrolled });
+    await recordLogin(trx, ctx, usable, { outcome: 'success' });
+  });
+  return mapUserRow(usable);
+}
+
+async function assertSignInAllowed(
+  ctx: AppContext,
+  row: UserRow | undefined,
+  username: string,
+): Promise<UserRow> {
+  if (row === undefined) {
+    await recordLogin(
+      ctx.knex,
+      ctx,
+      { username: username.slice(0, 100), entity: null },
+      { outcome: 'failure', reason: 'unknown_user' },
+    );
+    throw invalidLogin();
+  }
+  if (row.locked_until !== null && new Date(row.locked_until) > ctx.clock.now()) {
+    await recordLogin(ctx.knex, ctx, row, { outcome: 'failure', reason: 'locked' });
+    throw invalidLogin();
+  }
+  return row;
+}
+
+/** The `otpauth://` URI to show as a QR code, only while the user has not yet entered a right code. */
+export async function fetchTotpEnrollment(ctx: AppContext, username: string): Promise<string | null> {
+  const row = await ctx.knex('hub_users').where({ username }).first<UserRow | undefined>();
+  if (row === undefined || (row.totp_enrolled_at ?? null) !== null) return null;
+  return generateURI({ issuer: TOTP_ISSUER, label: username, secret: row.totp_secret });
+}
+
+export async function fetchUsers(
+  ctx: AppContext,
+  options: { entity?: string } = {},
+): Promise<Array<UserRecord & { enrolled: boolean; locked: boolean }>> {
+  const query = ctx.knex('hub_users').orderBy(['entity', 'username']);
+  if (options.entity !== undefined) query.where({ entity: options.entity });
+  const rows = await query.select<UserRow[]>('*');
+  const now = ctx.clock.now();
+  return rows.map((row) => ({
+    ...mapUserRow(row),
+    enrolled: (row.totp_enrolled_at ?? null) !== null,
+    locked: row.locked_until !== null && new Date(row.locked_until) > now,
+  }));
+}
+
+export async function setUserStatus(
+  ctx: AppContext,
+  username: string,
+  status: 'active' | 'disabled',
+  actor: string,
+): Promise<void> {
+  await ctx.knex.transaction(async (trx) => {
+    const row = await assertUserExists(trx, username);
+    await trx('hub_users').where({ username }).update({ status });
+    await recordAudit(trx, ctx.clock, {
+      actor,
+      entity: row.entity,
+      action: status === 'active' ? 'user.enable' : 'user.disable',
+      target: username,
+    });
+  });
+}
+
+/** A new TOTP secret: the user enrolls again (a QR code) at the next sign-in; the old app stops working. */
+export async function resetUserTotp(ctx: AppContext, username: string, actor: string): Promise<void> {
+  await ctx.knex.transaction(async (trx) => {
+    const row = await assertUserExists(trx, username);
+    await trx('hub_users')
+      .where({ username })
+      .update({ totp_secret: generateSecret(), totp_enrolled_at: null });
+    await recordAudit(trx, ctx.clock, {
+      actor,
+      entity: row.entity,
+      action: 'user.reset_totp',
+      target: username,
+    });
+  });
+}
+
+async function assertUserExists(trx: Knex.Transaction, username: string): Promise<{ entity: string }> {
+  const row = await trx('hub_users').where({ username }).first<{ entity: string } | undefined>('entity');
+  if (row === undefined)
+    throw new HubError('unknown_user', 404, `no portal user ${JSON.stringify(username)}`);
+  return row;
 }
