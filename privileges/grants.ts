@@ -13,6 +13,11 @@ export interface GrantInput {
   /** Empty: the whole table. */
   columns: string[];
   actor: Actor;
+  /** Why the consumer needs the data and under which law; written on the grant rows this change adds. */
+  purpose?: string;
+  legalBasis?: string;
+  /** ISO date-time after which the grant should be reviewed; absent: no end. */
+  expiresAt?: string | null;
 }
 
 /** What an entity may read of one table. */
@@ -38,6 +43,9 @@ export interface Grant {
   column: string | null;
   grantedBy: string;
   grantedAt: string;
+  purpose: string | null;
+  legalBasis: string | null;
+  expiresAt: string | null;
 }
 
 interface GrantRow {
@@ -46,6 +54,9 @@ interface GrantRow {
   column_name: string;
   granted_by: string;
   granted_at: string;
+  purpose?: string | null;
+  legal_basis?: string | null;
+  expires_at?: string | null;
 }
 
 const ENTITY_CODE = /^[A-Z][A-Z0-9_]*$/;
@@ -84,6 +95,9 @@ export async function fetchGrants(
     column: r.column_name === WHOLE_TABLE ? null : r.column_name,
     grantedBy: r.granted_by,
     grantedAt: r.granted_at,
+    purpose: r.purpose ?? null,
+    legalBasis: r.legal_basis ?? null,
+    expiresAt: r.expires_at ?? null,
   }));
 }
 
@@ -120,7 +134,7 @@ async function changeAccess(
       entity: input.consumer,
       action,
       target: table.name,
-      details: { columns },
+      details: action === 'grant' ? { columns, ...grantTerms(input) } : { columns },
     });
     return {
       consumer: input.consumer,
@@ -222,6 +236,19 @@ async function saveTableAccess(
       column_name,
       granted_by: input.actor.name,
       granted_at: grantedAt,
+      ...grantTerms(input),
     })),
   );
+}
+
+function grantTerms(input: GrantInput): {
+  purpose: string | null;
+  legal_basis: string | null;
+  expires_at: string | null;
+} {
+  return {
+    purpose: input.purpose ?? null,
+    legal_basis: input.legalBasis ?? null,
+    expires_at: input.expiresAt ?? null,
+  };
 }

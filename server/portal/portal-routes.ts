@@ -8,6 +8,7 @@ import { buildPortalErrorHandler, isPortalPath, requireSignedIn } from './portal
 import { buildPassport, buildSessionMiddleware } from './portal-session.ts';
 import { buildSignInRoutes } from './sign-in-routes.ts';
 import { buildDashboardRoutes } from './dashboard-routes.ts';
+import { buildPrivilegeRoutes } from './privilege-routes.ts';
 
 /**
  * The admin portal, in one order: only portal paths get a session (the API stays stateless),
@@ -32,6 +33,7 @@ export function buildPortalRoutes(ctx: AppContext): Router {
   router.use(provideCsrfToken);
   router.use(buildSignInRoutes(ctx, authenticator));
   router.use(buildDashboardRoutes(ctx));
+  router.use(buildPrivilegeRoutes(ctx));
   router.use((req, _res, next) => next(new HubError('not_found', 404, `no page ${req.path}`)));
   router.use(buildPortalErrorHandler(ctx));
   return router;

@@ -71,13 +71,11 @@ export function buildSignInRoutes(ctx: AppContext, authenticator: passport.Authe
       user = await verifyUserCode(ctx, username, typeof code === 'string' ? code.trim() : '');
     } catch (err) {
       if (!(err instanceof HubError) || err.code !== 'invalid_login') throw err;
-      return res
-        .status(401)
-        .render('pages/login-code', {
-          title: 'code_title',
-          failed: true,
-          ...(await buildEnrollment(ctx, username)),
-        });
+      return res.status(401).render('pages/login-code', {
+        title: 'code_title',
+        failed: true,
+        ...(await buildEnrollment(ctx, username)),
+      });
     }
     await login(req, user);
     res.redirect(303, '/');

@@ -15,7 +15,11 @@ export function buildStatusRoutes(ctx: AppContext): Router {
   // `/` is the portal's home after sign-in; the public status page lives beside it.
   router.get('/status', async (req, res) => {
     const lang = pickLanguage(req.query.lang, req.headers['accept-language']);
-    res.render('pages/status-overview', { status: await fetchWarehouseStatus(ctx), t: loadLocale(lang), lang });
+    res.render('pages/status-overview', {
+      status: await fetchWarehouseStatus(ctx),
+      t: loadLocale(lang),
+      lang,
+    });
   });
   return router;
 }
