@@ -9,6 +9,7 @@ import { buildPassport, buildSessionMiddleware } from './portal-session.ts';
 import { buildSignInRoutes } from './sign-in-routes.ts';
 import { buildDashboardRoutes } from './dashboard-routes.ts';
 import { buildPrivilegeRoutes } from './privilege-routes.ts';
+import { buildQueryBuilderRoutes } from './query-builder-routes.ts';
 
 /**
  * The admin portal, in one order: only portal paths get a session (the API stays stateless),
@@ -34,6 +35,7 @@ export function buildPortalRoutes(ctx: AppContext): Router {
   router.use(buildSignInRoutes(ctx, authenticator));
   router.use(buildDashboardRoutes(ctx));
   router.use(buildPrivilegeRoutes(ctx));
+  router.use(buildQueryBuilderRoutes(ctx));
   router.use((req, _res, next) => next(new HubError('not_found', 404, `no page ${req.path}`)));
   router.use(buildPortalErrorHandler(ctx));
   return router;

@@ -111,17 +111,15 @@ export function buildPrivilegeRoutes(ctx: AppContext): Router {
         terms = assertGrantTerms(body, ctx.clock.now());
       } catch (err) {
         if (!(err instanceof HubError) || err.status !== 400) throw err;
-        res
-          .status(400)
-          .render(view, {
-            title,
-            matrix,
-            ticked,
-            saved: false,
-            problem: err.details?.fields ?? [],
-            form,
-            ...extra,
-          });
+        res.status(400).render(view, {
+          title,
+          matrix,
+          ticked,
+          saved: false,
+          problem: err.details?.fields ?? [],
+          form,
+          ...extra,
+        });
         return;
       }
     }
