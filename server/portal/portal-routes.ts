@@ -10,6 +10,8 @@ import { buildSignInRoutes } from './sign-in-routes.ts';
 import { buildDashboardRoutes } from './dashboard-routes.ts';
 import { buildPrivilegeRoutes } from './privilege-routes.ts';
 import { buildQueryBuilderRoutes } from './query-builder-routes.ts';
+import { buildSettingsRoutes } from './settings-routes.ts';
+import { buildAuditRoutes } from './audit-routes.ts';
 
 /**
  * The admin portal, in one order: only portal paths get a session (the API stays stateless),
@@ -36,6 +38,8 @@ export function buildPortalRoutes(ctx: AppContext): Router {
   router.use(buildDashboardRoutes(ctx));
   router.use(buildPrivilegeRoutes(ctx));
   router.use(buildQueryBuilderRoutes(ctx));
+  router.use(buildSettingsRoutes(ctx));
+  router.use(buildAuditRoutes(ctx));
   router.use((req, _res, next) => next(new HubError('not_found', 404, `no page ${req.path}`)));
   router.use(buildPortalErrorHandler(ctx));
   return router;

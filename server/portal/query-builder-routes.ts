@@ -47,7 +47,7 @@ export function buildQueryBuilderRoutes(ctx: AppContext): Router {
       available,
       state,
       operators: BUILDER_OPERATORS,
-      params: Object.keys((definition?.params ?? {})),
+      params: Object.keys(definition?.params ?? {}),
       sql: extra.sql ?? null,
       run: extra.run ?? null,
       problem: extra.problem ?? null,
