@@ -13,6 +13,8 @@ interface DemoUser {
   secret: string;
 }
 
+/** Each step drives a real browser and runs axe-core on a shared, busy machine. */
+const SLOW_MS = 300_000;
 const PURPOSE = 'Means test for cash transfers';
 const LEGAL_BASIS = 'National Aid Fund Law, article 7';
 
@@ -90,7 +92,8 @@ describeEachDatabase('Portal in a real browser: the custodian, the NAF admin and
     await rm(dataDir, { recursive: true, force: true });
   });
 
-  it('signs the CSPD custodian in with password and code; a first sign-in shows the QR code', async () => {
+  it('signs the CSPD custodian in with password and code; a first sign-in shows the QR code', async function () {
+    this.timeout(SLOW_MS);
     custodian = await openContext();
     await custodian.goto(url('/login'));
     await custodian.getByLabel('Username').fill(user('cspd.custodian').username);
@@ -114,7 +117,8 @@ describeEachDatabase('Portal in a real browser: the custodian, the NAF admin and
     await check(custodian, 'home-custodian');
   });
 
-  it('grants NAF a table in the table matrix and a column in the column matrix, with a purpose', async () => {
+  it('grants NAF a table in the table matrix and a column in the column matrix, with a purpose', async function () {
+    this.timeout(SLOW_MS);
     await custodian.goto(url('/privileges/tables'));
     await custodian.getByRole('checkbox', { name: 'NAF · Births' }).check();
     await custodian.getByLabel('Purpose').fill(PURPOSE);
@@ -134,7 +138,8 @@ describeEachDatabase('Portal in a real browser: the custodian, the NAF admin and
     assert.ok(await custodian.getByRole('checkbox', { name: "NAF · Mother's name" }).isChecked());
   });
 
-  it('lets the NAF admin build a query, see its SQL, run it and save it', async () => {
+  it('lets the NAF admin build a query, see its SQL, run it and save it', async function () {
+    this.timeout(SLOW_MS);
     nafAdmin = await openContext();
     await signIn(nafAdmin, user('naf.admin'));
     await nafAdmin.goto(url('/queries/builder'));
@@ -169,7 +174,8 @@ describeEachDatabase('Portal in a real browser: the custodian, the NAF admin and
     await check(nafAdmin, 'saved-queries');
   });
 
-  it("calls the saved query's endpoint with a client created in Settings and gets the rows", async () => {
+  it("calls the saved query's endpoint with a client created in Settings and gets the rows", async function () {
+    this.timeout(SLOW_MS);
     await nafAdmin.goto(url('/settings/clients'));
     await nafAdmin.getByLabel('Name').fill('NAF payments');
     await nafAdmin.getByRole('button', { name: 'Create' }).click();
@@ -197,7 +203,8 @@ describeEachDatabase('Portal in a real browser: the custodian, the NAF admin and
     assert.ok(body.rows.length > 0);
   });
 
-  it('revokes the column after showing what breaks, and the saved query is marked broken', async () => {
+  it('revokes the column after showing what breaks, and the saved query is marked broken', async function () {
+    this.timeout(SLOW_MS);
     await custodian.goto(url('/privileges/columns/cspd_personal_info'));
     await custodian.getByRole('checkbox', { name: "NAF · Mother's name" }).uncheck();
     await custodian.getByRole('button', { name: 'Update' }).click();
@@ -212,7 +219,8 @@ describeEachDatabase('Portal in a real browser: the custodian, the NAF admin and
     assert.match(await warning.innerText(), /cspd_personal_info\.mother_name/);
   });
 
-  it('refuses the privilege screens to an entity admin who types their URL', async () => {
+  it('refuses the privilege screens to an entity admin who types their URL', async function () {
+    this.timeout(SLOW_MS);
     for (const path of ['/privileges/tables', '/privileges/columns/cspd_personal_info']) {
       const response = await nafAdmin.goto(url(path));
       assert.equal(response?.status(), 403, path);
@@ -220,7 +228,8 @@ describeEachDatabase('Portal in a real browser: the custodian, the NAF admin and
     await check(nafAdmin, 'forbidden');
   });
 
-  it('shows the Arabic pages right to left, and remembers the language', async () => {
+  it('shows the Arabic pages right to left, and remembers the language', async function () {
+    this.timeout(SLOW_MS);
     await nafAdmin.goto(url('/queries/builder?lang=ar'));
     assert.equal(await nafAdmin.locator('html').getAttribute('dir'), 'rtl');
     assert.equal(await nafAdmin.locator('html').getAttribute('lang'), 'ar');
@@ -235,7 +244,8 @@ describeEachDatabase('Portal in a real browser: the custodian, the NAF admin and
     assert.equal(await nafAdmin.locator('html').getAttribute('dir'), 'ltr');
   });
 
-  it('opens every other screen as the operator with no serious accessibility violation', async () => {
+  it('opens every other screen as the operator with no serious accessibility violation', async function () {
+    this.timeout(SLOW_MS);
     const operator = await openContext();
     await signIn(operator, user('admin'));
     for (const [path, name] of [
@@ -257,7 +267,8 @@ describeEachDatabase('Portal in a real browser: the custodian, the NAF admin and
     await check(operator, 'audit-who-read');
   });
 
-  it('locks an account after five wrong codes', async () => {
+  it('locks an account after five wrong codes', async function () {
+    this.timeout(SLOW_MS);
     const page = await openContext();
     const who = user('admin');
     await page.goto(url('/login'));
