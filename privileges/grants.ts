@@ -43,9 +43,6 @@ export interface Grant {
   column: string | null;
   grantedBy: string;
   grantedAt: string;
-  purpose: string | null;
-  legalBasis: string | null;
-  expiresAt: string | null;
 }
 
 interface GrantRow {
@@ -54,9 +51,6 @@ interface GrantRow {
   column_name: string;
   granted_by: string;
   granted_at: string;
-  purpose?: string | null;
-  legal_basis?: string | null;
-  expires_at?: string | null;
 }
 
 const ENTITY_CODE = /^[A-Z][A-Z0-9_]*$/;
@@ -95,9 +89,6 @@ export async function fetchGrants(
     column: r.column_name === WHOLE_TABLE ? null : r.column_name,
     grantedBy: r.granted_by,
     grantedAt: r.granted_at,
-    purpose: r.purpose ?? null,
-    legalBasis: r.legal_basis ?? null,
-    expiresAt: r.expires_at ?? null,
   }));
 }
 
@@ -134,7 +125,8 @@ async function changeAccess(
       entity: input.consumer,
       action,
       target: table.name,
-      details: action === 'grant' ? { columns, ...grantTerms(input) } : { columns },
+      details:
+        action === 'grant' && input.purpose !== undefined ? { columns, ...grantTerms(input) } : { columns },
     });
     return {
       consumer: input.consumer,

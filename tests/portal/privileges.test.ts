@@ -69,11 +69,14 @@ describeEachDatabase('Portal privilege matrices', (db) => {
       expires_at: '2026-03-10',
     });
     assert.equal(res.location, '/privileges/tables?saved=1');
-    const grant = (await fetchGrants(hub.ctx, { entity: 'NAF', table: 'reg_households' }))[0];
-    assert.equal(grant?.column, null);
+    const grant = await hub.ctx
+      .knex('hub_grants')
+      .where({ entity: 'NAF', table_name: 'reg_households' })
+      .first<{ column_name: string; purpose: string; legal_basis: string; expires_at: string }>();
+    assert.equal(grant?.column_name, '', 'the whole table');
     assert.equal(grant?.purpose, TERMS.purpose);
-    assert.equal(grant?.legalBasis, TERMS.legal_basis);
-    assert.equal(grant?.expiresAt?.slice(0, 10), '2026-03-10');
+    assert.equal(grant?.legal_basis, TERMS.legal_basis);
+    assert.equal(grant?.expires_at.slice(0, 10), '2026-03-10');
     const audit = await hub.ctx
       .knex('hub_audit')
       .where({ action: 'grant', actor: 'reg.custodian' })
