@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import type { AppContext } from './context.ts';
 import { buildErrorHandler, notFoundHandler } from './http/error-handler.ts';
 import { buildStatusRoutes } from './portal/status-routes.ts';
+import { buildPortalRoutes } from './portal/portal-routes.ts';
 import { createApiState } from './api/api-state.ts';
 import { buildAuditOutcome } from './api/audit-outcome.ts';
 import { buildAuthenticate } from './api/authenticate.ts';
@@ -17,10 +18,11 @@ import { buildDciErrorHandler, buildDciRoutes } from './dci/dci-routes.ts';
 
 const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-/** The middleware order, in one place: security headers, request id, API outcome audit, body parsing, public pages, token, DCI APIs, authenticated API, errors. */
+/** The middleware order, in one place: security headers, request id, API outcome audit, body parsing, public pages, the portal (sessions on its own paths only), token, DCI APIs, authenticated API, errors. */
 export function buildApp(ctx: AppContext): Express {
   const app = express();
   app.disable('x-powered-by');
+  app.set('trust proxy', ctx.config.trustProxy);
   app.set('views', path.join(ROOT, 'views'));
   app.set('view engine', 'ejs');
   app.use(helmet());
@@ -33,6 +35,7 @@ export function buildApp(ctx: AppContext): Express {
   app.use(express.json({ limit: '100kb' }));
   app.use(express.urlencoded({ extended: false, limit: '100kb' }));
   app.use(buildStatusRoutes(ctx));
+  app.use(buildPortalRoutes(ctx));
   const api = createApiState(ctx.clock);
   app.use(buildTokenRoutes(ctx, api));
   app.use(buildDciRoutes(ctx, api));

@@ -23,6 +23,13 @@ const envSchema = z.object({
   /** Comma-separated signature values a development peer sends instead of a signature; treated as absent. Unsafe in production. */
   HUB_DCI_PLACEHOLDER_SIGNATURES: z.string().default(''),
   HUB_DCI_MAPPING: z.string().optional(),
+  HUB_TRUST_PROXY: z.string().default('false'),
+  HUB_SESSION_IDLE_MINUTES: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(24 * 60)
+    .default(30),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   HUB_SECRET_KEY_FILE: z.string().min(1).optional(),
   // One key, or several separated by commas (the first is current, the others still verify).
@@ -56,6 +63,10 @@ export interface HubConfig {
   /** Signed audit checkpoints: a folder the database role cannot write, and how often. */
   auditCheckpoints: { dir: string; intervalSeconds: number };
   dci: DciConfig;
+  /** express's `trust proxy`: false, true, a hop count, or addresses ('loopback, 10.0.0.1'). */
+  trustProxy: boolean | number | string;
+  /** A portal session ends after this long without a request. */
+  sessionIdleMs: number;
 }
 
 export interface DciConfig {
@@ -110,6 +121,8 @@ export function readConfig(
       mappingFile: e.HUB_DCI_MAPPING === undefined ? null : path.resolve(e.HUB_DCI_MAPPING),
       signingKeyFile: path.join(dataDir, 'dci-signing-key.pem'),
     },
+    trustProxy: readTrustProxy(e.HUB_TRUST_PROXY),
+    sessionIdleMs: e.HUB_SESSION_IDLE_MINUTES * 60_000,
   };
 }
 
@@ -129,4 +142,12 @@ function parseList(text: string): string[] {
     .split(',')
     .map((v) => v.trim())
     .filter((v) => v !== '');
+}
+
+function readTrustProxy(value: string): boolean | number | string {
+  const text = value.trim().toLowerCase();
+  if (text === '' || text === 'false' || text === 'off') return false;
+  if (text === 'true' || text === 'on') return true;
+  if (/^\d+$/.test(text)) return Number(text);
+  return value.trim();
 }

@@ -18,7 +18,8 @@ export function buildStatusRoutes(ctx: AppContext): Router {
     const lang = pickLanguage(req.query.lang, req.headers['accept-language']);
     res.render('pages/api-explorer', { t: loadLocale(lang), lang });
   });
-  router.get('/', async (req, res) => {
+  // `/` is the portal's home after sign-in; the public status page lives beside it.
+  router.get('/status', async (req, res) => {
     const lang = pickLanguage(req.query.lang, req.headers['accept-language']);
     const status = await fetchPublicStatus(ctx);
     res

@@ -215,7 +215,12 @@ async function buildUnusedClientId(trx: Knex.Transaction, entity: string): Promi
   }
 }
 
-function mapClientRow({ secret_hash: _secretHash, dci_public_key: _dciPublicKey, allowed_ips, ...row }: ClientRow): ClientRecord {
+function mapClientRow({
+  secret_hash: _secretHash,
+  dci_public_key: _dciPublicKey,
+  allowed_ips,
+  ...row
+}: ClientRow): ClientRecord {
   return {
     ...row,
     allowed_ips: allowed_ips === null ? [] : (JSON.parse(allowed_ips) as string[]),

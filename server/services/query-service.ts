@@ -52,7 +52,7 @@ const NATIONAL_ID_ALIAS = 'hub_nid';
 const QUERY_NAME = /^[a-z][a-z0-9-]{0,63}$/;
 
 /** Checks a definition against the catalog and the entity's grants as they are now. */
-async function authorizeDefinition(ctx: AppContext, def: QueryDefinition): Promise<void> {
+export async function authorizeDefinition(ctx: AppContext, def: QueryDefinition): Promise<void> {
   authorizeQuery(await fetchAbility(ctx, ctx.abilities, def.entity), def, await ctx.catalog.fetch());
 }
 

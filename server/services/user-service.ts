@@ -39,6 +39,7 @@ interface UserRow extends UserRecord {
   totp_last_step: number | string | null;
   failed_logins: number;
   locked_until: string | null;
+  totp_enrolled_at?: string | null;
 }
 
 export interface TotpEnrollment {
@@ -122,7 +123,11 @@ export async function resetUserTotp(
     if (row === undefined) throw new HubError('unknown_user', 404, `no user ${JSON.stringify(username)}`);
     await trx('hub_users')
       .where({ username })
-      .update({ totp_secret: sealTotpSecret(ctx, username, totpSecret), totp_last_step: null });
+      .update({
+        totp_secret: sealTotpSecret(ctx, username, totpSecret),
+        totp_last_step: null,
+        totp_enrolled_at: null,
+      });
     await recordAudit(trx, ctx.clock, {
       actor,
       entity: row.entity,
@@ -206,7 +211,7 @@ async function verifyLoginStep(
   const now = ctx.clock.now();
   if (row.locked_until !== null && new Date(row.locked_until) > now) {
     await recordLogin(ctx.knex, ctx, row, { outcome: 'failure', reason: 'locked' });
-    throw invalidLogin(`too many failed attempts: the account is locked until ${row.locked_until}`);
+    throw invalidLogin();
   }
   const outcome: StepOutcome =
     row.status !== 'active' ? { failure: 'disabled' } : await check(row, passwordMatches, now);
@@ -222,7 +227,13 @@ async function verifyLoginStep(
       .andWhere((q) => {
         void q.whereNull('totp_last_step').orWhere('totp_last_step', '<', outcome.step);
       })
-      .update({ totp_last_step: outcome.step, failed_logins: 0, locked_until: null });
+      .update({
+        totp_last_step: outcome.step,
+        failed_logins: 0,
+        locked_until: null,
+        // The first right code completes the enrollment: the QR code is not shown again.
+        totp_enrolled_at: row.totp_enrolled_at ?? isoNow(ctx.clock),
+      });
     if (Number(claimed) === 0) return false;
     await recordLogin(trx, ctx, row, { outcome: 'success' });
     return true;
@@ -316,6 +327,13 @@ async function countFailure(ctx: AppContext, row: UserRow, reason: LoginFailure)
       .where({ username: row.username })
       .update({ failed_logins: 0, locked_until: lockedUntil });
     await recordLogin(trx, ctx, row, { outcome: 'failure', reason, locked_until: lockedUntil });
+    await recordAudit(trx, ctx.clock, {
+      actor: row.username,
+      entity: row.entity,
+      action: 'login.lock',
+      target: row.username,
+      details: { locked_until: lockedUntil, failures: MAX_FAILED_LOGINS },
+    });
   });
 }
 
@@ -336,4 +354,51 @@ function recordLogin(
 
 function mapUserRow({ username, entity, role, status, created_at }: UserRow): UserRecord {
   return { username, entity, role, status, created_at };
+}
+
+/** The `otpauth://` URI to show as a QR code, only while the user has not yet entered a right code. */
+export async function fetchTotpEnrollment(ctx: AppContext, username: string): Promise<string | null> {
+  const row = await ctx.knex('hub_users').where({ username }).first<UserRow | undefined>();
+  if (row === undefined || (row.totp_enrolled_at ?? null) !== null || row.totp_secret === '') return null;
+  return buildOtpauthUri(username, ctx.keyring.unsealText(TOTP_KEY_PURPOSE, row.totp_secret, username));
+}
+
+export async function fetchUsers(
+  ctx: AppContext,
+  options: { entity?: string } = {},
+): Promise<Array<UserRecord & { enrolled: boolean; locked: boolean }>> {
+  const query = ctx.knex('hub_users').orderBy(['entity', 'username']);
+  if (options.entity !== undefined) query.where({ entity: options.entity });
+  const rows = await query.select<UserRow[]>('*');
+  const now = ctx.clock.now();
+  return rows.map((row) => ({
+    ...mapUserRow(row),
+    enrolled: (row.totp_enrolled_at ?? null) !== null,
+    locked: row.locked_until !== null && new Date(row.locked_until) > now,
+  }));
+}
+
+export async function setUserStatus(
+  ctx: AppContext,
+  username: string,
+  status: 'active' | 'disabled',
+  actor: string,
+): Promise<void> {
+  await ctx.knex.transaction(async (trx) => {
+    const row = await assertUserExists(trx, username);
+    await trx('hub_users').where({ username }).update({ status });
+    await recordAudit(trx, ctx.clock, {
+      actor,
+      entity: row.entity,
+      action: status === 'active' ? 'user.enable' : 'user.disable',
+      target: username,
+    });
+  });
+}
+
+async function assertUserExists(trx: Knex.Transaction, username: string): Promise<{ entity: string }> {
+  const row = await trx('hub_users').where({ username }).first<{ entity: string } | undefined>('entity');
+  if (row === undefined)
+    throw new HubError('unknown_user', 404, `no portal user ${JSON.stringify(username)}`);
+  return row;
 }

@@ -5,6 +5,7 @@ import * as settings from './003-settings.ts';
 import * as auditAnchor from './004-audit-anchor.ts';
 import * as keysOutOfWarehouse from './005-keys-out-of-warehouse.ts';
 import * as grantPurpose from './006-grant-purpose.ts';
+import * as portal from './007-portal.ts';
 import * as dci from './008-dci.ts';
 
 interface Migration {
@@ -19,6 +20,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '004-audit-anchor': auditAnchor,
   '005-keys-out-of-warehouse': keysOutOfWarehouse,
   '006-grant-purpose': grantPurpose,
+  '007-portal': portal,
   '008-dci': dci,
 };
 
