@@ -130,7 +130,7 @@ describeEachDatabase('a hub that serves safely', (db) => {
       assert.equal(failed.status, 'failed');
       await runConnectorByName(hub.ctx, 'veh-vehicles');
 
-      const page = await fetch(`${hub.url}/`);
+      const page = await fetch(`${hub.url}/status`);
       const html = await page.text();
       assert.equal(page.status, 200);
       assert.match(html, /Registered vehicles/);
@@ -166,7 +166,7 @@ describeEachDatabase('a hub that serves safely', (db) => {
       assert.equal(entries[0]?.msg, 'health check: the warehouse does not answer');
       assert.doesNotMatch(JSON.stringify(entries), /"stack"|\\n\s+at /);
 
-      const downPage = await fetch(`${hub.url}/`);
+      const downPage = await fetch(`${hub.url}/status`);
       const downHtml = await downPage.text();
       assert.equal(downPage.status, 503);
       assert.ok(
