@@ -36,8 +36,6 @@ export async function startHub(
   let scheduler: ConnectorScheduler | null = null;
   let checkpoints: AuditCheckpointer | null = null;
   try {
-    // Read the keys now: a missing or unreadable key file stops the start instead of failing every token request later.
-    ctx.keyring.currentKid();
     let prepared = await prepareWarehouse(ctx).catch((err: unknown) => {
       throw explainWarehouseError(err, ctx);
     });
@@ -57,6 +55,13 @@ export async function startHub(
     // Checkpoints start first, so the chain is anchored before the first request can append to it.
     checkpoints = await startAuditCheckpoints(ctx);
     const server = await listen(buildApp(ctx), config);
+    // Read the keys now: a missing or unreadable key file stops the start instead of failing every token request later.
+    try {
+      ctx.keyring.currentKid();
+    } catch (err) {
+      server.close();
+      throw err;
+    }
     const { port } = server.address() as AddressInfo;
     const url = `http://${config.host}:${port}`;
 

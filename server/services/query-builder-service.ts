@@ -164,8 +164,9 @@ export async function fetchSavedQueryStatus(
     try {
       await authorizeDefinition(ctx, record.definition);
     } catch (err) {
-      if (!(err instanceof HubError) || err.code !== 'column_not_granted') throw err;
-      denied = (err.details?.denied as string[] | undefined) ?? [];
+      // A revoked table or column (403), or a column the catalog no longer has (400): the endpoint would refuse.
+      if (!(err instanceof HubError) || (err.status !== 403 && err.status !== 400)) throw err;
+      denied = (err.details?.denied as string[] | undefined) ?? [err.message];
     }
     const runs = await ctx
       .knex('hub_audit')

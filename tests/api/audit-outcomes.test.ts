@@ -117,7 +117,12 @@ describeEachDatabase('Consumer API: every outcome is audited, with every nationa
     await hub.ctx.catalog.fetch();
 
     await hub.grant('NAF', 'reg_people', ['national_id', 'full_name', 'gender']);
-    await hub.grant('NAF', 'reg_births', ['mother_national_id', 'father_national_id', 'registration_number']);
+    await hub.grant('NAF', 'reg_births', [
+      'national_id',
+      'mother_national_id',
+      'father_national_id',
+      'registration_number',
+    ]);
     await saveQuery(
       hub.ctx,
       {
@@ -321,7 +326,12 @@ describeEachDatabase('Consumer API: every outcome is audited, with every nationa
     const res = await hub.call('GET', `/api/v1/persons/${P.omar}`, { token });
     assert.equal(res.status, 200, res.text);
     assert.deepEqual((res.body as { tables: Record<string, unknown> }).tables.reg_births, [
-      { mother_national_id: P.fatima, father_national_id: P.mohammad, registration_number: 'B-1' },
+      {
+        national_id: P.omar,
+        mother_national_id: P.fatima,
+        father_national_id: P.mohammad,
+        registration_number: 'B-1',
+      },
     ]);
     const lookup = (rows: Awaited<ReturnType<typeof fetchWhoRead>>) =>
       rows.filter((r) => r.at === hub.clock.now().toISOString()).map((r) => [r.actor, r.action, r.target]);

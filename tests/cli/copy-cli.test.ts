@@ -237,7 +237,6 @@ describe('hub copy: a whole hub from SQLite to PostgreSQL and back', function ()
       'hub_clients',
       'hub_users',
       'hub_queries',
-      'hub_settings',
     ]) {
       assert.ok((sourceSums[table]?.rows ?? 0) > 0, `the source hub has rows in ${table}`);
     }
@@ -280,7 +279,7 @@ describe('hub copy: a whole hub from SQLite to PostgreSQL and back', function ()
     assert.ok(targetRows > copiedRows, 'the calls on the target were audited after the copied rows');
     const verify = await hub('audit', 'verify', '--db', targetUrl);
     assert.equal(verify.code, 0, verify.stderr);
-    assert.equal(verify.stdout.trim(), `audit chain ok: ${targetRows} rows`);
+    assert.match(verify.stdout.trim(), new RegExp(`^audit chain ok: ${targetRows} rows;`));
   });
 
   it('refuses a target that already holds data, changing nothing, unless --force', async () => {

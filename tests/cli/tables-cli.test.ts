@@ -45,7 +45,17 @@ describeEachDatabase('hub tables (command line)', (db) => {
     });
     const migrated = await hub('migrate');
     assert.equal(migrated.code, 0, migrated.stderr);
-    const granted = await hub('grant', 'NAF', 'ssc_insured', 'national_id', 'monthly_salary');
+    const granted = await hub(
+      'grant',
+      'NAF',
+      'ssc_insured',
+      'national_id',
+      'monthly_salary',
+      '--purpose',
+      'means test',
+      '--legal-basis',
+      'National Aid Fund Law, art. 4',
+    );
     assert.equal(granted.code, 0, granted.stderr);
   });
 

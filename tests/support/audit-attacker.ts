@@ -1,8 +1,8 @@
 import type { Knex } from 'knex';
 import {
-  AUDIT_TABLES,
   buildAppendOnlyGuards,
   buildAppendOnlyRevokes,
+  buildDropAppendOnlyGuards,
 } from '../../warehouse/audit/append-only-guards.ts';
 import { dialectOf } from '../../warehouse/dialects/index.ts';
 
@@ -12,17 +12,7 @@ import { dialectOf } from '../../warehouse/dialects/index.ts';
  * can tamper with rows as such an attacker could, and show what still catches it.
  */
 export async function dropAuditGuards(knex: Knex): Promise<void> {
-  const dialect = dialectOf(knex).name;
-  for (const table of AUDIT_TABLES) {
-    if (dialect === 'sqlite') {
-      await knex.raw(`DROP TRIGGER IF EXISTS "${table}_no_update"`);
-      await knex.raw(`DROP TRIGGER IF EXISTS "${table}_no_delete"`);
-    } else {
-      await knex.raw(`DROP TRIGGER IF EXISTS "${table}_no_change" ON "${table}"`);
-      await knex.raw(`DROP TRIGGER IF EXISTS "${table}_no_truncate" ON "${table}"`);
-      await knex.raw(`GRANT UPDATE, DELETE, TRUNCATE ON "${table}" TO CURRENT_USER`);
-    }
-  }
+  for (const statement of buildDropAppendOnlyGuards(dialectOf(knex).name)) await knex.raw(statement);
 }
 
 /** Puts the guards back as migration 004 made them. */

@@ -55,3 +55,20 @@ export function buildAppendOnlyRevokes(dialect: DialectName): string[] {
     (table) => `REVOKE UPDATE, DELETE, TRUNCATE ON "${table}" FROM PUBLIC, CURRENT_USER`,
   );
 }
+
+/**
+ * The statements that take the guards away (triggers dropped, PostgreSQL privileges granted
+ * back). Only `hub copy --force` uses them, to replace a whole hub, audit log included, at the
+ * operator's explicit request; it puts the guards back in the same transaction.
+ */
+export function buildDropAppendOnlyGuards(dialect: DialectName): string[] {
+  return AUDIT_TABLES.flatMap((table) =>
+    dialect === 'sqlite'
+      ? [`DROP TRIGGER IF EXISTS "${table}_no_update"`, `DROP TRIGGER IF EXISTS "${table}_no_delete"`]
+      : [
+          `DROP TRIGGER IF EXISTS "${table}_no_change" ON "${table}"`,
+          `DROP TRIGGER IF EXISTS "${table}_no_truncate" ON "${table}"`,
+          `GRANT UPDATE, DELETE, TRUNCATE ON "${table}" TO CURRENT_USER`,
+        ],
+  );
+}

@@ -8,6 +8,11 @@ import { HubError } from '../core/errors.ts';
 import { buildKnexConfig, closeWarehouse, openWarehouse, redactUrl, type Warehouse } from '../db.ts';
 import { dialectFor } from '../dialects/index.ts';
 import { migrateWarehouse } from '../migrations/migrate.ts';
+import {
+  buildAppendOnlyGuards,
+  buildAppendOnlyRevokes,
+  buildDropAppendOnlyGuards,
+} from '../audit/append-only-guards.ts';
 import { createRegistryIndexes, createRegistryTable } from '../registry-tables.ts';
 import type { CopyDialect } from './copy-dialect.ts';
 import { copyDialectFor } from './copy-dialects.ts';
@@ -130,8 +135,20 @@ export async function copyWarehouse(
         (await to.fetchTableNames(trx)).filter((t) => fresh.has(t)),
         await to.fetchReferences(trx),
       );
-      // The migrations' own seeds (a grants version, fresh keys) give way to the source's rows.
+      // The migrations' own seeds (a grants version, fresh keys) give way to the source's rows;
+      // with --force the replaced hub's audit log goes too, so its append-only guards are lifted
+      // for this one transaction and put back before it commits.
+      const guardsDialect = dialectFor(target.dialect).name;
+      if (held.length > 0) for (const sql of buildDropAppendOnlyGuards(guardsDialect)) await trx.raw(sql);
       for (const table of [...hubTables].reverse()) await trx(table).delete();
+      if (held.length > 0) {
+        for (const sql of buildAppendOnlyGuards(guardsDialect)) await trx.raw(sql);
+        // As migration 004: a role that does not own the tables cannot revoke; the triggers still hold.
+        for (const sql of buildAppendOnlyRevokes(guardsDialect))
+          await trx.raw(
+            `DO $$ BEGIN EXECUTE '${sql.replace(/'/g, "''")}'; EXCEPTION WHEN insufficient_privilege THEN NULL; END $$`,
+          );
+      }
       const sourceTables = new Set(await from.fetchTableNames(snapshot));
       for (const table of hubTables) {
         if (!sourceTables.has(table)) continue;
