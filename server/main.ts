@@ -52,8 +52,6 @@ export async function startHub(
     );
     if (demoAccess !== null) prepared = await prepareWarehouse(ctx);
 
-    // Checkpoints start first, so the chain is anchored before the first request can append to it.
-    checkpoints = await startAuditCheckpoints(ctx);
     const server = await listen(buildApp(ctx), config);
     // Read the keys now: a missing or unreadable key file stops the start instead of failing every token request later.
     try {
@@ -62,6 +60,8 @@ export async function startHub(
       server.close();
       throw err;
     }
+    // Once the port is ours: a hub that cannot serve writes no key file and no checkpoint.
+    checkpoints = await startAuditCheckpoints(ctx);
     const { port } = server.address() as AddressInfo;
     const url = `http://${config.host}:${port}`;
 
