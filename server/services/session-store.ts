@@ -40,7 +40,14 @@ export class KnexSessionStore extends Store {
     this.#run(callback, async () => {
       const values = { data: JSON.stringify(session), expires_at: this.#expiry() };
       const updated = await this.#knex('hub_sessions').where({ sid }).update(values);
-      if (updated === 0) await this.#knex('hub_sessions').insert({ sid, ...values });
+      if (updated === 0) {
+        try {
+          await this.#knex('hub_sessions').insert({ sid, ...values });
+        } catch (err) {
+          // Two requests of one new session saved at once: the other inserted it first.
+          if (Number(await this.#knex('hub_sessions').where({ sid }).update(values)) === 0) throw err;
+        }
+      }
       await this.#sweep();
     });
   }
