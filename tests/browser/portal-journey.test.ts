@@ -77,7 +77,13 @@ describeEachDatabase('Portal in a real browser: the custodian, the NAF admin and
     dataDir = await createTempDir('hub-browser-');
     const printed: string[] = [];
     const config = readConfig(
-      { HUB_DATA_DIR: dataDir, HUB_DEMO_PERSONS: '300', HUB_SCHEDULER: 'off', LOG_LEVEL: 'silent' },
+      {
+        HUB_DATA_DIR: dataDir,
+        HUB_DEMO: 'on',
+        HUB_DEMO_PERSONS: '300',
+        HUB_SCHEDULER: 'off',
+        LOG_LEVEL: 'silent',
+      },
       { databaseUrl: db.url(), port: 0 },
     );
     hub = await startHub(config, (line) => printed.push(line));
