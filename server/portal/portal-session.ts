@@ -4,9 +4,7 @@ import passport from 'passport';
 import { Strategy as LocalStrategy } from 'passport-local';
 import { HubError } from '../../warehouse/core/errors.ts';
 import type { AppContext } from '../context.ts';
-import { KnexSessionStore } from '../services/session-store.ts';
-
-const SESSION_KEY_PURPOSE = 'portal-session';
+import { fetchSessionCookieKey, KnexSessionStore } from '../services/session-store.ts';
 import { fetchUser, verifyUserPassword } from '../services/user-service.ts';
 
 export const SESSION_COOKIE = 'hub.sid';
@@ -21,29 +19,26 @@ declare module 'express-session' {
 /**
  * Sessions in the warehouse, cookies HttpOnly and SameSite=Lax, Secure whenever the request
  * came over HTTPS (directly, or through a proxy trusted by HUB_TRUST_PROXY), expiring when idle.
- * The cookie keys are subkeys of the hub's keyring, read at the first request.
+ * The cookie key is read from the warehouse at the first request, so the app builds synchronously.
  */
 export function buildSessionMiddleware(ctx: AppContext): RequestHandler {
   let middleware: Promise<RequestHandler> | null = null;
-  const build = () =>
-    Promise.resolve(
-      session({
-        name: SESSION_COOKIE,
-        // From the keyring, never the warehouse: a reader of a backup cannot sign a cookie. Every key verifies, the current one signs.
-        secret: ctx.keyring.listSubkeys(SESSION_KEY_PURPOSE).map((k) => k.key.toString('base64url')),
-        store: new KnexSessionStore(ctx.knex, ctx.clock, ctx.config.sessionIdleMs),
-        resave: false,
-        saveUninitialized: false,
-        rolling: true,
-        cookie: {
-          httpOnly: true,
-          sameSite: 'lax',
-          secure: 'auto',
-          maxAge: ctx.config.sessionIdleMs,
-          path: '/',
-        },
-      }),
-    );
+  const build = async () =>
+    session({
+      name: SESSION_COOKIE,
+      secret: await fetchSessionCookieKey(ctx.knex),
+      store: new KnexSessionStore(ctx.knex, ctx.clock, ctx.config.sessionIdleMs),
+      resave: false,
+      saveUninitialized: false,
+      rolling: true,
+      cookie: {
+        httpOnly: true,
+        sameSite: 'lax',
+        secure: 'auto',
+        maxAge: ctx.config.sessionIdleMs,
+        path: '/',
+      },
+    });
   return (req, res, next) => {
     middleware ??= build();
     middleware.then(

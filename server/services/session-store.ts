@@ -82,3 +82,13 @@ export class KnexSessionStore extends Store {
     );
   }
 }
+
+/** The key that signs session cookies, shared by every hub process on the warehouse (migration 007). */
+export async function fetchSessionCookieKey(knex: Knex): Promise<string> {
+  const row = await knex('hub_settings')
+    .where({ name: 'session_cookie_key' })
+    .first<{ value: string } | undefined>('value');
+  if (row === undefined)
+    throw new Error('hub_settings has no session_cookie_key: the warehouse is not migrated');
+  return row.value;
+}

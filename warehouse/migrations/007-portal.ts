@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Knex } from 'knex';
 
 /**
@@ -12,6 +13,10 @@ export async function up(knex: Knex): Promise<void> {
     t.text('data').notNullable();
     t.string('expires_at', 32).notNullable();
     t.index(['expires_at']);
+  });
+  await knex('hub_settings').insert({
+    name: 'session_cookie_key',
+    value: randomBytes(32).toString('base64url'),
   });
   if (!(await knex.schema.hasColumn('hub_users', 'totp_enrolled_at'))) {
     await knex.schema.alterTable('hub_users', (t) => t.string('totp_enrolled_at', 32).nullable());
@@ -29,4 +34,5 @@ export async function up(knex: Knex): Promise<void> {
 
 export async function down(knex: Knex): Promise<void> {
   await knex.schema.dropTableIfExists('hub_sessions');
+  await knex('hub_settings').where({ name: 'session_cookie_key' }).delete();
 }
