@@ -8,7 +8,9 @@ const routesMayNotTouchTheWarehouse = {
 };
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'data/**', 'tests/artifacts/**', 'views/public/**', '**/*.cjs', '**/*.mjs'] },
+  {
+    ignores: ['node_modules/**', 'data/**', 'tests/artifacts/**', 'views/public/**', '**/*.cjs', '**/*.mjs'],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -29,6 +31,9 @@ export default tseslint.config(
       ],
     },
   },
-  { files: ['server/api/**/*.ts', 'server/portal/**/*.ts'], rules: { 'no-restricted-imports': ['error', routesMayNotTouchTheWarehouse] } },
+  {
+    files: ['server/api/**/*.ts', 'server/portal/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', routesMayNotTouchTheWarehouse] },
+  },
   { files: ['eslint.config.js'], ...tseslint.configs.disableTypeChecked },
 );

@@ -12,7 +12,8 @@ export function buildRegistryTableSpec(def: ConnectorDefinition): RegistryTableS
 }
 
 const humanize = (name: string) => name.replace(/_/g, ' ').replace(/^./, (c) => c.toUpperCase());
-const labelOr = (label: Label | undefined, name: string): Label => label ?? { en: humanize(name), ar: humanize(name) };
+const labelOr = (label: Label | undefined, name: string): Label =>
+  label ?? { en: humanize(name), ar: humanize(name) };
 
 export function buildCatalogTableInput(def: ConnectorDefinition): CatalogTableInput {
   return {

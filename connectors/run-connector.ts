@@ -56,7 +56,11 @@ interface ConnectorStateRow {
  * Runs one connector: lock, read the source, map and validate, load, record the run. The
  * watermark moves in the same transaction that commits the data, so it never runs ahead of it.
  */
-export async function runConnector(def: ConnectorDefinition, ctx: ConnectorContext, options: RunOptions = {}): Promise<RunSummary> {
+export async function runConnector(
+  def: ConnectorDefinition,
+  ctx: ConnectorContext,
+  options: RunOptions = {},
+): Promise<RunSummary> {
   const mode = options.full === true ? 'full' : def.mode;
   const lock = await acquireLock(ctx.knex, `connector:${def.name}`, { clock: ctx.clock });
   try {
@@ -66,10 +70,19 @@ export async function runConnector(def: ConnectorDefinition, ctx: ConnectorConte
     const since = mode === 'incremental' ? state.watermark : null;
     const tombstonesSince = mode === 'incremental' ? state.tombstone_watermark : null;
     const startedAt = isoNow(ctx.clock);
-    const inserted: Array<{ id: number | string }> = await ctx.knex('hub_connector_runs').insert(
-      { connector: def.name, mode, trigger: options.trigger ?? 'manual', status: 'running', started_at: startedAt, watermark_from: since },
-      ['id'],
-    );
+    const inserted: Array<{ id: number | string }> = await ctx
+      .knex('hub_connector_runs')
+      .insert(
+        {
+          connector: def.name,
+          mode,
+          trigger: options.trigger ?? 'manual',
+          status: 'running',
+          started_at: startedAt,
+          watermark_from: since,
+        },
+        ['id'],
+      );
     const runId = Number(inserted[0]?.id);
     const summary: RunSummary = {
       run_id: runId,
@@ -93,24 +106,43 @@ export async function runConnector(def: ConnectorDefinition, ctx: ConnectorConte
     let source: Source | null = null;
     try {
       source = openSource(def, ctx.env);
-      const batches = readBatches(def, mapper, source, mode === 'incremental' ? { since, tombstonesSince } : null, cursors);
+      const batches = readBatches(
+        def,
+        mapper,
+        source,
+        mode === 'incremental' ? { since, tombstonesSince } : null,
+        cursors,
+      );
       const run = {
         id: runId,
         connector: def.name,
         spec: buildRegistryTableSpec(def),
         onProgress: options.onProgress,
         commit: async (trx: Knex.Transaction, stats: LoadStats) => {
-          Object.assign(summary, stats, { status: 'succeeded', finished_at: isoNow(ctx.clock), watermark_to: cursors.records });
+          Object.assign(summary, stats, {
+            status: 'succeeded',
+            finished_at: isoNow(ctx.clock),
+            watermark_to: cursors.records,
+          });
           await trx('hub_connector_runs').where({ id: runId }).update(runRecord(summary));
           await trx('hub_connectors')
             .where({ name: def.name })
-            .update({ watermark: cursors.records, tombstone_watermark: cursors.tombstones, last_run_id: runId });
+            .update({
+              watermark: cursors.records,
+              tombstone_watermark: cursors.tombstones,
+              last_run_id: runId,
+            });
         },
       };
       if (mode === 'full') await loadFull(ctx, run, batches);
       else await loadIncremental(ctx, run, batches);
     } catch (err) {
-      Object.assign(summary, { status: 'failed', finished_at: isoNow(ctx.clock), watermark_to: since, error: describeError(err) });
+      Object.assign(summary, {
+        status: 'failed',
+        finished_at: isoNow(ctx.clock),
+        watermark_to: since,
+        error: describeError(err),
+      });
       await ctx.knex('hub_connector_runs').where({ id: runId }).update(runRecord(summary));
       await ctx.knex('hub_connectors').where({ name: def.name }).update({ last_run_id: runId });
     } finally {
@@ -151,9 +183,14 @@ function describeError(err: unknown): string {
 
 /** A run still marked running when its lock is free was cut off (the process died). */
 async function failInterruptedRuns(ctx: ConnectorContext, connector: string) {
-  await ctx.knex('hub_connector_runs')
+  await ctx
+    .knex('hub_connector_runs')
     .where({ connector, status: 'running' })
-    .update({ status: 'failed', finished_at: isoNow(ctx.clock), error: 'interrupted: the hub process stopped during the run' });
+    .update({
+      status: 'failed',
+      finished_at: isoNow(ctx.clock),
+      error: 'interrupted: the hub process stopped during the run',
+    });
 }
 
 /**
@@ -181,15 +218,27 @@ async function* readBatches(
       batch = newBatch();
     }
   }
-  if (incremental !== null && source.readTombstones !== undefined && def.source.kind === 'sql' && def.source.tombstones) {
+  if (
+    incremental !== null &&
+    source.readTombstones !== undefined &&
+    def.source.kind === 'sql' &&
+    def.source.tombstones
+  ) {
     const tombstones = def.source.tombstones;
     for await (const tombstone of source.readTombstones({ since: incremental.tombstonesSince })) {
       batch.read++;
       cursors.tombstones = maxCursor(cursors.tombstones, cursorText(tombstone[tombstones.cursor]));
       const record: SourceRecord = {};
-      def.key.forEach((column, i) => (record[def.columns[column]!.from ?? column] = tombstone[tombstones.key[i]!]));
+      def.key.forEach(
+        (column, i) => (record[def.columns[column]!.from ?? column] = tombstone[tombstones.key[i]!]),
+      );
       const key = mapper.mapKey(record);
-      if (key === null) batch.rejects.push({ sourceKey: mapper.sourceKey(record), reason: 'tombstone key is not valid', raw: tombstone });
+      if (key === null)
+        batch.rejects.push({
+          sourceKey: mapper.sourceKey(record),
+          reason: 'tombstone key is not valid',
+          raw: tombstone,
+        });
       else batch.deletes.push(key);
       if (batch.read >= def.batch_size) {
         yield batch;
@@ -205,7 +254,12 @@ function addRecord(batch: LoadBatch, mapper: RowMapper, record: SourceRecord, in
     // A full load simply leaves deleted records out; an incremental one removes them.
     if (!incremental) return;
     const key = mapper.mapKey(record);
-    if (key === null) batch.rejects.push({ sourceKey: mapper.sourceKey(record), reason: 'deleted record has no valid key', raw: record });
+    if (key === null)
+      batch.rejects.push({
+        sourceKey: mapper.sourceKey(record),
+        reason: 'deleted record has no valid key',
+        raw: record,
+      });
     else batch.deletes.push(key);
     return;
   }

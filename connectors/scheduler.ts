@@ -44,7 +44,11 @@ export class ConnectorScheduler {
     } catch (err) {
       if (err instanceof HubError && err.code === 'connector_busy') this.ctx.logger.info(err.message);
       // One entry with the reason: an unreachable warehouse is an outage to report, not a stack to print.
-      else this.ctx.logger.error({ connector: def.name, reason: describeConnectionError(err) ?? String(err) }, `connector ${def.name} could not run`);
+      else
+        this.ctx.logger.error(
+          { connector: def.name, reason: describeConnectionError(err) ?? String(err) },
+          `connector ${def.name} could not run`,
+        );
     }
   }
 }

@@ -13,7 +13,9 @@ import { buildCatalogTableInput, buildRegistryTableSpec } from './registry-spec.
 export async function syncConnectors(knex: Knex, defs: ConnectorDefinition[]): Promise<void> {
   for (const def of defs) {
     await ensureRegistryTable(knex, buildRegistryTableSpec(def));
-    const known = await knex('hub_tables').where({ name: def.target.table }).first<{ entity: string } | undefined>('entity');
+    const known = await knex('hub_tables')
+      .where({ name: def.target.table })
+      .first<{ entity: string } | undefined>('entity');
     await saveCatalogTable(knex, buildCatalogTableInput(def));
     // An entity reads its own tables without a grant; abilities are rebuilt only when the grants
     // version moves, so a table new to the catalog (or to its entity) moves it too.
@@ -24,7 +26,13 @@ export async function syncConnectors(knex: Knex, defs: ConnectorDefinition[]): P
       knex,
       'hub_connectors',
       { name: def.name },
-      { entity: def.entity, target_table: def.target.table, definition_file: def.file, mode: def.mode, schedule: def.schedule ?? null },
+      {
+        entity: def.entity,
+        target_table: def.target.table,
+        definition_file: def.file,
+        mode: def.mode,
+        schedule: def.schedule ?? null,
+      },
     );
   }
 }

@@ -62,8 +62,8 @@ export function compileRowMapper(def: ConnectorDefinition, rule: NationalIdRule)
       return key;
     },
     sourceKey: (record) => keyFields.map((f) => toSourceText(record[f])).join('|'),
-    isDeletion: (record) => flag !== undefined && toSourceText(record[flag.column]).trim() === String(flag.value),
+    isDeletion: (record) =>
+      flag !== undefined && toSourceText(record[flag.column]).trim() === String(flag.value),
     cursorOf: (record) => (cursor === undefined ? null : cursorText(record[cursor])),
   };
 }
-

@@ -52,7 +52,8 @@ function compileTypedConverter(
     case 'string':
     case 'text': {
       const max = mapping.length ?? (mapping.type === 'string' ? 255 : Infinity);
-      return (text) => (text.length > max ? describe(text.slice(0, 40), `is longer than ${max} characters`) : ok(text));
+      return (text) =>
+        text.length > max ? describe(text.slice(0, 40), `is longer than ${max} characters`) : ok(text);
     }
     case 'integer':
       return (text, raw) => {

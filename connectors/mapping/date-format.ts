@@ -27,7 +27,8 @@ export type DateParser = (text: string) => DateParts | null;
 const ISO = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/;
 
 export function compileDateFormat(format: string | undefined): DateParser {
-  if (format === undefined) return (text) => partsFromMatch(ISO.exec(text), ['year', 'month', 'day', 'hour', 'minute', 'second']);
+  if (format === undefined)
+    return (text) => partsFromMatch(ISO.exec(text), ['year', 'month', 'day', 'hour', 'minute', 'second']);
   const tokenAt = (text: string) => Object.keys(TOKENS).find((t) => text.startsWith(t));
   const order: DatePart[] = [];
   let pattern = '';

@@ -149,13 +149,11 @@ export function buildSettingsRoutes(ctx: AppContext): Router {
   });
 
   const showEntities = async (res: Response, problem: HubError | null = null) => {
-    res
-      .status(problem?.status ?? 200)
-      .render('pages/settings-entities', {
-        title: 'nav_entities',
-        entities: await fetchEntityOverview(ctx),
-        problem,
-      });
+    res.status(problem?.status ?? 200).render('pages/settings-entities', {
+      title: 'nav_entities',
+      entities: await fetchEntityOverview(ctx),
+      problem,
+    });
   };
   router.get('/settings/entities', (_req, res) => showEntities(res));
   router.post('/settings/entities', async (req, res) => {

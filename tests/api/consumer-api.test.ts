@@ -480,7 +480,8 @@ describeEachDatabase('Consumer API: tokens, persons, saved queries, rate limits'
         assert.deepEqual(personBody(await person(token, PERSON.sara)).tables, {
           reg_people: [{ national_id: PERSON.sara }],
         });
-        await grantAccess(other, { ...GRANT_TERMS,
+        await grantAccess(other, {
+          ...GRANT_TERMS,
           consumer: 'REVOKE_OTHER',
           table: 'veh_vehicles',
           columns: ['national_id', 'registration_number'],

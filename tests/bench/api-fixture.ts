@@ -20,16 +20,26 @@ const OPERATOR: Actor = { name: 'api-bench', role: 'super-admin', entity: null }
 // Far above what a 10 s run can send: the benchmark measures the limiter's cost, not its refusals.
 const UNLIMITED = 1_000_000_000;
 const LOOKUP_IDS = 10_000;
-const GRANT_TERMS = { purpose: 'API benchmark: means-test lookups', legalBasis: 'benchmark on synthetic data' };
+const GRANT_TERMS = {
+  purpose: 'API benchmark: means-test lookups',
+  legalBasis: 'benchmark on synthetic data',
+};
 
 async function grantNaf(ctx: AppContext): Promise<void> {
-  await grantAccess(ctx, { ...GRANT_TERMS,
+  await grantAccess(ctx, {
+    ...GRANT_TERMS,
     consumer: 'NAF',
     table: 'cspd_personal_info',
     columns: [...CSPD_GRANTED_COLUMNS],
     actor: OPERATOR,
   });
-  await grantAccess(ctx, { ...GRANT_TERMS, consumer: 'NAF', table: 'dvld_vehicles', columns: [], actor: OPERATOR });
+  await grantAccess(ctx, {
+    ...GRANT_TERMS,
+    consumer: 'NAF',
+    table: 'dvld_vehicles',
+    columns: [],
+    actor: OPERATOR,
+  });
 }
 
 /** Every step-th row by rowid: deterministic, and spread over the whole index rather than its first pages. */

@@ -19,7 +19,9 @@ createInterface({ input: process.stdin }).on('line', (line) => {
   if (command !== 'run' || connector === undefined) return;
   runConnectorByName(hub.ctx, connector, { full: mode === 'full', trigger: 'schedule' })
     .then((summary) => console.log(`run-done ${JSON.stringify(summary)}`))
-    .catch((err: unknown) => console.log(`run-done ${JSON.stringify({ status: 'failed', error: String(err) })}`));
+    .catch((err: unknown) =>
+      console.log(`run-done ${JSON.stringify({ status: 'failed', error: String(err) })}`),
+    );
 });
 
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {

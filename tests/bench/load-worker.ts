@@ -29,7 +29,10 @@ interface Job {
 const BATCH = 5000;
 
 async function runOurs(job: Job): Promise<{ rows: number; read: number; ms: number }> {
-  const config = readConfig({ HUB_CONNECTORS: job.connectorsDir, HUB_DATA_DIR: job.connectorsDir }, { databaseUrl: job.databaseUrl });
+  const config = readConfig(
+    { HUB_CONNECTORS: job.connectorsDir, HUB_DATA_DIR: job.connectorsDir },
+    { databaseUrl: job.databaseUrl },
+  );
   const ctx = openContext(config, { logger: pino({ level: 'silent' }) });
   try {
     const { connectors } = await prepareWarehouse(ctx);
@@ -61,7 +64,12 @@ async function* recordBatches(def: ConnectorDefinition): AsyncIterable<SourceRec
   }
 }
 
-async function runRawSqlite(job: Job, def: ConnectorDefinition, fields: string[], nidField: string): Promise<number> {
+async function runRawSqlite(
+  job: Job,
+  def: ConnectorDefinition,
+  fields: string[],
+  nidField: string,
+): Promise<number> {
   const db = new Database(job.databaseUrl.slice('sqlite:'.length));
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
@@ -79,15 +87,23 @@ async function runRawSqlite(job: Job, def: ConnectorDefinition, fields: string[]
   return rows;
 }
 
-async function runRawPostgres(job: Job, def: ConnectorDefinition, fields: string[], nidField: string): Promise<number> {
+async function runRawPostgres(
+  job: Job,
+  def: ConnectorDefinition,
+  fields: string[],
+  nidField: string,
+): Promise<number> {
   const client = new pg.Client({ connectionString: job.databaseUrl });
   await client.connect();
   try {
-    await client.query(`DROP TABLE IF EXISTS raw_bulk; CREATE TABLE raw_bulk (${fields.map((f) => `"${f}" text`).join(', ')})`);
+    await client.query(
+      `DROP TABLE IF EXISTS raw_bulk; CREATE TABLE raw_bulk (${fields.map((f) => `"${f}" text`).join(', ')})`,
+    );
     const stream = client.query(copyFrom(`COPY raw_bulk FROM STDIN`));
     let rows = 0;
     for await (const batch of recordBatches(def)) {
-      if (!stream.write(encodeCopyRows(batch.map((r) => fields.map((f) => toSourceText(r[f])))))) await once(stream, 'drain');
+      if (!stream.write(encodeCopyRows(batch.map((r) => fields.map((f) => toSourceText(r[f]))))))
+        await once(stream, 'drain');
       rows += batch.length;
     }
     stream.end();

@@ -34,9 +34,13 @@ function readPersons(argv: string[]): number {
 }
 
 async function measure(mode: string, databaseUrl: string, connectorsDir: string): Promise<Measure> {
-  const { stdout } = await run(process.execPath, ['--import', 'tsx', WORKER, JSON.stringify({ mode, databaseUrl, connectorsDir, connector: CONNECTOR })], {
-    maxBuffer: 1 << 20,
-  });
+  const { stdout } = await run(
+    process.execPath,
+    ['--import', 'tsx', WORKER, JSON.stringify({ mode, databaseUrl, connectorsDir, connector: CONNECTOR })],
+    {
+      maxBuffer: 1 << 20,
+    },
+  );
   return JSON.parse(stdout.trim().split('\n').pop()!) as Measure;
 }
 
@@ -46,7 +50,9 @@ const best = (a: Measure, b: Measure) => (b.ms < a.ms ? b : a);
 function changeSource(sourceFile: string): number {
   const db = new Database(sourceFile);
   const changed = db
-    .prepare(`UPDATE citizens SET FNAME = FNAME || '', MARITAL_CODE = 'M', UPDATED_AT = '2027-01-01T00:00:00' WHERE rowid % 1000 = 0`)
+    .prepare(
+      `UPDATE citizens SET FNAME = FNAME || '', MARITAL_CODE = 'M', UPDATED_AT = '2027-01-01T00:00:00' WHERE rowid % 1000 = 0`,
+    )
     .run().changes;
   db.close();
   return changed;
@@ -59,7 +65,9 @@ async function main() {
   try {
     const t0 = Date.now();
     await generateDemo({ dir, persons, seed: 1 });
-    console.log(`demo: ${persons.toLocaleString('en')} persons generated in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    console.log(
+      `demo: ${persons.toLocaleString('en')} persons generated in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+    );
     const connectorsDir = path.join(dir, 'connectors');
     const admin = new pg.Client({ connectionString: pgServer.url });
     await admin.connect();
@@ -77,10 +85,13 @@ async function main() {
       const raw2 = await measure('raw', db.url, connectorsDir);
       const reload = await measure('ours-full', db.url, connectorsDir);
       results.set(db.name, { raw: best(raw1, raw2), first, reload });
-      console.log(`${db.name}: raw ${raw1.ms.toFixed(0)} / ${raw2.ms.toFixed(0)} ms, hub first load ${first.ms.toFixed(0)} ms, reload ${reload.ms.toFixed(0)} ms`);
+      console.log(
+        `${db.name}: raw ${raw1.ms.toFixed(0)} / ${raw2.ms.toFixed(0)} ms, hub first load ${first.ms.toFixed(0)} ms, reload ${reload.ms.toFixed(0)} ms`,
+      );
     }
     const changed = changeSource(path.join(dir, 'sources', 'cspd.sqlite'));
-    for (const db of databases) results.get(db.name)!.inc = await measure('ours-incremental', db.url, connectorsDir);
+    for (const db of databases)
+      results.get(db.name)!.inc = await measure('ours-incremental', db.url, connectorsDir);
 
     const rate = (m: Measure) => Math.round(m.read / (m.ms / 1000));
     console.log('');
@@ -89,7 +100,9 @@ async function main() {
         `incremental run after ${changed.toLocaleString('en')} source rows changed (0.1%), next to the reload`,
     );
     console.log('');
-    console.log('| database | source rows | raw bulk rows/s | hub first load rows/s (vs raw) | hub reload rows/s (vs raw) | hub peak RSS | incremental run (rows) | incremental / reload |');
+    console.log(
+      '| database | source rows | raw bulk rows/s | hub first load rows/s (vs raw) | hub reload rows/s (vs raw) | hub peak RSS | incremental run (rows) | incremental / reload |',
+    );
     console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
     const pct = (a: number, b: number) => `${((100 * a) / b).toFixed(0)}%`;
     for (const db of databases) {

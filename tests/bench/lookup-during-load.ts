@@ -38,7 +38,8 @@ export async function startHubWithLoads(dir: string): Promise<HubWithLoads> {
   createInterface({ input: child.stdout }).on('line', (line) => {
     const url = /Registry Hub listening on (http:\/\/\S+)/.exec(line)?.[1];
     if (url !== undefined) announce(url);
-    if (line.startsWith('run-done ')) waiting.shift()?.(JSON.parse(line.slice('run-done '.length)) as RunSummary);
+    if (line.startsWith('run-done '))
+      waiting.shift()?.(JSON.parse(line.slice('run-done '.length)) as RunSummary);
   });
   const exited = once(child, 'exit').then(() => {
     throw new Error('the hub with loads exited before it listened');
@@ -65,7 +66,9 @@ export async function startHubWithLoads(dir: string): Promise<HubWithLoads> {
 export function changeCitizens(sourceFile: string): number {
   const db = new Database(sourceFile);
   const changed = db
-    .prepare(`UPDATE citizens SET FNAME = FNAME || '', UPDATED_AT = '2027-06-01T00:00:00' WHERE rowid % 100 = 0`)
+    .prepare(
+      `UPDATE citizens SET FNAME = FNAME || '', UPDATED_AT = '2027-06-01T00:00:00' WHERE rowid % 100 = 0`,
+    )
     .run().changes;
   db.close();
   return changed;
@@ -88,7 +91,9 @@ export async function measureLookupDuringLoads(
       url: target.url,
       connections: CONNECTIONS,
       duration: UNTIL_STOPPED_SECONDS,
-      requests: [{ method: target.method, headers: target.headers, setupRequest: (r) => ({ ...r, ...target.next() }) }],
+      requests: [
+        { method: target.method, headers: target.headers, setupRequest: (r) => ({ ...r, ...target.next() }) },
+      ],
     });
     const started = Date.now();
     const load = await hub.runConnector(mode);
@@ -101,7 +106,10 @@ export async function measureLookupDuringLoads(
   };
   await during(`a full load of ${CONNECTOR}`, 'full');
   const changed = changeCitizens(sourceFile);
-  await during(`an incremental load of ${CONNECTOR} (${changed.toLocaleString('en')} changed rows)`, 'incremental');
+  await during(
+    `an incremental load of ${CONNECTOR} (${changed.toLocaleString('en')} changed rows)`,
+    'incremental',
+  );
   return rows;
 }
 
@@ -111,7 +119,9 @@ export function printDuringLoadTable(rows: DuringLoad[], persons: number): void 
     `person lookup while connectors run in the hub process (as scheduled runs do): ${persons.toLocaleString('en')} persons, SQLite, autocannon ${CONNECTIONS} connections`,
   );
   console.log('');
-  console.log('| while | load time s | lookups | lookup req/s | p50 ms | p99 ms | max ms | non-2xx | errors |');
+  console.log(
+    '| while | load time s | lookups | lookup req/s | p50 ms | p99 ms | max ms | non-2xx | errors |',
+  );
   console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const { label, result, loadSeconds, load } of rows) {
     const completed = result.requests.total;

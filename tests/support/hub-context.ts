@@ -4,7 +4,11 @@ import { openContext, type AppContext } from '../../server/context.ts';
 import type { Clock } from '../../warehouse/core/clock.ts';
 
 /** A real hub context on a test database, quiet unless HUB_TEST_LOG is set. */
-export function openTestContext(databaseUrl: string, dataDir: string, options: { clock?: Clock } = {}): AppContext {
+export function openTestContext(
+  databaseUrl: string,
+  dataDir: string,
+  options: { clock?: Clock } = {},
+): AppContext {
   const config = readConfig({ HUB_DATA_DIR: dataDir }, { databaseUrl });
   return openContext(config, {
     logger: pino({ level: process.env.HUB_TEST_LOG ?? 'silent' }),
@@ -24,4 +28,7 @@ export function createManualClock(start = '2026-01-01T00:00:00.000Z'): Clock & {
 }
 
 /** Why and on what ground a test grants: every new grant must say both. */
-export const GRANT_TERMS = { purpose: 'means test for cash assistance', legalBasis: 'National Aid Fund Law, art. 4' };
+export const GRANT_TERMS = {
+  purpose: 'means test for cash assistance',
+  legalBasis: 'National Aid Fund Law, art. 4',
+};

@@ -24,8 +24,12 @@ export interface PersonSourceRow {
 /** A civil-status-like source system in SQLite, with its own column names and formats. */
 export function writePeopleSource(file: string, rows: PersonSourceRow[]): void {
   const db = new Database(file);
-  db.exec(`CREATE TABLE IF NOT EXISTS people (NATNO TEXT, NAME_AR TEXT, SEX TEXT, DOB TEXT, UPDATED_AT TEXT, DELETED INTEGER)`);
-  const insert = db.prepare('INSERT INTO people VALUES (@NATNO, @NAME_AR, @SEX, @DOB, @UPDATED_AT, @DELETED)');
+  db.exec(
+    `CREATE TABLE IF NOT EXISTS people (NATNO TEXT, NAME_AR TEXT, SEX TEXT, DOB TEXT, UPDATED_AT TEXT, DELETED INTEGER)`,
+  );
+  const insert = db.prepare(
+    'INSERT INTO people VALUES (@NATNO, @NAME_AR, @SEX, @DOB, @UPDATED_AT, @DELETED)',
+  );
   db.transaction(() => rows.forEach((r) => insert.run(r)))();
   db.close();
 }

@@ -28,7 +28,13 @@ export interface HttpRegistry {
  * updated_since: a real server for the http connector to read.
  */
 export async function startHttpRegistry(records: HttpRegistryRecord[] = []): Promise<HttpRegistry> {
-  const registry: Omit<HttpRegistry, 'url' | 'close'> = { records, failOnPage: null, delayMs: 0, token: 'secret-token', requests: [] };
+  const registry: Omit<HttpRegistry, 'url' | 'close'> = {
+    records,
+    failOnPage: null,
+    delayMs: 0,
+    token: 'secret-token',
+    requests: [],
+  };
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     registry.requests.push(url.pathname + url.search);
@@ -36,13 +42,16 @@ export async function startHttpRegistry(records: HttpRegistryRecord[] = []): Pro
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(JSON.stringify(body));
     };
-    if (req.headers.authorization !== `Bearer ${registry.token}`) return send(401, { message: 'unauthorized' });
+    if (req.headers.authorization !== `Bearer ${registry.token}`)
+      return send(401, { message: 'unauthorized' });
     const page = Number(url.searchParams.get('page') ?? '1');
     const size = Number(url.searchParams.get('page_size') ?? '100');
     const since = url.searchParams.get('updated_since');
     setTimeout(() => {
       if (registry.failOnPage === page) return send(500, { message: 'registry database unavailable' });
-      const matching = registry.records.filter((r) => since === null || r.updated > Number(since)).sort((a, b) => a.updated - b.updated);
+      const matching = registry.records
+        .filter((r) => since === null || r.updated > Number(since))
+        .sort((a, b) => a.updated - b.updated);
       send(200, { data: { items: matching.slice((page - 1) * size, page * size) }, page });
     }, registry.delayMs);
   });

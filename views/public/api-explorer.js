@@ -33,14 +33,20 @@
     const tokenResponse = await fetch('/api/v1/token', {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ grant_type: 'client_credentials', client_id: data.get('client_id'), client_secret: data.get('client_secret') }),
+      body: JSON.stringify({
+        grant_type: 'client_credentials',
+        client_id: data.get('client_id'),
+        client_secret: data.get('client_secret'),
+      }),
     });
     const token = await tokenResponse.json();
     if (!tokenResponse.ok) {
       errorBox.textContent = token.error ? token.error.message : 'token request failed';
       return;
     }
-    const docResponse = await fetch('/api/v1/openapi.json', { headers: { authorization: 'Bearer ' + token.access_token } });
+    const docResponse = await fetch('/api/v1/openapi.json', {
+      headers: { authorization: 'Bearer ' + token.access_token },
+    });
     const doc = await docResponse.json();
     if (!docResponse.ok) errorBox.textContent = doc.error ? doc.error.message : 'request failed';
     else render(doc);

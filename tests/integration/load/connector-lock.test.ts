@@ -9,9 +9,14 @@ import { acquireLock } from '../../../warehouse/lock.ts';
 import { createTempDir, describeEachDatabase } from '../../support/databases.ts';
 import { createManualClock, openTestContext } from '../../support/hub-context.ts';
 import { validId, writeDefinition } from '../../support/registry-fixture.ts';
-import { startHttpRegistry, vehicleDefinition, type HttpRegistry } from '../../support/registry-http-server.ts';
+import {
+  startHttpRegistry,
+  vehicleDefinition,
+  type HttpRegistry,
+} from '../../support/registry-http-server.ts';
 
-const isBusy = (err: unknown) => err instanceof HubError && err.code === 'connector_busy' && err.status === 409;
+const isBusy = (err: unknown) =>
+  err instanceof HubError && err.code === 'connector_busy' && err.status === 409;
 
 describeEachDatabase('connector lock in the warehouse', (db) => {
   let dir: string;
@@ -26,7 +31,12 @@ describeEachDatabase('connector lock in the warehouse', (db) => {
     first = Object.assign(openTestContext(db.url(), dir), { env });
     second = Object.assign(openTestContext(db.url(), dir), { env });
     registry = await startHttpRegistry(
-      Array.from({ length: 12 }, (_, i) => ({ id: validId(i), name: `مالك ${i}`, plate: `L-${i}`, updated: i + 1 })),
+      Array.from({ length: 12 }, (_, i) => ({
+        id: validId(i),
+        name: `مالك ${i}`,
+        plate: `L-${i}`,
+        updated: i + 1,
+      })),
     );
     await writeDefinition(first.config.connectorsDir, 'veh-vehicles', vehicleDefinition(registry.url));
     await prepareWarehouse(first);
@@ -68,7 +78,11 @@ describeEachDatabase('connector lock in the warehouse', (db) => {
     const refused = results.filter((r) => r.status === 'rejected' && isBusy(r.reason));
     assert.equal(succeeded.length, 1);
     assert.equal(refused.length, 1);
-    const runs = await first.knex('hub_connector_runs').where({ connector: 'veh-vehicles' }).count({ n: '*' }).first<{ n: number | string }>();
+    const runs = await first
+      .knex('hub_connector_runs')
+      .where({ connector: 'veh-vehicles' })
+      .count({ n: '*' })
+      .first<{ n: number | string }>();
     assert.equal(Number(runs?.n), 1);
     const rows = await first.knex('veh_vehicles').count({ n: '*' }).first<{ n: number | string }>();
     assert.equal(Number(rows?.n), 12);

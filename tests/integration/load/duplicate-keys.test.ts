@@ -51,11 +51,22 @@ describeEachDatabase('record keys that repeat within one full load', (db) => {
     const summary = await runConnector(def!, ctx);
     assert.equal(summary.status, 'succeeded', summary.error ?? '');
     assert.deepEqual([summary.read, summary.inserted, summary.rejected], [4, 3, 1]);
-    const reject = await ctx.knex('hub_rejects').where({ connector: 'job-history' }).first<{ reason: string; source_key: string }>();
+    const reject = await ctx
+      .knex('hub_rejects')
+      .where({ connector: 'job-history' })
+      .first<{ reason: string; source_key: string }>();
     assert.match(reject.reason, /duplicate record key \(national_id, employer_name, start_date\)/);
     assert.equal(reject.source_key, `${validId(1)}|شركة الأمل|2020-01-01`);
-    await assert.rejects(ctx.knex('job_history').insert({ national_id: validId(1), employer_name: 'شركة الأمل', start_date: '2020-01-01' }));
-    const people = await ctx.knex('hub_person_tables').where({ table_name: 'job_history' }).orderBy('national_id').pluck('national_id');
+    await assert.rejects(
+      ctx
+        .knex('job_history')
+        .insert({ national_id: validId(1), employer_name: 'شركة الأمل', start_date: '2020-01-01' }),
+    );
+    const people = await ctx
+      .knex('hub_person_tables')
+      .where({ table_name: 'job_history' })
+      .orderBy('national_id')
+      .pluck('national_id');
     assert.deepEqual(people, [validId(1), validId(2)]);
   });
 });

@@ -7,7 +7,11 @@ import { prepareWarehouse } from '../../../server/services/connector-service.ts'
 import { createTempDir, describeEachDatabase } from '../../support/databases.ts';
 import { openTestContext } from '../../support/hub-context.ts';
 import { validId, writeDefinition } from '../../support/registry-fixture.ts';
-import { startHttpRegistry, vehicleDefinition, type HttpRegistry } from '../../support/registry-http-server.ts';
+import {
+  startHttpRegistry,
+  vehicleDefinition,
+  type HttpRegistry,
+} from '../../support/registry-http-server.ts';
 
 async function waitFor<T>(probe: () => Promise<T | undefined>, attempts = 100): Promise<T> {
   for (let i = 0; i < attempts; i++) {
@@ -28,7 +32,11 @@ describeEachDatabase('connector scheduler', (db) => {
     ctx = Object.assign(openTestContext(db.url(), dir), { env: { VEH_TOKEN: 'secret-token' } });
     registry = await startHttpRegistry([{ id: validId(7), name: 'مالك', plate: 'S-1', updated: 1 }]);
     // node-cron accepts a seconds field: every second, so the test sees a scheduled run quickly.
-    await writeDefinition(ctx.config.connectorsDir, 'veh-vehicles', vehicleDefinition(registry.url, { schedule: '* * * * * *' }));
+    await writeDefinition(
+      ctx.config.connectorsDir,
+      'veh-vehicles',
+      vehicleDefinition(registry.url, { schedule: '* * * * * *' }),
+    );
     await prepareWarehouse(ctx);
   });
 
@@ -44,7 +52,10 @@ describeEachDatabase('connector scheduler', (db) => {
     assert.deepEqual(scheduled, ['veh-vehicles (* * * * * *)']);
     try {
       const run = await waitFor(() =>
-        ctx.knex('hub_connector_runs').where({ connector: 'veh-vehicles', trigger: 'schedule', status: 'succeeded' }).first<{ rows_inserted: number } | undefined>(),
+        ctx
+          .knex('hub_connector_runs')
+          .where({ connector: 'veh-vehicles', trigger: 'schedule', status: 'succeeded' })
+          .first<{ rows_inserted: number } | undefined>(),
       );
       assert.equal(Number(run.rows_inserted), 1);
     } finally {

@@ -16,7 +16,12 @@ import {
   writePeopleSource,
 } from '../../support/registry-fixture.ts';
 
-const person = (n: number, name: string, updated: string, extra: Partial<{ SEX: string; DOB: string; DELETED: number }> = {}) => ({
+const person = (
+  n: number,
+  name: string,
+  updated: string,
+  extra: Partial<{ SEX: string; DOB: string; DELETED: number }> = {},
+) => ({
   NATNO: validId(n),
   NAME_AR: name,
   SEX: '1',
@@ -73,55 +78,101 @@ describeEachDatabase('SQL connector: full and incremental loads', (db) => {
   });
 
   it('keeps each rejected row with its source key, reason and raw row', async () => {
-    const rejects = await ctx.knex('hub_rejects').where({ connector: 'reg-people' }).orderBy('source_key').select('source_key', 'reason', 'raw_row');
+    const rejects = await ctx
+      .knex('hub_rejects')
+      .where({ connector: 'reg-people' })
+      .orderBy('source_key')
+      .select('source_key', 'reason', 'raw_row');
     assert.equal(rejects.length, 3);
     const reasons = rejects.map((r: { reason: string }) => r.reason).sort();
     assert.match(reasons.join('\n'), /birth_date: "31\/02\/1990" is not a valid date \(DD\/MM\/YYYY\)/);
     assert.match(reasons.join('\n'), /national_id: national ID check digit is wrong/);
     assert.match(reasons.join('\n'), /gender: "9" is not in the code list/);
-    const raw = JSON.parse((rejects as Array<{ raw_row: string }>).find((r) => r.raw_row.includes('سارة'))!.raw_row) as { DOB: string };
+    const raw = JSON.parse(
+      (rejects as Array<{ raw_row: string }>).find((r) => r.raw_row.includes('سارة'))!.raw_row,
+    ) as { DOB: string };
     assert.equal(raw.DOB, '31/02/1990');
   });
 
   it('records the person key: one row per national ID with the tables that hold it', async () => {
-    const members = await ctx.knex('hub_person_tables').where({ table_name: 'reg_people' }).orderBy('national_id').pluck('national_id');
+    const members = await ctx
+      .knex('hub_person_tables')
+      .where({ table_name: 'reg_people' })
+      .orderBy('national_id')
+      .pluck('national_id');
     assert.deepEqual(members, [validId(1), validId(2), validId(6)]);
-    const persons = await ctx.knex('hub_persons').whereIn('national_id', members).count({ n: '*' }).first<{ n: number | string }>();
+    const persons = await ctx
+      .knex('hub_persons')
+      .whereIn('national_id', members)
+      .count({ n: '*' })
+      .first<{ n: number | string }>();
     assert.equal(Number(persons?.n), 3);
   });
 
   it('applies only what changed since the watermark: inserts, updates and soft deletes', async () => {
-    execOnSource(sourceFile, `UPDATE people SET NAME_AR = 'محمد أحمد الجديد', UPDATED_AT = '2026-02-01T00:00:00' WHERE NATNO = ?`, validId(1));
-    execOnSource(sourceFile, `UPDATE people SET DELETED = 1, UPDATED_AT = '2026-02-01T00:00:01' WHERE NATNO = ?`, validId(2));
+    execOnSource(
+      sourceFile,
+      `UPDATE people SET NAME_AR = 'محمد أحمد الجديد', UPDATED_AT = '2026-02-01T00:00:00' WHERE NATNO = ?`,
+      validId(1),
+    );
+    execOnSource(
+      sourceFile,
+      `UPDATE people SET DELETED = 1, UPDATED_AT = '2026-02-01T00:00:01' WHERE NATNO = ?`,
+      validId(2),
+    );
     writePeopleSource(sourceFile, [person(8, 'يوسف', '2026-02-01T00:00:02')]);
     const summary = await runConnector(await connector(), ctx);
     assert.equal(summary.status, 'succeeded', summary.error ?? '');
     assert.equal(summary.mode, 'incremental');
     assert.deepEqual(
-      { read: summary.read, inserted: summary.inserted, updated: summary.updated, deleted: summary.deleted, rejected: summary.rejected },
+      {
+        read: summary.read,
+        inserted: summary.inserted,
+        updated: summary.updated,
+        deleted: summary.deleted,
+        rejected: summary.rejected,
+      },
       { read: 3, inserted: 1, updated: 1, deleted: 1, rejected: 0 },
     );
     assert.deepEqual(
-      (await warehouseRows()).map((r: { national_id: string; full_name: string }) => [r.national_id, r.full_name]),
+      (await warehouseRows()).map((r: { national_id: string; full_name: string }) => [
+        r.national_id,
+        r.full_name,
+      ]),
       [
         [validId(1), 'محمد أحمد الجديد'],
         [validId(6), 'عمر حسن'],
         [validId(8), 'يوسف'],
       ],
     );
-    const members = await ctx.knex('hub_person_tables').where({ table_name: 'reg_people' }).orderBy('national_id').pluck('national_id');
+    const members = await ctx
+      .knex('hub_person_tables')
+      .where({ table_name: 'reg_people' })
+      .orderBy('national_id')
+      .pluck('national_id');
     assert.deepEqual(members, [validId(1), validId(6), validId(8)]);
   });
 
   it('reads nothing when nothing changed', async () => {
     const summary = await runConnector(await connector(), ctx);
-    assert.deepEqual([summary.status, summary.read, summary.inserted, summary.updated, summary.deleted], ['succeeded', 0, 0, 0, 0]);
+    assert.deepEqual(
+      [summary.status, summary.read, summary.inserted, summary.updated, summary.deleted],
+      ['succeeded', 0, 0, 0, 0],
+    );
   });
 
   it('lists every run with its counts', async () => {
-    const runs = await ctx.knex('hub_connector_runs').where({ connector: 'reg-people' }).orderBy('id').select('mode', 'status', 'rows_read');
+    const runs = await ctx
+      .knex('hub_connector_runs')
+      .where({ connector: 'reg-people' })
+      .orderBy('id')
+      .select('mode', 'status', 'rows_read');
     assert.deepEqual(
-      runs.map((r: { mode: string; status: string; rows_read: number }) => [r.mode, r.status, Number(r.rows_read)]),
+      runs.map((r: { mode: string; status: string; rows_read: number }) => [
+        r.mode,
+        r.status,
+        Number(r.rows_read),
+      ]),
       [
         ['full', 'succeeded', 7],
         ['incremental', 'succeeded', 3],

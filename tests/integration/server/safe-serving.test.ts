@@ -59,7 +59,9 @@ describeEachDatabase('a hub that serves safely', (db) => {
     try {
       const auto = await start(db, empty);
       assert.match(auto.lines.join('\n'), /the demo is not loaded into .* unless HUB_DEMO=on/);
-      await auto.hub.ctx.knex('hub_entities').insert({ code: 'NAF', label_en: 'National Aid Fund', label_ar: 'صندوق المعونة الوطنية' });
+      await auto.hub.ctx
+        .knex('hub_entities')
+        .insert({ code: 'NAF', label_en: 'National Aid Fund', label_ar: 'صندوق المعونة الوطنية' });
       await createClient(auto.hub.ctx, { entity: 'NAF', name: 'the real MIS' }, OPERATOR);
       const counts = async (s: Started) => ({
         users: Number(

@@ -4,7 +4,10 @@ import { HubError } from '../../../warehouse/core/errors.ts';
 import { createManualClock } from '../../support/hub-context.ts';
 
 const rateLimited = (retryAfter: number) => (err: unknown) =>
-  err instanceof HubError && err.status === 429 && err.code === 'rate_limited' && err.details?.retry_after === retryAfter;
+  err instanceof HubError &&
+  err.status === 429 &&
+  err.code === 'rate_limited' &&
+  err.details?.retry_after === retryAfter;
 
 describe('RateLimiter', () => {
   it('allows the per-minute limit, refuses the next call with the seconds left, and resets with the next minute', () => {
