@@ -70,19 +70,17 @@ export async function runConnector(
     const since = mode === 'incremental' ? state.watermark : null;
     const tombstonesSince = mode === 'incremental' ? state.tombstone_watermark : null;
     const startedAt = isoNow(ctx.clock);
-    const inserted: Array<{ id: number | string }> = await ctx
-      .knex('hub_connector_runs')
-      .insert(
-        {
-          connector: def.name,
-          mode,
-          trigger: options.trigger ?? 'manual',
-          status: 'running',
-          started_at: startedAt,
-          watermark_from: since,
-        },
-        ['id'],
-      );
+    const inserted: Array<{ id: number | string }> = await ctx.knex('hub_connector_runs').insert(
+      {
+        connector: def.name,
+        mode,
+        trigger: options.trigger ?? 'manual',
+        status: 'running',
+        started_at: startedAt,
+        watermark_from: since,
+      },
+      ['id'],
+    );
     const runId = Number(inserted[0]?.id);
     const summary: RunSummary = {
       run_id: runId,
@@ -125,13 +123,11 @@ export async function runConnector(
             watermark_to: cursors.records,
           });
           await trx('hub_connector_runs').where({ id: runId }).update(runRecord(summary));
-          await trx('hub_connectors')
-            .where({ name: def.name })
-            .update({
-              watermark: cursors.records,
-              tombstone_watermark: cursors.tombstones,
-              last_run_id: runId,
-            });
+          await trx('hub_connectors').where({ name: def.name }).update({
+            watermark: cursors.records,
+            tombstone_watermark: cursors.tombstones,
+            last_run_id: runId,
+          });
         },
       };
       if (mode === 'full') await loadFull(ctx, run, batches);
