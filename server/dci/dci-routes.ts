@@ -120,11 +120,9 @@ function buildRegistryRouter(ctx: AppContext, api: ApiState, state: DciState, re
     return envelope;
   };
 
-  router.post('/registry/sync/search', async (req, res) => {
-    const envelope = await readRequest(req, ['search']);
-    assertList(envelope.message, 'search_request');
+  /** Runs the search message and records its transaction: the same for the sync and async paths. */
+  const searchAndSave = async (req: Request, envelope: DciEnvelope, correlationId: string) => {
     const caller = callerOf(req);
-    const correlationId = randomUUID();
     const message = await runSearchRequest(ctx, caller, {
       mapping: state.mapping,
       registry,
@@ -133,11 +131,18 @@ function buildRegistryRouter(ctx: AppContext, api: ApiState, state: DciState, re
       correlationId,
     });
     await saveSearchTransaction(ctx, registry, caller, correlationId, message);
+    return { message, totalCount: message.search_response.length };
+  };
+
+  router.post('/registry/sync/search', async (req, res) => {
+    const envelope = await readRequest(req, ['search']);
+    assertList(envelope.message, 'search_request');
+    const { message, totalCount } = await searchAndSave(req, envelope, randomUUID());
     await sendEnvelope(res, state, ctx, {
       action: 'on-search',
       receiverId: envelope.header.sender_id,
       message,
-      totalCount: message.search_response.length,
+      totalCount,
     });
   });
 
@@ -147,40 +152,22 @@ function buildRegistryRouter(ctx: AppContext, api: ApiState, state: DciState, re
     const uri = assertCallbackUri(envelope);
     const caller = callerOf(req);
     const correlationId = randomUUID();
-    const referenceIds = readReferenceIds(envelope.message.search_request);
     await saveTransaction(ctx, {
       correlationId,
       registry,
       clientId: caller.clientId,
       transactionId: readTransactionId(envelope.message),
       txnType: 'search',
-      referenceIds,
+      referenceIds: readReferenceIds(envelope.message.search_request),
       status: 'pdng',
       response: null,
     });
-    res.json(buildAck(ctx, correlationId));
-    state.runLater(async () => {
-      const message = await runSearchRequest(ctx, caller, {
-        mapping: state.mapping,
-        registry,
-        message: envelope.message,
-        target: target(req),
-        correlationId,
-      });
-      await saveSearchTransaction(ctx, registry, caller, correlationId, message);
-      const key = await state.fetchKey();
-      const total = message.search_response.length;
-      await sendCallback(
-        uri,
-        buildSignedEnvelope({
-          key,
-          clock: ctx.clock,
-          action: 'on-search',
-          receiverId: envelope.header.sender_id,
-          message,
-          totalCount: total,
-        }),
-      );
+    acknowledgeThenCallBack(res, ctx, state, {
+      uri,
+      correlationId,
+      action: 'on-search',
+      receiverId: envelope.header.sender_id,
+      build: () => searchAndSave(req, envelope, correlationId),
     });
   });
 
@@ -201,22 +188,18 @@ function buildRegistryRouter(ctx: AppContext, api: ApiState, state: DciState, re
   router.post('/registry/txn/status', async (req, res) => {
     const envelope = await readRequest(req, ['txn-status']);
     const uri = assertCallbackUri(envelope);
-    const caller = callerOf(req);
     const correlationId = randomUUID();
-    const message = await buildTxnStatus(ctx, caller, { registry, message: envelope.message, correlationId });
-    res.json(buildAck(ctx, correlationId));
-    state.runLater(async () => {
-      const key = await state.fetchKey();
-      await sendCallback(
-        uri,
-        buildSignedEnvelope({
-          key,
-          clock: ctx.clock,
-          action: 'txn-on-status',
-          receiverId: envelope.header.sender_id,
-          message,
-        }),
-      );
+    const message = await buildTxnStatus(ctx, callerOf(req), {
+      registry,
+      message: envelope.message,
+      correlationId,
+    });
+    acknowledgeThenCallBack(res, ctx, state, {
+      uri,
+      correlationId,
+      action: 'txn-on-status',
+      receiverId: envelope.header.sender_id,
+      build: () => Promise.resolve({ message }),
     });
   });
 
@@ -229,51 +212,40 @@ function buildRegistryRouter(ctx: AppContext, api: ApiState, state: DciState, re
       const correlationId = randomUUID();
       const transactionId = readTransactionId(envelope.message);
       const referenceIds = readReferenceIds(envelope.message.subscribe_request);
+      const record = { correlationId, registry, clientId: caller.clientId, transactionId };
       await saveTransaction(ctx, {
-        correlationId,
-        registry,
-        clientId: caller.clientId,
-        transactionId,
+        ...record,
         txnType: 'subscribe',
         referenceIds,
         status: 'pdng',
         response: null,
       });
-      res.json(buildAck(ctx, correlationId));
-      state.runLater(async () => {
-        const items: Json[] = [];
-        for (const item of envelope.message.subscribe_request as unknown[])
-          items.push(await subscribeItem(ctx, state, caller, { registry, item, senderUri: uri }));
-        const message = {
-          transaction_id: transactionId,
-          correlation_id: correlationId,
-          subscribe_response: items,
-        };
-        const codes = items.flatMap((i) =>
-          Array.isArray(i.subscriptions) ? (i.subscriptions as Json[]).map((s) => String(s.code)) : [],
-        );
-        await saveTransaction(ctx, {
-          correlationId,
-          registry,
-          clientId: caller.clientId,
-          transactionId,
-          txnType: 'subscribe',
-          referenceIds: [...referenceIds, ...codes],
-          status: 'succ',
-          response: message,
-        });
-        const key = await state.fetchKey();
-        await sendCallback(
-          uri,
-          buildSignedEnvelope({
-            key,
-            clock: ctx.clock,
-            action: 'on-subscribe',
-            receiverId: envelope.header.sender_id,
-            message,
-            totalCount: items.length,
-          }),
-        );
+      acknowledgeThenCallBack(res, ctx, state, {
+        uri,
+        correlationId,
+        action: 'on-subscribe',
+        receiverId: envelope.header.sender_id,
+        build: async () => {
+          const items: Json[] = [];
+          for (const item of envelope.message.subscribe_request as unknown[])
+            items.push(await subscribeItem(ctx, state, caller, { registry, item, senderUri: uri }));
+          const message = {
+            transaction_id: transactionId,
+            correlation_id: correlationId,
+            subscribe_response: items,
+          };
+          const codes = items.flatMap((i) =>
+            Array.isArray(i.subscriptions) ? (i.subscriptions as Json[]).map((s) => String(s.code)) : [],
+          );
+          await saveTransaction(ctx, {
+            ...record,
+            txnType: 'subscribe',
+            referenceIds: [...referenceIds, ...codes],
+            status: 'succ',
+            response: message,
+          });
+          return { message, totalCount: items.length };
+        },
       });
     });
 
@@ -292,31 +264,26 @@ function buildRegistryRouter(ctx: AppContext, api: ApiState, state: DciState, re
       const caller = callerOf(req);
       const correlationId = randomUUID();
       const transactionId = readTransactionId(envelope.message);
-      res.json(buildAck(ctx, correlationId));
-      state.runLater(async () => {
-        const outcome = await unsubscribe(ctx, caller, { registry, codes: codes as string[] });
-        const message = { transaction_id: transactionId, correlation_id: correlationId, ...outcome };
-        await saveTransaction(ctx, {
-          correlationId,
-          registry,
-          clientId: caller.clientId,
-          transactionId,
-          txnType: 'unsubscribe',
-          referenceIds: codes as string[],
-          status: String(outcome.status),
-          response: message,
-        });
-        const key = await state.fetchKey();
-        await sendCallback(
-          uri,
-          buildSignedEnvelope({
-            key,
-            clock: ctx.clock,
-            action: 'on-unsubscribe',
-            receiverId: envelope.header.sender_id,
-            message,
-          }),
-        );
+      acknowledgeThenCallBack(res, ctx, state, {
+        uri,
+        correlationId,
+        action: 'on-unsubscribe',
+        receiverId: envelope.header.sender_id,
+        build: async () => {
+          const outcome = await unsubscribe(ctx, caller, { registry, codes: codes as string[] });
+          const message = { transaction_id: transactionId, correlation_id: correlationId, ...outcome };
+          await saveTransaction(ctx, {
+            correlationId,
+            registry,
+            clientId: caller.clientId,
+            transactionId,
+            txnType: 'unsubscribe',
+            referenceIds: codes as string[],
+            status: String(outcome.status),
+            response: message,
+          });
+          return { message };
+        },
       });
     });
   }
@@ -372,6 +339,40 @@ async function saveSearchTransaction(
     referenceIds: message.search_response.map((r) => r.reference_id),
     status: 'succ',
     response: message,
+  });
+}
+
+/**
+ * The asynchronous DCI pattern: ACK now, then build the answer off the request and send it,
+ * signed, to the caller's sender_uri under the same correlation id.
+ */
+function acknowledgeThenCallBack(
+  res: Response,
+  ctx: AppContext,
+  state: DciState,
+  input: {
+    uri: string;
+    correlationId: string;
+    action: string;
+    receiverId: string;
+    build: () => Promise<{ message: Json; totalCount?: number }>;
+  },
+): void {
+  res.json(buildAck(ctx, input.correlationId));
+  state.runLater(async () => {
+    const { message, totalCount } = await input.build();
+    const key = await state.fetchKey();
+    await sendCallback(
+      input.uri,
+      buildSignedEnvelope({
+        key,
+        clock: ctx.clock,
+        action: input.action,
+        receiverId: input.receiverId,
+        message,
+        totalCount,
+      }),
+    );
   });
 }
 
