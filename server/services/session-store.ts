@@ -52,10 +52,13 @@ export class KnexSessionStore extends Store {
     });
   }
 
-  override touch(sid: string, _session: SessionData, callback?: Callback): void {
-    this.#run(callback, async () => {
-      await this.#knex('hub_sessions').where({ sid }).update({ expires_at: this.#expiry() });
-    });
+  /**
+   * Moves an unchanged session's idle expiry. Deliberately not express-session's `touch`, which
+   * it calls after the response head has gone out: saveSessionFirst calls this before the head,
+   * so a failure can still be the answer.
+   */
+  async extendSession(sid: string): Promise<void> {
+    await this.#knex('hub_sessions').where({ sid }).update({ expires_at: this.#expiry() });
   }
 
   override destroy(sid: string, callback?: Callback): void {
@@ -81,14 +84,4 @@ export class KnexSessionStore extends Store {
       (err: unknown) => callback?.(err),
     );
   }
-}
-
-/** The key that signs session cookies, shared by every hub process on the warehouse (migration 007). */
-export async function fetchSessionCookieKey(knex: Knex): Promise<string> {
-  const row = await knex('hub_settings')
-    .where({ name: 'session_cookie_key' })
-    .first<{ value: string } | undefined>('value');
-  if (row === undefined)
-    throw new Error('hub_settings has no session_cookie_key: the warehouse is not migrated');
-  return row.value;
 }
