@@ -10,8 +10,8 @@ const SWEEP_EVERY_MS = 10 * 60_000;
 /**
  * Portal sessions in the warehouse (`hub_sessions`), so every hub process on one warehouse
  * knows them and a restart signs nobody out. A session expires when idle: each request moves
- * its expiry (`rolling` cookies), and an expired row reads as no session at all, whatever the
- * cookie says, so the server decides, not the browser.
+ * its expiry (`rolling` cookies; see buildSaveSessionFirst for when), and an expired row reads as no
+ * session at all, whatever the cookie says, so the server decides, not the browser.
  */
 export class KnexSessionStore extends Store {
   readonly #knex: Knex;
