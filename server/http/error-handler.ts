@@ -11,6 +11,11 @@ export const notFoundHandler: RequestHandler = (req, _res, next) => {
 export function buildErrorHandler(ctx: AppContext): ErrorRequestHandler {
   return (err: unknown, req, res, _next) => {
     const requestId = String(res.getHeader('x-request-id') ?? '');
+    if (res.headersSent) {
+      // A second answer cannot follow the first: log it, and leave the response as it is.
+      ctx.logger.error({ err, requestId, path: req.path }, 'error after the answer was sent');
+      return;
+    }
     let hubError: HubError;
     if (err instanceof HubError) hubError = err;
     else if (isBodyParserError(err))

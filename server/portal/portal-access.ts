@@ -63,6 +63,14 @@ export function requireRole(...roles: UserRole[]): RequestHandler {
 /** Portal errors are pages in the user's language; nothing unknown leaves with its message. */
 export function buildPortalErrorHandler(ctx: AppContext): ErrorRequestHandler {
   return (err: unknown, req, res, _next) => {
+    if (res.headersSent) {
+      // The answer has gone out (a streamed export, or a session write express-session makes after the head): a second one cannot follow.
+      ctx.logger.error(
+        { err, requestId: String(res.getHeader('x-request-id') ?? ''), path: req.path },
+        'portal error after the answer was sent',
+      );
+      return;
+    }
     let error: HubError;
     if (err instanceof HubError) error = err;
     else {

@@ -4,7 +4,9 @@ import passport from 'passport';
 import { Strategy as LocalStrategy } from 'passport-local';
 import { HubError } from '../../warehouse/core/errors.ts';
 import type { AppContext } from '../context.ts';
-import { fetchSessionCookieKey, KnexSessionStore } from '../services/session-store.ts';
+import type { Subkey } from '../../warehouse/keyring/keyring.ts';
+import { KnexSessionStore } from '../services/session-store.ts';
+import { buildSaveSessionFirst } from './save-session-first.ts';
 import { fetchUser, verifyUserPassword } from '../services/user-service.ts';
 
 export const SESSION_COOKIE = 'hub.sid';
@@ -16,18 +18,28 @@ declare module 'express-session' {
   }
 }
 
+/** The keyring purpose whose subkeys sign session cookies (see warehouse/keyring/README.md). */
+export const SESSION_COOKIE_KEY_PURPOSE = 'portal-session';
+
 /**
  * Sessions in the warehouse, cookies HttpOnly and SameSite=Lax, Secure whenever the request
  * came over HTTPS (directly, or through a proxy trusted by HUB_TRUST_PROXY), expiring when idle.
- * The cookie key is read from the warehouse at the first request, so the app builds synchronously.
+ *
+ * The cookie is signed with the keyring's portal-session subkey, never a key kept in the
+ * warehouse, so a copy of the database cannot forge a cookie for a session it lists. The current
+ * key signs; every key still on the keyring verifies, so `hub keys rotate` signs nobody out and
+ * `hub keys prune` ends the cookies signed under the keys it removes. The keyring re-reads its
+ * file when it changes, and the middleware is rebuilt when the set of keys does.
  */
 export function buildSessionMiddleware(ctx: AppContext): RequestHandler {
-  let middleware: Promise<RequestHandler> | null = null;
-  const build = async () =>
+  const store = new KnexSessionStore(ctx.knex, ctx.clock, ctx.config.sessionIdleMs);
+  const saveFirst = buildSaveSessionFirst(store);
+  let built: { kids: string; handler: RequestHandler } | null = null;
+  const build = (secrets: string[]) =>
     session({
       name: SESSION_COOKIE,
-      secret: await fetchSessionCookieKey(ctx.knex),
-      store: new KnexSessionStore(ctx.knex, ctx.clock, ctx.config.sessionIdleMs),
+      secret: secrets,
+      store,
       resave: false,
       saveUninitialized: false,
       rolling: true,
@@ -40,14 +52,17 @@ export function buildSessionMiddleware(ctx: AppContext): RequestHandler {
       },
     });
   return (req, res, next) => {
-    middleware ??= build();
-    middleware.then(
-      (handler) => handler(req, res, next),
-      (err: unknown) => {
-        middleware = null;
-        next(err);
-      },
-    );
+    let subkeys: Subkey[];
+    try {
+      subkeys = ctx.keyring.listSubkeys(SESSION_COOKIE_KEY_PURPOSE);
+    } catch (err) {
+      next(err);
+      return;
+    }
+    const kids = subkeys.map((k) => k.kid).join(',');
+    if (built?.kids !== kids)
+      built = { kids, handler: build(subkeys.map((k) => k.key.toString('base64url'))) };
+    built.handler(req, res, (err?: unknown) => (err === undefined ? saveFirst(req, res, next) : next(err)));
   };
 }
 

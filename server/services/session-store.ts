@@ -10,8 +10,8 @@ const SWEEP_EVERY_MS = 10 * 60_000;
 /**
  * Portal sessions in the warehouse (`hub_sessions`), so every hub process on one warehouse
  * knows them and a restart signs nobody out. A session expires when idle: each request moves
- * its expiry (`rolling` cookies), and an expired row reads as no session at all, whatever the
- * cookie says, so the server decides, not the browser.
+ * its expiry (`rolling` cookies; see buildSaveSessionFirst for when), and an expired row reads as no
+ * session at all, whatever the cookie says, so the server decides, not the browser.
  */
 export class KnexSessionStore extends Store {
   readonly #knex: Knex;
@@ -52,10 +52,13 @@ export class KnexSessionStore extends Store {
     });
   }
 
-  override touch(sid: string, _session: SessionData, callback?: Callback): void {
-    this.#run(callback, async () => {
-      await this.#knex('hub_sessions').where({ sid }).update({ expires_at: this.#expiry() });
-    });
+  /**
+   * Moves an unchanged session's idle expiry. Deliberately not express-session's `touch`, which
+   * it calls after the response head has gone out: saveSessionFirst calls this before the head,
+   * so a failure can still be the answer.
+   */
+  async extendSession(sid: string): Promise<void> {
+    await this.#knex('hub_sessions').where({ sid }).update({ expires_at: this.#expiry() });
   }
 
   override destroy(sid: string, callback?: Callback): void {
@@ -81,14 +84,4 @@ export class KnexSessionStore extends Store {
       (err: unknown) => callback?.(err),
     );
   }
-}
-
-/** The key that signs session cookies, shared by every hub process on the warehouse (migration 007). */
-export async function fetchSessionCookieKey(knex: Knex): Promise<string> {
-  const row = await knex('hub_settings')
-    .where({ name: 'session_cookie_key' })
-    .first<{ value: string } | undefined>('value');
-  if (row === undefined)
-    throw new Error('hub_settings has no session_cookie_key: the warehouse is not migrated');
-  return row.value;
 }

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { createDecipheriv, hkdfSync } from 'node:crypto';
+import { createDecipheriv, createHmac, hkdfSync } from 'node:crypto';
 import { copyFile, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { decodeProtectedHeader, SignJWT } from 'jose';
 import { generate } from 'otplib';
+import { SESSION_COOKIE, SESSION_COOKIE_KEY_PURPOSE } from '../../server/portal/portal-session.ts';
 import type { ClientCredentials } from '../../server/services/client-service.ts';
 import { authenticateCaller, TOKEN_KEY_PURPOSE } from '../../server/services/token-service.ts';
 import {
@@ -16,6 +17,7 @@ import {
 import { HubError } from '../../warehouse/core/errors.ts';
 import { startApiHub, type ApiHub } from '../support/api-hub.ts';
 import { testDatabases } from '../support/databases.ts';
+import { signIn } from '../support/portal-client.ts';
 
 const sqlite = testDatabases.find((d) => d.name === 'sqlite')!;
 const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
@@ -88,6 +90,10 @@ const deriveAsMaster = (material: Buffer, purpose: string) =>
     hkdfSync('sha256', material, Buffer.from('registry-hub keyring v1'), `registry-hub/${purpose}`, 32),
   );
 
+/** A session cookie's signature as express-session makes it (cookie-signature: HMAC-SHA-256, base64 without padding). */
+const signSessionId = (key: Buffer | string, sid: string) =>
+  createHmac('sha256', key).update(sid).digest('base64').replace(/=+$/, '');
+
 function openSealed(key: Buffer, sealed: string, purpose: string, context: string): string | null {
   const [, iv = '', body = ''] = sealed.split('.');
   const data = Buffer.from(body, 'base64url');
@@ -103,7 +109,7 @@ function openSealed(key: Buffer, sealed: string, purpose: string, context: strin
   }
 }
 
-describe('A reader of a database backup can neither mint a token nor compute a one-time code [sqlite]', () => {
+describe('A reader of a database backup can neither mint a token, compute a one-time code nor sign a session cookie [sqlite]', () => {
   let url: string;
   let hub: ApiHub;
   let client: ClientCredentials;
@@ -112,6 +118,8 @@ describe('A reader of a database backup can neither mint a token nor compute a o
   let values: string[];
   let materials: Buffer[];
   let masterKeys: Buffer[];
+  /** A signed-in portal session: its id is in the backup, its cookie is not. */
+  let sessionCookie: { sid: string; signature: string };
 
   const totpSecretOf = (u: NewUser) => new URL(u.otpauth_uri).searchParams.get('secret') ?? '';
   const epochAt = (step: number) => step * TOTP_STEP_SECONDS;
@@ -147,6 +155,14 @@ describe('A reader of a database backup can neither mint a token nor compute a o
     user = await createUser(hub.ctx, { username: 'backup.victim', entity: 'REG', role: 'custodian' }, 'test');
     const code = await generate({ secret: totpSecretOf(user), epoch: epochAt(nowStep()) });
     await verifyUserLogin(hub.ctx, user.username, user.password, code);
+    const portal = await signIn(hub, {
+      username: user.username,
+      password: user.password,
+      secret: totpSecretOf(user),
+    });
+    const [, sid = '', signature = ''] =
+      /^s:([^.]+)\.(.+)$/.exec(decodeURIComponent(portal.cookie(SESSION_COOKIE) ?? '')) ?? [];
+    sessionCookie = { sid, signature };
 
     // The backup: the database file as a copy of the data folder would hold it.
     const file = url.slice('sqlite:'.length);
@@ -234,5 +250,46 @@ describe('A reader of a database backup can neither mint a token nor compute a o
       openSealed(deriveAsMaster(masterKeys[0]!, TOTP_KEY_PURPOSE), sealed, TOTP_KEY_PURPOSE, user.username),
       totpSecretOf(user),
     );
+  });
+
+  it('cannot sign a cookie for a session it lists from any value in it, taken as a key or as our master key', async () => {
+    assert.ok(values.includes(sessionCookie.sid), 'the signed-in session is in the backup');
+    const openHome = (signature: string) =>
+      fetch(`${hub.baseUrl}/`, {
+        headers: { cookie: `${SESSION_COOKIE}=${encodeURIComponent(`s:${sessionCookie.sid}.${signature}`)}` },
+        redirect: 'manual',
+      });
+    let tried = 0;
+    for (const material of materials) {
+      const derived = deriveAsMaster(material, SESSION_COOKIE_KEY_PURPOSE);
+      // express-session takes its secrets as text; the hub passes the subkey in base64url.
+      for (const key of [material, material.toString('base64url'), derived, derived.toString('base64url')]) {
+        tried += 1;
+        assert.notEqual(
+          signSessionId(key, sessionCookie.sid),
+          sessionCookie.signature,
+          'a cookie signed from the backup would be accepted',
+        );
+      }
+    }
+    assert.ok(tried > 800, `${tried} keys tried`);
+    // End to end too: a sample through the portal.
+    for (const material of materials.slice(0, 3)) {
+      const derived = deriveAsMaster(material, SESSION_COOKIE_KEY_PURPOSE).toString('base64url');
+      const res = await openHome(signSessionId(derived, sessionCookie.sid));
+      assert.equal(res.status, 303);
+      assert.equal(res.headers.get('location'), '/login');
+    }
+  });
+
+  it('the same procedure with the key file signs a cookie the portal accepts: the cookie check above had a real target', async () => {
+    const subkey = deriveAsMaster(masterKeys[0]!, SESSION_COOKIE_KEY_PURPOSE).toString('base64url');
+    const signature = signSessionId(subkey, sessionCookie.sid);
+    assert.equal(signature, sessionCookie.signature);
+    const res = await fetch(`${hub.baseUrl}/`, {
+      headers: { cookie: `${SESSION_COOKIE}=${encodeURIComponent(`s:${sessionCookie.sid}.${signature}`)}` },
+      redirect: 'manual',
+    });
+    assert.equal(res.status, 200);
   });
 });

@@ -72,11 +72,6 @@ describeEachDatabase('Portal in a real browser: the custodian, the NAF admin and
     await page.waitForURL(url('/'));
   }
 
-  before(function () {
-    // Known open defect: on PostgreSQL a builder page is answered twice (headers already sent); skipped there until fixed.
-    if (db.name === 'postgres') this.skip();
-  });
-
   before(async function () {
     this.timeout(300_000);
     dataDir = await createTempDir('hub-browser-');

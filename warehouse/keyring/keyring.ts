@@ -81,7 +81,8 @@ function assertPurpose(purpose: string): void {
  * take effect in every running hub process at its next request.
  *
  * Purposes in use: 'api-token' (HS256 access tokens), 'client-secret' (HMAC of API client
- * secrets), 'totp-secret' (AES-256-GCM of portal users' TOTP secrets). Others pick their own
+ * secrets), 'totp-secret' (AES-256-GCM of portal users' TOTP secrets), 'portal-session'
+ * (portal session cookie signatures). Others pick their own
  * lower-case name, e.g. 'audit-checkpoint' or 'dci-signing'.
  */
 export class Keyring {
