@@ -157,7 +157,7 @@ describeEachDatabase('Consumer API: POST /api/v1/persons:batch', (db) => {
     const audited = (await batchAudit()).slice(auditedBefore);
     assert.equal(audited.length, cases.length, 'every refusal is audited');
     for (const row of audited) {
-      assert.equal(JSON.parse(row.details).status, 400);
+      assert.equal((JSON.parse(row.details) as { status: number }).status, 400);
       const subjects = await hub.ctx.knex('hub_audit_subjects').where({ audit_id: row.id });
       assert.deepEqual(subjects, [], 'a refused batch names no one as read');
     }
