@@ -233,6 +233,28 @@ describeEachDatabase('Consumer API: POST /api/v1/persons:batch', (db) => {
     }
   });
 
+  it('is documented in OpenAPI with the same tables and columns as the single lookup', async () => {
+    const { token } = await hub.createCaller('NAF');
+    const res = await hub.call('GET', '/api/v1/openapi.json', { token });
+    assert.equal(res.status, 200, res.text);
+    type Op = Record<string, unknown>;
+    const paths = (res.body as { paths: Record<string, Record<string, Op>> }).paths;
+    const batchOp = paths['/api/v1/persons:batch']?.post;
+    assert.ok(batchOp, 'the batch path is documented');
+    const tablesOf = (op: Op | undefined, pick: (schema: Op) => Op) => {
+      const responses = op?.responses as Record<string, { content: Record<string, { schema: Op }> }>;
+      const schema = pick(responses['200']!.content['application/json']!.schema);
+      return Object.keys((schema.properties as { tables: { properties: Op } }).tables.properties);
+    };
+    const single = tablesOf(paths['/api/v1/persons/{national_id}']?.get, (s) => s);
+    const inBatch = tablesOf(
+      batchOp,
+      (s) => ((s.properties as Record<string, Op>).results!.items as Op) ?? {},
+    );
+    assert.deepEqual([...single].sort(), ['reg_households', 'reg_people']);
+    assert.deepEqual(inBatch, single);
+  });
+
   it('counts one call as one request against the rate limit, whatever the number of IDs', async () => {
     const { token } = await hub.createCaller('NAF', { ratePerMinute: 2 });
     const five = [PERSON.mohammad, PERSON.fatima, PERSON.sara, PERSON.omar, PERSON.layla];
