@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import type { AppContext } from '../server/context.ts';
 import { isoNow } from '../warehouse/core/clock.ts';
+import type { PreparedReads } from '../warehouse/prepared-reads.ts';
 import { buildAbility, type GrantedColumn, type TableAbility } from './ability.ts';
 
 interface CachedAbility {
@@ -51,6 +52,15 @@ export async function fetchGrantsVersion(knex: Knex | Knex.Transaction): Promise
   return Number(row.version);
 }
 
+const GRANTS_VERSION_SQL = 'SELECT version FROM hub_grants_version WHERE id = 1';
+
+/** fetchGrantsVersion for every request: the same primary-key read, prepared once (see PreparedReads). */
+async function readGrantsVersion(reads: PreparedReads): Promise<number> {
+  const row = await reads.first<{ version: number | string }>(GRANTS_VERSION_SQL, []);
+  if (row === undefined) throw new Error('hub_grants_version has no row: the warehouse is not migrated');
+  return Number(row.version);
+}
+
 /**
  * The entity's ability for this request: one primary-key read of the grants version, and a
  * rebuild only when the version moved or a grant it was built from has expired since. The
@@ -60,13 +70,13 @@ export async function fetchGrantsVersion(knex: Knex | Knex.Transaction): Promise
  * past an expiry its build did not see as passed.
  */
 export async function fetchAbility(
-  ctx: Pick<AppContext, 'clock' | 'reader'>,
+  ctx: Pick<AppContext, 'clock' | 'reader' | 'reads'>,
   cache: AbilityCache,
   entity: string,
 ): Promise<TableAbility> {
   const knex = ctx.reader;
   const now = isoNow(ctx.clock);
-  const version = await fetchGrantsVersion(knex);
+  const version = await readGrantsVersion(ctx.reads);
   const cached = cache.find(entity, version, now);
   if (cached !== undefined) return cached;
   const { ability, validUntil } = await buildEntityAbility(knex, entity, now);

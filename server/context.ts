@@ -9,6 +9,8 @@ import { createAbilityCache, type AbilityCache } from '../privileges/ability-cac
 import { CatalogCache } from '../warehouse/catalog-cache.ts';
 import { AuditWriter } from '../warehouse/audit/audit-writer.ts';
 import { openKeyring, type Keyring } from '../warehouse/keyring/keyring.ts';
+import { PreparedReads } from '../warehouse/prepared-reads.ts';
+import { VerifiedTokens } from './services/verified-tokens.ts';
 
 /** Everything a use case needs, passed explicitly: no module-level database, config or catalog. */
 export interface AppContext {
@@ -22,10 +24,14 @@ export interface AppContext {
   clock: Clock;
   logger: Logger;
   nationalIdRule: NationalIdRule;
+  /** The reads every API request makes (client, grants version, person lookup), prepared once. */
+  reads: PreparedReads;
   /** Per-process state shared by requests: abilities under the grants version, the catalog, the audit group commit. */
   abilities: AbilityCache;
   catalog: CatalogCache;
   audit: AuditWriter;
+  /** Bearer tokens whose signature and claims verified, until they expire (checked against the keyring on each use). */
+  tokens: VerifiedTokens;
   /** The hub's secret keys (from configuration, never the warehouse): subkeys by purpose. */
   keyring: Keyring;
 }
@@ -50,9 +56,11 @@ export function openContext(
     clock,
     logger,
     nationalIdRule: config.nationalIdRule,
+    reads: new PreparedReads(warehouse),
     abilities: createAbilityCache(),
     catalog: new CatalogCache(warehouse.reader, clock),
     audit: new AuditWriter(warehouse.knex, clock, { gatherMs: dialect.auditGatherMs }),
+    tokens: new VerifiedTokens(),
     keyring: openKeyring(config.secretKeys, {
       now: () => clock.now(),
       onCreate: (file) =>
@@ -66,5 +74,6 @@ export function openContext(
 
 export async function closeContext(ctx: AppContext): Promise<void> {
   await ctx.audit.close();
+  await ctx.reads.close();
   await closeWarehouse(ctx.warehouse);
 }

@@ -51,6 +51,14 @@ function classifyRequest(req: Request): Endpoint {
       asked: { params: { national_id: clip(decodeSegment(person[1]!)) } },
     };
   }
+  if (req.method === 'POST' && apiPath === '/persons:batch') {
+    const ids = (req.body as { national_ids?: unknown } | undefined)?.national_ids;
+    return {
+      action: 'api.call',
+      target: 'POST /api/v1/persons:batch',
+      asked: { params: { national_ids: clipJson(ids ?? null) } },
+    };
+  }
   const query = /^\/queries\/([^/]+)\/?$/.exec(apiPath);
   if (req.method === 'POST' && query !== null) {
     const body = (typeof req.body === 'object' && req.body !== null ? req.body : {}) as Record<
@@ -74,10 +82,11 @@ function classifyRequest(req: Request): Endpoint {
   return { action: 'api.call', target: clip(`${req.method} /api/v1${apiPath}`) };
 }
 
-/** The values of an answer by table and column: a person record's tables, or a query page's "table.column" cells. */
+/** The values of an answer by table and column: a person record's tables, each of a batch's results, or a query page's "table.column" cells. */
 function* listReturnedCells(body: unknown): Generator<ReturnedCell> {
   if (typeof body !== 'object' || body === null) return;
-  const { tables, rows } = body as { tables?: unknown; rows?: unknown };
+  const { tables, rows, results } = body as { tables?: unknown; rows?: unknown; results?: unknown };
+  if (Array.isArray(results)) for (const result of results as unknown[]) yield* listReturnedCells(result);
   if (typeof tables === 'object' && tables !== null) {
     for (const [table, tableRows] of Object.entries(tables)) {
       if (!Array.isArray(tableRows)) continue;

@@ -103,9 +103,19 @@ export async function createClient(
   });
 }
 
+/** Plain SQL that every dialect reads alike; the client record's columns, without the secret hash. */
+const CLIENT_SQL =
+  'SELECT client_id, entity, name, status, allowed_ips, rate_per_minute, rate_per_day, created_at, secret_rotated_at FROM hub_clients WHERE client_id = ?';
+
+/**
+ * The client as it is now. Every API request asks, so that a disable, a rotation or a narrowed
+ * address list counts from the next request: one primary-key read, prepared once, through a
+ * reader so that it never queues behind a load's write. It is not cached under a version: such
+ * a version would have to be bumped by every writer of hub_clients and read on every request,
+ * and reading it costs what reading the row costs.
+ */
 export async function fetchClient(ctx: AppContext, clientId: string): Promise<ClientRecord | null> {
-  // Every API request asks: through a reader, so it never queues behind a load's write.
-  const row = await ctx.reader('hub_clients').where({ client_id: clientId }).first<ClientRow | undefined>();
+  const row = await ctx.reads.first<ClientRow>(CLIENT_SQL, [clientId]);
   return row === undefined ? null : mapClientRow(row);
 }
 

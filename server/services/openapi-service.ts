@@ -2,6 +2,7 @@ import { fetchAbility } from '../../privileges/ability-cache.ts';
 import { permittedPersonColumns } from '../../privileges/permitted-columns.ts';
 import type { ColumnType } from '../../warehouse/core/column-types.ts';
 import type { AppContext } from '../context.ts';
+import { MAX_BATCH_IDS } from './person-service.ts';
 import { listRunnableQueries } from './query-service.ts';
 import { TOKEN_TTL_SECONDS, type ApiCaller } from './token-service.ts';
 
@@ -132,6 +133,64 @@ export async function buildOpenApi(ctx: AppContext, caller: ApiCaller, serverUrl
             },
           },
           ...errors(400, 401, 404, 429),
+        },
+      },
+    },
+    '/api/v1/persons:batch': {
+      post: {
+        summary: `Up to ${MAX_BATCH_IDS} persons in one call, each answered as its single lookup would be`,
+        description:
+          'Results come in the order asked. A person no table the caller may read holds is a 404 result, ' +
+          'exactly as an unknown ID. A malformed or repeated ID refuses the whole call with 400. ' +
+          'One call counts as one request against the rate limits.',
+        requestBody: {
+          required: true,
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                required: ['national_ids'],
+                additionalProperties: false,
+                properties: {
+                  national_ids: {
+                    type: 'array',
+                    minItems: 1,
+                    maxItems: MAX_BATCH_IDS,
+                    uniqueItems: true,
+                    items: { type: 'string', pattern: `^\\d{${ctx.nationalIdRule.length}}$` },
+                  },
+                },
+              },
+            },
+          },
+        },
+        responses: {
+          '200': {
+            description: 'One result per ID: 200 with the tables, or 404 with the error of the single lookup',
+            content: {
+              'application/json': {
+                schema: {
+                  type: 'object',
+                  properties: {
+                    results: {
+                      type: 'array',
+                      items: {
+                        type: 'object',
+                        required: ['national_id', 'status'],
+                        properties: {
+                          national_id: { type: 'string' },
+                          status: { enum: [200, 404] },
+                          tables: { type: 'object', properties: personTables },
+                          error: ERROR_RESPONSE.content['application/json'].schema.properties.error,
+                        },
+                      },
+                    },
+                  },
+                },
+              },
+            },
+          },
+          ...errors(400, 401, 429),
         },
       },
     },

@@ -1,9 +1,11 @@
+import type { KeyObject } from 'node:crypto';
 import { jwtVerify, SignJWT, type JWTHeaderParameters } from 'jose';
 import { HubError } from '../../warehouse/core/errors.ts';
 import type { AppContext } from '../context.ts';
 import { fetchClient, verifyClientCredentials, type ClientRecord } from './client-service.ts';
 import { parseTokenRequest, readClaimedClientId, type RawTokenRequest } from './token-request.ts';
 import { assertTokenRequestAllowed, countTokenFailure, type TokenRequester } from './token-throttle.ts';
+import type { VerifiedToken } from './verified-tokens.ts';
 
 export const TOKEN_TTL_SECONDS = 900;
 /** The keyring purpose whose subkey signs access tokens. */
@@ -113,10 +115,42 @@ function auditTokenFailure(ctx: AppContext, requester: TokenRequester, error: Hu
   });
 }
 
+/** Verifies signature and claims, and remembers the token for its next use (see VerifiedTokens). */
+async function verifyToken(ctx: AppContext, token: string): Promise<VerifiedToken['payload']> {
+  let used: { kid: string; key: KeyObject } | null = null;
+  const findKey = (header: JWTHeaderParameters) => {
+    const key =
+      typeof header.kid === 'string' ? ctx.keyring.findSecretKey(TOKEN_KEY_PURPOSE, header.kid) : null;
+    if (key === null) throw new UnknownSigningKey();
+    used = { kid: header.kid!, key };
+    return key;
+  };
+  let verified: { payload: VerifiedToken['payload'] & { exp?: number } };
+  try {
+    verified = await jwtVerify(token, findKey, {
+      algorithms: [ALGORITHM],
+      issuer: ISSUER,
+      currentDate: ctx.clock.now(),
+    });
+  } catch (err) {
+    if (err instanceof UnknownSigningKey)
+      throw invalidToken('signed with a key the hub no longer holds or never held');
+    const code = (err as { code?: string }).code;
+    throw invalidToken(code === 'ERR_JWT_EXPIRED' ? 'expired' : 'signature or claims do not verify');
+  }
+  const { payload } = verified;
+  const key = used as { kid: string; key: KeyObject } | null;
+  if (key !== null && typeof payload.exp === 'number')
+    ctx.tokens.save(token, { ...key, exp: payload.exp, payload });
+  return payload;
+}
+
 /**
  * Checks the token and then the client as it is now: a disabled client, a rotated secret or a
  * narrowed address list takes effect on the next request, not when the token expires. A token
- * whose key (`kid`) was removed from the keyring is refused at once.
+ * whose key (`kid`) was removed from the keyring is refused at once. A token verified before is
+ * not verified again while its key is unchanged and it has not expired (ctx.tokens); the client
+ * is read on every request all the same.
  */
 export async function authenticateCaller(
   ctx: AppContext,
@@ -125,25 +159,10 @@ export async function authenticateCaller(
 ): Promise<ApiCaller> {
   const match = /^Bearer\s+(\S+)$/i.exec(authorization ?? '');
   if (match === null) throw invalidToken('send Authorization: Bearer <token> from POST /api/v1/token');
-  let payload: { sub?: string; iat_ms?: unknown };
-  const findKey = (header: JWTHeaderParameters) => {
-    const key =
-      typeof header.kid === 'string' ? ctx.keyring.findSecretKey(TOKEN_KEY_PURPOSE, header.kid) : null;
-    if (key === null) throw new UnknownSigningKey();
-    return key;
-  };
-  try {
-    ({ payload } = await jwtVerify(match[1]!, findKey, {
-      algorithms: [ALGORITHM],
-      issuer: ISSUER,
-      currentDate: ctx.clock.now(),
-    }));
-  } catch (err) {
-    if (err instanceof UnknownSigningKey)
-      throw invalidToken('signed with a key the hub no longer holds or never held');
-    const code = (err as { code?: string }).code;
-    throw invalidToken(code === 'ERR_JWT_EXPIRED' ? 'expired' : 'signature or claims do not verify');
-  }
+  const token = match[1]!;
+  const currentKey = (kid: string) => ctx.keyring.findSecretKey(TOKEN_KEY_PURPOSE, kid);
+  const nowMs = ctx.clock.now().getTime();
+  const payload = ctx.tokens.find(token, currentKey, nowMs)?.payload ?? (await verifyToken(ctx, token));
   const client = payload.sub === undefined ? null : await fetchClient(ctx, payload.sub);
   if (client === null || client.status !== 'active') throw invalidToken('the client is disabled or unknown');
   if (typeof payload.iat_ms !== 'number' || payload.iat_ms < Date.parse(client.secret_rotated_at)) {

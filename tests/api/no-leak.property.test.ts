@@ -18,7 +18,7 @@ import { validId } from '../support/registry-fixture.ts';
 
 /*
  * The guarantee, stated as the test checks it: for any grants, any saved queries and any
- * person lookups, changing, adding or deleting what the entity may not read (rows of tables it
+ * person lookups (one by one and in one batch call), changing, adding or deleting what the entity may not read (rows of tables it
  * has no grant on, values of columns it is not granted) leaves every response it gets
  * byte-identical, a 403 included. The oracle is the comparison itself; it does not ask the
  * implementation which columns it reads.
@@ -360,6 +360,9 @@ describeEachDatabase(
         const res = await record(`person ${id}`, 'GET', `/api/v1/persons/${id}`);
         if (res.status === 200) seen.personsFound++;
       }
+      // The same persons in one batch call: hidden data must not change it either.
+      const batch = await record('batch', 'POST', '/api/v1/persons:batch', { national_ids: s.lookups });
+      assert.equal(batch.status, 200, batch.text);
       return responses;
     }
 

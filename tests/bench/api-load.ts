@@ -8,6 +8,8 @@ export interface LoadTarget {
   method: 'GET' | 'POST';
   headers: Record<string, string>;
   next(): { path: string; body?: string };
+  /** Concurrent connections; CONNECTIONS unless the endpoint's target says otherwise. */
+  connections?: number;
 }
 
 /** The values in turn, shared by all connections, so each request reads another row. */
@@ -21,7 +23,7 @@ export async function runLoad(target: LoadTarget, seconds: number): Promise<Resu
   const setupRequest = (request: RequestData): RequestData => ({ ...request, ...target.next() });
   return autocannon({
     url: target.url,
-    connections: CONNECTIONS,
+    connections: target.connections ?? CONNECTIONS,
     duration: seconds,
     requests: [{ method: target.method, headers: target.headers, setupRequest }],
   });

@@ -34,12 +34,26 @@ export const NAF_COLUMNS = [
   'poverty_score',
 ] as const;
 
-/** The tables the hub's person lookup returns to NAF, in catalog (name) order. */
-export const PERSON_TABLES: ReadonlyArray<{ table: string; columns: readonly string[] }> = [
-  { table: 'cspd_personal_info', columns: CSPD_GRANTED_COLUMNS },
-  { table: 'dvld_vehicles', columns: DVLD_COLUMNS },
-  { table: 'naf_households', columns: NAF_COLUMNS },
+/**
+ * The tables the hub's person lookup returns to NAF, in catalog (name) order, with the order it
+ * sorts a person's rows in: the record key where readable, then every returned column.
+ */
+export const PERSON_TABLES: ReadonlyArray<{
+  table: string;
+  columns: readonly string[];
+  order: readonly string[];
+}> = [
+  { table: 'cspd_personal_info', columns: CSPD_GRANTED_COLUMNS, order: CSPD_GRANTED_COLUMNS },
+  {
+    table: 'dvld_vehicles',
+    columns: DVLD_COLUMNS,
+    order: ['registration_number', ...DVLD_COLUMNS.filter((c) => c !== 'registration_number')],
+  },
+  { table: 'naf_households', columns: NAF_COLUMNS, order: NAF_COLUMNS },
 ];
+
+/** How many national IDs each batch call of the benchmark asks for. */
+export const BATCH_SIZE = 10;
 
 export const QUERY_NAME = 'widows-with-vehicles';
 export const PAGE_SIZE = 20;

@@ -1,10 +1,14 @@
 /**
  * node --import tsx tests/bench/bare-server.ts <warehouse.sqlite>
- * The yardstick of the API benchmark: plain express over the hub's SQLite warehouse, opened the
- * way the hub opens it, running the same indexed statements as the hub's person lookup and the
- * saved query's first page — without tokens, grants, rate limits, audit or security headers.
+ * The yardstick of the API benchmark: plain express over the hub's SQLite warehouse, without
+ * tokens, grants, rate limits, audit or security headers. The person lookup and the batch are
+ * what a person would write by hand: better-sqlite3 prepared statements on one connection
+ * (the hub's reader pragmas), making the hub's reads — which of the tables hold the person
+ * (hub_person_tables), then each holding table's granted columns in the hub's row order — and
+ * nothing else. The saved query's first page runs the SQL the hub compiles.
  * Prints "Bare server listening on http://127.0.0.1:PORT".
  */
+import Database from 'better-sqlite3';
 import express, { type Request, type Response } from 'express';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
@@ -14,25 +18,79 @@ import { PAGE_SIZE, PERSON_TABLES, QUERY_COLUMNS, QUERY_LIMIT, QUERY_NAME } from
 
 const HOST = '127.0.0.1';
 const ALIAS_OF_NATIONAL_ID = 'hub_nid';
+const TABLE_NAMES = PERSON_TABLES.map((t) => t.table);
 
-async function lookUpPerson(knex: Knex, req: Request<{ nid: string }>, res: Response): Promise<void> {
+type Row = Record<string, unknown>;
+
+/** Prepared statements by SQL text, as any better-sqlite3 program keeps them. */
+function buildStatementCache(db: Database.Database): (sql: string) => Database.Statement {
+  const statements = new Map<string, Database.Statement>();
+  return (sql) => {
+    let statement = statements.get(sql);
+    if (statement === undefined) statements.set(sql, (statement = db.prepare(sql)));
+    return statement;
+  };
+}
+
+const marks = (n: number) => new Array<string>(n).fill('?').join(', ');
+
+/** Each person's rows in the tables that hold them, read as the hub reads them: IN lists, one statement per table. */
+function readPersons(
+  prepare: (sql: string) => Database.Statement,
+  ids: string[],
+): Map<string, Record<string, Row[]>> {
+  const holdings = prepare(
+    `SELECT national_id, table_name FROM hub_person_tables WHERE national_id IN (${marks(ids.length)}) AND table_name IN (${marks(TABLE_NAMES.length)})`,
+  ).all(...ids, ...TABLE_NAMES) as Array<{ national_id: string; table_name: string }>;
+  const persons = new Map<string, Record<string, Row[]>>();
+  for (const { national_id } of holdings)
+    if (!persons.has(national_id))
+      persons.set(national_id, Object.fromEntries(TABLE_NAMES.map((t) => [t, []])));
+  for (const { table, columns, order } of PERSON_TABLES) {
+    const holders = holdings.filter((h) => h.table_name === table).map((h) => h.national_id);
+    if (holders.length === 0) continue;
+    const rows = prepare(
+      `SELECT ${columns.map((c) => `"${c}"`).join(', ')} FROM "${table}" WHERE "national_id" IN (${marks(holders.length)}) ORDER BY ${order.map((c) => `"${c}" ASC`).join(', ')}`,
+    ).all(...holders) as Row[];
+    for (const row of rows) persons.get(String(row.national_id))![table]!.push(row);
+  }
+  return persons;
+}
+
+const notFound = (nationalId: string) => ({
+  code: 'not_found',
+  message: `no person with national ID ${nationalId}`,
+});
+
+function lookUpPerson(
+  prepare: (sql: string) => Database.Statement,
+  req: Request<{ nid: string }>,
+  res: Response,
+): void {
   const nationalId = req.params.nid;
-  const known = await knex('hub_persons')
-    .where({ national_id: nationalId })
-    .first<{ national_id: string } | undefined>('national_id');
-  if (known === undefined) {
-    res
-      .status(404)
-      .json({ error: { code: 'not_found', message: `no person with national ID ${nationalId}` } });
+  const tables = readPersons(prepare, [nationalId]).get(nationalId);
+  if (tables === undefined) {
+    res.status(404).json({ error: notFound(nationalId) });
     return;
   }
-  const tables: Record<string, unknown[]> = {};
-  for (const { table, columns } of PERSON_TABLES) {
-    tables[table] = await knex(table)
-      .where('national_id', nationalId)
-      .select([...columns]);
-  }
   res.json({ national_id: nationalId, tables });
+}
+
+function lookUpBatch(prepare: (sql: string) => Database.Statement, req: Request, res: Response): void {
+  const ids = (req.body as { national_ids?: unknown } | undefined)?.national_ids;
+  if (!Array.isArray(ids) || ids.length === 0 || ids.some((id) => typeof id !== 'string')) {
+    res.status(400).json({ error: { code: 'invalid_request', message: 'national_ids: a list of IDs' } });
+    return;
+  }
+  const persons = readPersons(prepare, ids as string[]);
+  res.json({
+    results: (ids as string[]).map((id) => {
+      const tables = persons.get(id);
+      return tables === undefined
+        ? { national_id: id, status: 404, error: notFound(id) }
+        : { national_id: id, status: 200, tables };
+    }),
+  });
 }
 
 interface QueryBody {
@@ -83,9 +141,13 @@ async function main(): Promise<void> {
   const file = process.argv[2];
   if (file === undefined) throw new Error('usage: bare-server.ts <warehouse.sqlite>');
   const warehouse = openWarehouse(`sqlite:${file}`);
+  const db = new Database(file);
+  for (const pragma of ['query_only = ON', 'busy_timeout = 15000', 'cache_size = -16384']) db.pragma(pragma);
+  const prepare = buildStatementCache(db);
   const app = express();
   app.use(express.json({ limit: '100kb' }));
-  app.get('/persons/:nid', (req, res, next) => lookUpPerson(warehouse.knex, req, res).catch(next));
+  app.get('/persons/:nid', (req, res) => lookUpPerson(prepare, req, res));
+  app.post('/persons\\:batch', (req, res) => lookUpBatch(prepare, req, res));
   app.post('/queries/widows', (req, res, next) => runWidowsQuery(warehouse.knex, req, res).catch(next));
   const server = app.listen(0, HOST);
   await once(server, 'listening');
@@ -93,7 +155,10 @@ async function main(): Promise<void> {
   process.stdout.write(`Bare server listening on http://${HOST}:${port}\n`);
   process.once('SIGTERM', () => {
     server.closeAllConnections();
-    server.close(() => void closeWarehouse(warehouse));
+    server.close(() => {
+      db.close();
+      void closeWarehouse(warehouse);
+    });
   });
 }
 

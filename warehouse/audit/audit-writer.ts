@@ -54,7 +54,8 @@ export class AuditWriter {
     }
   }
 
-  // Waiting one tick lets the events of one burst of requests share the first flush too.
+  // Waiting for the end of this turn of the event loop lets the events of the requests answered
+  // in it share the first flush, without holding any of them longer than that turn.
   private scheduleFlush(): void {
     if (this.flushing !== null || this.scheduled) return;
     this.scheduled = true;
@@ -63,7 +64,7 @@ export class AuditWriter {
       if (this.flushing === null) void this.startFlush();
     };
     if (this.gatherMs > 0) setTimeout(flush, this.gatherMs);
-    else process.nextTick(flush);
+    else setImmediate(flush);
   }
 
   private startFlush(): Promise<void> {

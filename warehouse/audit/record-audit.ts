@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
+import type { Database } from 'better-sqlite3';
 import type { Knex } from 'knex';
 import { type Clock, isoNow } from '../core/clock.ts';
 import { dialectOf } from '../dialects/index.ts';
+import { withRawConnection } from '../dialects/raw-connection.ts';
 
 export interface AuditEvent {
   /** Who acted: a username, a client id, 'cli:<os user>' or 'scheduler'. */
@@ -96,6 +98,71 @@ async function retryWhenBusy(work: () => Promise<void>): Promise<void> {
   }
 }
 
+type AuditRow = ChainedFields & { prev_hash: string; hash: string };
+
+/** The events as chained rows after `prevHash`, in order. */
+function buildChainedRows(list: readonly AuditEvent[], prevHash: string, now: string): AuditRow[] {
+  let prev = prevHash;
+  return list.map((event) => {
+    const fields: ChainedFields = {
+      at: event.at?.toISOString() ?? now,
+      actor: fitText(event.actor, 100),
+      entity: event.entity == null ? null : fitText(event.entity, 16),
+      action: fitText(event.action, 64),
+      target: event.target == null ? null : fitText(event.target, 400),
+      details: JSON.stringify(event.details ?? {}),
+      subjects_hash: computeSubjectsHash(event.subjects ?? []),
+    };
+    const hash = computeAuditHash(prev, fields);
+    const row = { ...fields, prev_hash: prev, hash };
+    prev = hash;
+    return row;
+  });
+}
+
+const AUDIT_COLUMNS = [
+  'at',
+  'actor',
+  'entity',
+  'action',
+  'target',
+  'details',
+  'subjects_hash',
+  'prev_hash',
+  'hash',
+] as const;
+const SQLITE_TAIL = 'SELECT "hash" FROM "hub_audit" ORDER BY "id" DESC LIMIT 1';
+const SQLITE_INSERT_EVENT = `INSERT INTO "hub_audit" (${AUDIT_COLUMNS.map((c) => `"${c}"`).join(', ')}) VALUES (${AUDIT_COLUMNS.map(() => '?').join(', ')})`;
+const SQLITE_INSERT_SUBJECT = 'INSERT INTO "hub_audit_subjects" ("audit_id", "national_id") VALUES (?, ?)';
+
+/**
+ * SQLite: the same transaction (a deferred BEGIN, the tail, the rows, their subjects) run
+ * synchronously with prepared statements on the writer's own connection. A group of API events
+ * then costs one short write instead of a round of the query builder and the pool per
+ * statement. Being one synchronous call, no other request can run between reading the tail and
+ * committing; SQLITE_BUSY from another process still reaches retryWhenBusy.
+ */
+function appendOnSqlite(knex: Knex, db: Database, list: readonly AuditEvent[], now: string): void {
+  // Announced to knex's query listeners like the statements knex runs itself (logging, debugging).
+  const announce = (sql: string, bindings: unknown[]) => knex.emit('query', { method: 'raw', sql, bindings });
+  db.transaction(() => {
+    announce(SQLITE_TAIL, []);
+    const tail = db.prepare(SQLITE_TAIL).get() as { hash: string } | undefined;
+    const insertEvent = db.prepare(SQLITE_INSERT_EVENT);
+    const insertSubject = db.prepare(SQLITE_INSERT_SUBJECT);
+    const rows = buildChainedRows(list, tail?.hash ?? GENESIS_HASH, now);
+    for (const [i, row] of rows.entries()) {
+      const values = AUDIT_COLUMNS.map((c) => row[c]);
+      announce(SQLITE_INSERT_EVENT, values);
+      const id = insertEvent.run(values).lastInsertRowid;
+      for (const nationalId of uniqueSubjects(list[i]!.subjects ?? [])) {
+        announce(SQLITE_INSERT_SUBJECT, [id, nationalId]);
+        insertSubject.run(id, nationalId);
+      }
+    }
+  })();
+}
+
 /** Appends events to the hash-chained log, in the caller's transaction or a new one. */
 export async function recordAudit(
   executor: Knex | Knex.Transaction,
@@ -107,23 +174,7 @@ export async function recordAudit(
   const append = async (trx: Knex.Transaction) => {
     await lockChain(trx);
     const last = await trx('hub_audit').orderBy('id', 'desc').first<{ hash: string } | undefined>('hash');
-    let prevHash = last?.hash ?? GENESIS_HASH;
-    const now = isoNow(clock);
-    const rows = list.map((event) => {
-      const fields: ChainedFields = {
-        at: event.at?.toISOString() ?? now,
-        actor: fitText(event.actor, 100),
-        entity: event.entity == null ? null : fitText(event.entity, 16),
-        action: fitText(event.action, 64),
-        target: event.target == null ? null : fitText(event.target, 400),
-        details: JSON.stringify(event.details ?? {}),
-        subjects_hash: computeSubjectsHash(event.subjects ?? []),
-      };
-      const hash = computeAuditHash(prevHash, fields);
-      const row = { ...fields, prev_hash: prevHash, hash };
-      prevHash = hash;
-      return row;
-    });
+    const rows = buildChainedRows(list, last?.hash ?? GENESIS_HASH, isoNow(clock));
     // A group of events goes in as one multi-row insert; ids come back matched by hash.
     const idByHash = new Map<string, number>();
     for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
@@ -144,5 +195,11 @@ export async function recordAudit(
     }
   };
   if (executor.isTransaction === true) await append(executor as Knex.Transaction);
+  else if (dialectOf(executor).name === 'sqlite')
+    await retryWhenBusy(() =>
+      withRawConnection(executor, (db: Database) =>
+        appendOnSqlite(executor as Knex, db, list, isoNow(clock)),
+      ),
+    );
   else await retryWhenBusy(() => executor.transaction(append));
 }

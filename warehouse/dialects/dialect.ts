@@ -33,9 +33,9 @@ export interface Dialect {
   removeDuplicateKeys(knex: Knex, target: BulkTarget): Promise<WarehouseRow[]>;
   isUniqueViolation(error: unknown): boolean;
   /**
-   * How long the audit writer lets events gather before a flush. SQLite has one connection,
-   * busy with other requests' reads, so without a short wait nearly every group would hold one
-   * event and every request would pay a whole transaction.
+   * How long the audit writer lets events gather before a flush, beyond the end of the current
+   * turn of the event loop (0: no longer). Every answer waits for its flush, so this is latency
+   * added to every API request.
    */
   auditGatherMs: number;
   /** Holds an exclusive lock on a named resource until the transaction ends. */

@@ -21,7 +21,8 @@ export const sqliteDialect: Dialect = {
   maxBindings: 32766,
   maxInsertRows: 500,
   uniqueKeyDuringLoad: false,
-  auditGatherMs: 2,
+  // A group is one synchronous write on the writer's connection (record-audit.ts): cheap enough per turn.
+  auditGatherMs: 0,
 
   openBulkWriter(knex: Knex, target: BulkTarget) {
     const sql = `INSERT INTO ${quote(target.table)} (${target.columns.map(quote).join(', ')}) VALUES (${target.columns

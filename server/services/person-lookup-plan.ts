@@ -1,0 +1,114 @@
+import type { Knex } from 'knex';
+import type { TableAbility } from '../../privileges/ability.ts';
+import { permittedPersonColumns } from '../../privileges/permitted-columns.ts';
+import type { CatalogTable } from '../../warehouse/catalog.ts';
+import type { ColumnType } from '../../warehouse/core/column-types.ts';
+import { compileReadSql } from '../../warehouse/prepared-reads.ts';
+
+/** One table a person lookup reads: only the columns the ability allows, in catalog order. */
+export interface PlannedTable {
+  table: CatalogTable;
+  columns: string[];
+  /** The catalog type of each column, for normalizing values. */
+  types: Array<ColumnType | undefined>;
+  /** SELECT of the columns for `size` national IDs, ordered so that each person's rows come in the single lookup's order. */
+  sql(size: number): string;
+}
+
+/** What an entity's person lookups read, built once per ability and catalog. */
+export interface PersonLookupPlan {
+  tables: PlannedTable[];
+  tableNames: string[];
+  /** Which of the planned tables hold each of `size` national IDs (hub_person_tables). */
+  holdingSql(size: number): string;
+}
+
+/**
+ * The number of IDs a statement is built for: the next power of two, so that a handful of
+ * statements serve every batch size (the unused places repeat the last ID, which changes
+ * nothing in an IN list).
+ */
+export function roundUpIdCount(count: number): number {
+  let size = 1;
+  while (size < count) size *= 2;
+  return size;
+}
+
+function memoBySize(build: (size: number) => string): (size: number) => string {
+  const bySize = new Map<number, string>();
+  return (size) => {
+    let sql = bySize.get(size);
+    if (sql === undefined) {
+      sql = build(size);
+      bySize.set(size, sql);
+    }
+    return sql;
+  };
+}
+
+const placeholders = (size: number) => new Array<string>(size).fill('');
+
+function buildPlan(reader: Knex, ability: TableAbility, catalog: readonly CatalogTable[]): PersonLookupPlan {
+  const tables = catalog
+    .map((table) => ({ table, columns: permittedPersonColumns(ability, table) }))
+    .filter((r) => r.columns.length > 0)
+    .map(({ table, columns }): PlannedTable => {
+      const typeOf = new Map(table.columns.map((c) => [c.name, c.type]));
+      // Ordered by readable values only (the record key where readable, then every returned
+      // column), so the order of a person's rows shows nothing of the columns left out.
+      const order = [...new Set([...table.key.filter((k) => columns.includes(k)), ...columns])];
+      return {
+        table,
+        columns,
+        types: columns.map((c) => typeOf.get(c)),
+        sql: memoBySize((size) =>
+          compileReadSql(
+            reader(table.name)
+              .whereIn(table.nationalIdColumn, placeholders(size))
+              .orderBy(order)
+              .select(columns),
+          ),
+        ),
+      };
+    });
+  const tableNames = tables.map((t) => t.table.name);
+  return {
+    tables,
+    tableNames,
+    holdingSql: memoBySize((size) =>
+      compileReadSql(
+        reader('hub_person_tables')
+          .whereIn('national_id', placeholders(size))
+          .whereIn('table_name', placeholders(tableNames.length))
+          .select('national_id', 'table_name'),
+      ),
+    ),
+  };
+}
+
+interface CachedPlan {
+  reader: Knex;
+  catalog: readonly CatalogTable[];
+  plan: PersonLookupPlan;
+}
+
+/*
+ * Keyed by the ability object itself: the ability cache hands out the same object while the
+ * grants version stands and a new one once it moves (a grant, a revoke, an expiry), so a plan
+ * can never outlive the grants it was built from, and it is dropped with its ability. The
+ * catalog cache likewise gives a new array when it reads the catalog again.
+ */
+const plans = new WeakMap<TableAbility, CachedPlan>();
+
+/** The lookup plan for this ability and catalog, built on first use. */
+export function fetchPersonLookupPlan(
+  reader: Knex,
+  ability: TableAbility,
+  catalog: readonly CatalogTable[],
+): PersonLookupPlan {
+  const cached = plans.get(ability);
+  if (cached !== undefined && cached.catalog === catalog && cached.reader === reader) return cached.plan;
+  const plan = buildPlan(reader, ability, catalog);
+  plans.set(ability, { reader, catalog, plan });
+  return plan;
+}

@@ -1,0 +1,94 @@
+import type { Statement, Database } from 'better-sqlite3';
+import type { Knex } from 'knex';
+import type { Warehouse } from './db.ts';
+import { acquireRawConnection, withRawConnection } from './dialects/raw-connection.ts';
+
+/** A binding of a prepared read: what every driver accepts. */
+export type ReadBinding = string | number | null;
+
+interface HeldConnection {
+  db: Database;
+  statements: Map<string, Statement>;
+  release(): Promise<void>;
+}
+
+/** More distinct statements than the API ever runs; past it the cache starts over rather than grow. */
+const MAX_STATEMENTS = 1_000;
+
+/**
+ * The few reads every API request makes (the client, the grants version, the person lookup),
+ * run from SQL text built once instead of through the query builder each time. On SQLite they
+ * run synchronously on one reader connection kept for them, as prepared better-sqlite3
+ * statements: no query compilation and no pool round per statement, which on the embedded
+ * warehouse cost more than the reads themselves. Other databases run the text through the
+ * reader pool, whose drivers keep their connections open. The SQL text uses `?` placeholders,
+ * as knex's `toSQL().sql` gives it.
+ */
+export class PreparedReads {
+  readonly #reader: Knex;
+  /** SQLite with a reader pool of its own: one connection is kept for these reads. */
+  readonly #keepsConnection: boolean;
+  readonly #sqlite: boolean;
+  #held: Promise<HeldConnection> | null = null;
+  #closed = false;
+
+  constructor(warehouse: Pick<Warehouse, 'reader' | 'knex' | 'dialect'>) {
+    this.#reader = warehouse.reader;
+    this.#sqlite = warehouse.dialect === 'sqlite';
+    // An in-memory or read-only SQLite hub has one connection in all, which must not be kept.
+    this.#keepsConnection = this.#sqlite && warehouse.reader !== warehouse.knex;
+  }
+
+  /** Every row the statement returns. */
+  async all<T>(sql: string, bindings: readonly ReadBinding[]): Promise<T[]> {
+    if (this.#keepsConnection) {
+      const held = await this.#hold();
+      return runStatement<T>(held, sql, bindings);
+    }
+    if (this.#sqlite) {
+      return withRawConnection(this.#reader, (db: Database) => db.prepare(sql).all(...bindings) as T[]);
+    }
+    const result = (await this.#reader.raw(sql, [...bindings])) as { rows: T[] } | T[];
+    return Array.isArray(result) ? result : result.rows;
+  }
+
+  /** The first row, or undefined. */
+  async first<T>(sql: string, bindings: readonly ReadBinding[]): Promise<T | undefined> {
+    return (await this.all<T>(sql, bindings))[0];
+  }
+
+  /** Gives the kept connection back to the pool, so the warehouse can close. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const held = this.#held;
+    this.#held = null;
+    if (held !== null) await (await held.catch(() => null))?.release();
+  }
+
+  #hold(): Promise<HeldConnection> {
+    if (this.#closed) return Promise.reject(new Error('the prepared reads are closed'));
+    this.#held ??= acquireRawConnection<Database>(this.#reader).then(
+      ({ connection, release }) => ({ db: connection, statements: new Map(), release }),
+      (err: unknown) => {
+        this.#held = null;
+        throw err;
+      },
+    );
+    return this.#held;
+  }
+}
+
+function runStatement<T>(held: HeldConnection, sql: string, bindings: readonly ReadBinding[]): T[] {
+  let statement = held.statements.get(sql);
+  if (statement === undefined) {
+    if (held.statements.size >= MAX_STATEMENTS) held.statements.clear();
+    statement = held.db.prepare(sql);
+    held.statements.set(sql, statement);
+  }
+  return statement.all(...bindings) as T[];
+}
+
+/** The SQL text of a built query, placeholders left as `?`, for PreparedReads. */
+export function compileReadSql(query: Knex.QueryBuilder): string {
+  return query.toSQL().sql;
+}
