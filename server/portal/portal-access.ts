@@ -74,6 +74,11 @@ export function buildPortalErrorHandler(ctx: AppContext): ErrorRequestHandler {
       res.locals.user = req.user;
       res.locals.menu = menuFor(req.user);
     }
+    // A portal JSON endpoint (a run's progress) answers errors as the API does.
+    if (req.path.endsWith('.json')) {
+      res.status(error.status).json({ error: { code: error.code, message: error.message } });
+      return;
+    }
     const title = ERROR_PAGE_STATUSES.has(error.status) ? `error_${error.status}` : 'error_500';
     res.status(error.status).render('pages/portal-error', { error, title });
   };

@@ -8,12 +8,7 @@ import { fetchCatalog, fetchEntities, type Label } from '../../warehouse/catalog
 import { HubError, invalidRequest } from '../../warehouse/core/errors.ts';
 import type { AppContext } from '../context.ts';
 import { fetchClient, fetchClients, type ClientRecord } from './client-service.ts';
-import {
-  fetchConnectorOverview,
-  fetchRunHistory,
-  type ConnectorOverview,
-  type RunHistoryRow,
-} from './connector-service.ts';
+import { fetchConnectorOverview, type ConnectorOverview } from './connector-service.ts';
 
 /*
  * What the portal's settings and audit screens read and change beyond the services the CLI
@@ -183,56 +178,6 @@ export async function assertMayRunConnector(
   if (connector === undefined)
     throw new HubError('not_found', 404, `no connector named ${JSON.stringify(name)} for ${actor.name}`);
   return connector;
-}
-
-export interface RejectRow {
-  run_id: number;
-  source_key: string;
-  reason: string;
-  raw_row: string;
-}
-
-export async function fetchConnectorDetail(
-  ctx: AppContext,
-  actor: Actor,
-  name: string,
-): Promise<{ connector: ConnectorOverview; runs: RunHistoryRow[]; rejects: RejectRow[] }> {
-  const connector = await assertMayRunConnector(ctx, actor, name);
-  const runs = await fetchRunHistory(ctx, name, 20);
-  const rejects = await fetchRejects(
-    ctx,
-    name,
-    runs.find((r) => Number(r.rows_rejected) > 0)?.id ?? null,
-    200,
-  );
-  return { connector, runs, rejects };
-}
-
-async function fetchRejects(
-  ctx: AppContext,
-  name: string,
-  runId: number | null,
-  limit?: number,
-): Promise<RejectRow[]> {
-  if (runId === null) return [];
-  const query = ctx
-    .knex('hub_rejects')
-    .where({ connector: name, run_id: runId })
-    .orderBy('id')
-    .select<RejectRow[]>('run_id', 'source_key', 'reason', 'raw_row');
-  if (limit !== undefined) query.limit(limit);
-  return query;
-}
-
-/** The rejects of the connector's latest run that had any, as CSV: run, source key, reason, raw row. */
-export async function exportRejectsCsv(ctx: AppContext, actor: Actor, name: string): Promise<string> {
-  await assertMayRunConnector(ctx, actor, name);
-  const latest = (await fetchRunHistory(ctx, name, 1000)).find((r) => Number(r.rows_rejected) > 0);
-  const rows = await fetchRejects(ctx, name, latest?.id ?? null);
-  return stringify(
-    rows.map((r) => [r.run_id, r.source_key, r.reason, r.raw_row]),
-    { header: true, columns: ['run_id', 'source_key', 'reason', 'raw_row'] },
-  );
 }
 
 export interface AuditFilter {
