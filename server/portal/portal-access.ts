@@ -15,7 +15,7 @@ export const PORTAL_SCREENS = [
   { path: '/settings/users', key: 'nav_users', roles: ['super-admin'] },
   { path: '/settings/clients', key: 'nav_clients', roles: ['super-admin', 'entity-admin'] },
   { path: '/settings/connectors', key: 'nav_connectors', roles: ['super-admin', 'custodian'] },
-  { path: '/audit', key: 'nav_audit', roles: ['super-admin'] },
+  { path: '/audit', key: 'nav_audit', roles: ['super-admin', 'custodian', 'entity-admin'] },
 ] as const satisfies ReadonlyArray<{ path: string; key: string; roles: readonly UserRole[] }>;
 
 const ERROR_PAGE_STATUSES = new Set([400, 401, 403, 404, 409, 429]);

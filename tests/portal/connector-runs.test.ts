@@ -172,7 +172,7 @@ describeEachDatabase('Portal connector runs: Run now with progress, history, rej
     const runsBefore = await hub.ctx.knex('hub_connector_runs').where({ connector: 'veh-plates' });
     const again = await vehCustodian.post('/settings/connectors/veh-plates/run', {});
     assert.equal(again.status, 409);
-    assert.match(again.text, /veh-plates is already running/);
+    assert.match(again.text, /This connector is running already[\s\S]*veh-plates is already running/);
     assert.match(
       again.text,
       new RegExp(`data-testid="run-in-progress"[\\s\\S]*href="${runPage('veh-plates', runId)}"`),
@@ -325,7 +325,9 @@ describeEachDatabase('Portal connector runs: Run now with progress, history, rej
     assert.equal(json.status, 403);
     assert.equal((JSON.parse(json.text) as { error: { code: string } }).error.code, 'forbidden');
     await nafAdmin.get('/');
-    assert.equal((await nafAdmin.post('/settings/connectors/veh-vehicles/run', {})).status, 403);
+    const forbidden = await nafAdmin.post('/settings/connectors/veh-vehicles/run', {});
+    assert.equal(forbidden.status, 403);
+    assert.match(forbidden.text, /Your role may not use this page/);
 
     for (const path of [runPage('veh-vehicles', runId), `${runPage('veh-vehicles', runId)}/rejects.csv`]) {
       const res = await regCustodian.get(path);
