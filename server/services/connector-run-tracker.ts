@@ -63,6 +63,7 @@ export class ConnectorRunTracker {
         onProgress: (stats, phase) => Object.assign(live, { stats: { ...stats }, phase }),
       })
         .then((summary) => {
+          resolve({ run_id: summary.run_id });
           const { read, inserted, updated, deleted, rejected } = summary;
           Object.assign(live, {
             stats: { read, inserted, updated, deleted, rejected },
