@@ -1,75 +1,13 @@
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { writeFile } from 'node:fs/promises';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runConnectorByName } from '../../server/services/connector-service.ts';
 import { PERSON, startApiHub, type ApiHub } from '../support/api-hub.ts';
 import { describeEachDatabase } from '../support/databases.ts';
 import { createPortalUser, signIn, type PortalClient } from '../support/portal-client.ts';
+import { platesDefinition, startGatedRegistry, type GatedRegistry } from '../support/gated-registry.ts';
 import { badCheckDigitId, validId, writeDefinition } from '../support/registry-fixture.ts';
-
-/**
- * A plate registry's JSON API whose second page waits until the test opens the gate, so a run
- * is caught in the middle: its first batch loaded, the rest not yet read.
- */
-async function startGatedRegistry() {
-  let open: () => void = () => undefined;
-  let gate = Promise.resolve();
-  const pages: Record<string, Array<{ id: string; plate: string }>> = {
-    '1': [
-      { id: validId(201), plate: 'P-201' },
-      { id: badCheckDigitId(202), plate: 'P-202' },
-      { id: validId(203), plate: 'P-203' },
-    ],
-    '2': [
-      { id: validId(204), plate: 'P-204' },
-      { id: validId(205), plate: 'P-205' },
-    ],
-  };
-  const server = http.createServer((req, res) => {
-    const page = new URL(req.url ?? '/', 'http://localhost').searchParams.get('page') ?? '1';
-    void (page === '1' ? Promise.resolve() : gate).then(() => {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ items: pages[page] ?? [] }));
-    });
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/plates`,
-    /** Holds every page after the first until released. */
-    hold() {
-      gate = new Promise<void>((resolve) => (open = resolve));
-    },
-    release: () => open(),
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-}
-
-const platesDefinition = (url: string) => ({
-  name: 'veh-plates',
-  entity: 'VEH',
-  target: { table: 'veh_plates', key: ['plate'] },
-  source: {
-    kind: 'http',
-    url,
-    records: 'items',
-    pagination: { style: 'page', page_size: 3 },
-  },
-  mode: 'full',
-  columns: {
-    national_id: { from: 'id', required: true },
-    plate: { from: 'plate', required: true },
-  },
-  batch_size: 2,
-});
 
 interface Progress {
   run_id: number;
@@ -120,7 +58,7 @@ async function runNow(client: PortalClient, connector: string): Promise<number> 
 
 describeEachDatabase('Portal connector runs: Run now with progress, history, rejects per run', (db) => {
   let hub: ApiHub;
-  let registry: Awaited<ReturnType<typeof startGatedRegistry>>;
+  let registry: GatedRegistry;
   let operator: PortalClient;
   let vehCustodian: PortalClient;
   let regCustodian: PortalClient;
@@ -137,13 +75,12 @@ describeEachDatabase('Portal connector runs: Run now with progress, history, rej
     nafAdmin = await signIn(hub, await createPortalUser(hub, 'runs.naf', 'NAF', 'entity-admin'));
   });
   after(async () => {
-    registry.release();
     await registry.close();
     await hub.close();
   });
 
   it("answers Run now at once and shows the running load's progress, then its result and rejects", async () => {
-    registry.hold();
+    registry.hold('2');
     const runId = await runNow(vehCustodian, 'veh-plates');
 
     // The answer came while the source still holds its second page: the run goes on behind it.
@@ -182,7 +119,7 @@ describeEachDatabase('Portal connector runs: Run now with progress, history, rej
       runsBefore.length,
     );
 
-    registry.release();
+    registry.release('2');
     const done = await waitForProgress(vehCustodian, 'veh-plates', runId, (p) => p.finished);
     assert.deepEqual(
       {
@@ -214,7 +151,7 @@ describeEachDatabase('Portal connector runs: Run now with progress, history, rej
   });
 
   it('refuses Run now while a run started elsewhere (the command line, another hub process) holds the connector', async () => {
-    registry.hold();
+    registry.hold('2');
     const elsewhere = runConnectorByName(hub.ctx, 'veh-plates', {
       full: true,
       trigger: 'manual',
@@ -246,7 +183,7 @@ describeEachDatabase('Portal connector runs: Run now with progress, history, rej
       'a run of another process is known from the run history',
     );
 
-    registry.release();
+    registry.release('2');
     assert.equal((await elsewhere).status, 'succeeded');
     assert.equal((await readProgress(operator, 'veh-plates', runId)).phase, 'finished');
   });
