@@ -4,7 +4,7 @@ import type { NationalIdRule } from '../warehouse/core/national-id.ts';
 import type { Dialect } from '../warehouse/dialects/index.ts';
 import { loadFull } from '../warehouse/load/full-load.ts';
 import { loadIncremental } from '../warehouse/load/incremental-load.ts';
-import type { LoadBatch, LoadStats } from '../warehouse/load/load-types.ts';
+import type { LoadBatch, LoadPhase, LoadStats } from '../warehouse/load/load-types.ts';
 import { acquireLock } from '../warehouse/lock.ts';
 import { recordAudit } from '../warehouse/audit/record-audit.ts';
 import { cursorText, maxCursor } from './compare-cursor.ts';
@@ -31,7 +31,9 @@ export interface RunOptions {
   trigger?: RunTrigger;
   /** Who started the run, for the audit log (defaults to the trigger). */
   actor?: string;
-  onProgress?: (stats: LoadStats) => void;
+  /** Called once the run holds the connector's lock and has its row in the run history. */
+  onStart?: (run: { run_id: number; mode: 'full' | 'incremental'; started_at: string }) => void;
+  onProgress?: (stats: LoadStats, phase: LoadPhase) => void;
 }
 
 export interface RunSummary extends LoadStats {
@@ -82,6 +84,7 @@ export async function runConnector(
       ['id'],
     );
     const runId = Number(inserted[0]?.id);
+    options.onStart?.({ run_id: runId, mode, started_at: startedAt });
     const summary: RunSummary = {
       run_id: runId,
       connector: def.name,

@@ -1,4 +1,4 @@
-import { Router } from 'express';
+import { Router, type Request } from 'express';
 import type { AppContext } from '../context.ts';
 import {
   AUDIT_PAGE_SIZE,
@@ -23,7 +23,15 @@ const readFilter = (query: Record<string, unknown>): AuditFilter => {
 
 export function buildAuditRoutes(ctx: AppContext): Router {
   const router = Router();
-  router.use('/audit', requireRole('super-admin'));
+  // Everyone signed in reads the audit, each as far as its role reaches (the service scopes it).
+  router.use('/audit', requireRole('super-admin', 'custodian', 'entity-admin'));
+  const scopeOf = (req: Request) => {
+    const user = requireUser(req);
+    return {
+      canVerify: user.role === 'super-admin',
+      scopeEntity: user.role === 'super-admin' ? null : user.entity,
+    };
+  };
 
   router.get('/audit', async (req, res) => {
     const filter = readFilter(req.query);
@@ -45,6 +53,7 @@ export function buildAuditRoutes(ctx: AppContext): Router {
       nationalId,
       readers,
       report: null,
+      ...scopeOf(req),
     });
   });
 
@@ -53,7 +62,7 @@ export function buildAuditRoutes(ctx: AppContext): Router {
     res.type('text/csv').attachment('audit.csv').send(csv);
   });
 
-  router.post('/audit/verify', async (req, res) => {
+  router.post('/audit/verify', requireRole('super-admin'), async (req, res) => {
     const report = await verifyAuditLog(ctx, actorOf(requireUser(req)));
     const result = await searchAudit(ctx, actorOf(requireUser(req)), {}, 1);
     res.render('pages/audit', {
@@ -66,6 +75,7 @@ export function buildAuditRoutes(ctx: AppContext): Router {
       nationalId: '',
       readers: null,
       report,
+      ...scopeOf(req),
     });
   });
 

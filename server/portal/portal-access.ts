@@ -15,7 +15,7 @@ export const PORTAL_SCREENS = [
   { path: '/settings/users', key: 'nav_users', roles: ['super-admin'] },
   { path: '/settings/clients', key: 'nav_clients', roles: ['super-admin', 'entity-admin'] },
   { path: '/settings/connectors', key: 'nav_connectors', roles: ['super-admin', 'custodian'] },
-  { path: '/audit', key: 'nav_audit', roles: ['super-admin'] },
+  { path: '/audit', key: 'nav_audit', roles: ['super-admin', 'custodian', 'entity-admin'] },
 ] as const satisfies ReadonlyArray<{ path: string; key: string; roles: readonly UserRole[] }>;
 
 const ERROR_PAGE_STATUSES = new Set([400, 401, 403, 404, 409, 429]);
@@ -81,6 +81,11 @@ export function buildPortalErrorHandler(ctx: AppContext): ErrorRequestHandler {
     if (req.user !== undefined) {
       res.locals.user = req.user;
       res.locals.menu = menuFor(req.user);
+    }
+    // A portal JSON endpoint (a run's progress) answers errors as the API does.
+    if (req.path.endsWith('.json')) {
+      res.status(error.status).json({ error: { code: error.code, message: error.message } });
+      return;
     }
     const title = ERROR_PAGE_STATUSES.has(error.status) ? `error_${error.status}` : 'error_500';
     res.status(error.status).render('pages/portal-error', { error, title });

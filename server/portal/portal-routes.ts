@@ -11,6 +11,7 @@ import { buildDashboardRoutes } from './dashboard-routes.ts';
 import { buildPrivilegeRoutes } from './privilege-routes.ts';
 import { buildQueryBuilderRoutes } from './query-builder-routes.ts';
 import { buildSettingsRoutes } from './settings-routes.ts';
+import { buildConnectorRoutes } from './connector-routes.ts';
 import { buildAuditRoutes } from './audit-routes.ts';
 
 /**
@@ -39,6 +40,7 @@ export function buildPortalRoutes(ctx: AppContext): Router {
   router.use(buildPrivilegeRoutes(ctx));
   router.use(buildQueryBuilderRoutes(ctx));
   router.use(buildSettingsRoutes(ctx));
+  router.use(buildConnectorRoutes(ctx));
   router.use(buildAuditRoutes(ctx));
   router.use((req, _res, next) => next(new HubError('not_found', 404, `no page ${req.path}`)));
   router.use(buildPortalErrorHandler(ctx));

@@ -124,7 +124,7 @@ export function buildPrivilegeRoutes(ctx: AppContext): Router {
       }
     }
     if (plan.revokes.length > 0 && body.confirm !== 'yes') {
-      const preview = await previewPlan(ctx, plan);
+      const preview = await previewPlan(ctx, actorOf(requireUser(req)), plan);
       res.render('pages/privileges-confirm', {
         title: 'confirm_revoke_title',
         plan,

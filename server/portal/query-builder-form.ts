@@ -1,4 +1,4 @@
-import type { BuilderTable } from '../services/query-builder-service.ts';
+import { QUERY_PARAM_TYPES, type BuilderTable } from '../services/query-builder-service.ts';
 
 /** The builder's whole state travels in its form, so every step works without JavaScript. */
 export interface BuilderState {
@@ -15,29 +15,11 @@ export interface BuilderState {
   page: number;
 }
 
-export const BUILDER_OPERATORS = [
-  '=',
-  '!=',
-  '<',
-  '<=',
-  '>',
-  '>=',
-  'in',
-  'not_in',
-  'like',
-  'starts_with',
-  'between',
-  'is_null',
-  'is_not_null',
-];
 const NO_OPERAND = new Set(['is_null', 'is_not_null']);
 const LIST_OPERATORS = new Set(['in', 'not_in', 'between']);
-const PARAM_TYPE_OF: Record<string, string> = {
-  integer: 'integer',
-  number: 'number',
-  boolean: 'boolean',
-  date: 'date',
-};
+/** A parameter takes its column's type when the query engine has a parameter type of that name, else string. */
+const paramTypeOf = (columnType: string): string =>
+  (QUERY_PARAM_TYPES as readonly string[]).includes(columnType) ? columnType : 'string';
 
 type Body = Record<string, unknown>;
 const text = (v: unknown): string =>
@@ -111,7 +93,7 @@ export function buildDefinition(
     if (NO_OPERAND.has(c.op)) return { column: c.column, op: c.op };
     const type = typeOf(c.column);
     if (c.mode === 'param' && !LIST_OPERATORS.has(c.op)) {
-      params[c.param] = { type: PARAM_TYPE_OF[type] ?? 'string', required: true };
+      params[c.param] = { type: paramTypeOf(type), required: true };
       return { column: c.column, op: c.op, param: c.param };
     }
     const value = LIST_OPERATORS.has(c.op)

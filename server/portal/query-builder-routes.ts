@@ -5,6 +5,7 @@ import {
   describeBuilderSql,
   fetchBuilderTables,
   fetchSavedQueryStatus,
+  QUERY_OPERATORS,
   runBuilderQuery,
   type BuilderRun,
   type BuilderTable,
@@ -13,7 +14,6 @@ import {
 import { saveQuery } from '../services/query-service.ts';
 import { requireRole, requireUser } from './portal-access.ts';
 import {
-  BUILDER_OPERATORS,
   buildDefinition,
   buildParamValues,
   emptyBuilderState,
@@ -46,7 +46,7 @@ export function buildQueryBuilderRoutes(ctx: AppContext): Router {
       title: 'nav_query_builder',
       available,
       state,
-      operators: BUILDER_OPERATORS,
+      operators: QUERY_OPERATORS,
       params: Object.keys(definition?.params ?? {}),
       sql: extra.sql ?? null,
       run: extra.run ?? null,

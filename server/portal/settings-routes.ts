@@ -7,17 +7,12 @@ import {
   rotateClientSecret,
   type ClientCredentials,
 } from '../services/client-service.ts';
-import { runConnectorByName } from '../services/connector-service.ts';
 import {
   assertMayCreateClientFor,
   assertMayManageClient,
-  assertMayRunConnector,
   createEntity,
-  exportRejectsCsv,
-  fetchConnectorDetail,
   fetchEntityOverview,
   fetchManagedClients,
-  fetchManagedConnectors,
   updateClientSettings,
 } from '../services/portal-admin-service.ts';
 import {
@@ -168,38 +163,6 @@ export function buildSettingsRoutes(ctx: AppContext): Router {
     } catch (err) {
       await renderProblem(res, err, (problem) => showEntities(res, problem));
     }
-  });
-
-  // Connectors: the operator's, and each custodian's own.
-  router.use('/settings/connectors', requireRole('super-admin', 'custodian'));
-  router.get('/settings/connectors', async (req, res) => {
-    res.render('pages/settings-connectors', {
-      title: 'nav_connectors',
-      connectors: await fetchManagedConnectors(ctx, actorOf(requireUser(req))),
-    });
-  });
-  router.get('/settings/connectors/:name', async (req, res) => {
-    const detail = await fetchConnectorDetail(ctx, actorOf(requireUser(req)), req.params.name);
-    res.render('pages/settings-connector', {
-      title: 'nav_connectors',
-      ...detail,
-      ran: req.query.ran === '1',
-    });
-  });
-  router.get('/settings/connectors/:name/rejects.csv', async (req, res) => {
-    const csv = await exportRejectsCsv(ctx, actorOf(requireUser(req)), req.params.name);
-    res.type('text/csv').attachment(`${req.params.name}-rejects.csv`).send(csv);
-  });
-  router.post('/settings/connectors/:name/run', async (req, res) => {
-    const user = requireUser(req);
-    await assertMayRunConnector(ctx, actorOf(user), req.params.name);
-    // The run finishes before the page answers; its counts are on the page it leads to.
-    await runConnectorByName(ctx, req.params.name, {
-      trigger: 'manual',
-      actor: user.username,
-      full: (req.body as Body).full === 'yes',
-    });
-    res.redirect(303, `/settings/connectors/${encodeURIComponent(req.params.name)}?ran=1`);
   });
 
   return router;

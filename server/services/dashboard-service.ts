@@ -1,6 +1,7 @@
 import { fetchCatalog, fetchEntities, type Label } from '../../warehouse/catalog.ts';
 import type { AppContext } from '../context.ts';
 import type { UserRecord } from './user-service.ts';
+import { fetchLastRuns, type LastRun } from './warehouse-status.ts';
 
 export interface Dashboard {
   entities: Array<{
@@ -8,16 +9,7 @@ export interface Dashboard {
     label: Label;
     tables: Array<{ name: string; label: Label; rowCount: number; loadedAt: string | null }>;
   }>;
-  lastRuns: Array<{
-    connector: string;
-    entity: string;
-    status: string;
-    mode: string;
-    finished_at: string | null;
-    rows_read: number;
-    rows_rejected: number;
-    error: string | null;
-  }>;
+  lastRuns: LastRun[];
   /** One entry per day, oldest first, the last one today (UTC). */
   apiCalls: Array<{ day: string; calls: number }>;
   alerts: {
@@ -49,27 +41,7 @@ export async function fetchDashboard(ctx: AppContext, user: UserRecord): Promise
         .map((t) => ({ name: t.name, label: t.label, rowCount: t.rowCount, loadedAt: t.loadedAt })),
     }));
 
-  const runs = ctx
-    .knex('hub_connector_runs as r')
-    .join('hub_connectors as c', 'c.last_run_id', 'r.id')
-    .orderBy('r.connector');
-  if (!everything) runs.where('c.entity', user.entity);
-  const lastRuns: Dashboard['lastRuns'] = (
-    await runs.select(
-      'r.connector',
-      'c.entity',
-      'r.status',
-      'r.mode',
-      'r.finished_at',
-      'r.rows_read',
-      'r.rows_rejected',
-      'r.error',
-    )
-  ).map((r: Dashboard['lastRuns'][number]) => ({
-    ...r,
-    rows_read: Number(r.rows_read),
-    rows_rejected: Number(r.rows_rejected),
-  }));
+  const lastRuns = await fetchLastRuns(ctx, everything ? undefined : user.entity);
 
   const since = new Date(
     Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()) - (CHART_DAYS - 1) * DAY_MS,

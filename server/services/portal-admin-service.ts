@@ -3,17 +3,13 @@ import { isIP } from 'node:net';
 import type { Actor } from '../../privileges/actor.ts';
 import { recordAudit } from '../../warehouse/audit/record-audit.ts';
 import { verifyAuditChain, type AuditChainReport } from '../../warehouse/audit/verify-audit-chain.ts';
+import { whereAboutEntity, type AuditScope } from '../../warehouse/audit/audit-scope.ts';
 import { fetchWhoRead, type WhoReadRow } from '../../warehouse/audit/who-read.ts';
 import { fetchCatalog, fetchEntities, type Label } from '../../warehouse/catalog.ts';
 import { HubError, invalidRequest } from '../../warehouse/core/errors.ts';
 import type { AppContext } from '../context.ts';
 import { fetchClient, fetchClients, type ClientRecord } from './client-service.ts';
-import {
-  fetchConnectorOverview,
-  fetchRunHistory,
-  type ConnectorOverview,
-  type RunHistoryRow,
-} from './connector-service.ts';
+import { fetchConnectorOverview, type ConnectorOverview } from './connector-service.ts';
 
 /*
  * What the portal's settings and audit screens read and change beyond the services the CLI
@@ -185,56 +181,6 @@ export async function assertMayRunConnector(
   return connector;
 }
 
-export interface RejectRow {
-  run_id: number;
-  source_key: string;
-  reason: string;
-  raw_row: string;
-}
-
-export async function fetchConnectorDetail(
-  ctx: AppContext,
-  actor: Actor,
-  name: string,
-): Promise<{ connector: ConnectorOverview; runs: RunHistoryRow[]; rejects: RejectRow[] }> {
-  const connector = await assertMayRunConnector(ctx, actor, name);
-  const runs = await fetchRunHistory(ctx, name, 20);
-  const rejects = await fetchRejects(
-    ctx,
-    name,
-    runs.find((r) => Number(r.rows_rejected) > 0)?.id ?? null,
-    200,
-  );
-  return { connector, runs, rejects };
-}
-
-async function fetchRejects(
-  ctx: AppContext,
-  name: string,
-  runId: number | null,
-  limit?: number,
-): Promise<RejectRow[]> {
-  if (runId === null) return [];
-  const query = ctx
-    .knex('hub_rejects')
-    .where({ connector: name, run_id: runId })
-    .orderBy('id')
-    .select<RejectRow[]>('run_id', 'source_key', 'reason', 'raw_row');
-  if (limit !== undefined) query.limit(limit);
-  return query;
-}
-
-/** The rejects of the connector's latest run that had any, as CSV: run, source key, reason, raw row. */
-export async function exportRejectsCsv(ctx: AppContext, actor: Actor, name: string): Promise<string> {
-  await assertMayRunConnector(ctx, actor, name);
-  const latest = (await fetchRunHistory(ctx, name, 1000)).find((r) => Number(r.rows_rejected) > 0);
-  const rows = await fetchRejects(ctx, name, latest?.id ?? null);
-  return stringify(
-    rows.map((r) => [r.run_id, r.source_key, r.reason, r.raw_row]),
-    { header: true, columns: ['run_id', 'source_key', 'reason', 'raw_row'] },
-  );
-}
-
 export interface AuditFilter {
   actor?: string;
   entity?: string;
@@ -255,13 +201,35 @@ export interface AuditEntry {
 
 export const AUDIT_PAGE_SIZE = 50;
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
-
-function assertAuditReader(actor: Actor): void {
-  if (actor.role !== 'super-admin') throw forbidden(actor, 'read the audit log');
+function isRealDate(text: string): boolean {
+  const day = new Date(`${text}T00:00:00.000Z`);
+  return DATE.test(text) && !Number.isNaN(day.getTime()) && day.toISOString().slice(0, 10) === text;
 }
 
-function buildAuditQuery(ctx: AppContext, filter: AuditFilter) {
+/**
+ * Whose events the actor may read: a super admin the whole log; a custodian or an entity admin
+ * the events about its own entity (see whereAboutEntity), whatever filter the page sends.
+ */
+async function fetchAuditScope(ctx: AppContext, actor: Actor): Promise<AuditScope | null> {
+  if (actor.role === 'super-admin') return null;
+  if ((actor.role === 'custodian' || actor.role === 'entity-admin') && actor.entity !== null) {
+    const tables = (await fetchCatalog(ctx.knex)).filter((t) => t.entity === actor.entity).map((t) => t.name);
+    return { entity: actor.entity, tables };
+  }
+  throw forbidden(actor, 'read the audit log');
+}
+
+/**
+ * Verifying walks the whole chain, every entity's events included, and a break is reported by
+ * row: the hub operator's task, not a custodian's.
+ */
+function assertChainVerifier(actor: Actor): void {
+  if (actor.role !== 'super-admin') throw forbidden(actor, 'verify the audit chain');
+}
+
+function buildAuditQuery(ctx: AppContext, scope: AuditScope | null, filter: AuditFilter) {
   const query = ctx.knex('hub_audit');
+  if (scope !== null) whereAboutEntity(query, scope);
   if (filter.actor) query.where('actor', filter.actor);
   if (filter.entity) query.where('entity', filter.entity.toUpperCase());
   if (filter.action) query.where('action', filter.action);
@@ -269,7 +237,7 @@ function buildAuditQuery(ctx: AppContext, filter: AuditFilter) {
     ['from', filter.from],
     ['to', filter.to],
   ] as const) {
-    if (value && !DATE.test(value))
+    if (value && !isRealDate(value))
       throw invalidRequest(`${field}: must be a date written YYYY-MM-DD`, { field });
   }
   if (filter.from) query.where('at', '>=', `${filter.from}T00:00:00.000Z`);
@@ -284,8 +252,7 @@ export async function searchAudit(
   filter: AuditFilter,
   page: number,
 ): Promise<{ rows: AuditEntry[]; hasMore: boolean }> {
-  assertAuditReader(actor);
-  const rows = await buildAuditQuery(ctx, filter)
+  const rows = await buildAuditQuery(ctx, await fetchAuditScope(ctx, actor), filter)
     .orderBy('id', 'desc')
     .offset((page - 1) * AUDIT_PAGE_SIZE)
     .limit(AUDIT_PAGE_SIZE + 1)
@@ -299,8 +266,7 @@ export async function searchAudit(
 const CSV_EXPORT_LIMIT = 100_000;
 
 export async function exportAuditCsv(ctx: AppContext, actor: Actor, filter: AuditFilter): Promise<string> {
-  assertAuditReader(actor);
-  const rows = await buildAuditQuery(ctx, filter)
+  const rows = await buildAuditQuery(ctx, await fetchAuditScope(ctx, actor), filter)
     .orderBy('id', 'desc')
     .limit(CSV_EXPORT_LIMIT)
     .select<AuditEntry[]>('id', 'at', 'actor', 'entity', 'action', 'target', 'details');
@@ -311,7 +277,7 @@ export async function exportAuditCsv(ctx: AppContext, actor: Actor, filter: Audi
 }
 
 export async function verifyAuditLog(ctx: AppContext, actor: Actor): Promise<AuditChainReport> {
-  assertAuditReader(actor);
+  assertChainVerifier(actor);
   const report = await verifyAuditChain(ctx.knex);
   await ctx.audit.append({
     actor: actor.name,
@@ -322,16 +288,19 @@ export async function verifyAuditLog(ctx: AppContext, actor: Actor): Promise<Aud
   return report;
 }
 
-/** Who read this person's data; asking is itself audited, since the answer is about a person. */
+/**
+ * Who read this person's data (for a custodian or an entity admin, the reads about its entity);
+ * asking is itself audited, since the answer is about a person.
+ */
 export async function fetchPersonReaders(
   ctx: AppContext,
   actor: Actor,
   nationalId: string,
 ): Promise<WhoReadRow[]> {
-  assertAuditReader(actor);
+  const scope = await fetchAuditScope(ctx, actor);
   if (!/^[0-9A-Za-z-]{1,32}$/.test(nationalId))
     throw invalidRequest('national_id: 1 to 32 letters or digits', { field: 'national_id' });
-  const rows = await fetchWhoRead(ctx.knex, nationalId);
+  const rows = await fetchWhoRead(ctx.knex, nationalId, scope === null ? {} : { scope });
   await ctx.audit.append({
     actor: actor.name,
     entity: actor.entity,

@@ -3,7 +3,7 @@ import { fetchGrants, grantAccess, revokeAccess } from '../../privileges/grants.
 import { fetchCatalog, fetchEntities, type CatalogTable, type Label } from '../../warehouse/catalog.ts';
 import { HubError, invalidRequest } from '../../warehouse/core/errors.ts';
 import type { AppContext } from '../context.ts';
-import { previewRevokes, type RevokePreview } from './revoke-preview.ts';
+import { previewRevoke } from '../../privileges/preview-revoke.ts';
 
 export type CellState = 'all' | 'some' | 'none';
 
@@ -139,8 +139,29 @@ export function planMatrixChanges(
   return plan;
 }
 
-export function previewPlan(ctx: AppContext, plan: MatrixPlan): Promise<RevokePreview> {
-  return previewRevokes(ctx, plan.revokes);
+/** What the plan's revokes would break, per consumer and table, as `hub revoke --dry-run` reports it. */
+export interface PlanPreview {
+  queries: Array<{ name: string; entity: string; denied: string[] }>;
+  clients: Array<{ client_id: string; entity: string; name: string; tables: string[] }>;
+}
+
+export async function previewPlan(ctx: AppContext, actor: Actor, plan: MatrixPlan): Promise<PlanPreview> {
+  const preview: PlanPreview = { queries: [], clients: [] };
+  const clients = new Map<string, PlanPreview['clients'][number]>();
+  for (const [key, changes] of groupByTarget(plan.revokes)) {
+    const [consumer, table] = key.split(':') as [string, string];
+    const columns = changes.flatMap((c) => (c.column === null ? [] : [c.column]));
+    const result = await previewRevoke(ctx, { consumer, table, columns, actor });
+    for (const q of result.queries)
+      preview.queries.push({ name: q.name, entity: consumer, denied: q.denied });
+    for (const c of result.clients) {
+      const seen = clients.get(c.client_id) ?? { ...c, entity: consumer, tables: [] };
+      seen.tables.push(table);
+      clients.set(c.client_id, seen);
+    }
+  }
+  preview.clients = [...clients.values()];
+  return preview;
 }
 
 const MAX_TERM_LENGTH = 400;

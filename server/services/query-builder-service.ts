@@ -13,6 +13,12 @@ import {
 import { parseQueryDefinition, type QueryDefinition } from '../../warehouse/query/query-definition.ts';
 import { fetchQueryRecords } from '../../warehouse/query/saved-queries.ts';
 import type { AppContext } from '../context.ts';
+
+// The builder's form offers exactly what the query engine accepts; routes may not import warehouse/query.
+export {
+  OPERATORS as QUERY_OPERATORS,
+  PARAM_TYPES as QUERY_PARAM_TYPES,
+} from '../../warehouse/query/query-definition.ts';
 import { authorizeDefinition } from './query-service.ts';
 
 export type { CompiledSql };

@@ -21,22 +21,32 @@ export interface WarehouseStatus {
   }>;
 }
 
+export type LastRun = WarehouseStatus['lastRuns'][number] & { entity: string };
+
+/** The latest run of every connector (its `last_run_id`), by connector name; only those of `entity` when given. */
+export async function fetchLastRuns(ctx: AppContext, entity?: string | null): Promise<LastRun[]> {
+  const query = ctx
+    .knex('hub_connector_runs as r')
+    .join('hub_connectors as c', 'c.last_run_id', 'r.id')
+    .orderBy('r.connector');
+  if (entity !== undefined) query.where('c.entity', entity);
+  const rows: LastRun[] = await query.select(
+    'r.connector',
+    'c.entity',
+    'r.status',
+    'r.mode',
+    'r.finished_at',
+    'r.rows_read',
+    'r.rows_rejected',
+    'r.error',
+  );
+  return rows.map((r) => ({ ...r, rows_read: Number(r.rows_read), rows_rejected: Number(r.rows_rejected) }));
+}
+
 export async function fetchWarehouseStatus(ctx: AppContext): Promise<WarehouseStatus> {
   const catalog = await fetchCatalog(ctx.knex);
   const persons = await ctx.knex('hub_persons').count({ n: '*' }).first<{ n: number | string }>();
-  const lastRuns = await ctx
-    .knex('hub_connector_runs as r')
-    .join('hub_connectors as c', 'c.last_run_id', 'r.id')
-    .orderBy('r.connector')
-    .select(
-      'r.connector',
-      'r.status',
-      'r.mode',
-      'r.finished_at',
-      'r.rows_read',
-      'r.rows_rejected',
-      'r.error',
-    );
+  const lastRuns = (await fetchLastRuns(ctx)).map(({ entity: _entity, ...run }) => run);
   return {
     database: ctx.warehouse.displayUrl,
     persons: Number(persons?.n ?? 0),
@@ -49,7 +59,7 @@ export async function fetchWarehouseStatus(ctx: AppContext): Promise<WarehouseSt
       connector: t.connector,
       columns: t.columns.length,
     })),
-    lastRuns: lastRuns as WarehouseStatus['lastRuns'],
+    lastRuns,
   };
 }
 

@@ -269,6 +269,7 @@ describeEachDatabase('Portal in a real browser: the custodian, the NAF admin and
     await operator.goto(url('/settings/connectors'));
     await operator.getByRole('button', { name: 'Run now: cspd-births' }).click();
     await operator.getByTestId('run-result').waitFor();
+    await check(operator, 'settings-connector-run');
     await operator.goto(url(`/audit?national_id=${encodeURIComponent('0000000000')}`));
     await check(operator, 'audit-who-read');
   });

@@ -117,12 +117,18 @@ describeEachDatabase('Portal privilege matrices', (db) => {
       },
       'test',
     );
+    const nafClient = await hub.createClient('NAF');
     await custodian.get('/privileges/columns/reg_people');
     const ask = await custodian.post('/privileges/columns/reg_people', {
       grant: ['NAF:national_id', 'NAF:full_name', 'PAY:national_id'],
     });
     assert.equal(ask.status, 200);
     assert.match(ask.text, /data-testid="broken-queries">[\s\S]*naf-by-gender[\s\S]*reg_people\.gender/);
+    // The same answer as `hub revoke --dry-run`: the consumer's active clients lose the access.
+    assert.match(
+      ask.text,
+      new RegExp(`data-testid="broken-clients">[\\s\\S]*${nafClient.client_id}[\\s\\S]*reg_people`),
+    );
     assert.ok(
       (await grantsOf('NAF')).includes('reg_people.gender'),
       'nothing revoked before the confirmation',

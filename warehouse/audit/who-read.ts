@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { whereAboutEntity, type AuditScope } from './audit-scope.ts';
 
 export interface WhoReadRow {
   at: string;
@@ -21,15 +22,17 @@ interface JoinedRow {
 
 const DEFAULT_LIMIT = 100;
 
-/** Events that returned this person's data, newest first. */
+/** Events that returned this person's data, newest first; with a scope, only those about its entity. */
 export async function fetchWhoRead(
   knex: Knex,
   nationalId: string,
-  options: { limit?: number } = {},
+  options: { limit?: number; scope?: AuditScope } = {},
 ): Promise<WhoReadRow[]> {
-  const rows: JoinedRow[] = await knex('hub_audit_subjects as s')
+  const query = knex('hub_audit_subjects as s')
     .join('hub_audit as a', 'a.id', 's.audit_id')
-    .where('s.national_id', nationalId)
+    .where('s.national_id', nationalId);
+  if (options.scope !== undefined) whereAboutEntity(query, options.scope, 'a');
+  const rows: JoinedRow[] = await query
     .orderBy('a.id', 'desc')
     .limit(options.limit ?? DEFAULT_LIMIT)
     .select('a.at', 'a.entity', 'a.actor', 'a.action', 'a.target', 'a.details');

@@ -50,14 +50,16 @@ export async function loadFull(
       stats.inserted += batch.rows.length - dropped.length;
       stats.rejected += rejects.length;
       await saveRejects(knex, run, rejects);
-      run.onProgress?.(stats);
+      run.onProgress?.(stats, 'loading');
     }
     await writer.close();
     writer = null;
+    run.onProgress?.(stats, 'indexing');
     if (!dialect.uniqueKeyDuringLoad)
       await createUniqueKeyRemovingDuplicates(ctx, run, target, suffix, stats);
     await createNationalIdIndex(knex, spec, next, suffix);
     await dialect.analyzeTable(knex, next);
+    run.onProgress?.(stats, 'swapping');
 
     await knex.transaction(async (trx) => {
       const previous = (await trx.schema.hasTable(spec.table))

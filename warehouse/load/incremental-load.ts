@@ -31,13 +31,26 @@ export async function loadIncremental(
 ): Promise<LoadStats> {
   const stats = emptyStats();
   const seenAt = isoNow(ctx.clock);
-  const spool = await spoolBatches(batches);
+  const spool = await spoolBatches(countReads(batches, stats, run));
   try {
     await applyChanges(ctx, run, spool.batches, stats, seenAt);
   } finally {
     await spool.close();
   }
   return stats;
+}
+
+/** Source records are counted as they reach the spool, so a long read shows its progress before the apply. */
+async function* countReads(
+  batches: AsyncIterable<LoadBatch>,
+  stats: LoadStats,
+  run: LoadRun,
+): AsyncIterable<LoadBatch> {
+  for await (const batch of batches) {
+    stats.read += batch.read;
+    run.onProgress?.(stats, 'reading');
+    yield batch;
+  }
 }
 
 async function applyChanges(
@@ -53,7 +66,6 @@ async function applyChanges(
   const nidIndex = target.columns.indexOf(spec.nationalIdColumn);
   await ctx.knex.transaction(async (trx) => {
     for await (const batch of batches) {
-      stats.read += batch.read;
       stats.rejected += batch.rejects.length;
       await saveRejects(trx, run, batch.rejects);
 
@@ -78,7 +90,7 @@ async function applyChanges(
 
       const touched = [...rows.map((r) => String(r.values[nidIndex])), ...removedIds];
       await updatePersonKeyForIds(trx, spec.table, spec.nationalIdColumn, touched, seenAt, KEY_CHUNK);
-      run.onProgress?.(stats);
+      run.onProgress?.(stats, 'applying');
       // Read back from the local spool, batches never wait on I/O: let API requests in between.
       await new Promise<void>((resolve) => setImmediate(resolve));
     }

@@ -40,13 +40,21 @@ export interface LoadStats {
   rejected: number;
 }
 
+/**
+ * Where a load stands, for progress reports: a full load reads and writes the next table batch by
+ * batch (loading), then indexes it and swaps it in; an incremental load reads the source into its
+ * spool (reading), then applies the changes in one transaction (applying).
+ */
+export type LoadPhase = 'loading' | 'indexing' | 'swapping' | 'reading' | 'applying';
+
 export interface LoadRun {
   id: number;
   connector: string;
   spec: RegistryTableSpec;
   /** Runs inside the load's final transaction: what must commit with the data (run record, watermark). */
   commit(trx: Knex.Transaction, stats: LoadStats): Promise<void>;
-  onProgress?: ((stats: LoadStats) => void) | undefined;
+  /** Called with the running counts (the same object, updated in place) each time they move, and at each phase. */
+  onProgress?: ((stats: LoadStats, phase: LoadPhase) => void) | undefined;
 }
 
 export const emptyStats = (): LoadStats => ({ read: 0, inserted: 0, updated: 0, deleted: 0, rejected: 0 });
