@@ -2,7 +2,9 @@ import type Database from 'better-sqlite3';
 import type { Knex } from 'knex';
 import type { WarehouseRow, WarehouseValue } from '../core/warehouse-value.ts';
 import { withRawConnection } from './raw-connection.ts';
-import { toRecord, type BulkTarget, type Dialect } from './dialect.ts';
+import { toRecord, type BulkTarget, type BulkWriter, type Dialect } from './dialect.ts';
+import { REJECT_COLUMNS, type RejectRow } from '../load/save-rejects.ts';
+import { openSqliteWorkerWriter } from './sqlite-bulk-writer.ts';
 
 const quote = (identifier: string) => `"${identifier.replace(/"/g, '""')}"`;
 
@@ -16,32 +18,43 @@ function bindable(row: WarehouseRow): Array<string | number | null> {
   return out;
 }
 
+const insertSql = (target: BulkTarget) =>
+  `INSERT INTO ${quote(target.table)} (${target.columns.map(quote).join(', ')}) VALUES (${target.columns
+    .map(() => '?')
+    .join(', ')})`;
+
+/** The same prepared-statement path on the hub's own connection, one transaction per batch. */
+function openInProcessWriter(knex: Knex, target: BulkTarget): BulkWriter {
+  const rejectSql = `INSERT INTO hub_rejects (${REJECT_COLUMNS.map(quote).join(', ')}) VALUES (${REJECT_COLUMNS.map(() => '?').join(', ')})`;
+  const writeBatch = (db: Database.Database, rows: WarehouseRow[], rejects: RejectRow[]) => {
+    const statement = db.prepare(insertSql(target));
+    const rejectStatement = db.prepare(rejectSql);
+    db.transaction(() => {
+      for (const row of rows) statement.run(bindable(row));
+      for (const reject of rejects) rejectStatement.run(reject);
+    })();
+  };
+  return {
+    write: (rows, rejects = []) =>
+      withRawConnection(knex, (db: Database.Database) => writeBatch(db, rows, rejects)),
+    close: () => Promise.resolve(),
+    abort: () => Promise.resolve(),
+  };
+}
+
 export const sqliteDialect: Dialect = {
   name: 'sqlite',
   maxBindings: 32766,
   maxInsertRows: 500,
-  uniqueKeyDuringLoad: false,
   auditGatherMs: 2,
 
   openBulkWriter(knex: Knex, target: BulkTarget) {
-    const sql = `INSERT INTO ${quote(target.table)} (${target.columns.map(quote).join(', ')}) VALUES (${target.columns
-      .map(() => '?')
-      .join(', ')})`;
-    // The same prepared statement inserts every row of a batch inside one transaction, into a
-    // table without indexes (they are built once at the end): the raw bulk path of better-sqlite3.
-    const writeBatch = (db: Database.Database, rows: WarehouseRow[]): number[] => {
-      const statement = db.prepare(sql);
-      db.transaction(() => {
-        for (const row of rows) statement.run(bindable(row));
-      })();
-      return [];
-    };
-    return Promise.resolve({
-      write: (rows: WarehouseRow[]) =>
-        withRawConnection(knex, (db: Database.Database) => writeBatch(db, rows)),
-      close: () => Promise.resolve(),
-      abort: () => Promise.resolve(),
-    });
+    const filename = (knex.client as { config: { connection?: { filename?: unknown } } }).config.connection
+      ?.filename;
+    // An in-memory database belongs to its one connection: no other thread can write it.
+    if (typeof filename === 'string' && filename !== '' && filename !== ':memory:')
+      return openSqliteWorkerWriter(filename, target);
+    return Promise.resolve(openInProcessWriter(knex, target));
   },
 
   async removeDuplicateKeys(knex, target) {

@@ -3,15 +3,8 @@ import type { WarehouseRow } from '../core/warehouse-value.ts';
 import type { BulkTarget, BulkWriter } from '../dialects/index.ts';
 import { rebuildPersonKeyForTable } from '../person-key.ts';
 import { createKeyIndex, createNationalIdIndex, createRegistryTable } from '../registry-tables.ts';
-import {
-  emptyStats,
-  type LoadBatch,
-  type LoadContext,
-  type LoadRun,
-  type LoadStats,
-  type RejectInput,
-} from './load-types.ts';
-import { saveRejects } from './save-rejects.ts';
+import { emptyStats, type LoadBatch, type LoadContext, type LoadRun, type LoadStats } from './load-types.ts';
+import { buildRejectRows, saveRejects } from './save-rejects.ts';
 
 const duplicateReason = (key: string[]) =>
   `duplicate record key (${key.join(', ')}): an earlier row of this load has it`;
@@ -30,34 +23,37 @@ export async function loadFull(
   const spec = run.spec;
   const next = `${spec.table}__next`;
   const suffix = `r${run.id}`;
-  const target: BulkTarget = { table: next, columns: spec.columns.map((c) => c.name), key: spec.key };
+  const target: BulkTarget = {
+    table: next,
+    columns: spec.columns.map((c) => c.name),
+    key: spec.key,
+    booleanColumns: spec.columns.flatMap((c, i) => (c.type === 'boolean' ? [i] : [])),
+  };
   const stats = emptyStats();
+  const T0 = Date.now();
+  const lap = (what: string) =>
+    process.env['LOAD_LAPS'] && console.error(`lap ${what} ${Date.now() - T0} ms`);
 
   await knex.schema.dropTableIfExists(next);
   await createRegistryTable(knex, spec, next, { indexes: false, suffix });
   let writer: BulkWriter | null = null;
   try {
-    if (dialect.uniqueKeyDuringLoad) await createKeyIndex(knex, spec, next, suffix);
     writer = await dialect.openBulkWriter(knex, target);
     for await (const batch of batches) {
-      const rejects: RejectInput[] = [...batch.rejects];
-      const dropped = await writer.write(batch.rows.map((r) => r.values));
-      for (const i of dropped) {
-        const row = batch.rows[i]!;
-        rejects.push({ sourceKey: row.sourceKey, reason: duplicateReason(spec.key), raw: row.raw });
-      }
+      await writer.write(batch.rows, buildRejectRows(run, batch.rejects));
       stats.read += batch.read;
-      stats.inserted += batch.rows.length - dropped.length;
-      stats.rejected += rejects.length;
-      await saveRejects(knex, run, rejects);
+      stats.inserted += batch.rows.length;
+      stats.rejected += batch.rejects.length;
       run.onProgress?.(stats);
     }
     await writer.close();
     writer = null;
-    if (!dialect.uniqueKeyDuringLoad)
-      await createUniqueKeyRemovingDuplicates(ctx, run, target, suffix, stats);
+    lap('written');
+    await createUniqueKeyRemovingDuplicates(ctx, run, target, suffix, stats);
+    lap('key index');
     await createNationalIdIndex(knex, spec, next, suffix);
     await dialect.analyzeTable(knex, next);
+    lap('analyzed');
 
     await knex.transaction(async (trx) => {
       const previous = (await trx.schema.hasTable(spec.table))
@@ -65,13 +61,16 @@ export async function loadFull(
         : 0;
       await trx.schema.dropTableIfExists(spec.table);
       await trx.schema.renameTable(next, spec.table);
+      lap('swapped');
       await rebuildPersonKeyForTable(trx, spec.table, spec.nationalIdColumn, isoNow(ctx.clock));
+      lap('person key');
       stats.deleted = previous;
       await trx('hub_tables')
         .where({ name: spec.table })
         .update({ row_count: stats.inserted, loaded_at: isoNow(ctx.clock) });
       await run.commit(trx, stats);
     });
+    lap('committed');
     return stats;
   } catch (err) {
     await writer?.abort().catch(() => undefined);

@@ -3,14 +3,7 @@ import { isoNow } from '../core/clock.ts';
 import type { WarehouseRow, WarehouseValue } from '../core/warehouse-value.ts';
 import { rowsPerStatement, type BulkTarget, type Dialect } from '../dialects/index.ts';
 import { updatePersonKeyForIds } from '../person-key.ts';
-import {
-  emptyStats,
-  type LoadBatch,
-  type LoadContext,
-  type LoadRow,
-  type LoadRun,
-  type LoadStats,
-} from './load-types.ts';
+import { emptyStats, type LoadBatch, type LoadContext, type LoadRun, type LoadStats } from './load-types.ts';
 import { saveRejects } from './save-rejects.ts';
 import { spoolBatches } from './spool-batches.ts';
 
@@ -62,21 +55,16 @@ async function applyChanges(
         trx,
         ctx.dialect,
         target,
-        rows.map((r) => keyIndexes.map((i) => r.values[i] ?? null)),
+        rows.map((r) => keyIndexes.map((i) => r[i] ?? null)),
       );
-      await upsertRows(
-        trx,
-        ctx.dialect,
-        target,
-        rows.map((r) => r.values),
-      );
+      await upsertRows(trx, ctx.dialect, target, rows);
       stats.updated += existing;
       stats.inserted += rows.length - existing;
 
       const removedIds = await deleteByKeys(trx, ctx.dialect, target, spec.nationalIdColumn, batch.deletes);
       stats.deleted += removedIds.length;
 
-      const touched = [...rows.map((r) => String(r.values[nidIndex])), ...removedIds];
+      const touched = [...rows.map((r) => String(r[nidIndex])), ...removedIds];
       await updatePersonKeyForIds(trx, spec.table, spec.nationalIdColumn, touched, seenAt, KEY_CHUNK);
       run.onProgress?.(stats);
       // Read back from the local spool, batches never wait on I/O: let API requests in between.
@@ -93,9 +81,9 @@ async function applyChanges(
 }
 
 /** A record changed twice since the last run arrives twice; the later version wins. */
-function keepLastPerKey(rows: LoadRow[], keyIndexes: number[]): LoadRow[] {
-  const byKey = new Map<string, LoadRow>();
-  for (const row of rows) byKey.set(JSON.stringify(keyIndexes.map((i) => row.values[i])), row);
+function keepLastPerKey(rows: WarehouseRow[], keyIndexes: number[]): WarehouseRow[] {
+  const byKey = new Map<string, WarehouseRow>();
+  for (const row of rows) byKey.set(JSON.stringify(keyIndexes.map((i) => row[i])), row);
   return byKey.size === rows.length ? rows : [...byKey.values()];
 }
 
