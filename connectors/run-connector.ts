@@ -213,7 +213,7 @@ async function* readChunks(
 ): AsyncIterable<MappedChunk<unknown[]> | MappedChunk<SourceRecord>> {
   if (source.readChunks !== undefined) {
     let mapper: RowMapper<unknown[]> | null = null;
-    for await (const chunk of source.readChunks(options, CHUNK)) {
+    for await (const chunk of source.readChunks(options, Math.min(CHUNK, def.batch_size))) {
       mapper ??= compileArrayRowMapper(def, rule, chunk.fields);
       const fields = chunk.fields;
       yield {
@@ -225,10 +225,11 @@ async function* readChunks(
     return;
   }
   const mapper = compileRowMapper(def, rule);
+  const size = Math.min(CHUNK, def.batch_size);
   let records: SourceRecord[] = [];
   for await (const record of source.read(options)) {
     records.push(record);
-    if (records.length >= CHUNK) {
+    if (records.length >= size) {
       yield { mapper, records, describe: (r: SourceRecord) => r };
       records = [];
     }

@@ -1,7 +1,7 @@
 import type { ConnectorDefinition } from '../definition.ts';
 import type { SourceRecord } from '../sources/source.ts';
 import { explainInvalidNationalId, type NationalIdRule } from '../../warehouse/core/national-id.ts';
-import { compileValueConverter } from './convert-value.ts';
+import { compileValueMapper, Rejection } from './convert-value.ts';
 import { cursorText } from '../compare-cursor.ts';
 import { toSourceText } from '../../warehouse/core/source-text.ts';
 
@@ -54,7 +54,7 @@ function compileMapper<R>(
 ): RowMapper<R> {
   const columns = Object.keys(def.columns);
   const readers = columns.map((c) => read(def.columns[c]!.from ?? c));
-  const converters = columns.map((c) => compileValueConverter(c, def.columns[c]!));
+  const converters = columns.map((c) => compileValueMapper(c, def.columns[c]!));
   const nationalIdIndex = columns.indexOf(def.target.national_id);
   const keyReaders = def.key.map((k) => read(def.columns[k]!.from ?? k));
   const keyColumnIndexes = def.key.map((k) => columns.indexOf(k));
@@ -68,9 +68,9 @@ function compileMapper<R>(
     map(record) {
       const values: WarehouseValue[] = new Array<WarehouseValue>(columns.length);
       for (let i = 0; i < columns.length; i++) {
-        const converted = converters[i]!(readers[i]!(record));
-        if (!converted.ok) return converted;
-        values[i] = converted.value;
+        const value = converters[i]!(readers[i]!(record));
+        if (value instanceof Rejection) return { ok: false, reason: value.reason };
+        values[i] = value;
       }
       const nationalId = values[nationalIdIndex];
       if (nationalId === null || nationalId === undefined) {
@@ -78,14 +78,18 @@ function compileMapper<R>(
       }
       const problem = explainInvalidNationalId(String(nationalId), rule);
       if (problem !== null) return { ok: false, reason: `${def.target.national_id}: ${problem}` };
+      // A row without its record key cannot be stored (the key columns are NOT NULL): a reject, not a failed load.
+      for (const i of keyColumnIndexes) {
+        if (values[i] === null) return { ok: false, reason: `${columns[i]}: record key value is missing` };
+      }
       return { ok: true, values };
     },
     mapKey(record) {
       const key: WarehouseValue[] = [];
       for (const i of keyColumnIndexes) {
-        const converted = converters[i]!(readers[i]!(record));
-        if (!converted.ok || converted.value === null) return null;
-        key.push(converted.value);
+        const value = converters[i]!(readers[i]!(record));
+        if (value instanceof Rejection || value === null) return null;
+        key.push(value);
       }
       return key;
     },

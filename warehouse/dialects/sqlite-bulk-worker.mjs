@@ -13,6 +13,10 @@ let db = null;
 try {
   db = new Database(filename);
   for (const pragma of pragmas) db.pragma(pragma);
+  // Batches commit one by one so the hub's other writes get their turn, but each commit must
+  // not also checkpoint the WAL into the database file (with its fsyncs): the first commit after
+  // the load (the index build) does it once, as a single-transaction load would.
+  db.pragma('wal_autocheckpoint = 0');
   const insertRow = db.prepare(
     `INSERT INTO ${quote(table)} (${columns.map(quote).join(', ')}) VALUES (${placeholders(columns.length)})`,
   );

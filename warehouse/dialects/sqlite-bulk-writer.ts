@@ -10,7 +10,7 @@ import type { BulkTarget, BulkWriter } from './dialect.ts';
  */
 
 /** Batches handed to the worker and not yet written: enough to keep it busy, few enough to bound memory. */
-const IN_FLIGHT = 2;
+const IN_FLIGHT = 3;
 
 type Reply = { type: 'ready' | 'written' | 'closed' } | { type: 'failed'; message: string; code?: string };
 
@@ -32,6 +32,8 @@ function failure(reply: { message: string; code?: string }): Error {
  */
 export async function openSqliteWorkerWriter(filename: string, target: BulkTarget): Promise<BulkWriter> {
   const worker = new Worker(new URL('./sqlite-bulk-worker.mjs', import.meta.url), {
+    // Plain JavaScript: no TypeScript loader (and no loader thread) inherited from the parent.
+    execArgv: [],
     workerData: {
       filename,
       pragmas: SQLITE_WRITER_PRAGMAS,

@@ -30,9 +30,6 @@ export async function loadFull(
     booleanColumns: spec.columns.flatMap((c, i) => (c.type === 'boolean' ? [i] : [])),
   };
   const stats = emptyStats();
-  const T0 = Date.now();
-  const lap = (what: string) =>
-    process.env['LOAD_LAPS'] && console.error(`lap ${what} ${Date.now() - T0} ms`);
 
   await knex.schema.dropTableIfExists(next);
   await createRegistryTable(knex, spec, next, { indexes: false, suffix });
@@ -48,12 +45,9 @@ export async function loadFull(
     }
     await writer.close();
     writer = null;
-    lap('written');
     await createUniqueKeyRemovingDuplicates(ctx, run, target, suffix, stats);
-    lap('key index');
     await createNationalIdIndex(knex, spec, next, suffix);
     await dialect.analyzeTable(knex, next);
-    lap('analyzed');
 
     await knex.transaction(async (trx) => {
       const previous = (await trx.schema.hasTable(spec.table))
@@ -61,16 +55,13 @@ export async function loadFull(
         : 0;
       await trx.schema.dropTableIfExists(spec.table);
       await trx.schema.renameTable(next, spec.table);
-      lap('swapped');
       await rebuildPersonKeyForTable(trx, spec.table, spec.nationalIdColumn, isoNow(ctx.clock));
-      lap('person key');
       stats.deleted = previous;
       await trx('hub_tables')
         .where({ name: spec.table })
         .update({ row_count: stats.inserted, loaded_at: isoNow(ctx.clock) });
       await run.commit(trx, stats);
     });
-    lap('committed');
     return stats;
   } catch (err) {
     await writer?.abort().catch(() => undefined);

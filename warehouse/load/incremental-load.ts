@@ -4,6 +4,7 @@ import type { WarehouseRow, WarehouseValue } from '../core/warehouse-value.ts';
 import { rowsPerStatement, type BulkTarget, type Dialect } from '../dialects/index.ts';
 import { updatePersonKeyForIds } from '../person-key.ts';
 import { emptyStats, type LoadBatch, type LoadContext, type LoadRun, type LoadStats } from './load-types.ts';
+import { CHANGE_APPLIERS } from './apply-changes.ts';
 import { saveRejects } from './save-rejects.ts';
 import { spoolBatches } from './spool-batches.ts';
 
@@ -44,6 +45,7 @@ async function applyChanges(
   const target: BulkTarget = { table: spec.table, columns: spec.columns.map((c) => c.name), key: spec.key };
   const keyIndexes = spec.key.map((k) => target.columns.indexOf(k));
   const nidIndex = target.columns.indexOf(spec.nationalIdColumn);
+  const applier = CHANGE_APPLIERS[ctx.dialect.name];
   await ctx.knex.transaction(async (trx) => {
     for await (const batch of batches) {
       stats.read += batch.read;
@@ -51,6 +53,16 @@ async function applyChanges(
       await saveRejects(trx, run, batch.rejects);
 
       const rows = keepLastPerKey(batch.rows, keyIndexes);
+      if (applier !== undefined) {
+        const changes = { ...target, nationalIdColumn: spec.nationalIdColumn };
+        const applied = await applier(trx, changes, { rows, deletes: batch.deletes }, seenAt);
+        stats.inserted += applied.inserted;
+        stats.updated += applied.updated;
+        stats.deleted += applied.deleted;
+        run.onProgress?.(stats);
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        continue;
+      }
       const existing = await countExistingKeys(
         trx,
         ctx.dialect,
