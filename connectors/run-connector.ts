@@ -9,10 +9,10 @@ import { acquireLock } from '../warehouse/lock.ts';
 import { recordAudit } from '../warehouse/audit/record-audit.ts';
 import { cursorText, maxCursor } from './compare-cursor.ts';
 import type { ConnectorDefinition } from './definition.ts';
-import { compileRowMapper, type RowMapper } from './mapping/compile-row-mapper.ts';
+import { compileArrayRowMapper, compileRowMapper, type RowMapper } from './mapping/compile-row-mapper.ts';
 import { buildRegistryTableSpec } from './registry-spec.ts';
 import { openSource } from './sources/open-source.ts';
-import type { Source, SourceRecord } from './sources/source.ts';
+import type { ReadOptions, Source, SourceRecord } from './sources/source.ts';
 import { notifyAfterRun } from '../server/dci/notify-after-run.ts';
 
 export interface ConnectorContext {
@@ -102,14 +102,13 @@ export async function runConnector(
       deleted: 0,
       rejected: 0,
     };
-    const mapper = compileRowMapper(def, ctx.nationalIdRule);
     const cursors = { records: since, tombstones: tombstonesSince };
     let source: Source | null = null;
     try {
       source = openSource(def, ctx.env);
       const batches = readBatches(
         def,
-        mapper,
+        ctx.nationalIdRule,
         source,
         mode === 'incremental' ? { since, tombstonesSince } : null,
         cursors,
@@ -199,22 +198,66 @@ async function failInterruptedRuns(ctx: ConnectorContext, connector: string) {
  */
 const yieldToRequests = () => new Promise<void>((resolve) => setImmediate(resolve));
 
+/** Records and the mapper that reads them: arrays from a source that hands out chunks, objects otherwise. */
+interface MappedChunk<R> {
+  mapper: RowMapper<R>;
+  records: R[];
+  /** The record as a reject keeps it. */
+  describe(record: R): unknown;
+}
+
+const CHUNK = 1000;
+
+async function* readChunks(
+  def: ConnectorDefinition,
+  rule: NationalIdRule,
+  source: Source,
+  options: ReadOptions,
+): AsyncIterable<MappedChunk<unknown[]> | MappedChunk<SourceRecord>> {
+  if (source.readChunks !== undefined) {
+    let mapper: RowMapper<unknown[]> | null = null;
+    for await (const chunk of source.readChunks(options, Math.min(CHUNK, def.batch_size))) {
+      mapper ??= compileArrayRowMapper(def, rule, chunk.fields);
+      const fields = chunk.fields;
+      yield {
+        mapper,
+        records: chunk.rows,
+        describe: (row: unknown[]) => Object.fromEntries(fields.map((f, i) => [f, row[i]])),
+      };
+    }
+    return;
+  }
+  const mapper = compileRowMapper(def, rule);
+  const size = Math.min(CHUNK, def.batch_size);
+  let records: SourceRecord[] = [];
+  for await (const record of source.read(options)) {
+    records.push(record);
+    if (records.length >= size) {
+      yield { mapper, records, describe: (r: SourceRecord) => r };
+      records = [];
+    }
+  }
+  if (records.length > 0) yield { mapper, records, describe: (r: SourceRecord) => r };
+}
+
 async function* readBatches(
   def: ConnectorDefinition,
-  mapper: RowMapper,
+  rule: NationalIdRule,
   source: Source,
   incremental: { since: string | null; tombstonesSince: string | null } | null,
   cursors: { records: string | null; tombstones: string | null },
 ): AsyncIterable<LoadBatch> {
   let batch = newBatch();
-  for await (const record of source.read({ since: incremental?.since ?? null })) {
-    batch.read++;
-    cursors.records = maxCursor(cursors.records, mapper.cursorOf(record));
-    addRecord(batch, mapper, record, incremental !== null);
-    if (batch.read >= def.batch_size) {
-      await yieldToRequests();
-      yield batch;
-      batch = newBatch();
+  const options: ReadOptions = { since: incremental?.since ?? null, ordered: incremental !== null };
+  for await (const chunk of readChunks(def, rule, source, options)) {
+    for (const record of chunk.records as unknown[]) {
+      batch.read++;
+      addRecord(batch, chunk as MappedChunk<unknown>, record, incremental !== null, cursors);
+      if (batch.read >= def.batch_size) {
+        await yieldToRequests();
+        yield batch;
+        batch = newBatch();
+      }
     }
   }
   if (
@@ -224,6 +267,7 @@ async function* readBatches(
     def.source.tombstones
   ) {
     const tombstones = def.source.tombstones;
+    const mapper = compileRowMapper(def, rule);
     for await (const tombstone of source.readTombstones({ since: incremental.tombstonesSince })) {
       batch.read++;
       cursors.tombstones = maxCursor(cursors.tombstones, cursorText(tombstone[tombstones.cursor]));
@@ -248,7 +292,15 @@ async function* readBatches(
   if (batch.read > 0) yield batch;
 }
 
-function addRecord(batch: LoadBatch, mapper: RowMapper, record: SourceRecord, incremental: boolean) {
+function addRecord<R>(
+  batch: LoadBatch,
+  chunk: MappedChunk<R>,
+  record: R,
+  incremental: boolean,
+  cursors: { records: string | null },
+) {
+  const mapper = chunk.mapper;
+  cursors.records = maxCursor(cursors.records, mapper.cursorOf(record));
   if (mapper.isDeletion(record)) {
     // A full load simply leaves deleted records out; an incremental one removes them.
     if (!incremental) return;
@@ -257,14 +309,19 @@ function addRecord(batch: LoadBatch, mapper: RowMapper, record: SourceRecord, in
       batch.rejects.push({
         sourceKey: mapper.sourceKey(record),
         reason: 'deleted record has no valid key',
-        raw: record,
+        raw: chunk.describe(record),
       });
     else batch.deletes.push(key);
     return;
   }
   const mapped = mapper.map(record);
-  if (mapped.ok) batch.rows.push({ values: mapped.values, sourceKey: mapper.sourceKey(record), raw: record });
-  else batch.rejects.push({ sourceKey: mapper.sourceKey(record), reason: mapped.reason, raw: record });
+  if (mapped.ok) batch.rows.push(mapped.values);
+  else
+    batch.rejects.push({
+      sourceKey: mapper.sourceKey(record),
+      reason: mapped.reason,
+      raw: chunk.describe(record),
+    });
 }
 
 function newBatch(): LoadBatch {

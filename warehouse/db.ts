@@ -83,6 +83,22 @@ export function parseSqliteFilename(url: string): string {
 
 type SqliteRole = 'writer' | 'reader' | 'read-only';
 
+/**
+ * Every connection that writes the warehouse file, the bulk-load worker's included: WAL lets
+ * readers go on while a load writes; busy_timeout lets a second writer wait its turn.
+ */
+export const SQLITE_WRITER_PRAGMAS: readonly string[] = [
+  'journal_mode = WAL',
+  'synchronous = NORMAL',
+  'busy_timeout = 15000',
+  'cache_size = -16384',
+];
+const SQLITE_READER_PRAGMAS: readonly string[] = [
+  'query_only = ON',
+  'busy_timeout = 15000',
+  'cache_size = -16384',
+];
+
 function buildSqliteConfig(filename: string, role: SqliteRole): Knex.Config {
   return {
     client: 'better-sqlite3',
@@ -92,15 +108,8 @@ function buildSqliteConfig(filename: string, role: SqliteRole): Knex.Config {
       min: role === 'reader' ? 0 : 1,
       max: role === 'reader' ? SQLITE_READERS : 1,
       afterCreate(conn: SqliteConnection, done: (err: Error | null, conn: unknown) => void) {
-        // WAL lets readers go on while a load writes; busy_timeout lets a second hub process wait its turn.
-        if (role === 'writer') {
-          conn.pragma('journal_mode = WAL');
-          conn.pragma('synchronous = NORMAL');
-        } else {
-          conn.pragma('query_only = ON');
-        }
-        conn.pragma('busy_timeout = 15000');
-        conn.pragma('cache_size = -16384');
+        for (const pragma of role === 'writer' ? SQLITE_WRITER_PRAGMAS : SQLITE_READER_PRAGMAS)
+          conn.pragma(pragma);
         cachePreparedStatements(conn);
         done(null, conn);
       },

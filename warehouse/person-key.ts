@@ -11,6 +11,26 @@ export async function rebuildPersonKeyForTable(
   nationalIdColumn: string,
   seenAt: string,
 ): Promise<void> {
+  const listed: unknown = await trx('hub_person_tables')
+    .where({ table_name: table })
+    .first(trx.raw('1 as one'));
+  if (listed === undefined) {
+    // The table's first load (or the first with rows): nothing to compare against, every ID is new here.
+    await trx.raw(
+      'INSERT INTO hub_person_tables (national_id, table_name) SELECT DISTINCT t.??, ? FROM ?? t WHERE t.?? IS NOT NULL',
+      [nationalIdColumn, table, table, nationalIdColumn],
+    );
+  } else {
+    await applyMembershipDifference(trx, table, nationalIdColumn);
+  }
+  await trx.raw(
+    'INSERT INTO hub_persons (national_id, first_seen_at) SELECT DISTINCT t.??, ? FROM ?? t WHERE t.?? IS NOT NULL ' +
+      'AND NOT EXISTS (SELECT 1 FROM hub_persons p WHERE p.national_id = t.??)',
+    [nationalIdColumn, seenAt, table, nationalIdColumn, nationalIdColumn],
+  );
+}
+
+async function applyMembershipDifference(trx: Knex.Transaction, table: string, nationalIdColumn: string) {
   // Applied as a difference, not delete-all-and-insert: a nightly reload of a registry changes
   // few memberships, and both sides are indexed on the national ID.
   await trx.raw(
@@ -21,11 +41,6 @@ export async function rebuildPersonKeyForTable(
     'INSERT INTO hub_person_tables (national_id, table_name) SELECT DISTINCT t.??, ? FROM ?? t WHERE t.?? IS NOT NULL ' +
       'AND NOT EXISTS (SELECT 1 FROM hub_person_tables pt WHERE pt.table_name = ? AND pt.national_id = t.??)',
     [nationalIdColumn, table, table, nationalIdColumn, table, nationalIdColumn],
-  );
-  await trx.raw(
-    'INSERT INTO hub_persons (national_id, first_seen_at) SELECT DISTINCT t.??, ? FROM ?? t WHERE t.?? IS NOT NULL ' +
-      'AND NOT EXISTS (SELECT 1 FROM hub_persons p WHERE p.national_id = t.??)',
-    [nationalIdColumn, seenAt, table, nationalIdColumn, nationalIdColumn],
   );
 }
 

@@ -7,13 +7,23 @@ export type Converted = { ok: true; value: string | number | boolean | null } | 
 
 export type ValueConverter = (raw: unknown) => Converted;
 
+/** Why a source value cannot become a warehouse value. */
+export class Rejection {
+  constructor(readonly reason: string) {}
+}
+
+type Scalar = string | number | boolean | null;
+
+/** The per-row form: the value itself or a Rejection, so a valid value costs no wrapper object. */
+export type ValueMapper = (raw: unknown) => Scalar | Rejection;
+
 const DEFAULT_TRUE = ['1', 'true', 't', 'yes', 'y'];
 const DEFAULT_FALSE = ['0', 'false', 'f', 'no', 'n'];
 const INTEGER = /^[-+]?\d+$/;
 const NUMBER = /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/;
 
-const fail = (reason: string): Converted => ({ ok: false, reason });
-const ok = (value: string | number | boolean | null): Converted => ({ ok: true, value });
+const fail = (reason: string): Rejection => new Rejection(reason);
+const ok = (value: Scalar): Scalar => value;
 
 function toText(raw: unknown, trim: boolean): string | null {
   const text = toSourceText(raw);
@@ -21,8 +31,16 @@ function toText(raw: unknown, trim: boolean): string | null {
   return result === '' ? null : result;
 }
 
-/** Builds the conversion of one column once, so the per-row work is a few comparisons. */
 export function compileValueConverter(column: string, mapping: ColumnMapping): ValueConverter {
+  const map = compileValueMapper(column, mapping);
+  return (raw) => {
+    const value = map(raw);
+    return value instanceof Rejection ? { ok: false, reason: value.reason } : { ok: true, value };
+  };
+}
+
+/** Builds the conversion of one column once, so the per-row work is a few comparisons. */
+export function compileValueMapper(column: string, mapping: ColumnMapping): ValueMapper {
   const describe = (text: string, what: string) => fail(`${column}: ${JSON.stringify(text)} ${what}`);
   const typed = compileTypedConverter(mapping, describe);
   const codes = mapping.codes;
@@ -46,8 +64,8 @@ export function compileValueConverter(column: string, mapping: ColumnMapping): V
 
 function compileTypedConverter(
   mapping: ColumnMapping,
-  describe: (text: string, what: string) => Converted,
-): (text: string, raw: unknown) => Converted {
+  describe: (text: string, what: string) => Rejection,
+): (text: string, raw: unknown) => Scalar | Rejection {
   switch (mapping.type) {
     case 'string':
     case 'text': {

@@ -7,6 +7,18 @@ export interface ReadOptions {
    * null reads everything.
    */
   since: string | null;
+  /**
+   * Whether records must come in cursor order (the default): an incremental run keeps the later
+   * of two versions of a record. A full load takes the source's own order, which costs the
+   * source no sort.
+   */
+  ordered?: boolean;
+}
+
+/** Records as arrays in the order of `fields`, many at a time. */
+export interface RecordChunk {
+  fields: string[];
+  rows: unknown[][];
 }
 
 /**
@@ -15,6 +27,8 @@ export interface ReadOptions {
  */
 export interface Source {
   read(options: ReadOptions): AsyncIterable<SourceRecord>;
+  /** The same records as `read`, for sources that can hand them as arrays without an object per row. */
+  readChunks?(options: ReadOptions, size: number): AsyncIterable<RecordChunk>;
   /** Tombstones (deleted records' keys) past the watermark, for sources that keep them. */
   readTombstones?(options: ReadOptions): AsyncIterable<SourceRecord>;
   close(): Promise<void>;

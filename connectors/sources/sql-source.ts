@@ -4,7 +4,7 @@ import type { Database } from 'better-sqlite3';
 import type { ConnectorDefinition, SqlSourceDefinition } from '../definition.ts';
 import { acquireRawConnection } from '../../warehouse/dialects/raw-connection.ts';
 import { resolveDefinitionPath } from '../resolve-path.ts';
-import type { ReadOptions, Source, SourceRecord } from './source.ts';
+import type { ReadOptions, RecordChunk, Source, SourceRecord } from './source.ts';
 
 export type SqlConnectorDefinition = ConnectorDefinition & { source: SqlSourceDefinition };
 type Tombstones = NonNullable<SqlSourceDefinition['tombstones']>;
@@ -24,9 +24,17 @@ export function openSqlSource(def: SqlConnectorDefinition): Source {
   const rows = (builder: Knex.QueryBuilder, what: string) =>
     namedErrors(def, what, streamRows(db, def.source.client, builder));
   const source: Source = {
-    read: (options: ReadOptions) => rows(recordsQuery(db, def.source, options.since), 'reading records'),
+    read: (options: ReadOptions) => rows(recordsQuery(db, def.source, options), 'reading records'),
     close: () => db.destroy(),
   };
+  if (def.source.client === 'better-sqlite3') {
+    source.readChunks = (options: ReadOptions, size: number) =>
+      namedErrors(
+        def,
+        'reading records',
+        iterateBetterSqliteChunks(db, recordsQuery(db, def.source, options), size),
+      );
+  }
   const tombstones = def.source.tombstones;
   if (tombstones !== undefined) {
     source.readTombstones = (options: ReadOptions) =>
@@ -59,11 +67,11 @@ function connectionSettings(def: SqlConnectorDefinition): string | Knex.StaticCo
   return settings;
 }
 
-function recordsQuery(db: Knex, source: SqlSourceDefinition, since: string | null): Knex.QueryBuilder {
+function recordsQuery(db: Knex, source: SqlSourceDefinition, options: ReadOptions): Knex.QueryBuilder {
   let builder = fromClause(db, source).select('*');
   if (source.cursor === undefined) return builder;
-  if (since !== null) builder = builder.where(source.cursor, '>', since);
-  return builder.orderBy(source.cursor);
+  if (options.since !== null) builder = builder.where(source.cursor, '>', options.since);
+  return options.ordered === false ? builder : builder.orderBy(source.cursor);
 }
 
 function fromClause(db: Knex, source: SqlSourceDefinition): Knex.QueryBuilder {
@@ -102,11 +110,36 @@ async function* iterateBetterSqlite(db: Knex, builder: Knex.QueryBuilder): Async
   }
 }
 
-async function* namedErrors(
+/** Rows as arrays, `size` at a time: the statement steps synchronously, the loop yields between chunks. */
+async function* iterateBetterSqliteChunks(
+  db: Knex,
+  builder: Knex.QueryBuilder,
+  size: number,
+): AsyncGenerator<RecordChunk> {
+  const { sql, bindings } = builder.toSQL().toNative();
+  const { connection, release } = await acquireRawConnection<Database>(db);
+  try {
+    const statement = connection.prepare<unknown[], unknown[]>(sql).raw(true);
+    const fields = statement.columns().map((c) => c.name);
+    let rows: unknown[][] = [];
+    for (const row of statement.iterate(bindings)) {
+      rows.push(row);
+      if (rows.length >= size) {
+        yield { fields, rows };
+        rows = [];
+      }
+    }
+    if (rows.length > 0) yield { fields, rows };
+  } finally {
+    await release();
+  }
+}
+
+async function* namedErrors<T>(
   def: SqlConnectorDefinition,
   what: string,
-  rows: AsyncIterable<SourceRecord>,
-): AsyncGenerator<SourceRecord> {
+  rows: AsyncIterable<T>,
+): AsyncGenerator<T> {
   try {
     yield* rows;
   } catch (err) {

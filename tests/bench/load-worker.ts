@@ -1,23 +1,22 @@
 /**
  * One measured load in a process of its own, so its peak RSS is its own. Prints one JSON line.
- *   ours-full | ours-incremental: the hub's connector run
- *   raw: the same source rows written by the database's raw bulk path (prepared inserts in one
- *        transaction on SQLite, COPY on PostgreSQL) into a table with the same national ID index
+ *   ours-full | ours-incremental: the hub's connector run (`--full` or not)
+ *   raw: what a person would write by hand, none of the hub's code: the source rows read with
+ *        better-sqlite3 and written unchanged by the database's bulk path (one prepared INSERT
+ *        in one transaction on SQLite, with the hub's pragmas; COPY FROM STDIN on PostgreSQL),
+ *        then the national ID indexed
  */
 import Database from 'better-sqlite3';
 import { once } from 'node:events';
+import path from 'node:path';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import pino from 'pino';
-import { readConnectorDefinitions, type ConnectorDefinition } from '../../connectors/definition.ts';
+import { readConnectorDefinitions } from '../../connectors/definition.ts';
 import { runConnector } from '../../connectors/run-connector.ts';
-import { openSource } from '../../connectors/sources/open-source.ts';
-import type { SourceRecord } from '../../connectors/sources/source.ts';
 import { readConfig } from '../../server/config.ts';
 import { closeContext, openContext } from '../../server/context.ts';
 import { prepareWarehouse } from '../../server/services/connector-service.ts';
-import { toSourceText } from '../../warehouse/core/source-text.ts';
-import { encodeCopyRows } from '../../warehouse/dialects/postgres.ts';
 
 interface Job {
   mode: 'ours-full' | 'ours-incremental' | 'raw';
@@ -26,7 +25,15 @@ interface Job {
   connector: string;
 }
 
-const BATCH = 5000;
+interface RawSource {
+  file: string;
+  table: string;
+  /** Source fields the connector maps, in its column order. */
+  fields: string[];
+  nationalIdField: string;
+}
+
+const COPY_CHUNK = 5000;
 
 async function runOurs(job: Job): Promise<{ rows: number; read: number; ms: number }> {
   const config = readConfig(
@@ -47,83 +54,100 @@ async function runOurs(job: Job): Promise<{ rows: number; read: number; ms: numb
   }
 }
 
-async function* recordBatches(def: ConnectorDefinition): AsyncIterable<SourceRecord[]> {
-  const source = openSource(def);
-  try {
-    let batch: SourceRecord[] = [];
-    for await (const record of source.read({ since: null })) {
-      batch.push(record);
-      if (batch.length === BATCH) {
-        yield batch;
-        batch = [];
-      }
-    }
-    if (batch.length > 0) yield batch;
-  } finally {
-    await source.close();
-  }
-}
-
-async function runRawSqlite(
-  job: Job,
-  def: ConnectorDefinition,
-  fields: string[],
-  nidField: string,
-): Promise<number> {
-  const db = new Database(job.databaseUrl.slice('sqlite:'.length));
+/** The hub's SQLite pragmas for its writer connection (warehouse/db.ts), written out by hand. */
+function openSqliteLikeTheHub(file: string): Database.Database {
+  const db = new Database(file);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
-  db.exec(`DROP TABLE IF EXISTS raw_bulk; CREATE TABLE raw_bulk (${fields.map((f) => `"${f}"`).join(', ')})`);
-  const insert = db.prepare(`INSERT INTO raw_bulk VALUES (${fields.map(() => '?').join(', ')})`);
-  let rows = 0;
-  db.exec('BEGIN');
-  for await (const batch of recordBatches(def)) {
-    for (const record of batch) insert.run(fields.map((f) => toSourceText(record[f])));
-    rows += batch.length;
-  }
-  db.exec(`CREATE INDEX raw_bulk_nid ON raw_bulk ("${nidField}")`);
-  db.exec('COMMIT');
-  db.close();
-  return rows;
+  db.pragma('busy_timeout = 15000');
+  db.pragma('cache_size = -16384');
+  return db;
 }
 
-async function runRawPostgres(
-  job: Job,
-  def: ConnectorDefinition,
-  fields: string[],
-  nidField: string,
-): Promise<number> {
-  const client = new pg.Client({ connectionString: job.databaseUrl });
-  await client.connect();
+const quote = (name: string) => `"${name.replace(/"/g, '""')}"`;
+
+function selectSource(source: RawSource): { db: Database.Database; rows: Iterable<unknown[]> } {
+  const db = new Database(source.file, { readonly: true });
+  const select = db
+    .prepare(`SELECT ${source.fields.map(quote).join(', ')} FROM ${quote(source.table)}`)
+    .raw(true);
+  return { db, rows: select.iterate() as Iterable<unknown[]> };
+}
+
+function rawSqlite(job: Job, source: RawSource): number {
+  const db = openSqliteLikeTheHub(job.databaseUrl.slice('sqlite:'.length));
+  const from = selectSource(source);
   try {
-    await client.query(
-      `DROP TABLE IF EXISTS raw_bulk; CREATE TABLE raw_bulk (${fields.map((f) => `"${f}" text`).join(', ')})`,
-    );
-    const stream = client.query(copyFrom(`COPY raw_bulk FROM STDIN`));
+    db.exec(`DROP TABLE IF EXISTS raw_bulk`);
+    db.exec(`CREATE TABLE raw_bulk (${source.fields.map(quote).join(', ')})`);
+    const insert = db.prepare(`INSERT INTO raw_bulk VALUES (${source.fields.map(() => '?').join(', ')})`);
     let rows = 0;
-    for await (const batch of recordBatches(def)) {
-      if (!stream.write(encodeCopyRows(batch.map((r) => fields.map((f) => toSourceText(r[f]))))))
-        await once(stream, 'drain');
-      rows += batch.length;
-    }
-    stream.end();
-    await once(stream, 'finish');
-    await client.query(`CREATE INDEX raw_bulk_nid ON raw_bulk ("${nidField}")`);
+    db.transaction(() => {
+      for (const row of from.rows) {
+        insert.run(row);
+        rows++;
+      }
+    })();
+    db.exec(`CREATE INDEX raw_bulk_nid ON raw_bulk (${quote(source.nationalIdField)})`);
     return rows;
   } finally {
+    from.db.close();
+    db.close();
+  }
+}
+
+function copyText(value: unknown): string {
+  if (value === null || value === undefined) return '\\N';
+  return (typeof value === 'string' ? value : (value as number).toString()).replace(/[\\\t\n\r]/g, (c) =>
+    c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r',
+  );
+}
+
+async function rawPostgres(job: Job, source: RawSource): Promise<number> {
+  const client = new pg.Client({ connectionString: job.databaseUrl });
+  await client.connect();
+  const from = selectSource(source);
+  try {
+    await client.query('DROP TABLE IF EXISTS raw_bulk');
+    await client.query(`CREATE TABLE raw_bulk (${source.fields.map((f) => `${quote(f)} text`).join(', ')})`);
+    const stream = client.query(copyFrom('COPY raw_bulk FROM STDIN'));
+    const failed = once(stream, 'error').then(([err]) => Promise.reject(err as Error));
+    failed.catch(() => undefined);
+    let rows = 0;
+    let text = '';
+    for (const row of from.rows) {
+      text += row.map(copyText).join('\t') + '\n';
+      if (++rows % COPY_CHUNK === 0) {
+        if (!stream.write(text)) await Promise.race([once(stream, 'drain'), failed]);
+        text = '';
+      }
+    }
+    stream.end(text);
+    await Promise.race([once(stream, 'finish'), failed]);
+    await client.query(`CREATE INDEX raw_bulk_nid ON raw_bulk (${quote(source.nationalIdField)})`);
+    return rows;
+  } finally {
+    from.db.close();
     await client.end();
   }
 }
 
 async function runRaw(job: Job): Promise<{ rows: number; read: number; ms: number }> {
-  const started = process.hrtime.bigint();
   const def = (await readConnectorDefinitions(job.connectorsDir)).find((d) => d.name === job.connector)!;
-  const fields = Object.values(def.columns).map((c, i) => c.from ?? Object.keys(def.columns)[i]!);
-  if (def.source.kind === 'sql' && def.source.cursor) fields.push(def.source.cursor);
-  const nidField = def.columns[def.target.national_id]!.from ?? def.target.national_id;
+  if (def.source.kind !== 'sql' || def.source.table === undefined || def.source.client !== 'better-sqlite3')
+    throw new Error('the raw path reads a better-sqlite3 source table');
+  const connection = def.source.connection;
+  const filename = typeof connection === 'string' ? connection : String(connection['filename']);
+  const source: RawSource = {
+    file: path.resolve(path.dirname(def.file), filename),
+    table: def.source.table,
+    fields: Object.entries(def.columns).map(([name, c]) => c.from ?? name),
+    nationalIdField: def.columns[def.target.national_id]!.from ?? def.target.national_id,
+  };
+  const started = process.hrtime.bigint();
   const rows = job.databaseUrl.startsWith('sqlite:')
-    ? await runRawSqlite(job, def, fields, nidField)
-    : await runRawPostgres(job, def, fields, nidField);
+    ? rawSqlite(job, source)
+    : await rawPostgres(job, source);
   return { rows, read: rows, ms: Number(process.hrtime.bigint() - started) / 1e6 };
 }
 

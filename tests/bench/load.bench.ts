@@ -1,8 +1,9 @@
 /**
  * npm run bench:load [-- --persons N]
  * Loads the CSPD personal registry into SQLite and PostgreSQL and prints, from one run, the
- * hub's full load next to a raw bulk load of the same rows, peak RSS, and an incremental run
- * after 0.1% of the source rows changed. Each load runs in its own process.
+ * hub's full load next to the raw bulk path a person would write by hand (tests/bench/load-worker.ts),
+ * the hub's peak RSS, an incremental run after 0.1% of the source rows changed, and a first
+ * incremental run into an empty table next to a full one. Each load runs in its own process.
  */
 import Database from 'better-sqlite3';
 import { execFile } from 'node:child_process';
@@ -18,6 +19,7 @@ import { startPostgres, stopPostgres } from '../support/postgres.ts';
 const run = promisify(execFile);
 const WORKER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'load-worker.ts');
 const CONNECTOR = 'cspd-personal-info';
+const DEFAULT_PERSONS = 100_000;
 
 interface Measure {
   rows: number;
@@ -26,20 +28,35 @@ interface Measure {
   maxRssMb: number;
 }
 
+interface Results {
+  raw: Measure;
+  first: Measure;
+  reload: Measure;
+  firstIncremental: Measure;
+  incremental?: Measure;
+}
+
 function readPersons(argv: string[]): number {
   const i = argv.indexOf('--persons');
-  const n = i === -1 ? 1_000_000 : Number(argv[i + 1]);
+  const n = i === -1 ? DEFAULT_PERSONS : Number(argv[i + 1]);
   if (!Number.isInteger(n) || n < 1) throw new Error('--persons must be a positive integer');
   return n;
 }
 
 async function measure(mode: string, databaseUrl: string, connectorsDir: string): Promise<Measure> {
+  const extra = process.env['BENCH_CPU_PROF']
+    ? ['--cpu-prof', '--cpu-prof-dir', process.env['BENCH_CPU_PROF']]
+    : [];
   const { stdout } = await run(
     process.execPath,
-    ['--import', 'tsx', WORKER, JSON.stringify({ mode, databaseUrl, connectorsDir, connector: CONNECTOR })],
-    {
-      maxBuffer: 1 << 20,
-    },
+    [
+      ...extra,
+      '--import',
+      'tsx',
+      WORKER,
+      JSON.stringify({ mode, databaseUrl, connectorsDir, connector: CONNECTOR }),
+    ],
+    { maxBuffer: 1 << 20 },
   );
   return JSON.parse(stdout.trim().split('\n').pop()!) as Measure;
 }
@@ -58,62 +75,104 @@ function changeSource(sourceFile: string): number {
   return changed;
 }
 
+async function createDatabases(serverUrl: string, names: string[]): Promise<string[]> {
+  const admin = new pg.Client({ connectionString: serverUrl });
+  await admin.connect();
+  try {
+    for (const name of names) await admin.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  return names.map((name) => serverUrl.replace(/\/postgres$/, `/${name}`));
+}
+
+const seconds = (m: Measure) => (m.ms / 1000).toFixed(2);
+const rate = (m: Measure) => Math.round(m.read / (m.ms / 1000)).toLocaleString('en');
+const percent = (part: number, whole: number) => `${((100 * part) / whole).toFixed(0)}%`;
+
+function printTables(persons: number, changed: number, results: Map<string, Results>): void {
+  const first = [...results.values()][0]!;
+  console.log('');
+  console.log(
+    `${CONNECTOR}, ${persons.toLocaleString('en')} persons (${first.raw.read.toLocaleString('en')} source rows): ` +
+      'raw bulk path by hand (best of 2) next to the hub, each side from the first source read to the committed, indexed table',
+  );
+  console.log('');
+  console.log(
+    '| database | raw s | raw rows/s | hub full load s | hub rows/s | hub / raw | hub reload s | reload / raw | hub peak RSS |',
+  );
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const [name, r] of results) {
+    const peak = Math.max(
+      r.first.maxRssMb,
+      r.reload.maxRssMb,
+      r.firstIncremental.maxRssMb,
+      r.incremental!.maxRssMb,
+    );
+    console.log(
+      `| ${name} | ${seconds(r.raw)} | ${rate(r.raw)} | ${seconds(r.first)} | ${rate(r.first)} | ${percent(r.raw.ms, r.first.ms)} | ` +
+        `${seconds(r.reload)} | ${percent(r.raw.ms, r.reload.ms)} | ${peak.toFixed(0)} MB |`,
+    );
+  }
+  console.log('');
+  console.log(
+    `incremental runs: the first one into an empty table next to the full load into an empty table; ` +
+      `one after ${changed.toLocaleString('en')} source rows changed (0.1%) next to the reload`,
+  );
+  console.log('');
+  console.log(
+    '| database | first incremental s | first incremental / full | incremental s (rows) | incremental / reload |',
+  );
+  console.log('|---|---:|---:|---:|---:|');
+  for (const [name, r] of results) {
+    const inc = r.incremental!;
+    console.log(
+      `| ${name} | ${seconds(r.firstIncremental)} | ${(r.firstIncremental.ms / r.first.ms).toFixed(2)}× | ` +
+        `${seconds(inc)} (${inc.rows.toLocaleString('en')}) | ${percent(inc.ms, r.reload.ms)} |`,
+    );
+  }
+}
+
 async function main() {
   const persons = readPersons(process.argv);
+  const started = Date.now();
   const dir = await mkdtemp(path.join(tmpdir(), 'hub-bench-'));
   const pgServer = await startPostgres();
   try {
-    const t0 = Date.now();
     await generateDemo({ dir, persons, seed: 1 });
     console.log(
-      `demo: ${persons.toLocaleString('en')} persons generated in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+      `demo: ${persons.toLocaleString('en')} persons generated in ${((Date.now() - started) / 1000).toFixed(1)} s`,
     );
     const connectorsDir = path.join(dir, 'connectors');
-    const admin = new pg.Client({ connectionString: pgServer.url });
-    await admin.connect();
-    await admin.query('CREATE DATABASE hub_bench');
-    await admin.end();
+    const [pgMain, pgFresh] = await createDatabases(pgServer.url, ['hub_bench', 'hub_bench_incremental']);
     const databases = [
-      { name: 'SQLite', url: `sqlite:${path.join(dir, 'hub.sqlite')}` },
-      { name: 'PostgreSQL', url: pgServer.url.replace(/\/postgres$/, '/hub_bench') },
+      {
+        name: 'SQLite',
+        url: `sqlite:${path.join(dir, 'hub.sqlite')}`,
+        fresh: `sqlite:${path.join(dir, 'inc.sqlite')}`,
+      },
+      { name: 'PostgreSQL', url: pgMain!, fresh: pgFresh! },
     ];
-    const results = new Map<string, { raw: Measure; first: Measure; reload: Measure; inc?: Measure }>();
+    const results = new Map<string, Results>();
     for (const db of databases) {
       // Raw and hub loads alternate, so a noisy neighbour hurts both alike.
       const raw1 = await measure('raw', db.url, connectorsDir);
       const first = await measure('ours-full', db.url, connectorsDir);
       const raw2 = await measure('raw', db.url, connectorsDir);
       const reload = await measure('ours-full', db.url, connectorsDir);
-      results.set(db.name, { raw: best(raw1, raw2), first, reload });
+      const firstIncremental = await measure('ours-incremental', db.fresh, connectorsDir);
+      results.set(db.name, { raw: best(raw1, raw2), first, reload, firstIncremental });
       console.log(
-        `${db.name}: raw ${raw1.ms.toFixed(0)} / ${raw2.ms.toFixed(0)} ms, hub first load ${first.ms.toFixed(0)} ms, reload ${reload.ms.toFixed(0)} ms`,
+        `${db.name}: raw ${raw1.ms.toFixed(0)} / ${raw2.ms.toFixed(0)} ms, hub full load ${first.ms.toFixed(0)} ms, ` +
+          `reload ${reload.ms.toFixed(0)} ms, first incremental ${firstIncremental.ms.toFixed(0)} ms`,
       );
     }
     const changed = changeSource(path.join(dir, 'sources', 'cspd.sqlite'));
     for (const db of databases)
-      results.get(db.name)!.inc = await measure('ours-incremental', db.url, connectorsDir);
-
-    const rate = (m: Measure) => Math.round(m.read / (m.ms / 1000));
+      results.get(db.name)!.incremental = await measure('ours-incremental', db.url, connectorsDir);
+    printTables(persons, changed, results);
     console.log('');
-    console.log(
-      `${CONNECTOR}, ${persons.toLocaleString('en')} persons: raw bulk (best of 2) next to the hub's first full load (empty warehouse) and a reload; ` +
-        `incremental run after ${changed.toLocaleString('en')} source rows changed (0.1%), next to the reload`,
-    );
-    console.log('');
-    console.log(
-      '| database | source rows | raw bulk rows/s | hub first load rows/s (vs raw) | hub reload rows/s (vs raw) | hub peak RSS | incremental run (rows) | incremental / reload |',
-    );
-    console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
-    const pct = (a: number, b: number) => `${((100 * a) / b).toFixed(0)}%`;
-    for (const db of databases) {
-      const r = results.get(db.name)!;
-      const peak = Math.max(r.first.maxRssMb, r.reload.maxRssMb, r.inc!.maxRssMb);
-      console.log(
-        `| ${db.name} | ${r.first.read.toLocaleString('en')} | ${rate(r.raw).toLocaleString('en')} | ${rate(r.first).toLocaleString('en')} (${pct(rate(r.first), rate(r.raw))}) | ` +
-          `${rate(r.reload).toLocaleString('en')} (${pct(rate(r.reload), rate(r.raw))}) | ${peak.toFixed(0)} MB | ` +
-          `${(r.inc!.ms / 1000).toFixed(2)} s (${r.inc!.rows}) | ${((100 * r.inc!.ms) / r.reload.ms).toFixed(1)}% |`,
-      );
-    }
+    console.log(`wall time ${((Date.now() - started) / 1000).toFixed(0)} s`);
   } finally {
     await stopPostgres(pgServer);
     await rm(dir, { recursive: true, force: true });

@@ -1,11 +1,15 @@
 import type { Knex } from 'knex';
 import type { WarehouseRow } from '../core/warehouse-value.ts';
 import type { DialectName } from '../db.ts';
+import type { RejectRow } from '../load/save-rejects.ts';
 
-/** Writes a table's rows as fast as the database allows. */
+/**
+ * Writes a table's rows as fast as the database allows, with the rejects of the same batches
+ * (hub_rejects rows). A write may return before its rows are stored; close() returns once all
+ * are, and throws the first failure.
+ */
 export interface BulkWriter {
-  /** Returns the positions (in `rows`) of rows dropped because their record key was already written. */
-  write(rows: WarehouseRow[]): Promise<number[]>;
+  write(rows: WarehouseRow[], rejects?: RejectRow[]): Promise<void>;
   close(): Promise<void>;
   abort(): Promise<void>;
 }
@@ -14,6 +18,8 @@ export interface BulkTarget {
   table: string;
   columns: string[];
   key: string[];
+  /** Positions (in `columns`) of boolean columns, for drivers that bind them as numbers. */
+  booleanColumns?: number[];
 }
 
 /**
@@ -26,8 +32,6 @@ export interface Dialect {
   maxBindings: number;
   /** Rows one multi-row INSERT may carry, whatever the bindings (SQLite compiles them to a compound SELECT of at most 500 terms). */
   maxInsertRows: number;
-  /** Whether the unique record-key index exists while a full load writes (so duplicates are seen row by row). */
-  uniqueKeyDuringLoad: boolean;
   openBulkWriter(knex: Knex, target: BulkTarget): Promise<BulkWriter>;
   /** Removes rows whose record key repeats (keeping the first written) and returns them. */
   removeDuplicateKeys(knex: Knex, target: BulkTarget): Promise<WarehouseRow[]>;

@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import type { WarehouseRow, WarehouseValue } from '../core/warehouse-value.ts';
+import { insertRejectRows, type RejectRow } from '../load/save-rejects.ts';
 import { insertInChunks, rowsPerStatement, type BulkTarget, type Dialect } from './dialect.ts';
 
 /**
@@ -40,14 +41,15 @@ export const mssqlDialect: Dialect = {
   // SQL Server takes at most 2100 parameters per request; keep a margin for the statement's own.
   maxBindings: 2000,
   maxInsertRows: MSSQL_MAX_INSERT_ROWS,
-  uniqueKeyDuringLoad: false,
   auditGatherMs: 0,
 
   openBulkWriter(knex, target) {
     return Promise.resolve({
-      write: async (rows: WarehouseRow[]) => {
-        await knex.transaction((trx) => insertInChunks(trx, mssqlDialect, target, rows));
-        return [];
+      write: async (rows: WarehouseRow[], rejects: RejectRow[] = []) => {
+        await knex.transaction(async (trx) => {
+          await insertInChunks(trx, mssqlDialect, target, rows);
+          await insertRejectRows(trx, rejects);
+        });
       },
       close: () => Promise.resolve(),
       abort: () => Promise.resolve(),

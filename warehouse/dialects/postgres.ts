@@ -3,6 +3,7 @@ import type { Knex } from 'knex';
 import type { PoolClient } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { WarehouseRow, WarehouseValue } from '../core/warehouse-value.ts';
+import { insertRejectRows } from '../load/save-rejects.ts';
 import { acquireRawConnection } from './raw-connection.ts';
 import { toRecord, type BulkTarget, type BulkWriter, type Dialect } from './dialect.ts';
 
@@ -27,10 +28,32 @@ export function encodeCopyRows(rows: WarehouseRow[]): string {
   return text;
 }
 
+/**
+ * COPY inside a transaction that first truncates the (new, empty) table: PostgreSQL may then
+ * write the rows already frozen (COPY FREEZE), so the index build and every later scan do not
+ * rewrite each page to set its hint bits. Nothing is visible to others until close() commits,
+ * and abort() rolls it all back.
+ */
 async function openCopyWriter(knex: Knex, target: BulkTarget): Promise<BulkWriter> {
   const { connection, release: releaseConnection } = await acquireRawConnection<PoolClient>(knex);
+  let released = false;
+  const release = async () => {
+    if (released) return;
+    released = true;
+    await releaseConnection();
+  };
+  try {
+    await connection.query('BEGIN');
+    await connection.query(`TRUNCATE ${quote(target.table)}`);
+  } catch (err) {
+    await connection.query('ROLLBACK').catch(() => undefined);
+    await release();
+    throw err;
+  }
   const stream = connection.query(
-    copyFrom(`COPY ${quote(target.table)} (${target.columns.map(quote).join(', ')}) FROM STDIN`),
+    copyFrom(
+      `COPY ${quote(target.table)} (${target.columns.map(quote).join(', ')}) FROM STDIN WITH (FREEZE)`,
+    ),
   );
   // The stream's error arrives as an event; it is kept here and thrown from the next call.
   const state: { failure: Error | null } = { failure: null };
@@ -38,25 +61,23 @@ async function openCopyWriter(knex: Knex, target: BulkTarget): Promise<BulkWrite
   const throwIfFailed = () => {
     if (state.failure !== null) throw state.failure;
   };
-  let released = false;
-  const release = async () => {
-    if (released) return;
-    released = true;
-    await releaseConnection();
-  };
   return {
-    async write(rows) {
+    async write(rows, rejects = []) {
       throwIfFailed();
       if (!stream.write(encodeCopyRows(rows)))
         await Promise.race([once(stream, 'drain'), once(stream, 'error')]);
       throwIfFailed();
-      return [];
+      await insertRejectRows(knex, rejects);
     },
     async close() {
       try {
         stream.end();
         if (state.failure === null) await Promise.race([once(stream, 'finish'), once(stream, 'error')]);
         throwIfFailed();
+        await connection.query('COMMIT');
+      } catch (err) {
+        await connection.query('ROLLBACK').catch(() => undefined);
+        throw err;
       } finally {
         await release();
       }
@@ -65,6 +86,7 @@ async function openCopyWriter(knex: Knex, target: BulkTarget): Promise<BulkWrite
       // Ending a COPY with an error rolls it back on the server.
       if (state.failure === null) stream.destroy(new Error('load aborted'));
       await once(stream, 'close').catch(() => undefined);
+      await connection.query('ROLLBACK').catch(() => undefined);
       await release();
     },
   };
@@ -74,7 +96,6 @@ export const postgresDialect: Dialect = {
   name: 'postgres',
   maxBindings: 65535,
   maxInsertRows: 10000,
-  uniqueKeyDuringLoad: false,
   auditGatherMs: 0,
   openBulkWriter: openCopyWriter,
 

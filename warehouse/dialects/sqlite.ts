@@ -1,8 +1,14 @@
 import type Database from 'better-sqlite3';
+import os from 'node:os';
 import type { Knex } from 'knex';
 import type { WarehouseRow, WarehouseValue } from '../core/warehouse-value.ts';
 import { withRawConnection } from './raw-connection.ts';
-import { toRecord, type BulkTarget, type Dialect } from './dialect.ts';
+import { toRecord, type BulkTarget, type BulkWriter, type Dialect } from './dialect.ts';
+import { REJECT_COLUMNS, type RejectRow } from '../load/save-rejects.ts';
+import { openSqliteWorkerWriter } from './sqlite-bulk-writer.ts';
+
+/** SQLite's own default: checkpoint once the WAL holds this many pages. */
+const DEFAULT_WAL_AUTOCHECKPOINT = 1000;
 
 const quote = (identifier: string) => `"${identifier.replace(/"/g, '""')}"`;
 
@@ -16,33 +22,64 @@ function bindable(row: WarehouseRow): Array<string | number | null> {
   return out;
 }
 
+const insertSql = (target: BulkTarget) =>
+  `INSERT INTO ${quote(target.table)} (${target.columns.map(quote).join(', ')}) VALUES (${target.columns
+    .map(() => '?')
+    .join(', ')})`;
+
+/**
+ * Handing batches to a writer thread costs CPU of its own (each batch is serialized and parsed
+ * again): it shortens a load when a core would otherwise stay idle, and lengthens it on a
+ * machine whose cores are all busy. The one-minute load average tells which it is.
+ */
+function hasIdleCore(): boolean {
+  return os.availableParallelism() > 1 && os.loadavg()[0]! + 1 <= os.availableParallelism();
+}
+
+/**
+ * The same prepared-statement path on the hub's own connection, one transaction per batch. The
+ * batches commit one by one so that other writes get their turn, but no commit checkpoints the
+ * WAL into the database file (with its fsyncs) until the load is written: the first commit
+ * after it does that once, as a load in a single transaction would.
+ */
+function openInProcessWriter(knex: Knex, target: BulkTarget): BulkWriter {
+  const rejectSql = `INSERT INTO hub_rejects (${REJECT_COLUMNS.map(quote).join(', ')}) VALUES (${REJECT_COLUMNS.map(() => '?').join(', ')})`;
+  const writeBatch = (db: Database.Database, rows: WarehouseRow[], rejects: RejectRow[]) => {
+    db.pragma('wal_autocheckpoint = 0');
+    const statement = db.prepare(insertSql(target));
+    const rejectStatement = db.prepare(rejectSql);
+    db.transaction(() => {
+      for (const row of rows) statement.run(bindable(row));
+      for (const reject of rejects) rejectStatement.run(reject);
+    })();
+  };
+  const restoreCheckpoints = () =>
+    withRawConnection(
+      knex,
+      (db: Database.Database) => void db.pragma(`wal_autocheckpoint = ${DEFAULT_WAL_AUTOCHECKPOINT}`),
+    );
+  return {
+    write: (rows, rejects = []) =>
+      withRawConnection(knex, (db: Database.Database) => writeBatch(db, rows, rejects)),
+    close: restoreCheckpoints,
+    abort: restoreCheckpoints,
+  };
+}
+
 export const sqliteDialect: Dialect = {
   name: 'sqlite',
   maxBindings: 32766,
   maxInsertRows: 500,
-  uniqueKeyDuringLoad: false,
   // A group is one synchronous write on the writer's connection (record-audit.ts): cheap enough per turn.
   auditGatherMs: 0,
 
   openBulkWriter(knex: Knex, target: BulkTarget) {
-    const sql = `INSERT INTO ${quote(target.table)} (${target.columns.map(quote).join(', ')}) VALUES (${target.columns
-      .map(() => '?')
-      .join(', ')})`;
-    // The same prepared statement inserts every row of a batch inside one transaction, into a
-    // table without indexes (they are built once at the end): the raw bulk path of better-sqlite3.
-    const writeBatch = (db: Database.Database, rows: WarehouseRow[]): number[] => {
-      const statement = db.prepare(sql);
-      db.transaction(() => {
-        for (const row of rows) statement.run(bindable(row));
-      })();
-      return [];
-    };
-    return Promise.resolve({
-      write: (rows: WarehouseRow[]) =>
-        withRawConnection(knex, (db: Database.Database) => writeBatch(db, rows)),
-      close: () => Promise.resolve(),
-      abort: () => Promise.resolve(),
-    });
+    const filename = (knex.client as { config: { connection?: { filename?: unknown } } }).config.connection
+      ?.filename;
+    // An in-memory database belongs to its one connection: no other thread can write it.
+    const shared = typeof filename === 'string' && filename !== '' && filename !== ':memory:';
+    if (shared && hasIdleCore()) return openSqliteWorkerWriter(filename, target);
+    return Promise.resolve(openInProcessWriter(knex, target));
   },
 
   async removeDuplicateKeys(knex, target) {

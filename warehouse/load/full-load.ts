@@ -3,15 +3,8 @@ import type { WarehouseRow } from '../core/warehouse-value.ts';
 import type { BulkTarget, BulkWriter } from '../dialects/index.ts';
 import { rebuildPersonKeyForTable } from '../person-key.ts';
 import { createKeyIndex, createNationalIdIndex, createRegistryTable } from '../registry-tables.ts';
-import {
-  emptyStats,
-  type LoadBatch,
-  type LoadContext,
-  type LoadRun,
-  type LoadStats,
-  type RejectInput,
-} from './load-types.ts';
-import { saveRejects } from './save-rejects.ts';
+import { emptyStats, type LoadBatch, type LoadContext, type LoadRun, type LoadStats } from './load-types.ts';
+import { buildRejectRows, saveRejects } from './save-rejects.ts';
 
 const duplicateReason = (key: string[]) =>
   `duplicate record key (${key.join(', ')}): an earlier row of this load has it`;
@@ -30,33 +23,30 @@ export async function loadFull(
   const spec = run.spec;
   const next = `${spec.table}__next`;
   const suffix = `r${run.id}`;
-  const target: BulkTarget = { table: next, columns: spec.columns.map((c) => c.name), key: spec.key };
+  const target: BulkTarget = {
+    table: next,
+    columns: spec.columns.map((c) => c.name),
+    key: spec.key,
+    booleanColumns: spec.columns.flatMap((c, i) => (c.type === 'boolean' ? [i] : [])),
+  };
   const stats = emptyStats();
 
   await knex.schema.dropTableIfExists(next);
   await createRegistryTable(knex, spec, next, { indexes: false, suffix });
   let writer: BulkWriter | null = null;
   try {
-    if (dialect.uniqueKeyDuringLoad) await createKeyIndex(knex, spec, next, suffix);
     writer = await dialect.openBulkWriter(knex, target);
     for await (const batch of batches) {
-      const rejects: RejectInput[] = [...batch.rejects];
-      const dropped = await writer.write(batch.rows.map((r) => r.values));
-      for (const i of dropped) {
-        const row = batch.rows[i]!;
-        rejects.push({ sourceKey: row.sourceKey, reason: duplicateReason(spec.key), raw: row.raw });
-      }
+      await writer.write(batch.rows, buildRejectRows(run, batch.rejects));
       stats.read += batch.read;
-      stats.inserted += batch.rows.length - dropped.length;
-      stats.rejected += rejects.length;
-      await saveRejects(knex, run, rejects);
+      stats.inserted += batch.rows.length;
+      stats.rejected += batch.rejects.length;
       run.onProgress?.(stats, 'loading');
     }
     await writer.close();
     writer = null;
     run.onProgress?.(stats, 'indexing');
-    if (!dialect.uniqueKeyDuringLoad)
-      await createUniqueKeyRemovingDuplicates(ctx, run, target, suffix, stats);
+    await createUniqueKeyRemovingDuplicates(ctx, run, target, suffix, stats);
     await createNationalIdIndex(knex, spec, next, suffix);
     await dialect.analyzeTable(knex, next);
     run.onProgress?.(stats, 'swapping');

@@ -3,14 +3,8 @@ import { isoNow } from '../core/clock.ts';
 import type { WarehouseRow, WarehouseValue } from '../core/warehouse-value.ts';
 import { rowsPerStatement, type BulkTarget, type Dialect } from '../dialects/index.ts';
 import { updatePersonKeyForIds } from '../person-key.ts';
-import {
-  emptyStats,
-  type LoadBatch,
-  type LoadContext,
-  type LoadRow,
-  type LoadRun,
-  type LoadStats,
-} from './load-types.ts';
+import { emptyStats, type LoadBatch, type LoadContext, type LoadRun, type LoadStats } from './load-types.ts';
+import { CHANGE_APPLIERS } from './apply-changes.ts';
 import { saveRejects } from './save-rejects.ts';
 import { spoolBatches } from './spool-batches.ts';
 
@@ -64,31 +58,37 @@ async function applyChanges(
   const target: BulkTarget = { table: spec.table, columns: spec.columns.map((c) => c.name), key: spec.key };
   const keyIndexes = spec.key.map((k) => target.columns.indexOf(k));
   const nidIndex = target.columns.indexOf(spec.nationalIdColumn);
+  const applier = CHANGE_APPLIERS[ctx.dialect.name];
   await ctx.knex.transaction(async (trx) => {
     for await (const batch of batches) {
       stats.rejected += batch.rejects.length;
       await saveRejects(trx, run, batch.rejects);
 
       const rows = keepLastPerKey(batch.rows, keyIndexes);
+      if (applier !== undefined) {
+        const changes = { ...target, nationalIdColumn: spec.nationalIdColumn };
+        const applied = await applier(trx, changes, { rows, deletes: batch.deletes }, seenAt);
+        stats.inserted += applied.inserted;
+        stats.updated += applied.updated;
+        stats.deleted += applied.deleted;
+        run.onProgress?.(stats, 'applying');
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        continue;
+      }
       const existing = await countExistingKeys(
         trx,
         ctx.dialect,
         target,
-        rows.map((r) => keyIndexes.map((i) => r.values[i] ?? null)),
+        rows.map((r) => keyIndexes.map((i) => r[i] ?? null)),
       );
-      await upsertRows(
-        trx,
-        ctx.dialect,
-        target,
-        rows.map((r) => r.values),
-      );
+      await upsertRows(trx, ctx.dialect, target, rows);
       stats.updated += existing;
       stats.inserted += rows.length - existing;
 
       const removedIds = await deleteByKeys(trx, ctx.dialect, target, spec.nationalIdColumn, batch.deletes);
       stats.deleted += removedIds.length;
 
-      const touched = [...rows.map((r) => String(r.values[nidIndex])), ...removedIds];
+      const touched = [...rows.map((r) => String(r[nidIndex])), ...removedIds];
       await updatePersonKeyForIds(trx, spec.table, spec.nationalIdColumn, touched, seenAt, KEY_CHUNK);
       run.onProgress?.(stats, 'applying');
       // Read back from the local spool, batches never wait on I/O: let API requests in between.
@@ -105,9 +105,9 @@ async function applyChanges(
 }
 
 /** A record changed twice since the last run arrives twice; the later version wins. */
-function keepLastPerKey(rows: LoadRow[], keyIndexes: number[]): LoadRow[] {
-  const byKey = new Map<string, LoadRow>();
-  for (const row of rows) byKey.set(JSON.stringify(keyIndexes.map((i) => row.values[i])), row);
+function keepLastPerKey(rows: WarehouseRow[], keyIndexes: number[]): WarehouseRow[] {
+  const byKey = new Map<string, WarehouseRow>();
+  for (const row of rows) byKey.set(JSON.stringify(keyIndexes.map((i) => row[i])), row);
   return byKey.size === rows.length ? rows : [...byKey.values()];
 }
 

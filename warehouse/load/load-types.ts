@@ -10,12 +10,6 @@ export interface LoadContext {
   clock: Clock;
 }
 
-export interface LoadRow {
-  values: WarehouseRow;
-  sourceKey: string;
-  raw: unknown;
-}
-
 export interface RejectInput {
   sourceKey: string;
   reason: string;
@@ -26,7 +20,8 @@ export interface RejectInput {
 export interface LoadBatch {
   /** Source records this batch came from (rows + rejects + deletions). */
   read: number;
-  rows: LoadRow[];
+  /** Mapped and valid rows, in the order of the spec's columns. */
+  rows: WarehouseRow[];
   rejects: RejectInput[];
   /** Record keys (target key columns, in key order) of records deleted at the source. */
   deletes: WarehouseRow[];

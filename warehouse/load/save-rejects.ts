@@ -3,6 +3,32 @@ import type { RejectInput } from './load-types.ts';
 
 const MAX_REASON = 1000;
 const MAX_KEY = 400;
+const ROWS_PER_INSERT = 200;
+
+/** A row of hub_rejects, in its column order: connector, run_id, source_key, reason, raw_row. */
+export type RejectRow = [string, number, string, string, string];
+
+export const REJECT_COLUMNS = ['connector', 'run_id', 'source_key', 'reason', 'raw_row'] as const;
+
+export function buildRejectRows(run: { id: number; connector: string }, rejects: RejectInput[]): RejectRow[] {
+  return rejects.map((r) => [
+    run.connector,
+    run.id,
+    r.sourceKey.slice(0, MAX_KEY),
+    r.reason.slice(0, MAX_REASON),
+    JSON.stringify(r.raw) ?? 'null',
+  ]);
+}
+
+export async function insertRejectRows(executor: Knex | Knex.Transaction, rows: RejectRow[]): Promise<void> {
+  for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
+    await executor('hub_rejects').insert(
+      rows
+        .slice(i, i + ROWS_PER_INSERT)
+        .map((row) => Object.fromEntries(REJECT_COLUMNS.map((column, c) => [column, row[c]]))),
+    );
+  }
+}
 
 /** A bad source row is data, not an exception: it is kept with its reason and the load goes on. */
 export async function saveRejects(
@@ -10,16 +36,5 @@ export async function saveRejects(
   run: { id: number; connector: string },
   rejects: RejectInput[],
 ): Promise<void> {
-  const chunk = 200;
-  for (let i = 0; i < rejects.length; i += chunk) {
-    await executor('hub_rejects').insert(
-      rejects.slice(i, i + chunk).map((r) => ({
-        connector: run.connector,
-        run_id: run.id,
-        source_key: r.sourceKey.slice(0, MAX_KEY),
-        reason: r.reason.slice(0, MAX_REASON),
-        raw_row: JSON.stringify(r.raw) ?? 'null',
-      })),
-    );
-  }
+  await insertRejectRows(executor, buildRejectRows(run, rejects));
 }

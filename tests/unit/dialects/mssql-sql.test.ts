@@ -283,7 +283,7 @@ describe('SQL Server statements', () => {
       } as unknown as Knex;
       const wide: BulkTarget = { table: 't', columns: columnNames(columns), key: ['c00'] };
       const writer = await mssqlDialect.openBulkWriter(fakeKnex, wide);
-      assert.deepEqual(await writer.write(rowsOf(rowCount, columns)), []);
+      await writer.write(rowsOf(rowCount, columns));
       await writer.close();
       return statements;
     }

@@ -1,0 +1,55 @@
+// The write side of a SQLite full load, on a thread of its own (see sqlite-bulk-writer.ts).
+// Plain JavaScript, so the thread starts without the TypeScript loader: only better-sqlite3.
+// Each message is one batch, written in one transaction with one prepared statement and the
+// batch's rejects; between batches the write lock is free for the hub's other writes.
+import Database from 'better-sqlite3';
+import { parentPort, workerData } from 'node:worker_threads';
+
+const { filename, pragmas, table, columns, booleanColumns, rejectColumns } = workerData;
+const quote = (name) => `"${String(name).replace(/"/g, '""')}"`;
+const placeholders = (n) => Array.from({ length: n }, () => '?').join(', ');
+
+let db = null;
+try {
+  db = new Database(filename);
+  for (const pragma of pragmas) db.pragma(pragma);
+  // Batches commit one by one so the hub's other writes get their turn, but each commit must
+  // not also checkpoint the WAL into the database file (with its fsyncs): the first commit after
+  // the load (the index build) does it once, as a single-transaction load would.
+  db.pragma('wal_autocheckpoint = 0');
+  const insertRow = db.prepare(
+    `INSERT INTO ${quote(table)} (${columns.map(quote).join(', ')}) VALUES (${placeholders(columns.length)})`,
+  );
+  const insertReject = db.prepare(
+    `INSERT INTO hub_rejects (${rejectColumns.map(quote).join(', ')}) VALUES (${placeholders(rejectColumns.length)})`,
+  );
+  // better-sqlite3 binds no booleans.
+  const bindBooleans = (row) => {
+    for (const c of booleanColumns) if (typeof row[c] === 'boolean') row[c] = row[c] ? 1 : 0;
+    return row;
+  };
+  const writeBatch = db.transaction((rows, rejects) => {
+    if (booleanColumns.length === 0) for (const row of rows) insertRow.run(row);
+    else for (const row of rows) insertRow.run(bindBooleans(row));
+    for (const reject of rejects) insertReject.run(reject);
+  });
+  parentPort.on('message', (message) => {
+    if (message.type === 'close') {
+      db.close();
+      parentPort.postMessage({ type: 'closed' });
+      parentPort.close();
+      return;
+    }
+    try {
+      writeBatch(JSON.parse(message.rows), message.rejects);
+      parentPort.postMessage({ type: 'written' });
+    } catch (err) {
+      parentPort.postMessage({ type: 'failed', message: err.message, code: err.code });
+    }
+  });
+  parentPort.postMessage({ type: 'ready' });
+} catch (err) {
+  db?.close();
+  parentPort.postMessage({ type: 'failed', message: err.message, code: err.code });
+  parentPort.close();
+}

@@ -1,0 +1,164 @@
+import type Database from 'better-sqlite3';
+import type { Knex } from 'knex';
+import type { PoolClient } from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+import type { WarehouseRow, WarehouseValue } from '../core/warehouse-value.ts';
+import type { DialectName } from '../db.ts';
+import { encodeCopyRows } from '../dialects/postgres.ts';
+import { withRawConnection } from '../dialects/raw-connection.ts';
+
+const quote = (identifier: string) => `"${identifier.replace(/"/g, '""')}"`;
+
+export interface ChangeTarget {
+  table: string;
+  columns: string[];
+  key: string[];
+  nationalIdColumn: string;
+}
+
+export interface AppliedChanges {
+  inserted: number;
+  updated: number;
+  deleted: number;
+}
+
+/**
+ * Applies one batch of an incremental run inside the run's transaction: upserts rows (distinct
+ * record keys), deletes keys, and keeps the person key right for every national ID the batch
+ * touched, including the one a record had before an update moved it to another person.
+ * The work is proportional to the batch, never to the table.
+ */
+export type ChangeApplier = (
+  trx: Knex.Transaction,
+  target: ChangeTarget,
+  batch: { rows: WarehouseRow[]; deletes: WarehouseRow[] },
+  seenAt: string,
+) => Promise<AppliedChanges>;
+
+const bindable = (v: WarehouseValue | undefined) => (typeof v === 'boolean' ? (v ? 1 : 0) : (v ?? null));
+
+/** SQLite: prepared statements, row by row, on the transaction's own connection. */
+const applySqliteChanges: ChangeApplier = (trx, target, batch, seenAt) =>
+  withRawConnection(trx, (db: Database.Database) => {
+    const t = quote(target.table);
+    const nid = quote(target.nationalIdColumn);
+    const keyWhere = target.key.map((k) => `${quote(k)} = ?`).join(' AND ');
+    const updates = target.columns.filter((c) => !target.key.includes(c));
+    const find = db.prepare<unknown[], { nid: string }>(`SELECT ${nid} AS nid FROM ${t} WHERE ${keyWhere}`);
+    const upsert = db.prepare(
+      `INSERT INTO ${t} (${target.columns.map(quote).join(', ')}) VALUES (${target.columns.map(() => '?').join(', ')}) ` +
+        `ON CONFLICT (${target.key.map(quote).join(', ')}) DO ` +
+        (updates.length === 0
+          ? 'NOTHING'
+          : `UPDATE SET ${updates.map((c) => `${quote(c)} = excluded.${quote(c)}`).join(', ')}`),
+    );
+    const remove = db.prepare<unknown[], { nid: string }>(
+      `DELETE FROM ${t} WHERE ${keyWhere} RETURNING ${nid} AS nid`,
+    );
+    const addMember = db.prepare(
+      'INSERT INTO hub_person_tables (national_id, table_name) VALUES (?, ?) ON CONFLICT DO NOTHING',
+    );
+    const addPerson = db.prepare(
+      'INSERT INTO hub_persons (national_id, first_seen_at) VALUES (?, ?) ON CONFLICT DO NOTHING',
+    );
+    const dropMember = db.prepare(
+      `DELETE FROM hub_person_tables WHERE table_name = ? AND national_id = ? AND NOT EXISTS (SELECT 1 FROM ${t} WHERE ${nid} = ?)`,
+    );
+    const keyIndexes = target.key.map((k) => target.columns.indexOf(k));
+    const nidIndex = target.columns.indexOf(target.nationalIdColumn);
+    const held = new Set<string>();
+    const maybeGone = new Set<string>();
+    const applied: AppliedChanges = { inserted: 0, updated: 0, deleted: 0 };
+    for (const row of batch.rows) {
+      const before = find.get(keyIndexes.map((i) => bindable(row[i])));
+      const id = String(row[nidIndex]);
+      if (before === undefined) applied.inserted++;
+      else {
+        applied.updated++;
+        if (before.nid !== id) maybeGone.add(before.nid);
+      }
+      upsert.run(row.map(bindable));
+      held.add(id);
+    }
+    for (const key of batch.deletes) {
+      for (const removed of remove.all(key.map(bindable))) {
+        applied.deleted++;
+        maybeGone.add(removed.nid);
+      }
+    }
+    for (const id of held) {
+      addMember.run(id, target.table);
+      addPerson.run(id, seenAt);
+    }
+    for (const id of maybeGone) if (!held.has(id)) dropMember.run(target.table, id, id);
+    return applied;
+  });
+
+/**
+ * PostgreSQL: the batch is copied into a temporary table of the transaction, then applied with
+ * a few set-based statements (one upsert, one insert per person-key table), instead of a
+ * statement per row or a multi-row INSERT built by the client.
+ */
+const applyPostgresChanges: ChangeApplier = (trx, target, batch, seenAt) =>
+  withRawConnection(trx, async (client: PoolClient) => {
+    const t = quote(target.table);
+    const nid = quote(target.nationalIdColumn);
+    const stage = quote(`hub_stage_${target.table}`.slice(0, 63));
+    const join = target.key.map((k) => `t.${quote(k)} = s.${quote(k)}`).join(' AND ');
+    const updates = target.columns.filter((c) => !target.key.includes(c));
+    const applied: AppliedChanges = { inserted: 0, updated: 0, deleted: 0 };
+    const maybeGone = new Set<string>();
+    if (batch.rows.length > 0) {
+      await client.query(`CREATE TEMP TABLE IF NOT EXISTS ${stage} (LIKE ${t}) ON COMMIT DROP`);
+      await client.query(`TRUNCATE ${stage}`);
+      await pipeline(
+        Readable.from([encodeCopyRows(batch.rows)]),
+        client.query(copyFrom(`COPY ${stage} (${target.columns.map(quote).join(', ')}) FROM STDIN`)),
+      );
+      const before = await client.query<{ nid: string; moved: boolean }>(
+        `SELECT t.${nid} AS nid, t.${nid} <> s.${nid} AS moved FROM ${stage} s JOIN ${t} t ON ${join}`,
+      );
+      applied.updated = before.rows.length;
+      applied.inserted = batch.rows.length - applied.updated;
+      for (const r of before.rows) if (r.moved) maybeGone.add(r.nid);
+      const columns = target.columns.map(quote).join(', ');
+      await client.query(
+        `INSERT INTO ${t} (${columns}) SELECT ${columns} FROM ${stage} ON CONFLICT (${target.key.map(quote).join(', ')}) DO ` +
+          (updates.length === 0
+            ? 'NOTHING'
+            : `UPDATE SET ${updates.map((c) => `${quote(c)} = EXCLUDED.${quote(c)}`).join(', ')}`),
+      );
+      await client.query(
+        `INSERT INTO hub_person_tables (national_id, table_name) SELECT DISTINCT ${nid}, $1 FROM ${stage} ON CONFLICT DO NOTHING`,
+        [target.table],
+      );
+      await client.query(
+        `INSERT INTO hub_persons (national_id, first_seen_at) SELECT DISTINCT ${nid}, $1 FROM ${stage} ON CONFLICT DO NOTHING`,
+        [seenAt],
+      );
+    }
+    for (const key of batch.deletes) {
+      const removed = await client.query<{ nid: string }>(
+        `DELETE FROM ${t} WHERE ${target.key.map((k, i) => `${quote(k)} = $${i + 1}`).join(' AND ')} RETURNING ${nid} AS nid`,
+        key,
+      );
+      applied.deleted += removed.rows.length;
+      for (const r of removed.rows) maybeGone.add(r.nid);
+    }
+    if (maybeGone.size > 0) {
+      await client.query(
+        `DELETE FROM hub_person_tables p WHERE p.table_name = $1 AND p.national_id = ANY($2) ` +
+          `AND NOT EXISTS (SELECT 1 FROM ${t} t WHERE t.${nid} = p.national_id)`,
+        [target.table, [...maybeGone]],
+      );
+    }
+    return applied;
+  });
+
+/** The appliers with a faster path than the portable one in incremental-load.ts. */
+export const CHANGE_APPLIERS: Partial<Record<DialectName, ChangeApplier>> = {
+  sqlite: applySqliteChanges,
+  postgres: applyPostgresChanges,
+};
