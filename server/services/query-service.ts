@@ -6,6 +6,7 @@ import { recordAudit } from '../../warehouse/audit/record-audit.ts';
 import { HubError, notFound } from '../../warehouse/core/errors.ts';
 import { bindParams } from '../../warehouse/query/bind-params.ts';
 import {
+  buildNextPosition,
   buildQueryPage,
   compileQuery,
   describeCompiledSql,
@@ -20,12 +21,15 @@ import {
 } from '../../warehouse/query/saved-queries.ts';
 import type { AppContext } from '../context.ts';
 import { assertEntityExists } from './client-service.ts';
+import { openPageToken, sealPageToken, type PageTokenBinding } from './query-page-token.ts';
 import type { ApiCaller } from './token-service.ts';
 
 export interface QueryRunInput {
   params?: unknown;
   page?: number;
   page_size?: number;
+  /** A previous page's `next`: continue right after its last row. */
+  next?: string;
 }
 
 export interface QueryRunResult {
@@ -37,6 +41,8 @@ export interface QueryRunResult {
   has_more: boolean;
   /** Present, and true, only when the query's limit cut rows off. */
   truncated?: true;
+  /** Present while rows remain: send it back as `next` for the page after this one. */
+  next?: string;
 }
 
 export interface QuerySummary {
@@ -118,6 +124,8 @@ async function fetchCallersQuery(ctx: AppContext, entity: string, name: string):
 }
 
 function readPage(input: QueryRunInput): { page: number; pageSize: number } {
+  if (input.next !== undefined && input.page !== undefined)
+    throw new HubError('invalid_request', 400, 'next: send either page or next, not both');
   const page = input.page ?? 1;
   const pageSize = input.page_size ?? DEFAULT_PAGE_SIZE;
   if (!Number.isInteger(page) || page < 1)
@@ -147,25 +155,43 @@ export async function runSavedQuery(
   // compileQuery refuses on its own; asking first makes a revoked grant answer 403 before any parameter problem.
   authorizeQuery(ability, def, catalog);
   const params = bindParams(def, input.params ?? {});
-  const compiled = compileQuery(ctx.reader, def, params, { page, pageSize }, catalog, ability);
+  const binding: PageTokenBinding = { entity: caller.entity, query: def.name, definition: def, params };
+  const after = input.next === undefined ? undefined : openPageToken(ctx.keyring, binding, input.next);
+  const compiled = compileQuery(
+    ctx.reader,
+    def,
+    params,
+    { page, pageSize, ...(after === undefined ? {} : { after }) },
+    catalog,
+    ability,
+  );
   // Fetched for the audit only: it names whose data left the hub, and is never returned.
   const base = catalog.find((t) => t.name === def.tables[0])!;
   compiled.builder.select({ [NATIONAL_ID_ALIAS]: `${base.name}.${base.nationalIdColumn}` });
   const rows = await compiled.builder;
   const result = buildQueryPage(compiled, rows);
+  const nextPosition = buildNextPosition(compiled, rows);
   const subjects = rows.slice(0, compiled.take).map((r) => String(r[NATIONAL_ID_ALIAS]));
   return attachAuditNote(
     {
       query: def.name,
       columns: result.columns,
       rows: result.rows,
-      page,
+      page: compiled.page,
       page_size: pageSize,
       has_more: result.has_more,
       ...(result.truncated ? { truncated: true as const } : {}),
+      ...(nextPosition === null ? {} : { next: sealPageToken(ctx.keyring, binding, nextPosition) }),
     },
     {
-      details: { params, page, page_size: pageSize, columns: result.columns, rows: result.rows.length },
+      details: {
+        params,
+        page: compiled.page,
+        page_size: pageSize,
+        ...(after === undefined ? {} : { after_rows: compiled.seen }),
+        columns: result.columns,
+        rows: result.rows.length,
+      },
       subjects,
     },
   );
