@@ -60,24 +60,29 @@ export function sortsNullsLow(knex: Knex): boolean {
   return low;
 }
 
-/** Rows strictly after the value in this key's order, and rows level with it. */
+/** Rows strictly after the value in this key's order, rows level with it, and both at once. */
 function compareKey(
   key: KeysetKey,
   value: KeyValue,
   nullsLow: boolean,
-): { after: Predicate; level: Predicate } {
+): { after: Predicate; level: Predicate; from: Predicate } {
   const { column } = key;
   const nullsLast = !key.notNull && (key.direction === 'asc') !== nullsLow;
+  const nulls: Predicate = { kind: 'null', column };
   if (value === null) {
     return {
       after: nullsLast ? FALSE : { kind: 'not-null', column },
-      level: { kind: 'null', column },
+      level: nulls,
+      from: nullsLast ? nulls : TRUE,
     };
   }
-  const beyond: Predicate = { kind: 'compare', column, op: key.direction === 'asc' ? '>' : '<', value };
+  const asc = key.direction === 'asc';
+  const beyond: Predicate = { kind: 'compare', column, op: asc ? '>' : '<', value };
+  const range: Predicate = { kind: 'compare', column, op: asc ? '>=' : '<=', value };
   return {
-    after: nullsLast ? or(beyond, { kind: 'null', column }) : beyond,
+    after: nullsLast ? or(beyond, nulls) : beyond,
     level: { kind: 'compare', column, op: '=', value },
+    from: nullsLast ? or(range, nulls) : range,
   };
 }
 
@@ -101,7 +106,7 @@ export function buildKeysetPredicate(
   }
   const first = compared[0];
   if (first === undefined || compared.length === 1) return rest;
-  return and(or(first.after, first.level), rest);
+  return and(first.from, rest);
 }
 
 function emit(builder: Knex.QueryBuilder, predicate: Predicate, join: 'and' | 'or'): void {
