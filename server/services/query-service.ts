@@ -199,7 +199,7 @@ export async function runSavedQuery(
 
 /** The SQL a saved query's first page runs on this warehouse, with its parameters' defaults or placeholders. */
 export async function fetchQuerySql(ctx: AppContext, name: string): Promise<CompiledSql> {
-  const def = await fetchQueryRecord(ctx.knex, name);
+  const def = QUERY_NAME.test(name) ? await fetchQueryRecord(ctx.knex, name) : null;
   if (def === null) throw notFound(`no saved query named ${JSON.stringify(name)}`);
   const params = Object.fromEntries(
     Object.entries(def.params).map(([p, spec]) => [p, spec.default ?? placeholderFor(spec.type)]),
@@ -214,6 +214,92 @@ export async function fetchQuerySql(ctx: AppContext, name: string): Promise<Comp
     ability,
   );
   return describeCompiledSql(compiled.builder);
+}
+
+export interface QueryPlan {
+  sql: string;
+  bindings: unknown[];
+  /** The database's plan, one line per step, indented as a tree where the database gives one. */
+  plan: string[];
+  /** Required parameters not given, planned with a placeholder value. */
+  placeholders: string[];
+}
+
+/** Parameter values as text (`--param k=v`), read as the parameter's type says. */
+function readTextParams(def: QueryDefinition, given: Record<string, string>): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(given).map(([name, text]): [string, unknown] => {
+      const type = def.params[name]?.type;
+      if (type === 'integer' || type === 'number') return [name, text.trim() === '' ? text : Number(text)];
+      if (type === 'boolean') return [name, text === 'true' ? true : text === 'false' ? false : text];
+      return [name, text];
+    }),
+  );
+}
+
+interface SqlitePlanRow {
+  id: number;
+  parent: number;
+  detail: string;
+}
+
+/** EXPLAIN QUERY PLAN rows as the sqlite3 shell draws them: each step under its parent. */
+function drawSqlitePlan(rows: readonly SqlitePlanRow[]): string[] {
+  const depth = new Map<number, number>([[0, -1]]);
+  return rows.map((row) => {
+    const level = (depth.get(row.parent) ?? -1) + 1;
+    depth.set(row.id, level);
+    return `${'   '.repeat(level)}${level === 0 ? '' : '`--'}${row.detail}`;
+  });
+}
+
+/**
+ * The database's plan for a saved query's first page, with the given parameter values (a
+ * required one not given is planned with a placeholder, as `hub queries sql` shows it): EXPLAIN
+ * QUERY PLAN on SQLite, EXPLAIN on PostgreSQL. It shows whether the declared indexes serve the
+ * query. Planned with the grants of the query's entity, as its clients would run it.
+ */
+export async function fetchQueryPlan(
+  ctx: AppContext,
+  name: string,
+  given: Record<string, string>,
+): Promise<QueryPlan> {
+  const def = QUERY_NAME.test(name) ? await fetchQueryRecord(ctx.knex, name) : null;
+  if (def === null) throw notFound(`no saved query named ${JSON.stringify(name)}`);
+  const params = bindParams(def, readTextParams(def, given));
+  const placeholders = Object.entries(def.params)
+    .filter(([p, spec]) => spec.required && !Object.hasOwn(params, p))
+    .map(([p]) => p);
+  for (const p of placeholders) params[p] = placeholderFor(def.params[p]!.type);
+  const ability = await fetchAbility(ctx, ctx.abilities, def.entity);
+  const compiled = compileQuery(
+    ctx.reader,
+    def,
+    params,
+    { page: 1, pageSize: Math.min(def.limit, 100) },
+    await ctx.catalog.fetch(),
+    ability,
+  );
+  const { sql, bindings } = compiled.builder.toSQL();
+  const described = describeCompiledSql(compiled.builder);
+  let plan: string[];
+  if (ctx.warehouse.dialect === 'sqlite') {
+    const rows = await ctx.reader.raw<SqlitePlanRow[]>(`EXPLAIN QUERY PLAN ${sql}`, bindings);
+    plan = drawSqlitePlan(rows);
+  } else if (ctx.warehouse.dialect === 'postgres') {
+    const result = await ctx.reader.raw<{ rows: Array<{ 'QUERY PLAN': string }> }>(
+      `EXPLAIN ${sql}`,
+      bindings,
+    );
+    plan = result.rows.map((r) => r['QUERY PLAN']);
+  } else {
+    throw new HubError(
+      'not_supported',
+      400,
+      `hub queries explain reads plans from SQLite and PostgreSQL; on ${ctx.warehouse.dialect} use hub queries sql and the database's own tools`,
+    );
+  }
+  return { ...described, plan, placeholders };
 }
 
 function placeholderFor(type: string): string | number | boolean {
