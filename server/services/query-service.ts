@@ -266,11 +266,12 @@ export async function fetchQueryPlan(
 ): Promise<QueryPlan> {
   const def = QUERY_NAME.test(name) ? await fetchQueryRecord(ctx.knex, name) : null;
   if (def === null) throw notFound(`no saved query named ${JSON.stringify(name)}`);
-  const params = bindParams(def, readTextParams(def, given));
+  const values = readTextParams(def, given);
   const placeholders = Object.entries(def.params)
-    .filter(([p, spec]) => spec.required && !Object.hasOwn(params, p))
+    .filter(([p, spec]) => spec.required && spec.default === undefined && !Object.hasOwn(values, p))
     .map(([p]) => p);
-  for (const p of placeholders) params[p] = placeholderFor(def.params[p]!.type);
+  for (const p of placeholders) values[p] = placeholderFor(def.params[p]!.type);
+  const params = bindParams(def, values);
   const ability = await fetchAbility(ctx, ctx.abilities, def.entity);
   const compiled = compileQuery(
     ctx.reader,

@@ -1,5 +1,5 @@
 /**
- * node --import tsx tests/bench/bare-query-server.ts <warehouse.sqlite>
+ * node --import tsx tests/bench/bare-query-server.ts <warehouse.sqlite> <limit>
  * The yardstick of the saved-query benchmark: plain express and better-sqlite3 prepared
  * statements over the hub's SQLite warehouse, running the SQL the hub compiles for
  * widows-with-vehicles (the same select list, join, conditions, order and keyset), without
@@ -13,7 +13,6 @@ import type { AddressInfo } from 'node:net';
 import { QUERY_COLUMNS } from './api-shape.ts';
 
 const HOST = '127.0.0.1';
-export const BENCH_QUERY_LIMIT = 10_000;
 
 const SELECT =
   'select `cspd_personal_info`.`national_id` as `c0`, `cspd_personal_info`.`first_name` as `c1`, ' +
@@ -41,7 +40,9 @@ interface Cursor {
 
 function main(): void {
   const file = process.argv[2];
-  if (file === undefined) throw new Error('usage: bare-query-server.ts <warehouse.sqlite>');
+  const limit = Number(process.argv[3]);
+  if (file === undefined || !Number.isInteger(limit))
+    throw new Error('usage: bare-query-server.ts <warehouse.sqlite> <limit>');
   const db = new Database(file, { readonly: true });
   db.pragma('cache_size = -16384');
   const byOffset = db.prepare<unknown[], Row>(`${SELECT}${ORDER} limit ? offset ?`);
@@ -63,14 +64,14 @@ function main(): void {
         ? null
         : (JSON.parse(Buffer.from(body.next, 'base64url').toString('utf8')) as Cursor);
     const page = cursor?.page ?? body.page ?? 1;
-    const seen = cursor?.seen ?? Math.min((page - 1) * pageSize, BENCH_QUERY_LIMIT);
-    const take = Math.min(BENCH_QUERY_LIMIT - seen, pageSize);
+    const seen = cursor?.seen ?? Math.min((page - 1) * pageSize, limit);
+    const take = Math.min(limit - seen, pageSize);
     const rows =
       cursor === null
         ? byOffset.all('W', bornBefore, take + 1, seen)
         : byKeyset.all('W', bornBefore, cursor.nid, cursor.nid, cursor.nid, cursor.reg, take + 1);
     const returned = rows.slice(0, take);
-    const more = rows.length > take && seen + take < BENCH_QUERY_LIMIT;
+    const more = rows.length > take && seen + take < limit;
     const last = returned.at(-1);
     const next: Cursor | null =
       more && last !== undefined
