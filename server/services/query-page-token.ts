@@ -11,10 +11,8 @@ export const PAGE_TOKEN_KEY_PURPOSE = 'query-page-token';
 
 /** What a token is good for: one entity's run of one version of one query with the same parameters. */
 export interface PageTokenBinding {
-  entity: string;
-  query: string;
-  definition: QueryDefinition;
-  params: BoundParams;
+  /** The authenticated data every token of this run carries, built once per request. */
+  aad: Buffer;
 }
 
 const IV_BYTES = 12;
@@ -45,17 +43,21 @@ function stringifySorted(value: unknown): string {
 }
 
 /** The binding as authenticated data: the definition and parameters by hash, so a re-saved query drops old tokens. */
-function describeBinding(binding: PageTokenBinding): Buffer {
+export function buildPageTokenBinding(input: {
+  entity: string;
+  query: string;
+  definition: QueryDefinition;
+  params: BoundParams;
+}): PageTokenBinding {
   const hash = (value: unknown) => createHash('sha256').update(stringifySorted(value)).digest('base64url');
-  return Buffer.from(
-    [
-      'registry-hub next v1',
-      binding.entity,
-      binding.query,
-      hash(binding.definition),
-      hash(binding.params),
-    ].join('\0'),
-  );
+  const parts = [
+    'registry-hub next v1',
+    input.entity,
+    input.query,
+    hash(input.definition),
+    hash(input.params),
+  ];
+  return { aad: Buffer.from(parts.join('\0')) };
 }
 
 /** The subkey splits in two: AES-256-GCM encrypts, HMAC-SHA-256 derives the nonce. */
@@ -81,7 +83,7 @@ const invalidToken = () =>
 export function sealPageToken(keyring: Keyring, binding: PageTokenBinding, at: KeysetPosition): string {
   const { kid, key } = keyring.deriveSubkey(PAGE_TOKEN_KEY_PURPOSE, 64);
   const { cipherKey, nonceKey } = splitKey(key);
-  const aad = describeBinding(binding);
+  const { aad } = binding;
   const plain = Buffer.from(stringifySorted(at));
   const iv = createHmac('sha256', nonceKey)
     .update(aad)
@@ -103,7 +105,7 @@ export function openPageToken(keyring: Keyring, binding: PageTokenBinding, token
   const subkey = keyring.findSubkey(PAGE_TOKEN_KEY_PURPOSE, kid, 64);
   if (subkey === null) throw invalidToken();
   const { cipherKey, nonceKey } = splitKey(subkey.key);
-  const aad = describeBinding(binding);
+  const { aad } = binding;
   const iv = Buffer.from(ivText, 'base64url');
   const data = Buffer.from(body, 'base64url');
   // Base64 text with other trailing bits decodes to the same bytes: only the canonical text is the token.

@@ -21,7 +21,7 @@ import {
 } from '../../warehouse/query/saved-queries.ts';
 import type { AppContext } from '../context.ts';
 import { assertEntityExists } from './client-service.ts';
-import { openPageToken, sealPageToken, type PageTokenBinding } from './query-page-token.ts';
+import { buildPageTokenBinding, openPageToken, sealPageToken } from './query-page-token.ts';
 import type { ApiCaller } from './token-service.ts';
 
 export interface QueryRunInput {
@@ -155,7 +155,7 @@ export async function runSavedQuery(
   // compileQuery refuses on its own; asking first makes a revoked grant answer 403 before any parameter problem.
   authorizeQuery(ability, def, catalog);
   const params = bindParams(def, input.params ?? {});
-  const binding: PageTokenBinding = { entity: caller.entity, query: def.name, definition: def, params };
+  const binding = buildPageTokenBinding({ entity: caller.entity, query: def.name, definition: def, params });
   const after = input.next === undefined ? undefined : openPageToken(ctx.keyring, binding, input.next);
   const compiled = compileQuery(
     ctx.reader,

@@ -224,7 +224,7 @@ async function main(options: Options, cleanup: Array<() => Promise<void>>): Prom
   );
   console.log('| request | hub | bare server | hub / bare |');
   console.log('| --- | --- | --- | --- |');
-  let worstPage = 0;
+  const worstPage = { next: 0, page: 0 };
   for (const [label, page] of [
     ['first', 1],
     ['middle', middle],
@@ -234,7 +234,7 @@ async function main(options: Options, cleanup: Array<() => Promise<void>>): Prom
       const hubBody = mode === 'next' ? hubWalk.bodies[page - 1] : byNumber(page);
       const bareBody = mode === 'next' ? bareWalk.bodies[page - 1] : byNumber(page);
       const t = await timePages(hub, bare, hubBody, bareBody);
-      worstPage = Math.max(worstPage, median(t.hub));
+      worstPage[mode] = Math.max(worstPage[mode], median(t.hub));
       console.log(
         `| ${label} page (${page}) by \`${mode}\` | ${ms(median(t.hub))} (${ms(Math.max(...t.hub))}) | ` +
           `${ms(median(t.bare))} (${ms(Math.max(...t.bare))}) | ${(median(t.hub) / median(t.bare)).toFixed(2)} |`,
@@ -272,9 +272,11 @@ async function main(options: Options, cleanup: Array<() => Promise<void>>): Prom
         `${Math.round(requestsPerSecond(bareResult)).toLocaleString('en')} req/s, p99 ${bareResult.latency.p99} ms | ${ratio.toFixed(2)} |`,
     );
   }
+  const verdict = (met: boolean) => (met ? 'met' : 'NOT met');
   console.log(
-    `\nslowest page at 1 connection (median): ${ms(worstPage)} (target under ${TARGET_PAGE_MS} ms): ${worstPage < TARGET_PAGE_MS ? 'met' : 'NOT met'}; ` +
-      `throughput by next ${(ratios[0]! * 100).toFixed(0)}% of the bare server (target ${TARGET_RATIO * 100}%): ${ratios[0]! >= TARGET_RATIO ? 'met' : 'NOT met'}`,
+    `\nslowest page by next at 1 connection (median): ${ms(worstPage.next)} (target under ${TARGET_PAGE_MS} ms): ${verdict(worstPage.next < TARGET_PAGE_MS)}; ` +
+      `by page number: ${ms(worstPage.page)}; ` +
+      `throughput by next ${(ratios[0]! * 100).toFixed(0)}% of the bare server (target ${TARGET_RATIO * 100}%): ${verdict(ratios[0]! >= TARGET_RATIO)}`,
   );
 }
 
