@@ -204,6 +204,11 @@ const connectorSchema = z
       })
       .strict(),
     columns: z.record(identifier, columnMapping),
+    /**
+     * Indexes of the target table beyond the record key and the national ID, each a list of its
+     * columns in order: what the saved queries on the table filter, join and sort on.
+     */
+    indexes: z.array(z.array(identifier).min(1).max(16)).max(32).default([]),
     mode: z.enum(['full', 'incremental']).default('full'),
     schedule: z
       .string()
@@ -259,6 +264,17 @@ export function buildConnectorDefinition(raw: unknown, file: string): ConnectorD
       problems.push(`columns.${name}: give codes or true_values, not both`);
     }
   }
+  const declared = new Set<string>();
+  def.indexes.forEach((index, i) => {
+    const unknown = index.filter((c) => !columns.includes(c));
+    if (unknown.length > 0)
+      problems.push(
+        `indexes[${i}]: ${unknown.join(', ')} ${unknown.length > 1 ? 'are' : 'is'} not a mapped column`,
+      );
+    if (new Set(index).size !== index.length) problems.push(`indexes[${i}]: a column is listed twice`);
+    if (declared.has(index.join(','))) problems.push(`indexes[${i}]: the same index is declared twice`);
+    declared.add(index.join(','));
+  });
   if (def.mode === 'incremental' && def.source.cursor === undefined) {
     problems.push('source.cursor: incremental mode needs a cursor column');
   }

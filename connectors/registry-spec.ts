@@ -8,6 +8,7 @@ export function buildRegistryTableSpec(def: ConnectorDefinition): RegistryTableS
     nationalIdColumn: def.target.national_id,
     key: def.key,
     columns: Object.entries(def.columns).map(([name, c]) => ({ name, type: c.type, length: c.length })),
+    indexes: def.indexes,
   };
 }
 

@@ -14,6 +14,8 @@ import { buildRegistryTableSpec } from './registry-spec.ts';
 import { openSource } from './sources/open-source.ts';
 import type { ReadOptions, Source, SourceRecord } from './sources/source.ts';
 import { notifyAfterRun } from '../server/dci/notify-after-run.ts';
+import { ensureDeclaredIndexes } from '../warehouse/declared-indexes.ts';
+import type { RegistryTableSpec } from '../warehouse/registry-tables.ts';
 
 export interface ConnectorContext {
   knex: Knex;
@@ -134,6 +136,7 @@ export async function runConnector(
       };
       if (mode === 'full') await loadFull(ctx, run, batches);
       else await loadIncremental(ctx, run, batches);
+      await buildDeclaredIndexes(ctx, run.spec, summary);
     } catch (err) {
       Object.assign(summary, {
         status: 'failed',
@@ -157,6 +160,25 @@ export async function runConnector(
     return summary;
   } finally {
     await lock.release();
+  }
+}
+
+/**
+ * The definition's `indexes:` once the data has committed. The run has succeeded by then, so an
+ * index that cannot be built is written on the run as its error, not turned into a failed run;
+ * the next run tries again.
+ */
+async function buildDeclaredIndexes(
+  ctx: ConnectorContext,
+  spec: RegistryTableSpec,
+  summary: RunSummary,
+): Promise<void> {
+  try {
+    const { created } = await ensureDeclaredIndexes(ctx.knex, spec);
+    if (created.length > 0) await ctx.dialect.analyzeTable(ctx.knex, spec.table);
+  } catch (err) {
+    summary.error = `loaded, but the declared indexes were not all built: ${describeError(err)}`;
+    await ctx.knex('hub_connector_runs').where({ id: summary.run_id }).update({ error: summary.error });
   }
 }
 

@@ -7,6 +7,8 @@ export interface RegistryTableSpec {
   nationalIdColumn: string;
   key: string[];
   columns: Array<{ name: string; type: ColumnType; length?: number | undefined }>;
+  /** Declared indexes (connector `indexes:`), each a list of columns in order. */
+  indexes?: string[][];
 }
 
 const NATIONAL_ID_LENGTH = 32;

@@ -262,6 +262,8 @@ export function buildCspdConnectors(): ConnectorDefinitionInput[] {
         label: label('Personal information', 'المعلومات الشخصية'),
         key: ['national_id'],
       },
+      // widows-with-vehicles: widows (marital status) in national ID order, born before a date.
+      indexes: [['marital_status', 'national_id', 'birth_date']],
       mode: 'incremental',
       schedule: '*/30 * * * *',
       columns: {

@@ -10,6 +10,7 @@ const runRequest = z
     params: z.record(z.string(), z.unknown()).optional(),
     page: z.number().int().min(1).optional(),
     page_size: z.number().int().min(1).max(1000).optional(),
+    next: z.string().min(1).max(4096).optional(),
   })
   .strict();
 

@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { invalidRequest } from '../../warehouse/core/errors.ts';
 import { prepareWarehouse } from '../services/connector-service.ts';
-import { fetchQuerySql, listQueries, saveQuery } from '../services/query-service.ts';
+import { fetchQueryPlan, fetchQuerySql, listQueries, saveQuery } from '../services/query-service.ts';
 import {
   addDatabaseOption,
   buildCliActor,
@@ -65,5 +65,28 @@ export function buildQueriesCommand(io: CliIo): Command {
       io.out(`-- bindings: ${JSON.stringify(bindings)}`);
     }),
   );
+
+  addDatabaseOption(
+    queries
+      .command('explain <name>')
+      .description(
+        "the database's plan for the query's first page (EXPLAIN QUERY PLAN on SQLite, EXPLAIN on PostgreSQL)",
+      )
+      .option('--param <name=value>', 'a parameter value (repeat for each)', collectParam, {}),
+  ).action((name: string, options: GlobalOptions & { param: Record<string, string> }) =>
+    withReadContext(options, async (ctx) => {
+      const { sql, bindings, plan, placeholders } = await fetchQueryPlan(ctx, name, options.param);
+      io.out(sql);
+      io.out(`-- bindings: ${JSON.stringify(bindings)}`);
+      for (const p of placeholders) io.out(`-- ${p}: not given, planned with a placeholder value`);
+      for (const line of plan) io.out(line);
+    }),
+  );
   return queries;
+}
+
+function collectParam(text: string, previous: Record<string, string>): Record<string, string> {
+  const at = text.indexOf('=');
+  if (at < 1) throw new InvalidArgumentError(`expected name=value, got ${JSON.stringify(text)}`);
+  return { ...previous, [text.slice(0, at)]: text.slice(at + 1) };
 }

@@ -222,6 +222,11 @@ export async function buildOpenApi(ctx: AppContext, caller: ApiCaller, serverUrl
                   },
                   page: { type: 'integer', minimum: 1 },
                   page_size: { type: 'integer', minimum: 1, maximum: 1000 },
+                  next: {
+                    type: 'string',
+                    description:
+                      "The previous answer's next, in place of page: continues right after its last row",
+                  },
                 },
               },
             },
@@ -241,6 +246,11 @@ export async function buildOpenApi(ctx: AppContext, caller: ApiCaller, serverUrl
                     page: { type: 'integer' },
                     page_size: { type: 'integer' },
                     has_more: { type: 'boolean' },
+                    next: {
+                      type: 'string',
+                      description:
+                        'Present while rows remain: send it back, with the same params, for the next page',
+                    },
                     truncated: {
                       type: 'boolean',
                       enum: [true],

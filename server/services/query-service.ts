@@ -6,6 +6,7 @@ import { recordAudit } from '../../warehouse/audit/record-audit.ts';
 import { HubError, notFound } from '../../warehouse/core/errors.ts';
 import { bindParams } from '../../warehouse/query/bind-params.ts';
 import {
+  buildNextPosition,
   buildQueryPage,
   compileQuery,
   describeCompiledSql,
@@ -20,12 +21,15 @@ import {
 } from '../../warehouse/query/saved-queries.ts';
 import type { AppContext } from '../context.ts';
 import { assertEntityExists } from './client-service.ts';
+import { buildPageTokenBinding, openPageToken, sealPageToken } from './query-page-token.ts';
 import type { ApiCaller } from './token-service.ts';
 
 export interface QueryRunInput {
   params?: unknown;
   page?: number;
   page_size?: number;
+  /** A previous page's `next`: continue right after its last row. */
+  next?: string;
 }
 
 export interface QueryRunResult {
@@ -37,6 +41,8 @@ export interface QueryRunResult {
   has_more: boolean;
   /** Present, and true, only when the query's limit cut rows off. */
   truncated?: true;
+  /** Present while rows remain: send it back as `next` for the page after this one. */
+  next?: string;
 }
 
 export interface QuerySummary {
@@ -118,6 +124,8 @@ async function fetchCallersQuery(ctx: AppContext, entity: string, name: string):
 }
 
 function readPage(input: QueryRunInput): { page: number; pageSize: number } {
+  if (input.next !== undefined && input.page !== undefined)
+    throw new HubError('invalid_request', 400, 'next: send either page or next, not both');
   const page = input.page ?? 1;
   const pageSize = input.page_size ?? DEFAULT_PAGE_SIZE;
   if (!Number.isInteger(page) || page < 1)
@@ -147,25 +155,43 @@ export async function runSavedQuery(
   // compileQuery refuses on its own; asking first makes a revoked grant answer 403 before any parameter problem.
   authorizeQuery(ability, def, catalog);
   const params = bindParams(def, input.params ?? {});
-  const compiled = compileQuery(ctx.reader, def, params, { page, pageSize }, catalog, ability);
+  const binding = buildPageTokenBinding({ entity: caller.entity, query: def.name, definition: def, params });
+  const after = input.next === undefined ? undefined : openPageToken(ctx.keyring, binding, input.next);
+  const compiled = compileQuery(
+    ctx.reader,
+    def,
+    params,
+    { page, pageSize, ...(after === undefined ? {} : { after }) },
+    catalog,
+    ability,
+  );
   // Fetched for the audit only: it names whose data left the hub, and is never returned.
   const base = catalog.find((t) => t.name === def.tables[0])!;
   compiled.builder.select({ [NATIONAL_ID_ALIAS]: `${base.name}.${base.nationalIdColumn}` });
   const rows = await compiled.builder;
   const result = buildQueryPage(compiled, rows);
+  const nextPosition = buildNextPosition(compiled, rows);
   const subjects = rows.slice(0, compiled.take).map((r) => String(r[NATIONAL_ID_ALIAS]));
   return attachAuditNote(
     {
       query: def.name,
       columns: result.columns,
       rows: result.rows,
-      page,
+      page: compiled.page,
       page_size: pageSize,
       has_more: result.has_more,
       ...(result.truncated ? { truncated: true as const } : {}),
+      ...(nextPosition === null ? {} : { next: sealPageToken(ctx.keyring, binding, nextPosition) }),
     },
     {
-      details: { params, page, page_size: pageSize, columns: result.columns, rows: result.rows.length },
+      details: {
+        params,
+        page: compiled.page,
+        page_size: pageSize,
+        ...(after === undefined ? {} : { after_rows: compiled.seen }),
+        columns: result.columns,
+        rows: result.rows.length,
+      },
       subjects,
     },
   );
@@ -173,7 +199,7 @@ export async function runSavedQuery(
 
 /** The SQL a saved query's first page runs on this warehouse, with its parameters' defaults or placeholders. */
 export async function fetchQuerySql(ctx: AppContext, name: string): Promise<CompiledSql> {
-  const def = await fetchQueryRecord(ctx.knex, name);
+  const def = QUERY_NAME.test(name) ? await fetchQueryRecord(ctx.knex, name) : null;
   if (def === null) throw notFound(`no saved query named ${JSON.stringify(name)}`);
   const params = Object.fromEntries(
     Object.entries(def.params).map(([p, spec]) => [p, spec.default ?? placeholderFor(spec.type)]),
@@ -188,6 +214,93 @@ export async function fetchQuerySql(ctx: AppContext, name: string): Promise<Comp
     ability,
   );
   return describeCompiledSql(compiled.builder);
+}
+
+export interface QueryPlan {
+  sql: string;
+  bindings: unknown[];
+  /** The database's plan, one line per step, indented as a tree where the database gives one. */
+  plan: string[];
+  /** Required parameters not given, planned with a placeholder value. */
+  placeholders: string[];
+}
+
+/** Parameter values as text (`--param k=v`), read as the parameter's type says. */
+function readTextParams(def: QueryDefinition, given: Record<string, string>): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(given).map(([name, text]): [string, unknown] => {
+      const type = def.params[name]?.type;
+      if (type === 'integer' || type === 'number') return [name, text.trim() === '' ? text : Number(text)];
+      if (type === 'boolean') return [name, text === 'true' ? true : text === 'false' ? false : text];
+      return [name, text];
+    }),
+  );
+}
+
+interface SqlitePlanRow {
+  id: number;
+  parent: number;
+  detail: string;
+}
+
+/** EXPLAIN QUERY PLAN rows as the sqlite3 shell draws them: each step under its parent. */
+function drawSqlitePlan(rows: readonly SqlitePlanRow[]): string[] {
+  const depth = new Map<number, number>([[0, -1]]);
+  return rows.map((row) => {
+    const level = (depth.get(row.parent) ?? -1) + 1;
+    depth.set(row.id, level);
+    return `${'   '.repeat(level)}${level === 0 ? '' : '`--'}${row.detail}`;
+  });
+}
+
+/**
+ * The database's plan for a saved query's first page, with the given parameter values (a
+ * required one not given is planned with a placeholder, as `hub queries sql` shows it): EXPLAIN
+ * QUERY PLAN on SQLite, EXPLAIN on PostgreSQL. It shows whether the declared indexes serve the
+ * query. Planned with the grants of the query's entity, as its clients would run it.
+ */
+export async function fetchQueryPlan(
+  ctx: AppContext,
+  name: string,
+  given: Record<string, string>,
+): Promise<QueryPlan> {
+  const def = QUERY_NAME.test(name) ? await fetchQueryRecord(ctx.knex, name) : null;
+  if (def === null) throw notFound(`no saved query named ${JSON.stringify(name)}`);
+  const values = readTextParams(def, given);
+  const placeholders = Object.entries(def.params)
+    .filter(([p, spec]) => spec.required && spec.default === undefined && !Object.hasOwn(values, p))
+    .map(([p]) => p);
+  for (const p of placeholders) values[p] = placeholderFor(def.params[p]!.type);
+  const params = bindParams(def, values);
+  const ability = await fetchAbility(ctx, ctx.abilities, def.entity);
+  const compiled = compileQuery(
+    ctx.reader,
+    def,
+    params,
+    { page: 1, pageSize: Math.min(def.limit, 100) },
+    await ctx.catalog.fetch(),
+    ability,
+  );
+  const { sql, bindings } = compiled.builder.toSQL();
+  const described = describeCompiledSql(compiled.builder);
+  let plan: string[];
+  if (ctx.warehouse.dialect === 'sqlite') {
+    const rows = await ctx.reader.raw<SqlitePlanRow[]>(`EXPLAIN QUERY PLAN ${sql}`, bindings);
+    plan = drawSqlitePlan(rows);
+  } else if (ctx.warehouse.dialect === 'postgres') {
+    const result = await ctx.reader.raw<{ rows: Array<{ 'QUERY PLAN': string }> }>(
+      `EXPLAIN ${sql}`,
+      bindings,
+    );
+    plan = result.rows.map((r) => r['QUERY PLAN']);
+  } else {
+    throw new HubError(
+      'not_supported',
+      400,
+      `hub queries explain reads plans from SQLite and PostgreSQL; on ${ctx.warehouse.dialect} use hub queries sql and the database's own tools`,
+    );
+  }
+  return { ...described, plan, placeholders };
 }
 
 function placeholderFor(type: string): string | number | boolean {

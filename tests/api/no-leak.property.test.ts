@@ -246,7 +246,7 @@ describeEachDatabase(
     const tokens = new Map<string, string>();
     let saved = 0;
     let plates = 0;
-    const seen = { mutated: 0, rowsReturned: 0, personsFound: 0, refused: 0 };
+    const seen = { mutated: 0, rowsReturned: 0, personsFound: 0, refused: 0, continued: 0 };
 
     before(async () => {
       hub = await startApiHub(db.url());
@@ -354,6 +354,20 @@ describeEachDatabase(
           seen.rowsReturned += body.rows?.length ?? 0;
           if (res.status !== 200 || body.has_more !== true) break;
           if (page === 1) await record(name, 'POST', `/api/v1/queries/${name}`, { page_size: 1000 });
+        }
+        // The same pages again, each continued with the previous answer's next token: the token
+        // is part of the compared text, so it too must depend on nothing the entity may not read.
+        let next: string | undefined;
+        for (let page = 1; page <= 4; page++) {
+          const res = await record(`${name} next`, 'POST', `/api/v1/queries/${name}`, {
+            page_size: pageSize,
+            ...(next === undefined ? {} : { next }),
+          });
+          const body = res.body as { rows?: unknown[]; next?: string };
+          seen.rowsReturned += body.rows?.length ?? 0;
+          if (res.status !== 200 || body.next === undefined) break;
+          seen.continued++;
+          next = body.next;
         }
       }
       for (const id of s.lookups) {
@@ -517,6 +531,7 @@ describeEachDatabase(
       assert.ok(seen.rowsReturned > 0, 'some saved query returned rows');
       assert.ok(seen.personsFound > 0, 'some lookup found a person');
       assert.ok(seen.refused > 0, 'some saved query was refused');
+      assert.ok(seen.continued > 0, 'some saved query was continued with next');
     });
   },
 );

@@ -12,11 +12,37 @@ import type {
   ScalarValue,
   SingleValueOperator,
 } from './query-definition.ts';
+import {
+  applyKeysetCondition,
+  buildKeysetPredicate,
+  sortsNullsLow,
+  type KeysetKey,
+  type KeyValue,
+} from './keyset-condition.ts';
 import { findCatalogColumn, findLikePatternProblem } from './validate-query.ts';
 
+/**
+ * Where a page starts: after so many rows (a page number), or right after the last row of the
+ * previous page (a keyset position, which costs the same on every page).
+ */
 export interface QueryPageRequest {
   page: number;
   pageSize: number;
+  after?: KeysetPosition;
+}
+
+/** The last row a page returned, as its sort key values: what a `next` token carries. */
+export interface KeysetPosition {
+  /** The sort keys the values belong to ("table.column asc|desc", ...): the order may change with the grants. */
+  order: string;
+  /** null: continue by counting rows (an order that cannot tell rows apart, where the run of ties began out of sight). */
+  values: KeyValue[] | null;
+  /** Rows returned so far over all pages (the definition's limit counts them). */
+  seen: number;
+  /** When the order does not tell every row apart: how many rows level with the values were already returned. */
+  ties: number;
+  /** The number of the page this position starts. */
+  page: number;
 }
 
 export const MAX_PAGE_SIZE = 10000;
@@ -30,10 +56,25 @@ export interface SelectedColumn {
 
 export type QueryRow = Record<string, unknown>;
 
+/** A sort key of the page's statement and the alias its value is fetched under. */
+export interface SortKey extends KeysetKey {
+  alias: string;
+  type: ColumnType;
+}
+
 export interface CompiledQuery {
   /** Awaiting it runs the page's statement. */
   builder: Knex.QueryBuilder<QueryRow, QueryRow[]>;
   columns: SelectedColumn[];
+  /** The sort keys that decide where a page ends: enough of the order to place any row. */
+  keys: SortKey[];
+  /** The keys tell every row apart (each table's record key is among them), so no two rows are level. */
+  distinct: boolean;
+  /** The page's number, and the rows returned before it. */
+  page: number;
+  seen: number;
+  /** The position the page continued from, if it did. */
+  after: KeysetPosition | null;
   /** How many of the fetched rows the page returns; the statement fetches one more to look ahead. */
   take: number;
   /** The page ends at the definition's limit: a look-ahead row means rows were cut off, not more pages. */
@@ -164,7 +205,7 @@ function buildOrder(
   def: QueryDefinition,
   tables: CatalogTable[],
   ability: TableAbility,
-): Array<{ column: string; order: 'asc' | 'desc' }> {
+): { order: Array<{ column: string; order: 'asc' | 'desc' }>; distinctAfter: number | null } {
   const order = (def.order_by ?? []).map((o) => ({ column: o.column, order: o.direction }));
   const [base] = tables;
   const keys = [
@@ -178,8 +219,44 @@ function buildOrder(
   for (const column of tieBreakers) {
     if (!order.some((o) => o.column === column)) order.push({ column, order: 'asc' });
   }
-  return order;
+  // A row is one record of each table (or none, on a left join); with every record key in the
+  // order, the keys up to the last of them already tell all rows apart.
+  const recordKeys = tables.flatMap((t) => t.key.map((column) => `${t.name}.${column}`));
+  const positions = recordKeys.map((ref) => order.findIndex((o) => o.column === ref));
+  const distinctAfter = positions.every((i) => i >= 0) ? Math.max(...positions) + 1 : null;
+  return { order, distinctAfter };
 }
+
+/**
+ * Columns no row of the result can hold NULL in: the record key and national ID of the first
+ * table and of inner-joined tables (NOT NULL in every registry table), and any column an
+ * applied condition other than is_null tests, since a comparison with NULL is never true. The
+ * keyset needs no NULL case for them, which keeps its bounds plain ranges.
+ */
+function listNotNullColumns(def: QueryDefinition, tables: CatalogTable[], params: BoundParams): Set<string> {
+  const keyed = def.join === 'inner' ? tables : tables.slice(0, 1);
+  const columns = new Set(
+    keyed.flatMap((t) => [t.nationalIdColumn, ...t.key].map((column) => `${t.name}.${column}`)),
+  );
+  for (const condition of def.conditions) {
+    if (condition.op === 'is_null') continue;
+    if ('param' in condition && params[condition.param] === undefined) continue;
+    columns.add(condition.column);
+  }
+  return columns;
+}
+
+function assertPosition(after: KeysetPosition, keys: readonly SortKey[]): void {
+  if (after.order !== describeKeys(keys) || (after.values !== null && after.values.length !== keys.length)) {
+    throw new HubError(
+      'invalid_request',
+      400,
+      "next: the query's order has changed since this token was issued (its grants changed); start again from page 1",
+    );
+  }
+}
+
+const describeKeys = (keys: readonly SortKey[]) => keys.map((k) => `${k.column} ${k.direction}`).join(',');
 
 /**
  * Compiles one page of a saved query for the entity whose ability is given, and refuses (403)
@@ -204,13 +281,31 @@ export function compileQuery(
   const [base, ...joined] = tables;
   if (base === undefined) throw new HubError('invalid_request', 400, 'tables: must name at least one table');
 
+  const typeOf = (column: string) => findCatalogColumn(catalog, column)?.type ?? 'string';
   const columns: SelectedColumn[] = def.columns.map((column, i) => ({
     alias: `c${i}`,
     column,
-    type: findCatalogColumn(catalog, column)?.type ?? 'string',
+    type: typeOf(column),
+  }));
+  const { order, distinctAfter } = buildOrder(def, tables, ability);
+  const notNull = listNotNullColumns(def, tables, params);
+  // A key that is also a returned column is read under its column's alias; the others get k0, k1, ...
+  const keys: SortKey[] = order.slice(0, distinctAfter ?? order.length).map((o, i) => ({
+    column: o.column,
+    direction: o.order,
+    notNull: notNull.has(o.column),
+    alias: columns.find((c) => c.column === o.column)?.alias ?? `k${i}`,
+    type: typeOf(o.column),
   }));
   const builder = knex.queryBuilder<QueryRow, QueryRow[]>();
-  builder.from(base.name).select(Object.fromEntries(columns.map((c) => [c.alias, c.column])));
+  builder
+    .from(base.name)
+    .select(
+      Object.fromEntries([
+        ...columns.map((c) => [c.alias, c.column]),
+        ...keys.filter((k) => k.alias.startsWith('k')).map((k) => [k.alias, k.column]),
+      ]),
+    );
   for (const table of joined) {
     const on: [string, string] = [
       `${base.name}.${base.nationalIdColumn}`,
@@ -220,15 +315,94 @@ export function compileQuery(
     else builder.join(table.name, ...on);
   }
   for (const condition of def.conditions) applyCondition(builder, condition, params);
-  builder.orderBy(buildOrder(def, tables, ability));
+  builder.orderBy(order);
 
-  // A page past the limit returns nothing but still looks at the first row beyond the limit, so
-  // it says truncated as the last page did (SQL Server refuses FETCH NEXT 0 ROWS anyway).
-  const offset = Math.min((page.page - 1) * page.pageSize, def.limit);
-  const take = Math.min(def.limit - offset, page.pageSize);
+  const distinct = distinctAfter !== null;
+  const after = page.after ?? null;
+  let seen: number;
+  let offset: number;
+  if (after === null) {
+    // A page past the limit returns nothing but still looks at the first row beyond the limit, so
+    // it says truncated as the last page did (SQL Server refuses FETCH NEXT 0 ROWS anyway).
+    seen = Math.min((page.page - 1) * page.pageSize, def.limit);
+    offset = seen;
+  } else if (after.values === null) {
+    assertPosition(after, keys);
+    seen = Math.min(after.seen, def.limit);
+    offset = seen;
+  } else {
+    assertPosition(after, keys);
+    const predicate = buildKeysetPredicate(keys, after.values, {
+      inclusive: !distinct,
+      nullsLow: sortsNullsLow(knex),
+    });
+    applyKeysetCondition(builder, predicate);
+    seen = Math.min(after.seen, def.limit);
+    // Rows level with the position in every key look alike in every readable column; skipping
+    // as many of them as were returned continues the run of ties where the last page left it.
+    offset = distinct ? 0 : after.ties;
+  }
+  const take = Math.min(def.limit - seen, page.pageSize);
   builder.limit(take + 1);
   if (offset > 0) builder.offset(offset);
-  return { builder, columns, take, atLimit: offset + take === def.limit };
+  return {
+    builder,
+    columns,
+    keys,
+    distinct,
+    page: after?.page ?? page.page,
+    seen,
+    after,
+    take,
+    atLimit: seen + take === def.limit,
+  };
+}
+
+/** A key's value as the next statement binds it: the driver's value in its JSON form. */
+function toKeyValue(type: ColumnType, raw: unknown): KeyValue {
+  const value = normalizeValue(type, raw);
+  if (value === null || typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean')
+    return value;
+  if (value instanceof Date) return value.toISOString();
+  if (typeof value === 'bigint') return value.toString();
+  throw new Error(`a sort key of type ${type} returned a value that cannot be compared again`);
+}
+
+const sameValues = (a: readonly KeyValue[], b: readonly KeyValue[]) =>
+  a.length === b.length && a.every((v, i) => v === b[i]);
+
+/**
+ * Where the page after this one starts, from the rows the statement returned; null when no page
+ * follows (no look-ahead row, or the definition's limit is reached).
+ */
+export function buildNextPosition(compiled: CompiledQuery, rows: readonly QueryRow[]): KeysetPosition | null {
+  if (rows.length <= compiled.take || compiled.atLimit) return null;
+  const returned = rows.slice(0, compiled.take);
+  const last = returned.at(-1);
+  if (last === undefined) return null;
+  const valuesOf = (row: QueryRow) => compiled.keys.map((k) => toKeyValue(k.type, row[k.alias]));
+  const values = valuesOf(last);
+  let ties = 0;
+  let continuable = true;
+  if (!compiled.distinct) {
+    while (ties < returned.length && sameValues(valuesOf(returned[returned.length - 1 - ties]!), values))
+      ties++;
+    if (ties === returned.length && compiled.seen > 0) {
+      // The whole page is level with its last row: the run of ties may have begun on an earlier
+      // page. After a keyset position it began here unless it carries the same values; after a
+      // page number it cannot be told, so the next page continues by counting rows.
+      const previous = compiled.after;
+      if (previous?.values == null) continuable = false;
+      else if (sameValues(previous.values, values)) ties += previous.ties;
+    }
+  }
+  return {
+    order: describeKeys(compiled.keys),
+    values: continuable ? values : null,
+    seen: compiled.seen + returned.length,
+    ties,
+    page: compiled.page + 1,
+  };
 }
 
 export interface CompiledSql {

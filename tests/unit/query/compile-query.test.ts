@@ -6,10 +6,12 @@ import type { ColumnType } from '../../../warehouse/core/column-types.ts';
 import { HubError } from '../../../warehouse/core/errors.ts';
 import type { BoundParams } from '../../../warehouse/query/bind-params.ts';
 import {
+  buildNextPosition,
   buildQueryPage,
   compileQuery,
   describeCompiledSql,
   escapeLikeText,
+  type KeysetPosition,
   type QueryPageRequest,
 } from '../../../warehouse/query/compile-query.ts';
 import {
@@ -387,7 +389,9 @@ describe('query compilation', () => {
         assert.ok(
           sql.includes(
             `${col('cspd_personal_info.national_id')} as ${q('c0')}, ${col('cspd_personal_info.first_name')} as ${q('c1')}, ` +
-              `${col('dvld_vehicles.vehicle_type')} as ${q('c2')} from ${q('cspd_personal_info')} ` +
+              `${col('dvld_vehicles.vehicle_type')} as ${q('c2')}, ` +
+              // The record key of the vehicles decides where a page ends, so it is fetched too.
+              `${col('dvld_vehicles.registration_number')} as ${q('k1')} from ${q('cspd_personal_info')} ` +
               `inner join ${q('dvld_vehicles')} on ${col('cspd_personal_info.national_id')} = ${col('dvld_vehicles.national_id')} ` +
               `where ${col('cspd_personal_info.marital_status')} = ? and ${col('cspd_personal_info.birth_date')} <= ? ` +
               `order by ${col('cspd_personal_info.national_id')} asc, ${col('dvld_vehicles.registration_number')} asc, ` +
@@ -705,6 +709,194 @@ describe('query compilation', () => {
         ]);
         assert.deepEqual(whereOf(knex, def).bindings, ['100\\%\\_\\[a]\\\\%', '1_0%']);
       }
+    });
+  });
+
+  describe('keyset pages (next)', () => {
+    const [{ knex }] = dialects as [(typeof dialects)[number]];
+    const widowsByBirth = define({
+      order_by: [{ column: 'cspd_personal_info.birth_date', direction: 'desc' }],
+    });
+    const widowsOrder =
+      'cspd_personal_info.birth_date desc,cspd_personal_info.national_id asc,dvld_vehicles.registration_number asc';
+    const after = (
+      values: KeysetPosition['values'],
+      order = widowsOrder,
+      more: Partial<KeysetPosition> = {},
+    ) => ({
+      page: 1,
+      pageSize: 10,
+      after: { order, values, seen: 20, ties: 0, page: 3, ...more },
+    });
+    const whereAndPaging = (
+      knex: Knex,
+      def: QueryDefinition,
+      page: QueryPageRequest,
+      params: BoundParams,
+    ) => {
+      const { sql, bindings } = compileWith(knex, def, params, page).builder.toSQL();
+      return { where: / where (.*) order by /.exec(sql)?.[1] ?? '', sql, bindings };
+    };
+
+    for (const { name, knex, q } of dialects) {
+      const col = (ref: string) => ref.split('.').map(q).join('.');
+
+      it(`[${name}] continues after the last row with a range on the first key and no offset`, () => {
+        const { where, sql, bindings } = whereAndPaging(
+          knex,
+          widowsByBirth,
+          after(['1980-05-01', '1000000001', '10-1001']),
+          { born_before: '1990-01-01' },
+        );
+        const [born, nid, plate] = [
+          col('cspd_personal_info.birth_date'),
+          col('cspd_personal_info.national_id'),
+          col('dvld_vehicles.registration_number'),
+        ];
+        // Keys of the base and inner-joined tables and a filtered column never hold NULL: plain comparisons.
+        assert.ok(
+          where.endsWith(
+            `and (${born} <= ? and (${born} < ? or (${born} = ? and (${nid} > ? or (${nid} = ? and ${plate} > ?)))))`,
+          ),
+          where,
+        );
+        const keyset = ['1980-05-01', '1980-05-01', '1980-05-01', '1000000001', '1000000001', '10-1001'];
+        assert.deepEqual(name === 'mssql' ? bindings.slice(1) : bindings.slice(0, -1), [
+          'W',
+          '1990-01-01',
+          ...keyset,
+        ]);
+        assert.equal(name === 'mssql' ? bindings[0] : bindings.at(-1), 11);
+        assert.doesNotMatch(sql, /offset/);
+      });
+
+      it(`[${name}] a sort key that may hold NULL follows the database's own place for NULLs`, () => {
+        const def = define({
+          tables: ['cspd_personal_info'],
+          columns: ['cspd_personal_info.first_name'],
+          conditions: [],
+          params: {},
+          order_by: [{ column: 'cspd_personal_info.family_name', direction: 'asc' }],
+        });
+        const order = 'cspd_personal_info.family_name asc,cspd_personal_info.national_id asc';
+        const family = col('cspd_personal_info.family_name');
+        const nid = col('cspd_personal_info.national_id');
+        const fromValue = whereAndPaging(knex, def, after(['Haddad', '1000000001'], order), {}).where;
+        const fromNull = whereAndPaging(knex, def, after([null, '1000000001'], order), {}).where;
+        if (name === 'postgres') {
+          // PostgreSQL sorts NULL after every value in an ascending order.
+          assert.equal(
+            fromValue,
+            `((${family} >= ? or ${family} is null) and ((${family} > ? or ${family} is null) or (${family} = ? and ${nid} > ?)))`,
+          );
+          assert.equal(fromNull, `(${family} is null and (${family} is null and ${nid} > ?))`);
+        } else {
+          // SQLite and SQL Server sort NULL before every value.
+          assert.equal(fromValue, `(${family} >= ? and (${family} > ? or (${family} = ? and ${nid} > ?)))`);
+          assert.equal(fromNull, `(${family} is not null or (${family} is null and ${nid} > ?))`);
+        }
+      });
+
+      it(`[${name}] an order that cannot tell rows apart includes the level rows and skips those returned`, () => {
+        const namesOnly = buildAbility([{ table: 'cspd_personal_info', column: 'first_name' }], []);
+        const def = define({
+          tables: ['cspd_personal_info'],
+          columns: ['cspd_personal_info.first_name'],
+          conditions: [],
+          params: {},
+        });
+        const compiled = compileQuery(
+          knex,
+          def,
+          {},
+          after(['فاطمة'], 'cspd_personal_info.first_name asc', { ties: 4 }),
+          catalog,
+          namesOnly,
+        );
+        const { sql, bindings } = compiled.builder.toSQL();
+        const first = col('cspd_personal_info.first_name');
+        const beyond = name === 'postgres' ? `(${first} > ? or ${first} is null)` : `${first} > ?`;
+        assert.ok(sql.includes(`where (${beyond} or ${first} = ?) order by ${first} asc`), sql);
+        assert.ok(bindings.includes(4), 'the ties already returned are skipped');
+        assert.equal(compiled.distinct, false);
+      });
+    }
+
+    it('a position made for another order (the grants changed) → invalid_request', () => {
+      assertHubError(
+        () =>
+          compileWith(
+            knex,
+            widowsByBirth,
+            { born_before: '1990-01-01' },
+            after(
+              ['1980-05-01', '1000000001'],
+              'cspd_personal_info.birth_date desc,cspd_personal_info.national_id asc',
+            ),
+          ),
+        'invalid_request',
+        'next:',
+        'order has changed',
+      );
+    });
+
+    it('the next position holds the last returned row, the rows seen and the page number', () => {
+      const compiled = compileWith(
+        knex,
+        widowsByBirth,
+        { born_before: '1990-01-01' },
+        { page: 2, pageSize: 2 },
+      );
+      const row = (n: number, born: string | null) => ({
+        c0: `100000000${n}`,
+        c1: 'فاطمة',
+        c2: 'سيارة',
+        k2: `10-100${n}`,
+        k0: born,
+      });
+      const position = buildNextPosition(compiled, [
+        row(1, '1980-01-01'),
+        row(2, null),
+        row(3, '1970-01-01'),
+      ]);
+      assert.deepEqual(position, {
+        order: widowsOrder,
+        values: [null, '1000000002', '10-1002'],
+        seen: 4,
+        ties: 0,
+        page: 3,
+      });
+      assert.equal(
+        buildNextPosition(compiled, [row(1, '1980-01-01'), row(2, null)]),
+        null,
+        'no look-ahead row',
+      );
+    });
+
+    it('counts the returned rows level with the last one, across pages when the whole page is level', () => {
+      const namesOnly = buildAbility([{ table: 'cspd_personal_info', column: 'first_name' }], []);
+      const def = define({
+        tables: ['cspd_personal_info'],
+        columns: ['cspd_personal_info.first_name'],
+        conditions: [],
+        params: {},
+      });
+      const order = 'cspd_personal_info.first_name asc';
+      const page = (request: QueryPageRequest) => compileQuery(knex, def, {}, request, catalog, namesOnly);
+      const rows = (...names: string[]) => names.map((c0) => ({ c0 }));
+      const first = buildNextPosition(page({ page: 1, pageSize: 3 }), rows('أمل', 'هدى', 'هدى', 'هدى'));
+      assert.deepEqual(first, { order, values: ['هدى'], seen: 3, ties: 2, page: 2 });
+      const second = buildNextPosition(
+        page({ page: 1, pageSize: 2, after: first }),
+        rows('هدى', 'هدى', 'هدى'),
+      );
+      assert.deepEqual(second, { order, values: ['هدى'], seen: 5, ties: 4, page: 3 });
+      // A numbered page that is level throughout may continue a run begun earlier: the next page counts rows.
+      const numbered = buildNextPosition(page({ page: 2, pageSize: 2 }), rows('هدى', 'هدى', 'هدى'));
+      assert.deepEqual(numbered, { order, values: null, seen: 4, ties: 2, page: 3 });
+      const counted = page({ page: 1, pageSize: 2, after: numbered });
+      assert.match(counted.builder.toSQL().sql, / limit \? offset \?$/);
+      assert.deepEqual(counted.builder.toSQL().bindings, [3, 4]);
     });
   });
 
