@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import type { NationalIdRule } from '../warehouse/core/national-id.ts';
@@ -17,6 +18,7 @@ const envSchema = z.object({
   HUB_NATIONAL_ID_LENGTH: z.coerce.number().int().min(4).max(32).default(10),
   HUB_NATIONAL_ID_CHECK: z.enum(['luhn', 'none']).default('luhn'),
   HUB_SCHEDULER: z.enum(['on', 'off']).default('on'),
+  HUB_WORKERS: z.coerce.number().int().min(1).max(256).optional(),
   HUB_DEMO: z.enum(['on', 'off']).optional(),
   HUB_AUDIT_CHECKPOINT_DIR: z.string().optional(),
   HUB_AUDIT_CHECKPOINT_SECONDS: z.coerce.number().int().min(1).max(86_400).default(60),
@@ -57,6 +59,8 @@ export interface HubConfig {
   defaultDatabase: boolean;
   nationalIdRule: NationalIdRule;
   scheduler: boolean;
+  /** HTTP worker processes of `hub start` (1: one process, no cluster); one per core unless set. */
+  workers: number;
   logLevel: string;
   /** The master keys for token signing, TOTP encryption and client-secret hashing: never in the warehouse. */
   secretKeys: SecretKeySource;
@@ -103,6 +107,7 @@ export function readConfig(
     demo: { persons: e.HUB_DEMO_PERSONS, seed: e.HUB_DEMO_SEED, mode: e.HUB_DEMO ?? 'auto' },
     nationalIdRule: { length: e.HUB_NATIONAL_ID_LENGTH, checkDigit: e.HUB_NATIONAL_ID_CHECK },
     scheduler: e.HUB_SCHEDULER === 'on',
+    workers: e.HUB_WORKERS ?? availableParallelism(),
     logLevel: e.LOG_LEVEL,
     // Only the default file in the data folder is created on first use: a mistyped
     // HUB_SECRET_KEY_FILE must not silently start a new key.
