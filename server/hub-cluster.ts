@@ -152,7 +152,7 @@ class WorkerSupervisor {
     this.#logger.warn(exited, 'hub worker exited; starting another');
     this.#fork().then(
       ({ worker }) =>
-        this.#logger.info({ worker: worker.id, pid: worker.process.pid }, 'hub worker replaced'),
+        this.#logger.info({ worker: worker.id, worker_pid: worker.process.pid }, 'hub worker replaced'),
       (err: unknown) => this.#logger.error({ err }, 'hub worker could not be replaced'),
     );
   }
