@@ -4,7 +4,7 @@ import { permittedPersonColumns } from '../../privileges/permitted-columns.ts';
 import { invalidRequest, notFound } from '../../warehouse/core/errors.ts';
 import { explainInvalidNationalId } from '../../warehouse/core/national-id.ts';
 import { normalizeValue } from '../../warehouse/core/normalize-row.ts';
-import type { AppContext } from '../context.ts';
+import { pickRegistryReader, type AppContext } from '../context.ts';
 import type { ApiCaller } from './token-service.ts';
 
 export interface PersonRecord {
@@ -30,12 +30,12 @@ export async function fetchPerson(
   if (problem !== null) throw invalidRequest(`national_id: ${problem}`);
   const ability = await fetchAbility(ctx, ctx.abilities, caller.entity);
   const catalog = await ctx.catalog.fetch();
+  const db = pickRegistryReader(ctx);
   const readable = catalog
     .map((table) => ({ table, columns: permittedPersonColumns(ability, table) }))
     .filter((r) => r.columns.length > 0);
   const holding = new Set(
-    await ctx
-      .reader('hub_person_tables')
+    await db('hub_person_tables')
       .where({ national_id: nationalId })
       .whereIn(
         'table_name',
@@ -56,8 +56,7 @@ export async function fetchPerson(
     // Ordered by readable values only (the record key where readable, then every returned
     // column), so the order of a person's rows shows nothing of the columns left out.
     const order = [...new Set([...table.key.filter((k) => columns.includes(k)), ...columns])];
-    const rows = await ctx
-      .reader(table.name)
+    const rows = await db(table.name)
       .where(table.nationalIdColumn, nationalId)
       .orderBy(order)
       .select<Array<Record<string, unknown>>>(columns);

@@ -18,7 +18,7 @@ import {
   fetchQueryRecords,
   saveQueryRecord,
 } from '../../warehouse/query/saved-queries.ts';
-import type { AppContext } from '../context.ts';
+import { pickRegistryReader, type AppContext } from '../context.ts';
 import { assertEntityExists } from './client-service.ts';
 import type { ApiCaller } from './token-service.ts';
 
@@ -147,7 +147,7 @@ export async function runSavedQuery(
   // compileQuery refuses on its own; asking first makes a revoked grant answer 403 before any parameter problem.
   authorizeQuery(ability, def, catalog);
   const params = bindParams(def, input.params ?? {});
-  const compiled = compileQuery(ctx.reader, def, params, { page, pageSize }, catalog, ability);
+  const compiled = compileQuery(pickRegistryReader(ctx), def, params, { page, pageSize }, catalog, ability);
   // Fetched for the audit only: it names whose data left the hub, and is never returned.
   const base = catalog.find((t) => t.name === def.tables[0])!;
   compiled.builder.select({ [NATIONAL_ID_ALIAS]: `${base.name}.${base.nationalIdColumn}` });
@@ -232,8 +232,9 @@ export async function runQueryDefinition(
   const catalog = await ctx.catalog.fetch();
   const ability = await fetchAbility(ctx, ctx.abilities, caller.entity);
   authorizeQuery(ability, def, catalog);
+  const db = pickRegistryReader(ctx);
   const compiled = compileQuery(
-    ctx.reader,
+    db,
     def,
     {},
     { page: input.page, pageSize: input.pageSize },
@@ -246,8 +247,8 @@ export async function runQueryDefinition(
     .clear('order')
     .clear('limit')
     .clear('offset')
-    .select(ctx.reader.raw('1 as one'));
-  const [countRow] = await ctx.reader
+    .select(db.raw('1 as one'));
+  const [countRow] = await db
     .count<Array<{ n: number | string }>>({ n: '*' })
     .from(counted.as('hub_counted'));
   const base = catalog.find((t) => t.name === def.tables[0])!;
