@@ -9,6 +9,7 @@ import { buildApp } from './app.ts';
 import type { HubConfig } from './config.ts';
 import { closeContext, openContext, type AppContext } from './context.ts';
 import {
+  closeServer,
   explainWarehouseError,
   prepareHub,
   printWarehouseSummary,
@@ -203,13 +204,9 @@ export async function serveHubWorker(config: HubConfig): Promise<void> {
   process.disconnect?.();
 }
 
-/** Finishes the requests under way (idle keep-alive connections are closed at once), then flushes the audit. */
+/** Finishes the requests under way, then flushes the audit. */
 async function stopServing(server: Server, ctx: AppContext): Promise<void> {
-  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-  server.closeIdleConnections();
-  const timer = setTimeout(() => server.closeAllConnections(), STOP_GRACE_MS / 2);
-  await closed;
-  clearTimeout(timer);
+  await closeServer(server);
   await closeContext(ctx);
 }
 

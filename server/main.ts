@@ -50,8 +50,7 @@ export async function startHub(
       url,
       async stop() {
         await running.scheduler.stop();
-        server.closeAllConnections();
-        await new Promise<void>((resolve) => server.close(() => resolve()));
+        await closeServer(server);
         await running.checkpoints.stop();
         await closeContext(ctx);
       },
@@ -131,6 +130,21 @@ export async function printWarehouseSummary(
   for (const t of status.tables)
     print(`  ${t.name.padEnd(24)} ${String(t.rowCount).padStart(10)} rows  (${t.entity}, ${t.connector})`);
   if (demoAccess !== null) for (const line of formatDemoAccess(demoAccess, url)) print(line);
+}
+
+/** A request still running when its connection was cut would find the audit closed, so it may finish (idle connections close at once). */
+const CLOSE_GRACE_MS = 10_000;
+
+/** Stops accepting connections and resolves once the requests under way have been answered (or the grace period ran out). */
+export async function closeServer(server: Server): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  // A keep-alive connection turns idle once its answer is sent; it is closed then, not at its timeout.
+  const idle = setInterval(() => server.closeIdleConnections(), 50);
+  const timer = setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS);
+  server.closeIdleConnections();
+  await closed;
+  clearInterval(idle);
+  clearTimeout(timer);
 }
 
 /** Resolves once the server listens; a port that cannot be bound is one clear error, not an 'error' event nobody hears. */
