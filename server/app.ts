@@ -36,7 +36,7 @@ export function buildApp(ctx: AppContext): Express {
   app.use(express.urlencoded({ extended: false, limit: '100kb' }));
   app.use(buildStatusRoutes(ctx));
   app.use(buildPortalRoutes(ctx));
-  const api = createApiState(ctx.clock);
+  const api = createApiState(ctx);
   app.use(buildTokenRoutes(ctx, api));
   app.use(buildDciRoutes(ctx, api));
   app.use('/api/v1', buildAuthenticate(ctx, api));

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import type { NationalIdRule } from '../warehouse/core/national-id.ts';
@@ -12,11 +13,14 @@ const envSchema = z.object({
   HUB_DATA_DIR: z.string().default('./data'),
   HUB_DB: z.string().optional(),
   HUB_CONNECTORS: z.string().optional(),
+  HUB_DB_READ: z.string().min(1).optional(),
+  HUB_DB_READ_MAX_LAG_MS: z.coerce.number().int().min(0).max(3_600_000).default(1_000),
   HUB_DEMO_PERSONS: z.coerce.number().int().positive().default(10_000),
   HUB_DEMO_SEED: z.coerce.number().int().default(1),
   HUB_NATIONAL_ID_LENGTH: z.coerce.number().int().min(4).max(32).default(10),
   HUB_NATIONAL_ID_CHECK: z.enum(['luhn', 'none']).default('luhn'),
   HUB_SCHEDULER: z.enum(['on', 'off']).default('on'),
+  HUB_WORKERS: z.coerce.number().int().min(1).max(256).optional(),
   HUB_DEMO: z.enum(['on', 'off']).optional(),
   HUB_AUDIT_CHECKPOINT_DIR: z.string().optional(),
   HUB_AUDIT_CHECKPOINT_SECONDS: z.coerce.number().int().min(1).max(86_400).default(60),
@@ -48,6 +52,8 @@ export interface HubConfig {
   dataDir: string;
   databaseUrl: string;
   connectorsDir: string;
+  /** A PostgreSQL streaming replica for registry reads, and the lag beyond which reads go to the primary. */
+  readReplica: { url: string; maxLagMs: number } | null;
   /**
    * auto: the demo is loaded only into the default embedded warehouse; on: also into a HUB_DB
    * or --db warehouse; off: never. In every mode only into a warehouse that holds no data.
@@ -57,6 +63,8 @@ export interface HubConfig {
   defaultDatabase: boolean;
   nationalIdRule: NationalIdRule;
   scheduler: boolean;
+  /** HTTP worker processes of `hub start` (1: one process, no cluster); one per core unless set. */
+  workers: number;
   logLevel: string;
   /** The master keys for token signing, TOTP encryption and client-secret hashing: never in the warehouse. */
   secretKeys: SecretKeySource;
@@ -90,6 +98,15 @@ export function readConfig(
   }
   const e = parsed.data;
   const dataDir = path.resolve(e.HUB_DATA_DIR);
+  const databaseUrl = overrides.databaseUrl ?? e.HUB_DB ?? `sqlite:${path.join(dataDir, 'hub.sqlite')}`;
+  if (e.HUB_DB_READ !== undefined && !/^postgres(ql)?:\/\//.test(e.HUB_DB_READ)) {
+    throw new Error('invalid configuration: HUB_DB_READ: must be a postgres:// URL of a streaming replica');
+  }
+  if (e.HUB_DB_READ !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    throw new Error(
+      'invalid configuration: HUB_DB_READ: a read replica needs a PostgreSQL warehouse (HUB_DB)',
+    );
+  }
   if (e.HUB_SECRET_KEY !== undefined && e.HUB_SECRET_KEY_FILE !== undefined) {
     throw new Error('invalid configuration: set HUB_SECRET_KEY_FILE or HUB_SECRET_KEY, not both');
   }
@@ -97,12 +114,15 @@ export function readConfig(
     port: overrides.port ?? e.PORT,
     host: e.HOST,
     dataDir,
-    databaseUrl: overrides.databaseUrl ?? e.HUB_DB ?? `sqlite:${path.join(dataDir, 'hub.sqlite')}`,
+    databaseUrl,
+    readReplica:
+      e.HUB_DB_READ === undefined ? null : { url: e.HUB_DB_READ, maxLagMs: e.HUB_DB_READ_MAX_LAG_MS },
     defaultDatabase: overrides.databaseUrl === undefined && e.HUB_DB === undefined,
     connectorsDir: path.resolve(e.HUB_CONNECTORS ?? path.join(dataDir, 'connectors')),
     demo: { persons: e.HUB_DEMO_PERSONS, seed: e.HUB_DEMO_SEED, mode: e.HUB_DEMO ?? 'auto' },
     nationalIdRule: { length: e.HUB_NATIONAL_ID_LENGTH, checkDigit: e.HUB_NATIONAL_ID_CHECK },
     scheduler: e.HUB_SCHEDULER === 'on',
+    workers: e.HUB_WORKERS ?? availableParallelism(),
     logLevel: e.LOG_LEVEL,
     // Only the default file in the data folder is created on first use: a mistyped
     // HUB_SECRET_KEY_FILE must not silently start a new key.

@@ -10,6 +10,7 @@ import { CatalogCache } from '../warehouse/catalog-cache.ts';
 import { AuditWriter } from '../warehouse/audit/audit-writer.ts';
 import { openKeyring, type Keyring } from '../warehouse/keyring/keyring.ts';
 import { PreparedReads } from '../warehouse/prepared-reads.ts';
+import { ReadReplica } from '../warehouse/read-replica.ts';
 import { VerifiedTokens } from './services/verified-tokens.ts';
 
 /** Everything a use case needs, passed explicitly: no module-level database, config or catalog. */
@@ -20,6 +21,8 @@ export interface AppContext {
   knex: Knex;
   /** Reads that must never wait for a write, such as every consumer API read (see Warehouse.reader). */
   reader: Knex;
+  /** HUB_DB_READ: a streaming replica for registry reads (pickRegistryReader), null without one. */
+  replica: ReadReplica | null;
   dialect: Dialect;
   clock: Clock;
   logger: Logger;
@@ -47,11 +50,26 @@ export function openContext(
   });
   const clock = options.clock ?? systemClock;
   const dialect = dialectFor(warehouse.dialect);
+  const replica =
+    config.readReplica === null
+      ? null
+      : new ReadReplica({
+          ...config.readReplica,
+          primary: warehouse.reader,
+          onChange: (state, url) =>
+            (state.status === 'ok' ? logger.info.bind(logger) : logger.warn.bind(logger))(
+              { replica: url, status: state.status, lag_ms: state.lagMs, reason: state.reason },
+              state.status === 'ok'
+                ? 'read replica serves registry reads'
+                : 'registry reads go to the primary',
+            ),
+        });
   return {
     config,
     warehouse,
     knex: warehouse.knex,
     reader: warehouse.reader,
+    replica,
     dialect,
     clock,
     logger,
@@ -72,7 +90,19 @@ export function openContext(
   };
 }
 
+/**
+ * Where registry data is read (person lookups, saved-query runs, DCI searches): the read replica
+ * while it is within its allowed lag, else the primary's readers. Everything that decides what a
+ * caller may read — grants and their version, clients, sessions, the catalog, saved definitions —
+ * and the audit stay on the primary, so a revoke counts from the next request however far the
+ * replica lags.
+ */
+export function pickRegistryReader(ctx: AppContext): Knex {
+  return ctx.replica?.pick() ?? ctx.reader;
+}
+
 export async function closeContext(ctx: AppContext): Promise<void> {
+  await ctx.replica?.close();
   await ctx.audit.close();
   await ctx.reads.close();
   await closeWarehouse(ctx.warehouse);

@@ -1,11 +1,11 @@
-import type { Clock } from '../../warehouse/core/clock.ts';
-import { RateLimiter } from './rate-limiter.ts';
+import type { AppContext } from '../context.ts';
+import { RateLimiter } from '../services/rate-limiter.ts';
 
 /** What the consumer API keeps between requests in one process. */
 export interface ApiState {
   limiter: RateLimiter;
 }
 
-export function createApiState(clock: Clock): ApiState {
-  return { limiter: new RateLimiter(clock) };
+export function createApiState(ctx: AppContext): ApiState {
+  return { limiter: new RateLimiter(ctx.knex, ctx.dialect.name, ctx.clock) };
 }

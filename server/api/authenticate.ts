@@ -36,7 +36,7 @@ export function buildAuthenticate(ctx: AppContext, state: ApiState): RequestHand
     }
     // Known before the rate limit, so that a refused (429) request is audited under its client.
     (req as Request & { [CALLER]?: ApiCaller })[CALLER] = caller;
-    state.limiter.consume(caller.clientId, caller.limits);
+    await state.limiter.consume(caller.clientId, caller.limits);
     next();
   };
 }

@@ -1,6 +1,8 @@
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { HubError } from '../../warehouse/core/errors.ts';
+import cluster from 'node:cluster';
 import { startHub } from '../main.ts';
+import { serveHubWorker, startHubCluster } from '../hub-cluster.ts';
 import { createDemo } from '../services/demo-service.ts';
 import { prepareWarehouse } from '../services/connector-service.ts';
 import { addDatabaseOption, readCliConfig, withContext, type GlobalOptions } from './cli-context.ts';
@@ -32,7 +34,12 @@ export function buildProgram(io: CliIo): Command {
     program.command('start').description('migrate, load the demo on an empty data folder, and serve the hub'),
   )
     .option('--port <n>', 'HTTP port (default PORT or 3000)', (v) => Number(v))
-    .action(async (options: GlobalOptions & { port?: number }) => {
+    .option(
+      '--workers <n>',
+      'HTTP worker processes sharing the port (default HUB_WORKERS or one per core; 1: a single process)',
+      positiveInteger('--workers'),
+    )
+    .action(async (options: GlobalOptions & { port?: number; workers?: number }) => {
       const config = readCliConfig(options, options.port === undefined ? {} : { port: options.port });
       if (
         options.port !== undefined &&
@@ -40,11 +47,21 @@ export function buildProgram(io: CliIo): Command {
       ) {
         throw new UsageError('--port must be a port number');
       }
-      const hub = await startHub(config, io.out);
-      await new Promise<void>((resolve) => {
-        const shutdown = () => void hub.stop().then(resolve);
+      // A worker runs this same command line; it serves and leaves the rest to the primary.
+      if (cluster.isWorker) return serveHubWorker(config);
+      const workers = options.workers ?? config.workers;
+      const hub =
+        workers === 1 ? await startHub(config, io.out) : await startHubCluster(config, workers, io.out);
+      await new Promise<void>((resolve, reject) => {
+        const shutdown = () => void hub.stop().then(resolve, reject);
         process.once('SIGINT', shutdown);
         process.once('SIGTERM', shutdown);
+        // Workers that keep dying: stop what is left, then fail with the reason.
+        if ('failed' in hub)
+          hub.failed.catch((err: unknown) => {
+            const reason = err instanceof Error ? err : new Error(String(err));
+            void hub.stop().then(() => reject(reason), reject);
+          });
       });
     });
 

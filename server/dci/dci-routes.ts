@@ -103,7 +103,7 @@ function buildRegistryRouter(ctx: AppContext, api: ApiState, state: DciState, re
       throw err;
     }
     try {
-      api.limiter.consume(caller.clientId, caller.limits);
+      await api.limiter.consume(caller.clientId, caller.limits);
     } catch (err) {
       if (err instanceof HubError && err.status === 429)
         throw new DciError('err.request.too_many_requests', 429, err.message);

@@ -5,6 +5,7 @@ import { explainInvalidNationalId } from '../../warehouse/core/national-id.ts';
 import { normalizeValue } from '../../warehouse/core/normalize-row.ts';
 import type { AppContext } from '../context.ts';
 import { fetchPersonLookupPlan, roundUpIdCount, type PersonLookupPlan } from './person-lookup-plan.ts';
+import type { ReadBinding } from '../../warehouse/prepared-reads.ts';
 import type { ApiCaller } from './token-service.ts';
 
 export interface PersonRecord {
@@ -34,6 +35,22 @@ interface FoundPerson {
 
 type Row = Record<string, unknown>;
 
+/**
+ * Registry rows come from the read replica while it is within its allowed lag (HUB_DB_READ),
+ * else from the prepared reads on the primary. The ability that chose the columns was read from
+ * the primary, so a revoke counts however far the replica lags.
+ */
+async function readRegistryRows<T>(
+  ctx: AppContext,
+  sql: string,
+  bindings: readonly ReadBinding[],
+): Promise<T[]> {
+  const replica = ctx.replica?.pick() ?? null;
+  if (replica === null) return ctx.reads.all<T>(sql, bindings);
+  const result = (await replica.raw(sql, [...bindings])) as { rows: T[] } | T[];
+  return Array.isArray(result) ? result : result.rows;
+}
+
 const describeUnknown = (nationalId: string) => `no person with national ID ${nationalId}`;
 
 function assertNationalId(ctx: AppContext, nationalId: string, field: string): void {
@@ -57,7 +74,8 @@ async function fetchHoldings(
   const holdings = new Map<string, Set<string>>();
   if (plan.tables.length === 0) return holdings;
   const padded = padIds(ids);
-  const rows = await ctx.reads.all<{ national_id: string; table_name: string }>(
+  const rows = await readRegistryRows<{ national_id: string; table_name: string }>(
+    ctx,
     plan.holdingSql(padded.length),
     [...padded, ...plan.tableNames],
   );
@@ -92,7 +110,7 @@ async function fetchPersons(
     const holders = ids.filter((id) => holdings.get(id)?.has(planned.table.name) === true);
     if (holders.length === 0) continue;
     const padded = padIds(holders);
-    const rows = await ctx.reads.all<Row>(planned.sql(padded.length), padded);
+    const rows = await readRegistryRows<Row>(ctx, planned.sql(padded.length), padded);
     const { columns, types } = planned;
     for (const row of rows) {
       const person = found.get(String(row[planned.table.nationalIdColumn]));

@@ -19,7 +19,7 @@ import {
   fetchQueryRecords,
   saveQueryRecord,
 } from '../../warehouse/query/saved-queries.ts';
-import type { AppContext } from '../context.ts';
+import { pickRegistryReader, type AppContext } from '../context.ts';
 import { assertEntityExists } from './client-service.ts';
 import { buildPageTokenBinding, openPageToken, sealPageToken } from './query-page-token.ts';
 import type { ApiCaller } from './token-service.ts';
@@ -158,7 +158,7 @@ export async function runSavedQuery(
   const binding = buildPageTokenBinding({ entity: caller.entity, query: def.name, definition: def, params });
   const after = input.next === undefined ? undefined : openPageToken(ctx.keyring, binding, input.next);
   const compiled = compileQuery(
-    ctx.reader,
+    pickRegistryReader(ctx),
     def,
     params,
     { page, pageSize, ...(after === undefined ? {} : { after }) },
@@ -345,8 +345,9 @@ export async function runQueryDefinition(
   const catalog = await ctx.catalog.fetch();
   const ability = await fetchAbility(ctx, ctx.abilities, caller.entity);
   authorizeQuery(ability, def, catalog);
+  const db = pickRegistryReader(ctx);
   const compiled = compileQuery(
-    ctx.reader,
+    db,
     def,
     {},
     { page: input.page, pageSize: input.pageSize },
@@ -359,8 +360,8 @@ export async function runQueryDefinition(
     .clear('order')
     .clear('limit')
     .clear('offset')
-    .select(ctx.reader.raw('1 as one'));
-  const [countRow] = await ctx.reader
+    .select(db.raw('1 as one'));
+  const [countRow] = await db
     .count<Array<{ n: number | string }>>({ n: '*' })
     .from(counted.as('hub_counted'));
   const base = catalog.find((t) => t.name === def.tables[0])!;

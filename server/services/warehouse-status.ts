@@ -63,18 +63,27 @@ export async function fetchWarehouseStatus(ctx: AppContext): Promise<WarehouseSt
   };
 }
 
-export type WarehouseHealth =
+/** The read replica as /healthz shows it: whether registry reads go to it, and its lag at the last check. */
+export interface ReplicaHealth {
+  status: 'ok' | 'lagging' | 'down';
+  lag_ms: number | null;
+}
+
+export type WarehouseHealth = (
   | { status: 'ok'; database: string }
-  | { status: 'unavailable'; database: string; error: { code: 'warehouse_unavailable'; message: string } };
+  | { status: 'unavailable'; database: string; error: { code: 'warehouse_unavailable'; message: string } }
+) & { read_replica?: ReplicaHealth };
 
 /**
  * Whether the warehouse answers, for load balancers and monitors: no location, no driver text.
  * The reason goes to the log, once per failed check, as one structured entry.
  */
 export async function checkWarehouseHealth(ctx: AppContext): Promise<WarehouseHealth> {
+  const replica = await describeReplica(ctx);
+  const withReplica = replica === null ? {} : { read_replica: replica };
   try {
     await ctx.reader.raw('select 1 as ok');
-    return { status: 'ok', database: ctx.dialect.name };
+    return { status: 'ok', database: ctx.dialect.name, ...withReplica };
   } catch (err) {
     ctx.logger.error(
       { reason: describeConnectionError(err) ?? (err as Error).message },
@@ -84,8 +93,19 @@ export async function checkWarehouseHealth(ctx: AppContext): Promise<WarehouseHe
       status: 'unavailable',
       database: ctx.dialect.name,
       error: { code: 'warehouse_unavailable', message: 'the warehouse does not answer' },
+      ...withReplica,
     };
   }
+}
+
+/**
+ * A replica that is down or lagging leaves the hub serving (reads go to the primary), so it does
+ * not make the check fail; it is shown so monitors can alert on it. No location, no driver text.
+ */
+async function describeReplica(ctx: AppContext): Promise<ReplicaHealth | null> {
+  if (ctx.replica === null) return null;
+  const state = await ctx.replica.describe();
+  return { status: state.status === 'starting' ? 'down' : state.status, lag_ms: state.lagMs };
 }
 
 /** What anyone may see without signing in: whether the hub serves, and which registries it holds, when loaded. */

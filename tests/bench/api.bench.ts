@@ -22,6 +22,7 @@ import { prepareApiFixture, type ApiFixture } from './api-fixture.ts';
 import { CONNECTIONS, requestsPerSecond, rotate, runLoad, successes, type LoadTarget } from './api-load.ts';
 import { BATCH_SIZE, BORN_BEFORE_DATES, PAGE_SIZE, QUERY_NAME } from './api-shape.ts';
 import { startChildServer, type ChildServer } from './child-server.ts';
+import { measureWorkerCounts, printWorkersTable } from './workers-throughput.ts';
 import { measureLookupDuringLoads, printDuringLoadTable, startHubWithLoads } from './lookup-during-load.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -97,7 +98,7 @@ function startHub(dir: string, options: Options): Promise<ChildServer> {
   const profile = options.cpuProfDir === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`];
   return startChildServer({
     name: 'the hub',
-    args: [...profile, path.join(ROOT, 'server/cli/hub.mjs'), 'start', '--port', '0'],
+    args: [...profile, path.join(ROOT, 'server/cli/hub.mjs'), 'start', '--port', '0', '--workers', '1'],
     env: { ...process.env, HUB_DATA_DIR: dir, HUB_SCHEDULER: 'off', LOG_LEVEL: 'warn' },
     ready: /Registry Hub listening on (http:\/\/\S+)/,
     timeoutMs: START_TIMEOUT_MS,
@@ -358,6 +359,18 @@ async function main(cleanup: Cleanup): Promise<void> {
     return;
   }
 
+  console.log('the person lookup with 1 and 2 hub worker processes:');
+  const byWorkers = await measureWorkerCounts(
+    dir,
+    async (url) =>
+      buildEndpoints(fixture, options)[0]!.target('hub', url, {
+        authorization: `Bearer ${await fetchToken(url, fixture)}`,
+      }),
+    options.duration,
+    (line) => console.log(line),
+  );
+  hubSuccesses.push(...byWorkers.flatMap((w) => [successes(w.warmUp), successes(w.result)]));
+
   console.log('the person lookup while connectors run in the hub process:');
   const loading = await startHubWithLoads(dir);
   cleanup.add(() => loading.stop());
@@ -379,6 +392,7 @@ async function main(cleanup: Cleanup): Promise<void> {
 
   printTable(rows, options);
   printVerdict(rows);
+  printWorkersTable(byWorkers, options.persons, options.duration);
   printDuringLoadTable(duringLoads, options.persons);
   await reportAudit(
     fixture.databaseFile,

@@ -240,11 +240,11 @@ export async function callApi(
  */
 export async function startApiHub(
   databaseUrl: string,
-  options: { clock?: ManualClock } = {},
+  options: { clock?: ManualClock; env?: NodeJS.ProcessEnv } = {},
 ): Promise<ApiHub> {
   const clock = options.clock ?? createManualClock('2026-03-02T08:00:00.000Z');
   const dir = await createTempDir('hub-api-');
-  const ctx = openTestContext(databaseUrl, dir, { clock });
+  const ctx = openTestContext(databaseUrl, dir, { clock, ...(options.env ? { env: options.env } : {}) });
   let server: Server | undefined;
   try {
     await loadWarehouse(ctx, dir);

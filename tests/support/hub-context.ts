@@ -7,9 +7,9 @@ import type { Clock } from '../../warehouse/core/clock.ts';
 export function openTestContext(
   databaseUrl: string,
   dataDir: string,
-  options: { clock?: Clock } = {},
+  options: { clock?: Clock; env?: NodeJS.ProcessEnv } = {},
 ): AppContext {
-  const config = readConfig({ HUB_DATA_DIR: dataDir }, { databaseUrl });
+  const config = readConfig({ ...options.env, HUB_DATA_DIR: dataDir }, { databaseUrl });
   return openContext(config, {
     logger: pino({ level: process.env.HUB_TEST_LOG ?? 'silent' }),
     ...(options.clock ? { clock: options.clock } : {}),

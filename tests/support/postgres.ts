@@ -1,8 +1,18 @@
 import { execFile } from 'node:child_process';
-import { access, chown, constants, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import {
+  access,
+  appendFile,
+  chown,
+  constants,
+  mkdtemp,
+  readdir,
+  readFile,
+  realpath,
+  rm,
+} from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
@@ -107,6 +117,9 @@ function serverOptions(port: number, dataDir: string): string {
     `-p ${port}`,
     `-k '${dataDir}'`,
     '-c listen_addresses=127.0.0.1',
+    // What a streaming replica needs of its primary (the defaults, said outright).
+    '-c wal_level=replica',
+    '-c max_wal_senders=10',
     // Durability is pointless for throwaway test data and costs seconds per run.
     '-c fsync=off',
     '-c synchronous_commit=off',
@@ -142,6 +155,56 @@ export async function startPostgres(): Promise<PostgresServer> {
       SUPERUSER,
       '--encoding=UTF8',
       '--locale=C',
+      '--no-sync',
+    ]);
+    await allowReplication(dataDir);
+    const port = await findFreePort();
+    await startServer(pgCtl, dataDir, port);
+    return { port, dataDir, url: `postgres://${SUPERUSER}@127.0.0.1:${port}/postgres` };
+  } catch (error) {
+    await rm(dataDir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+const REPLICATION_HBA_LINE = `host replication ${SUPERUSER} 127.0.0.1/32 trust`;
+
+// initdb -A trust already lets local replication connections in; the line is added if a packaging changed that.
+async function allowReplication(dataDir: string): Promise<void> {
+  const hba = join(dataDir, 'pg_hba.conf');
+  const lines = (await readFile(hba, 'utf8')).split('\n').map((l) => l.trim().split(/\s+/));
+  const allowed = lines.some(
+    (f) => f[0] === 'host' && f[1] === 'replication' && f[3] === '127.0.0.1/32' && f[4] === 'trust',
+  );
+  if (!allowed) await appendFile(hba, `${REPLICATION_HBA_LINE}\n`);
+}
+
+/**
+ * A streaming replica of the server at `primaryUrl` (the harness's, or any this module started):
+ * a base backup with `pg_basebackup -R` (which writes standby.signal and primary_conninfo), then
+ * the copy started as a hot standby on a port of its own. Stop it with stopPostgres.
+ */
+export async function startReplica(primaryUrl: string): Promise<PostgresServer> {
+  const { pgCtl } = await findBinaries();
+  // Beside the real pg_ctl (PATH may hold only links to it), so that both are one version.
+  const pgBasebackup = join(dirname(await realpath(pgCtl)), 'pg_basebackup');
+  const primary = new URL(primaryUrl);
+  const dataDir = await createDataDir();
+  try {
+    await runPostgresCommand(pgBasebackup, [
+      '-h',
+      primary.hostname,
+      '-p',
+      primary.port,
+      '-U',
+      decodeURIComponent(primary.username),
+      '-D',
+      dataDir,
+      '-R',
+      '-X',
+      'stream',
+      '-c',
+      'fast',
       '--no-sync',
     ]);
     const port = await findFreePort();

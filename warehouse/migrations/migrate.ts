@@ -7,6 +7,7 @@ import * as keysOutOfWarehouse from './005-keys-out-of-warehouse.ts';
 import * as grantPurpose from './006-grant-purpose.ts';
 import * as portal from './007-portal.ts';
 import * as dci from './008-dci.ts';
+import * as sharedRateLimits from './013-shared-rate-limits.ts';
 import * as sessionKeyOutOfWarehouse from './014-session-key-out-of-warehouse.ts';
 
 interface Migration {
@@ -23,6 +24,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '006-grant-purpose': grantPurpose,
   '007-portal': portal,
   '008-dci': dci,
+  '013-shared-rate-limits': sharedRateLimits,
   '014-session-key-out-of-warehouse': sessionKeyOutOfWarehouse,
 };
 

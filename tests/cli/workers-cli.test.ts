@@ -1,0 +1,221 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { execFile } from 'node:child_process';
+import { request } from 'node:http';
+import { createServer, type AddressInfo, type Server } from 'node:net';
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { createTempDir, describeEachDatabase } from '../support/databases.ts';
+import { writeDefinition } from '../support/registry-fixture.ts';
+import { runHubCli, startHubCli, type RunningHubCli } from '../support/run-hub-cli.ts';
+
+const DAILY_LIMIT = 6;
+
+interface Answer {
+  status: number;
+  body: string;
+}
+
+/** One request on a connection of its own, so node's cluster hands each one to the next worker. */
+function callOnNewConnection(url: string, headers: Record<string, string> = {}): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { agent: false, headers: { ...headers, connection: 'close' } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+const answersLogged = (hub: RunningHubCli, route: string) =>
+  hub.log().filter((l) => l.msg === 'answered' && l.route === route);
+
+const isAlive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** Processes whose command line names this path: a hub's primary and its workers all carry the --db argument. */
+async function listProcessesNaming(text: string): Promise<string[]> {
+  const { stdout } = await promisify(execFile)('ps', ['-eo', 'pid,args']);
+  return stdout.split('\n').filter((line) => line.includes(text) && !line.includes(' ps -eo'));
+}
+
+describeEachDatabase('hub start --workers: several processes serve one port', (db) => {
+  let dir: string;
+  let env: NodeJS.ProcessEnv;
+  let hub: RunningHubCli;
+  let token: string;
+  let workerPids: number[];
+
+  before(async function () {
+    this.timeout(240_000);
+    dir = await createTempDir('hub-workers-');
+    await writeDefinition(path.join(dir, 'connectors'), 'veh-vehicles', {
+      name: 'veh-vehicles',
+      entity: 'VEH',
+      source: { kind: 'csv', path: 'vehicles.csv' },
+      target: { table: 'veh_vehicles' },
+      columns: { national_id: { required: true } },
+    });
+    env = { HUB_DATA_DIR: dir, HUB_DEMO: 'off' };
+    const migrated = await runHubCli(['migrate', '--db', db.url()], env);
+    assert.equal(migrated.code, 0, migrated.stderr);
+    const created = await runHubCli(
+      ['clients', 'create', 'VEH', '--rate-per-day', String(DAILY_LIMIT), '--db', db.url()],
+      env,
+    );
+    assert.equal(created.code, 0, created.stderr);
+    const credentials = JSON.parse(created.stdout) as { client_id: string; client_secret: string };
+    const probe = await listenOnFreePort();
+    const port = (probe.address() as AddressInfo).port;
+    probe.close();
+    hub = await startHubCli(['start', '--workers', '2', '--port', String(port), '--db', db.url()], {
+      ...env,
+      LOG_LEVEL: 'debug',
+    });
+    const listening = await hub.waitForLog((l) => l.msg === 'hub workers listening');
+    workerPids = (listening.workers as Array<{ worker_pid: number }>).map((w) => w.worker_pid);
+    const res = await fetch(`${hub.url}/api/v1/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ grant_type: 'client_credentials', ...credentials }),
+    });
+    assert.equal(res.status, 200);
+    token = ((await res.json()) as { access_token: string }).access_token;
+  });
+
+  after(async () => {
+    await hub?.stop('SIGKILL');
+    for (const pid of workerPids ?? []) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('starts two worker processes beside the primary, and both answer requests', async () => {
+    assert.equal(workerPids.length, 2);
+    assert.equal(new Set([...workerPids, hub.child.pid]).size, 3);
+    assert.match(hub.stdout(), / \(2 worker processes\)\n/);
+    for (let i = 0; i < 6; i++) assert.equal((await callOnNewConnection(`${hub.url}/healthz`)).status, 200);
+    const pids = new Set(answersLogged(hub, '/healthz').map((l) => l.pid));
+    assert.deepEqual([...pids].sort(), [...workerPids].sort());
+  });
+
+  it("refuses a client past its daily limit with 429 whichever worker answers: the count is the hub's, not a process's", async () => {
+    const auth = { authorization: `Bearer ${token}` };
+    const statuses: number[] = [];
+    for (let i = 0; i < DAILY_LIMIT; i++)
+      statuses.push((await callOnNewConnection(`${hub.url}/api/v1/queries`, auth)).status);
+    assert.deepEqual(statuses, Array<number>(DAILY_LIMIT).fill(200));
+    // Keep calling until both workers have refused at least once (round robin makes it two calls).
+    const refusedBy = new Set<unknown>();
+    for (let i = 0; i < 12 && refusedBy.size < 2; i++) {
+      const answer = await callOnNewConnection(`${hub.url}/api/v1/queries`, auth);
+      assert.equal(answer.status, 429, answer.body);
+      assert.equal((JSON.parse(answer.body) as { error: { code: string } }).error.code, 'rate_limited');
+      await hub
+        .waitForLog(
+          (l) =>
+            l.msg === 'answered' &&
+            l.route === '/api/v1/queries' &&
+            l.status === 429 &&
+            !refusedBy.has(l.pid),
+          2_000,
+        )
+        .then(
+          (l) => refusedBy.add(l.pid),
+          () => undefined,
+        );
+    }
+    assert.deepEqual([...refusedBy].sort(), [...workerPids].sort());
+    const served = answersLogged(hub, '/api/v1/queries').filter((l) => l.status === 200);
+    assert.equal(served.length, DAILY_LIMIT);
+    assert.equal(new Set(served.map((l) => l.pid)).size, 2, 'both workers served calls within the limit');
+  });
+
+  it('replaces a worker that dies, and logs it', async () => {
+    const [victim, survivor] = workerPids as [number, number];
+    process.kill(victim, 'SIGKILL');
+    const exited = await hub.waitForLog((l) => l.msg === 'hub worker exited; starting another');
+    assert.equal(exited.worker_pid, victim);
+    assert.equal(exited.signal, 'SIGKILL');
+    const replaced = await hub.waitForLog((l) => l.msg === 'hub worker replaced');
+    const newcomer = replaced.worker_pid as number;
+    assert.ok(isAlive(newcomer) && newcomer !== victim);
+    workerPids = [survivor, newcomer];
+    const before = answersLogged(hub, '/healthz').length;
+    for (let i = 0; i < 6; i++) assert.equal((await callOnNewConnection(`${hub.url}/healthz`)).status, 200);
+    const pids = new Set(
+      answersLogged(hub, '/healthz')
+        .slice(before)
+        .map((l) => l.pid),
+    );
+    assert.deepEqual([...pids].sort(), [...workerPids].sort());
+  });
+
+  it('stops every process on SIGTERM, exit 0, with a final audit checkpoint that verifies', async () => {
+    assert.equal(await hub.stop('SIGTERM'), 0);
+    for (const pid of workerPids) assert.equal(isAlive(pid), false, `worker ${pid} still runs`);
+    const verified = await runHubCli(['audit', 'verify', '--db', db.url()], env);
+    assert.equal(verified.code, 0, verified.stdout + verified.stderr);
+    assert.match(verified.stdout, /checkpoint/);
+  });
+});
+
+describe('hub start --workers: a start that cannot serve', function () {
+  this.timeout(240_000);
+  let dir: string;
+  let busy: Server;
+
+  before(async () => {
+    dir = await createTempDir('hub-workers-fail-');
+    busy = await listenOnFreePort();
+  });
+
+  after(async () => {
+    busy.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('a port in use: one hub: line, exit 1, and no process of it left', async () => {
+    const { port } = busy.address() as AddressInfo;
+    const db = `sqlite:${path.join(dir, 'busy-port.sqlite')}`;
+    const result = await runHubCli(['start', '--workers', '2', '--port', String(port), '--db', db], {
+      HUB_DATA_DIR: dir,
+      HUB_DEMO: 'off',
+      LOG_LEVEL: 'info',
+    });
+    assert.equal(result.code, 1, result.stderr);
+    assert.deepEqual(result.stderr.trim().split('\n'), [
+      `hub: cannot listen on 127.0.0.1:${port}: the port is already in use (EADDRINUSE)`,
+    ]);
+    assert.doesNotMatch(result.stdout, /listening|Scheduled/);
+    assert.deepEqual(await listProcessesNaming(db), []);
+  });
+
+  it('--workers that is not a positive integer: a usage error, exit 2', async () => {
+    for (const bad of ['0', '-1', 'two', '1.5']) {
+      const result = await runHubCli(['start', '--workers', bad, '--port', '0'], { HUB_DATA_DIR: dir });
+      assert.equal(result.code, 2, `--workers ${bad}: ${result.stderr}`);
+      assert.match(result.stderr, /--workers must be a positive integer/);
+    }
+  });
+
+  it('HUB_WORKERS that is not a number of processes: exit 1 naming the setting', async () => {
+    const result = await runHubCli(['start', '--port', '0'], { HUB_DATA_DIR: dir, HUB_WORKERS: 'many' });
+    assert.equal(result.code, 1);
+    assert.match(result.stderr.trim(), /^hub: invalid configuration: HUB_WORKERS: /);
+  });
+});
+
+async function listenOnFreePort(): Promise<Server> {
+  const server = createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return server;
+}
