@@ -5,6 +5,7 @@ import { rowsPerStatement, type BulkTarget, type Dialect } from '../dialects/ind
 import { updatePersonKeyForIds } from '../person-key.ts';
 import { emptyStats, type LoadBatch, type LoadContext, type LoadRun, type LoadStats } from './load-types.ts';
 import { CHANGE_APPLIERS } from './apply-changes.ts';
+import { loadIntoEmptyTable, MAX_DELETIONS_INTO_EMPTY_TABLE } from './full-load.ts';
 import { saveRejects } from './save-rejects.ts';
 import { spoolBatches } from './spool-batches.ts';
 
@@ -25,13 +26,35 @@ export async function loadIncremental(
 ): Promise<LoadStats> {
   const stats = emptyStats();
   const seenAt = isoNow(ctx.clock);
-  const spool = await spoolBatches(batches);
+  const counted = { deletions: 0 };
+  const spool = await spoolBatches(countDeletions(batches, counted));
   try {
+    if (
+      ctx.dialect.name === 'sqlite' &&
+      counted.deletions <= MAX_DELETIONS_INTO_EMPTY_TABLE &&
+      (await isEmpty(ctx, run.spec.table))
+    )
+      return await loadIntoEmptyTable(ctx, run, spool.batches);
     await applyChanges(ctx, run, spool.batches, stats, seenAt);
   } finally {
     await spool.close();
   }
   return stats;
+}
+
+async function* countDeletions(
+  batches: AsyncIterable<LoadBatch>,
+  counted: { deletions: number },
+): AsyncIterable<LoadBatch> {
+  for await (const batch of batches) {
+    counted.deletions += batch.deletes.length;
+    yield batch;
+  }
+}
+
+/** Only this connector writes its table, and it holds the connector's lock: the answer holds until the run commits. */
+async function isEmpty(ctx: LoadContext, table: string): Promise<boolean> {
+  return (await ctx.knex(table).first(ctx.knex.raw('1 as one'))) === undefined;
 }
 
 async function applyChanges(
