@@ -80,10 +80,18 @@ export async function loadIntoEmptyTable(
     });
     const table = quote(next.target.table);
     const key = next.target.key.map(quote);
-    await ctx.knex.transaction(async (trx) => {
-      await trx.raw(
+    // The unique key index first (the deletions below look records up by it); only when the
+    // feed held several versions of a record are the earlier ones removed before it.
+    try {
+      await createKeyIndex(ctx.knex, run.spec, next.target.table, next.suffix);
+    } catch (err) {
+      if (!ctx.dialect.isUniqueViolation(err)) throw err;
+      await ctx.knex.raw(
         `DELETE FROM ${table} WHERE rowid NOT IN (SELECT max(rowid) FROM ${table} GROUP BY ${key.join(', ')})`,
       );
+      await createKeyIndex(ctx.knex, run.spec, next.target.table, next.suffix);
+    }
+    await ctx.knex.transaction(async (trx) => {
       const where = key.map((k) => `${k} = ?`).join(' AND ');
       for (const deletion of deletions) {
         const removed = await trx.raw<Array<{ one: number }>>(
@@ -95,7 +103,6 @@ export async function loadIntoEmptyTable(
       const counted = await trx(next.target.table).count({ n: '*' }).first<{ n: number | string }>();
       stats.inserted = Number(counted?.n ?? 0);
     });
-    await createKeyIndex(ctx.knex, run.spec, next.target.table, next.suffix);
     await swapIn(ctx, run, next, stats, { countReplaced: false });
     return stats;
   } catch (err) {
