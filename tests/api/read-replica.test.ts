@@ -119,6 +119,12 @@ describe('Read replica (HUB_DB_READ): registry reads on a streaming replica, gra
     strict = await serveAnotherHub(hub, primaryDb, { HUB_DB_READ: replicaDb, HUB_DB_READ_MAX_LAG_MS: '250' });
     await hub.grant('VEH', 'reg_people');
     ({ token } = await hub.createCaller('VEH'));
+    // The revoke test shows the replica still holding the grant: it must have replayed it first.
+    await waitFor(
+      'the grant replayed on the replica',
+      () => query(replicaDb, "select 1 from hub_grants where entity = 'VEH' and table_name = 'reg_people'"),
+      (rows) => rows.length > 0,
+    );
     for (const baseUrl of [hub.baseUrl, strict.baseUrl])
       await waitFor(
         'the replica in use',

@@ -1,3 +1,4 @@
+import type { Knex } from 'knex';
 import { isoNow } from '../core/clock.ts';
 import type { WarehouseRow } from '../core/warehouse-value.ts';
 import type { BulkTarget, BulkWriter } from '../dialects/index.ts';
@@ -9,6 +10,26 @@ import { buildRejectRows, saveRejects } from './save-rejects.ts';
 const duplicateReason = (key: string[]) =>
   `duplicate record key (${key.join(', ')}): an earlier row of this load has it`;
 
+const quote = (identifier: string) => `"${identifier.replace(/"/g, '""')}"`;
+
+interface NextTable {
+  target: BulkTarget;
+  suffix: string;
+}
+
+function nextTableOf(run: LoadRun): NextTable {
+  const spec = run.spec;
+  return {
+    suffix: `r${run.id}`,
+    target: {
+      table: `${spec.table}__next`,
+      columns: spec.columns.map((c) => c.name),
+      key: spec.key,
+      booleanColumns: spec.columns.flatMap((c, i) => (c.type === 'boolean' ? [i] : [])),
+    },
+  };
+}
+
 /**
  * Full load (ETL): the next version of the table is built beside the current one and swapped
  * in with one transaction, so a reader sees the old content or the new, never a mix, and a
@@ -19,59 +40,140 @@ export async function loadFull(
   run: LoadRun,
   batches: AsyncIterable<LoadBatch>,
 ): Promise<LoadStats> {
-  const { knex, dialect } = ctx;
-  const spec = run.spec;
-  const next = `${spec.table}__next`;
-  const suffix = `r${run.id}`;
-  const target: BulkTarget = {
-    table: next,
-    columns: spec.columns.map((c) => c.name),
-    key: spec.key,
-    booleanColumns: spec.columns.flatMap((c, i) => (c.type === 'boolean' ? [i] : [])),
-  };
+  const next = nextTableOf(run);
   const stats = emptyStats();
+  try {
+    await writeNextTable(ctx, run, next, batches, stats);
+    run.onProgress?.(stats, 'indexing');
+    await createUniqueKeyRemovingDuplicates(ctx, run, next.target, next.suffix, stats);
+    await swapIn(ctx, run, next, stats);
+    return stats;
+  } catch (err) {
+    await ctx.knex.schema.dropTableIfExists(next.target.table).catch(() => undefined);
+    throw err;
+  }
+}
 
-  await knex.schema.dropTableIfExists(next);
-  await createRegistryTable(knex, spec, next, { indexes: false, suffix });
+/** Most deletions one run may carry into the empty-table path; past it the run applies batch by batch. */
+export const MAX_DELETIONS_INTO_EMPTY_TABLE = 100_000;
+
+/**
+ * An incremental run into an empty SQLite table (a connector's first run) writes like a full
+ * load, beside the table and swapped in with the watermark, instead of upserting row by row
+ * into indexes: the same result in about the time of a full load. The later of two versions
+ * of a record wins, and a deletion removes the versions written before it, as batch-by-batch
+ * application would. SQLite numbers the rows of the new table in the order they are written,
+ * which is what places each deletion. Rejects are kept with the run only if it commits.
+ */
+export async function loadIntoEmptyTable(
+  ctx: LoadContext,
+  run: LoadRun,
+  batches: AsyncIterable<LoadBatch>,
+): Promise<LoadStats> {
+  const next = nextTableOf(run);
+  const stats = emptyStats();
+  const deletions: Array<{ key: WarehouseRow; writtenBefore: number }> = [];
+  let written = 0;
+  try {
+    await writeNextTable(ctx, run, next, batches, stats, (batch) => {
+      written += batch.rows.length;
+      for (const key of batch.deletes) deletions.push({ key, writtenBefore: written });
+    });
+    run.onProgress?.(stats, 'indexing');
+    const table = quote(next.target.table);
+    const key = next.target.key.map(quote);
+    // The unique key index first (the deletions below look records up by it); only when the
+    // feed held several versions of a record are the earlier ones removed before it.
+    try {
+      await createKeyIndex(ctx.knex, run.spec, next.target.table, next.suffix);
+    } catch (err) {
+      if (!ctx.dialect.isUniqueViolation(err)) throw err;
+      await ctx.knex.raw(
+        `DELETE FROM ${table} WHERE rowid NOT IN (SELECT max(rowid) FROM ${table} GROUP BY ${key.join(', ')})`,
+      );
+      await createKeyIndex(ctx.knex, run.spec, next.target.table, next.suffix);
+    }
+    await ctx.knex.transaction(async (trx) => {
+      const where = key.map((k) => `${k} = ?`).join(' AND ');
+      for (const deletion of deletions) {
+        const removed = await trx.raw<Array<{ one: number }>>(
+          `DELETE FROM ${table} WHERE ${where} AND rowid <= ? RETURNING 1 AS one`,
+          [...deletion.key, deletion.writtenBefore] as Knex.RawBinding[],
+        );
+        stats.deleted += removed.length;
+      }
+      const counted = await trx(next.target.table).count({ n: '*' }).first<{ n: number | string }>();
+      stats.inserted = Number(counted?.n ?? 0);
+    });
+    await swapIn(ctx, run, next, stats, { countReplaced: false });
+    return stats;
+  } catch (err) {
+    await ctx.knex.schema.dropTableIfExists(next.target.table).catch(() => undefined);
+    await ctx
+      .knex('hub_rejects')
+      .where({ run_id: run.id })
+      .delete()
+      .catch(() => undefined);
+    throw err;
+  }
+}
+
+async function writeNextTable(
+  ctx: LoadContext,
+  run: LoadRun,
+  next: NextTable,
+  batches: AsyncIterable<LoadBatch>,
+  stats: LoadStats,
+  onBatch?: (batch: LoadBatch) => void,
+): Promise<void> {
+  await ctx.knex.schema.dropTableIfExists(next.target.table);
+  await createRegistryTable(ctx.knex, run.spec, next.target.table, { indexes: false, suffix: next.suffix });
   let writer: BulkWriter | null = null;
   try {
-    writer = await dialect.openBulkWriter(knex, target);
+    writer = await ctx.dialect.openBulkWriter(ctx.knex, next.target);
     for await (const batch of batches) {
       await writer.write(batch.rows, buildRejectRows(run, batch.rejects));
+      onBatch?.(batch);
       stats.read += batch.read;
       stats.inserted += batch.rows.length;
       stats.rejected += batch.rejects.length;
       run.onProgress?.(stats, 'loading');
     }
-    await writer.close();
+    const closing = writer;
     writer = null;
-    run.onProgress?.(stats, 'indexing');
-    await createUniqueKeyRemovingDuplicates(ctx, run, target, suffix, stats);
-    await createNationalIdIndex(knex, spec, next, suffix);
-    await dialect.analyzeTable(knex, next);
-    run.onProgress?.(stats, 'swapping');
-
-    await knex.transaction(async (trx) => {
-      const previous = (await trx.schema.hasTable(spec.table))
-        ? Number((await trx(spec.table).count({ n: '*' }).first<{ n: number | string }>())?.n ?? 0)
-        : 0;
-      await trx.schema.dropTableIfExists(spec.table);
-      await trx.schema.renameTable(next, spec.table);
-      await rebuildPersonKeyForTable(trx, spec.table, spec.nationalIdColumn, isoNow(ctx.clock));
-      stats.deleted = previous;
-      await trx('hub_tables')
-        .where({ name: spec.table })
-        .update({ row_count: stats.inserted, loaded_at: isoNow(ctx.clock) });
-      await run.commit(trx, stats);
-    });
-    return stats;
-  } catch (err) {
+    await closing.close();
+  } finally {
     await writer?.abort().catch(() => undefined);
-    await knex.schema.dropTableIfExists(next).catch(() => undefined);
-    throw err;
   }
 }
 
+/** Indexes the national ID, then drops the old table and renames the new one in one transaction with the person key and the run record. */
+async function swapIn(
+  ctx: LoadContext,
+  run: LoadRun,
+  next: NextTable,
+  stats: LoadStats,
+  options: { countReplaced: boolean } = { countReplaced: true },
+): Promise<void> {
+  const { knex, dialect } = ctx;
+  const spec = run.spec;
+  await createNationalIdIndex(knex, spec, next.target.table, next.suffix);
+  await dialect.analyzeTable(knex, next.target.table);
+  run.onProgress?.(stats, 'swapping');
+  await knex.transaction(async (trx) => {
+    const previous = (await trx.schema.hasTable(spec.table))
+      ? Number((await trx(spec.table).count({ n: '*' }).first<{ n: number | string }>())?.n ?? 0)
+      : 0;
+    await trx.schema.dropTableIfExists(spec.table);
+    await trx.schema.renameTable(next.target.table, spec.table);
+    await rebuildPersonKeyForTable(trx, spec.table, spec.nationalIdColumn, isoNow(ctx.clock));
+    if (options.countReplaced) stats.deleted = previous;
+    await trx('hub_tables')
+      .where({ name: spec.table })
+      .update({ row_count: stats.inserted, loaded_at: isoNow(ctx.clock) });
+    await run.commit(trx, stats);
+  });
+}
 async function createUniqueKeyRemovingDuplicates(
   ctx: LoadContext,
   run: LoadRun,

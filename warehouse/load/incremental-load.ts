@@ -5,6 +5,7 @@ import { rowsPerStatement, type BulkTarget, type Dialect } from '../dialects/ind
 import { updatePersonKeyForIds } from '../person-key.ts';
 import { emptyStats, type LoadBatch, type LoadContext, type LoadRun, type LoadStats } from './load-types.ts';
 import { CHANGE_APPLIERS } from './apply-changes.ts';
+import { loadIntoEmptyTable, MAX_DELETIONS_INTO_EMPTY_TABLE } from './full-load.ts';
 import { saveRejects } from './save-rejects.ts';
 import { spoolBatches } from './spool-batches.ts';
 
@@ -25,8 +26,15 @@ export async function loadIncremental(
 ): Promise<LoadStats> {
   const stats = emptyStats();
   const seenAt = isoNow(ctx.clock);
-  const spool = await spoolBatches(countReads(batches, stats, run));
+  const counted = { deletions: 0 };
+  const spool = await spoolBatches(countReads(batches, stats, run, counted));
   try {
+    if (
+      ctx.dialect.name === 'sqlite' &&
+      counted.deletions <= MAX_DELETIONS_INTO_EMPTY_TABLE &&
+      (await isEmpty(ctx, run.spec.table))
+    )
+      return await loadIntoEmptyTable(ctx, run, spool.batches);
     await applyChanges(ctx, run, spool.batches, stats, seenAt);
   } finally {
     await spool.close();
@@ -34,17 +42,27 @@ export async function loadIncremental(
   return stats;
 }
 
-/** Source records are counted as they reach the spool, so a long read shows its progress before the apply. */
+/**
+ * Source records are counted as they reach the spool, so a long read shows its progress before
+ * the apply; deletions are counted to choose the empty-table path.
+ */
 async function* countReads(
   batches: AsyncIterable<LoadBatch>,
   stats: LoadStats,
   run: LoadRun,
+  counted: { deletions: number },
 ): AsyncIterable<LoadBatch> {
   for await (const batch of batches) {
     stats.read += batch.read;
+    counted.deletions += batch.deletes.length;
     run.onProgress?.(stats, 'reading');
     yield batch;
   }
+}
+
+/** Only this connector writes its table, and it holds the connector's lock: the answer holds until the run commits. */
+async function isEmpty(ctx: LoadContext, table: string): Promise<boolean> {
+  return (await ctx.knex(table).first(ctx.knex.raw('1 as one'))) === undefined;
 }
 
 async function applyChanges(

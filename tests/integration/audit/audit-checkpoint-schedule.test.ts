@@ -25,10 +25,10 @@ describeEachDatabase('audit checkpoints on a schedule and at shutdown', (db) => 
     return ctx;
   };
 
-  /** Row counts of the checkpoint files, oldest name first. */
+  /** Row counts of the checkpoint files, oldest name first; a file still being written is not one yet. */
   const checkpointedCounts = async () => {
     const folder = path.join(dir, 'audit-checkpoints');
-    const names = (await readdir(folder)).sort();
+    const names = (await readdir(folder)).filter((n) => n.endsWith('.json')).sort();
     return Promise.all(
       names.map(
         async (n) => (JSON.parse(await readFile(path.join(folder, n), 'utf8')) as { rows: number }).rows,
