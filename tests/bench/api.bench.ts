@@ -218,7 +218,11 @@ async function assertSameAnswers(hub: Side, bare: Side, fixture: ApiFixture): Pr
       headers: { ...headers, 'content-type': 'application/json' },
       body,
     });
-    const hubPage = await fetchJson(`${hub.url}/api/v1/queries/${QUERY_NAME}`, post(auth));
+    // The hub's page also carries its sealed `next` token, which the bare server has no key for.
+    const { next: _token, ...hubPage } = (await fetchJson(
+      `${hub.url}/api/v1/queries/${QUERY_NAME}`,
+      post(auth),
+    )) as Record<string, unknown>;
     const barePage = await fetchJson(`${bare.url}/queries/widows`, post({}));
     if (!isDeepStrictEqual(hubPage, barePage))
       throw new Error(`${QUERY_NAME} born_before ${bornBefore}: the hub and the bare server disagree`);
