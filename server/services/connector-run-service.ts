@@ -2,7 +2,12 @@ import { stringify } from 'csv-stringify/sync';
 import type { Actor } from '../../privileges/actor.ts';
 import { HubError } from '../../warehouse/core/errors.ts';
 import type { AppContext } from '../context.ts';
-import { fetchRunHistory, type ConnectorOverview, type RunHistoryRow } from './connector-service.ts';
+import {
+  fetchRunHistory,
+  RUN_HISTORY_COLUMNS,
+  type ConnectorOverview,
+  type RunHistoryRow,
+} from './connector-service.ts';
 import type { LiveRun, RunPhase } from './connector-run-tracker.ts';
 import { assertMayRunConnector } from './portal-admin-service.ts';
 
@@ -96,20 +101,7 @@ export async function fetchConnectorRun(
   const run = await ctx
     .knex('hub_connector_runs')
     .where({ id: Number(runId), connector: name })
-    .first<RunHistoryRow | undefined>(
-      'id',
-      'mode',
-      'trigger',
-      'status',
-      'started_at',
-      'finished_at',
-      'rows_read',
-      'rows_inserted',
-      'rows_updated',
-      'rows_deleted',
-      'rows_rejected',
-      'error',
-    );
+    .first<RunHistoryRow | undefined>(...RUN_HISTORY_COLUMNS);
   if (run === undefined) throw unknownRun(name, runId);
   return {
     connector,

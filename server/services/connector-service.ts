@@ -108,6 +108,22 @@ export interface RunHistoryRow {
   error: string | null;
 }
 
+/** What a run's history row shows: the CLI's history, the portal's run list and run page. */
+export const RUN_HISTORY_COLUMNS = [
+  'id',
+  'mode',
+  'trigger',
+  'status',
+  'started_at',
+  'finished_at',
+  'rows_read',
+  'rows_inserted',
+  'rows_updated',
+  'rows_deleted',
+  'rows_rejected',
+  'error',
+] as const;
+
 /** Read-only: the runs of a connector the warehouse knows, whether or not its file is still valid. */
 export async function fetchRunHistory(ctx: AppContext, name: string, limit = 20): Promise<RunHistoryRow[]> {
   const known = await ctx.knex('hub_connectors').where({ name }).first<{ name: string } | undefined>('name');
@@ -120,18 +136,5 @@ export async function fetchRunHistory(ctx: AppContext, name: string, limit = 20)
     .where('connector', name)
     .orderBy('id', 'desc')
     .limit(limit)
-    .select(
-      'id',
-      'mode',
-      'trigger',
-      'status',
-      'started_at',
-      'finished_at',
-      'rows_read',
-      'rows_inserted',
-      'rows_updated',
-      'rows_deleted',
-      'rows_rejected',
-      'error',
-    );
+    .select(...RUN_HISTORY_COLUMNS);
 }
