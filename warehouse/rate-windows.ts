@@ -1,5 +1,7 @@
+import type { Database, Statement } from 'better-sqlite3';
 import type { Knex } from 'knex';
 import type { DialectName } from './db.ts';
+import { withRawConnection } from './dialects/raw-connection.ts';
 
 export interface RateWindowsInput {
   clientId: string;
@@ -68,6 +70,32 @@ export async function consumeRateWindows(
     input.perDay,
   ]);
   return readRows(dialect, result).length > 0;
+}
+
+const upsertBySqliteConnection = new WeakMap<Database, Statement>();
+
+function prepareSqliteUpsert(db: Database): Statement {
+  let statement = upsertBySqliteConnection.get(db);
+  if (statement === undefined) upsertBySqliteConnection.set(db, (statement = db.prepare(UPSERT)));
+  return statement;
+}
+
+/**
+ * consumeRateWindows for many requests at once on SQLite: one write transaction on the writer's
+ * own connection, a prepared statement per request, run synchronously. Each request's statement
+ * sees the ones before it, so the answers are what one statement each would give, in order; the
+ * requests of a busy moment then share one commit instead of paying one each.
+ */
+export function consumeRateWindowsOnSqlite(
+  knex: Knex,
+  inputs: readonly RateWindowsInput[],
+): Promise<boolean[]> {
+  return withRawConnection(knex, (db: Database) => {
+    const upsert = prepareSqliteUpsert(db);
+    return db.transaction(() =>
+      inputs.map((i) => upsert.all(i.clientId, i.minuteStart, i.dayStart, i.perMinute, i.perDay).length > 0),
+    )();
+  });
 }
 
 /** The client's windows as counted, for saying which one is full. */

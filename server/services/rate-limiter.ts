@@ -2,7 +2,12 @@ import type { Knex } from 'knex';
 import type { Clock } from '../../warehouse/core/clock.ts';
 import { HubError } from '../../warehouse/core/errors.ts';
 import type { DialectName } from '../../warehouse/db.ts';
-import { consumeRateWindows, fetchRateWindows } from '../../warehouse/rate-windows.ts';
+import {
+  consumeRateWindows,
+  consumeRateWindowsOnSqlite,
+  fetchRateWindows,
+  type RateWindowsInput,
+} from '../../warehouse/rate-windows.ts';
 
 export interface RateLimits {
   perMinute: number;
@@ -12,13 +17,26 @@ export interface RateLimits {
 const MINUTE = 60_000;
 const DAY = 86_400_000;
 
+interface Waiter {
+  input: RateWindowsInput;
+  resolve: (counted: boolean) => void;
+  reject: (err: unknown) => void;
+}
+
 /**
  * Fixed windows per client, one per minute and one per day, counted in the warehouse
  * (`hub_rate_limits`), so every hub process and host on it counts the same requests: a client
  * is refused at its limit however many processes share its calls. A refused call is not counted.
  * The clock is injected so a test moves time instead of waiting.
+ *
+ * On SQLite, whose one writer every request would otherwise queue on, the requests that arrive
+ * in one turn of the event loop are counted together in one transaction (see
+ * consumeRateWindowsOnSqlite); other databases take one statement per request from their pool.
  */
 export class RateLimiter {
+  #pending: Waiter[] = [];
+  #scheduled = false;
+
   constructor(
     private readonly knex: Knex,
     private readonly dialect: DialectName,
@@ -30,19 +48,41 @@ export class RateLimiter {
     const now = this.clock.now().getTime();
     const minuteStart = now - (now % MINUTE);
     const dayStart = now - (now % DAY);
-    const counted = await consumeRateWindows(this.knex, this.dialect, {
-      clientId,
-      minuteStart,
-      dayStart,
-      perMinute: limits.perMinute,
-      perDay: limits.perDay,
-    });
+    const input = { clientId, minuteStart, dayStart, perMinute: limits.perMinute, perDay: limits.perDay };
+    const counted =
+      this.dialect === 'sqlite'
+        ? await this.#consumeInGroup(input)
+        : await consumeRateWindows(this.knex, this.dialect, input);
     if (counted) return;
     const windows = await fetchRateWindows(this.knex, clientId);
     const minuteFull =
       windows === null || (windows.minuteStart >= minuteStart && windows.minuteCount >= limits.perMinute);
     if (minuteFull) throw rateLimited('minute', limits.perMinute, minuteStart + MINUTE - now);
     throw rateLimited('day', limits.perDay, dayStart + DAY - now);
+  }
+
+  #consumeInGroup(input: RateWindowsInput): Promise<boolean> {
+    return new Promise<boolean>((resolve, reject) => {
+      this.#pending.push({ input, resolve, reject });
+      if (this.#scheduled) return;
+      this.#scheduled = true;
+      setImmediate(() => void this.#flush());
+    });
+  }
+
+  async #flush(): Promise<void> {
+    this.#scheduled = false;
+    const group = this.#pending;
+    this.#pending = [];
+    try {
+      const counted = await consumeRateWindowsOnSqlite(
+        this.knex,
+        group.map((w) => w.input),
+      );
+      group.forEach((w, i) => w.resolve(counted[i]!));
+    } catch (err) {
+      for (const w of group) w.reject(err);
+    }
   }
 }
 

@@ -22,6 +22,7 @@ import { prepareApiFixture, type ApiFixture } from './api-fixture.ts';
 import { CONNECTIONS, requestsPerSecond, rotate, runLoad, successes, type LoadTarget } from './api-load.ts';
 import { BATCH_SIZE, BORN_BEFORE_DATES, PAGE_SIZE, QUERY_NAME } from './api-shape.ts';
 import { startChildServer, type ChildServer } from './child-server.ts';
+import { readProcessTreeCpuSeconds } from './process-cpu.ts';
 import { measureWorkerCounts, printWorkersTable } from './workers-throughput.ts';
 import { measureLookupDuringLoads, printDuringLoadTable, startHubWithLoads } from './lookup-during-load.ts';
 
@@ -40,6 +41,8 @@ interface Options {
 
 interface Side {
   url: string;
+  /** The server's process, whose CPU (with its workers') each run measures. */
+  pid: number;
   /** Headers for every request: a fresh bearer token for the hub, none for the bare server. */
   headers(): Promise<Record<string, string>>;
 }
@@ -52,10 +55,16 @@ interface Endpoint {
   target(side: 'hub' | 'bare', url: string, headers: Record<string, string>): LoadTarget;
 }
 
+/** A timed run, and the server's CPU milliseconds per completed request in it (null without /proc). */
+interface Run {
+  result: Result;
+  cpuMsPerRequest: number | null;
+}
+
 interface Measured {
   endpoint: Endpoint;
-  hub: Result;
-  bare: Result;
+  hub: Run;
+  bare: Run;
 }
 
 function readNumber(argv: string[], flag: string, fallback: number): number {
@@ -235,16 +244,31 @@ async function measure(
   server: Side,
   seconds: number,
   hubSuccesses: number[],
-): Promise<Result> {
+): Promise<Run> {
   const target = endpoint.target(side, server.url, await server.headers());
   const warmUp = await runLoad(target, WARM_UP_SECONDS);
+  const cpuBefore = readProcessTreeCpuSeconds(server.pid);
   const result = await runLoad(target, seconds);
+  const cpuAfter = readProcessTreeCpuSeconds(server.pid);
+  const cpuMsPerRequest =
+    cpuBefore === null || cpuAfter === null || result.requests.total === 0
+      ? null
+      : (1000 * (cpuAfter - cpuBefore)) / result.requests.total;
   if (side === 'hub') hubSuccesses.push(successes(warmUp), successes(result));
   console.log(
     `  ${side.padEnd(4)} ${endpoint.label}: ${Math.round(requestsPerSecond(result)).toLocaleString('en')} req/s, ` +
-      `p99 ${result.latency.p99} ms, non-2xx ${result.non2xx}, errors ${result.errors}`,
+      `p99 ${result.latency.p99} ms, non-2xx ${result.non2xx}, errors ${result.errors}, ` +
+      `CPU ${formatCpu(cpuMsPerRequest)} ms a request`,
   );
-  return result;
+  return { result, cpuMsPerRequest };
+}
+
+const formatCpu = (ms: number | null) => (ms === null ? 'n/a' : ms.toFixed(2));
+
+/** How much of the bare server's work per request the hub's is: bare CPU per request over the hub's. */
+function formatCpuShare(hub: Run, bare: Run): string {
+  if (hub.cpuMsPerRequest === null || bare.cpuMsPerRequest === null) return 'n/a';
+  return `${((100 * bare.cpuMsPerRequest) / hub.cpuMsPerRequest).toFixed(0)}%`;
 }
 
 const formatRate = (r: Result) => Math.round(requestsPerSecond(r)).toLocaleString('en');
@@ -257,14 +281,17 @@ function printTable(rows: Measured[], options: Options): void {
   );
   console.log('');
   console.log(
-    '| endpoint | connections | hub req/s | bare req/s | hub / bare | hub p50 / p99 ms | bare p50 / p99 ms | hub non-2xx | errors (hub / bare) |',
+    '| endpoint | connections | hub req/s | bare req/s | hub / bare | hub p50 / p99 ms | bare p50 / p99 ms | CPU ms a request (hub / bare) | bare CPU / hub CPU | hub non-2xx | errors (hub / bare) |',
   );
-  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
-  for (const { endpoint, hub, bare } of rows) {
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const { endpoint, hub: hubRun, bare: bareRun } of rows) {
+    const [hub, bare] = [hubRun.result, bareRun.result];
     const ratio = requestsPerSecond(hub) / requestsPerSecond(bare);
     console.log(
       `| ${endpoint.label} | ${endpoint.connections} | ${formatRate(hub)} | ${formatRate(bare)} | ${(100 * ratio).toFixed(0)}% | ` +
-        `${hub.latency.p50} / ${hub.latency.p99} | ${bare.latency.p50} / ${bare.latency.p99} | ${hub.non2xx} | ${hub.errors} / ${bare.errors} |`,
+        `${hub.latency.p50} / ${hub.latency.p99} | ${bare.latency.p50} / ${bare.latency.p99} | ` +
+        `${formatCpu(hubRun.cpuMsPerRequest)} / ${formatCpu(bareRun.cpuMsPerRequest)} | ${formatCpuShare(hubRun, bareRun)} | ` +
+        `${hub.non2xx} | ${hub.errors} / ${bare.errors} |`,
     );
   }
 }
@@ -272,7 +299,8 @@ function printTable(rows: Measured[], options: Options): void {
 function printVerdict(rows: Measured[]): void {
   const yes = (ok: boolean) => (ok ? 'met' : 'NOT met');
   console.log('');
-  for (const { endpoint, hub, bare } of rows) {
+  for (const { endpoint, hub: hubRun, bare: bareRun } of rows) {
+    const [hub, bare] = [hubRun.result, bareRun.result];
     const { ratio, p99Ms } = endpoint.targets;
     console.log(
       `targets, ${endpoint.label}: hub ≥ ${100 * ratio}% of bare req/s ${yes(requestsPerSecond(hub) >= ratio * requestsPerSecond(bare))}; ` +
@@ -344,9 +372,10 @@ async function main(cleanup: Cleanup): Promise<void> {
   cleanup.add(() => bareServer.stop());
   const hub: Side = {
     url: hubServer.url,
+    pid: hubServer.pid,
     headers: async () => ({ authorization: `Bearer ${await fetchToken(hubServer.url, fixture)}` }),
   };
-  const bare: Side = { url: bareServer.url, headers: () => Promise.resolve({}) };
+  const bare: Side = { url: bareServer.url, pid: bareServer.pid, headers: () => Promise.resolve({}) };
   await assertSameAnswers(hub, bare, fixture);
 
   const hubSuccesses: number[] = [];

@@ -4,6 +4,7 @@ import { createInterface } from 'node:readline';
 
 export interface ChildServer {
   url: string;
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -51,7 +52,7 @@ export function startChildServer(spec: ChildServerSpec): Promise<ChildServer> {
       if (url === undefined) return;
       clearTimeout(timer);
       listening = true;
-      resolve({ url, stop: () => stopChild(child) });
+      resolve({ url, pid: child.pid!, stop: () => stopChild(child) });
     });
   });
 }
