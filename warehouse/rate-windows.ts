@@ -1,7 +1,7 @@
 import type { Database, Statement } from 'better-sqlite3';
 import type { Knex } from 'knex';
 import type { DialectName } from './db.ts';
-import { withRawConnection } from './dialects/raw-connection.ts';
+import type { TurnWrite } from './dialects/sqlite-turn-writer.ts';
 
 export interface RateWindowsInput {
   clientId: string;
@@ -81,22 +81,19 @@ function prepareSqliteUpsert(db: Database): Statement {
 }
 
 /**
- * consumeRateWindows for many requests at once on SQLite: one write transaction on the writer's
- * own connection, a prepared statement per request, run synchronously. Each request's statement
- * sees the ones before it, so the answers are what one statement each would give, in order; the
- * requests of a busy moment then share one commit instead of paying one each.
+ * consumeRateWindows as part of a SQLite turn (see SqliteTurnWriter): a prepared statement per
+ * request in the turn's one transaction. Each request's statement sees the ones before it, so
+ * the answers are what one statement each would give, in order.
  */
-export function consumeRateWindowsOnSqlite(
-  knex: Knex,
-  inputs: readonly RateWindowsInput[],
-): Promise<boolean[]> {
-  return withRawConnection(knex, (db: Database) => {
+export const RATE_WINDOWS_TURN_WRITE: TurnWrite<RateWindowsInput, boolean> = {
+  name: 'rate windows',
+  write: (db, inputs) => {
     const upsert = prepareSqliteUpsert(db);
-    return db.transaction(() =>
-      inputs.map((i) => upsert.all(i.clientId, i.minuteStart, i.dayStart, i.perMinute, i.perDay).length > 0),
-    )();
-  });
-}
+    return inputs.map(
+      (i) => upsert.all(i.clientId, i.minuteStart, i.dayStart, i.perMinute, i.perDay).length > 0,
+    );
+  },
+};
 
 /** The client's windows as counted, for saying which one is full. */
 export async function fetchRateWindows(knex: Knex, clientId: string): Promise<RateWindowCounts | null> {

@@ -2,11 +2,11 @@ import type { Knex } from 'knex';
 import type { Clock } from '../../warehouse/core/clock.ts';
 import { HubError } from '../../warehouse/core/errors.ts';
 import type { DialectName } from '../../warehouse/db.ts';
+import { findSqliteTurnWriter } from '../../warehouse/dialects/sqlite-turn-writer.ts';
 import {
   consumeRateWindows,
-  consumeRateWindowsOnSqlite,
   fetchRateWindows,
-  type RateWindowsInput,
+  RATE_WINDOWS_TURN_WRITE,
 } from '../../warehouse/rate-windows.ts';
 
 export interface RateLimits {
@@ -17,26 +17,17 @@ export interface RateLimits {
 const MINUTE = 60_000;
 const DAY = 86_400_000;
 
-interface Waiter {
-  input: RateWindowsInput;
-  resolve: (counted: boolean) => void;
-  reject: (err: unknown) => void;
-}
-
 /**
  * Fixed windows per client, one per minute and one per day, counted in the warehouse
  * (`hub_rate_limits`), so every hub process and host on it counts the same requests: a client
  * is refused at its limit however many processes share its calls. A refused call is not counted.
  * The clock is injected so a test moves time instead of waiting.
  *
- * On SQLite, whose one writer every request would otherwise queue on, the requests that arrive
- * in one turn of the event loop are counted together in one transaction (see
- * consumeRateWindowsOnSqlite); other databases take one statement per request from their pool.
+ * On SQLite, whose one writer every request would otherwise queue on, the requests of one turn
+ * of the event loop are counted in that turn's one write (SqliteTurnWriter); other databases
+ * take one statement per request from their pool.
  */
 export class RateLimiter {
-  #pending: Waiter[] = [];
-  #scheduled = false;
-
   constructor(
     private readonly knex: Knex,
     private readonly dialect: DialectName,
@@ -51,7 +42,7 @@ export class RateLimiter {
     const input = { clientId, minuteStart, dayStart, perMinute: limits.perMinute, perDay: limits.perDay };
     const counted =
       this.dialect === 'sqlite'
-        ? await this.#consumeInGroup(input)
+        ? await findSqliteTurnWriter(this.knex).submit(RATE_WINDOWS_TURN_WRITE, input)
         : await consumeRateWindows(this.knex, this.dialect, input);
     if (counted) return;
     const windows = await fetchRateWindows(this.knex, clientId);
@@ -59,30 +50,6 @@ export class RateLimiter {
       windows === null || (windows.minuteStart >= minuteStart && windows.minuteCount >= limits.perMinute);
     if (minuteFull) throw rateLimited('minute', limits.perMinute, minuteStart + MINUTE - now);
     throw rateLimited('day', limits.perDay, dayStart + DAY - now);
-  }
-
-  #consumeInGroup(input: RateWindowsInput): Promise<boolean> {
-    return new Promise<boolean>((resolve, reject) => {
-      this.#pending.push({ input, resolve, reject });
-      if (this.#scheduled) return;
-      this.#scheduled = true;
-      setImmediate(() => void this.#flush());
-    });
-  }
-
-  async #flush(): Promise<void> {
-    this.#scheduled = false;
-    const group = this.#pending;
-    this.#pending = [];
-    try {
-      const counted = await consumeRateWindowsOnSqlite(
-        this.knex,
-        group.map((w) => w.input),
-      );
-      group.forEach((w, i) => w.resolve(counted[i]!));
-    } catch (err) {
-      for (const w of group) w.reject(err);
-    }
   }
 }
 

@@ -1,6 +1,12 @@
 import type { Knex } from 'knex';
 import type { Clock } from '../core/clock.ts';
-import { recordAudit, type AuditEvent } from './record-audit.ts';
+import { dialectOf } from '../dialects/index.ts';
+import {
+  findSqliteTurnWriter,
+  type SqliteTurnWriter,
+  type TurnWrite,
+} from '../dialects/sqlite-turn-writer.ts';
+import { buildAuditTurnWrite, recordAudit, type AuditEvent } from './record-audit.ts';
 
 interface Waiter {
   event: AuditEvent;
@@ -13,7 +19,9 @@ const DEFAULT_MAX_GROUP = 500;
 /**
  * Group commit for high-rate events: while one flush is in its transaction, new events queue up
  * and go together in the next one, so a loaded API pays one chain append per group instead of
- * one per request, and the chain lock is taken once per group.
+ * one per request, and the chain lock is taken once per group. On SQLite without a gather time,
+ * the events of one turn of the event loop go into that turn's one write with the other small
+ * writes of the API (SqliteTurnWriter).
  */
 export class AuditWriter {
   private readonly knex: Knex;
@@ -24,6 +32,7 @@ export class AuditWriter {
   private flushing: Promise<void> | null = null;
   private scheduled = false;
   private closed = false;
+  private readonly turns: { writer: SqliteTurnWriter; write: TurnWrite<AuditEvent, void> } | null;
 
   /** gatherMs: how long the first event of an idle writer waits for company (see Dialect.auditGatherMs). */
   constructor(knex: Knex, clock: Clock, options: { maxGroup?: number; gatherMs?: number } = {}) {
@@ -31,6 +40,10 @@ export class AuditWriter {
     this.clock = clock;
     this.maxGroup = options.maxGroup ?? DEFAULT_MAX_GROUP;
     this.gatherMs = options.gatherMs ?? 0;
+    this.turns =
+      this.gatherMs === 0 && dialectOf(knex).name === 'sqlite'
+        ? { writer: findSqliteTurnWriter(knex), write: buildAuditTurnWrite(knex, clock) }
+        : null;
   }
 
   /**
@@ -40,6 +53,7 @@ export class AuditWriter {
   append(event: AuditEvent): Promise<void> {
     if (this.closed) return Promise.reject(new Error('the audit writer is closed'));
     const stamped = event.at === undefined ? { ...event, at: this.clock.now() } : event;
+    if (this.turns !== null) return this.turns.writer.submit(this.turns.write, stamped);
     return new Promise<void>((resolve, reject) => {
       this.pending.push({ event: stamped, resolve, reject });
       this.scheduleFlush();
@@ -49,6 +63,7 @@ export class AuditWriter {
   /** Refuses new events, then waits until every queued event is flushed. */
   async close(): Promise<void> {
     this.closed = true;
+    await this.turns?.writer.settle();
     while (this.pending.length > 0 || this.flushing !== null) {
       await (this.flushing ?? this.startFlush());
     }

@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
-import type { Database } from 'better-sqlite3';
+import type { Database, Statement } from 'better-sqlite3';
 import type { Knex } from 'knex';
 import { type Clock, isoNow } from '../core/clock.ts';
 import { dialectOf } from '../dialects/index.ts';
 import { withRawConnection } from '../dialects/raw-connection.ts';
+import { writeWhenNotBusy, type TurnWrite } from '../dialects/sqlite-turn-writer.ts';
 
 export interface AuditEvent {
   /** Who acted: a username, a client id, 'cli:<os user>' or 'scheduler'. */
@@ -69,34 +70,8 @@ function fitText(text: string, size: number): string {
 /** Two hub processes append to one chain: the tail is read and extended under a lock. */
 const lockChain = (trx: Knex.Transaction) => dialectOf(trx).lockUntilCommit(trx, 'hub_audit');
 
-const BUSY_RETRY_MS = 15_000;
 /** Within SQLite's 500-row compound limit and SQL Server's 2100 parameters (audit rows have 9 columns). */
 const ROWS_PER_INSERT = 200;
-
-const isSqliteBusy = (err: unknown) =>
-  typeof err === 'object' &&
-  err !== null &&
-  'code' in err &&
-  typeof err.code === 'string' &&
-  err.code.startsWith('SQLITE_BUSY');
-
-/**
- * On SQLite a transaction that has read the tail cannot wait for another connection's write lock:
- * SQLite answers SQLITE_BUSY at once instead of calling the busy handler, since waiting could
- * deadlock. Retrying the whole append after a short random pause lets the other writer commit first.
- */
-async function retryWhenBusy(work: () => Promise<void>): Promise<void> {
-  const deadline = Date.now() + BUSY_RETRY_MS;
-  for (;;) {
-    try {
-      await work();
-      return;
-    } catch (err) {
-      if (!isSqliteBusy(err) || Date.now() > deadline) throw err;
-      await new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 20));
-    }
-  }
-}
 
 type AuditRow = ChainedFields & { prev_hash: string; hash: string };
 
@@ -135,32 +110,63 @@ const SQLITE_TAIL = 'SELECT "hash" FROM "hub_audit" ORDER BY "id" DESC LIMIT 1';
 const SQLITE_INSERT_EVENT = `INSERT INTO "hub_audit" (${AUDIT_COLUMNS.map((c) => `"${c}"`).join(', ')}) VALUES (${AUDIT_COLUMNS.map(() => '?').join(', ')})`;
 const SQLITE_INSERT_SUBJECT = 'INSERT INTO "hub_audit_subjects" ("audit_id", "national_id") VALUES (?, ?)';
 
+interface SqliteAuditStatements {
+  tail: Statement;
+  insertEvent: Statement;
+  insertSubject: Statement;
+}
+
+const statementsByConnection = new WeakMap<Database, SqliteAuditStatements>();
+
+function prepareAuditStatements(db: Database): SqliteAuditStatements {
+  let statements = statementsByConnection.get(db);
+  if (statements === undefined) {
+    statements = {
+      tail: db.prepare(SQLITE_TAIL),
+      insertEvent: db.prepare(SQLITE_INSERT_EVENT),
+      insertSubject: db.prepare(SQLITE_INSERT_SUBJECT),
+    };
+    statementsByConnection.set(db, statements);
+  }
+  return statements;
+}
+
 /**
- * SQLite: the same transaction (a deferred BEGIN, the tail, the rows, their subjects) run
- * synchronously with prepared statements on the writer's own connection. A group of API events
- * then costs one short write instead of a round of the query builder and the pool per
- * statement. Being one synchronous call, no other request can run between reading the tail and
- * committing; SQLITE_BUSY from another process still reaches retryWhenBusy.
+ * SQLite, inside the caller's transaction: the tail, the rows, their subjects, with prepared
+ * statements on the writer's own connection. A group of API events then costs one short write
+ * instead of a round of the query builder and the pool per statement. Being synchronous, no
+ * other request can run between reading the tail and committing.
  */
-function appendOnSqlite(knex: Knex, db: Database, list: readonly AuditEvent[], now: string): void {
+function writeEventsOnSqlite(knex: Knex, db: Database, list: readonly AuditEvent[], now: string): void {
   // Announced to knex's query listeners like the statements knex runs itself (logging, debugging).
   const announce = (sql: string, bindings: unknown[]) => knex.emit('query', { method: 'raw', sql, bindings });
-  db.transaction(() => {
-    announce(SQLITE_TAIL, []);
-    const tail = db.prepare(SQLITE_TAIL).get() as { hash: string } | undefined;
-    const insertEvent = db.prepare(SQLITE_INSERT_EVENT);
-    const insertSubject = db.prepare(SQLITE_INSERT_SUBJECT);
-    const rows = buildChainedRows(list, tail?.hash ?? GENESIS_HASH, now);
-    for (const [i, row] of rows.entries()) {
-      const values = AUDIT_COLUMNS.map((c) => row[c]);
-      announce(SQLITE_INSERT_EVENT, values);
-      const id = insertEvent.run(values).lastInsertRowid;
-      for (const nationalId of uniqueSubjects(list[i]!.subjects ?? [])) {
-        announce(SQLITE_INSERT_SUBJECT, [id, nationalId]);
-        insertSubject.run(id, nationalId);
-      }
+  const { tail, insertEvent, insertSubject } = prepareAuditStatements(db);
+  announce(SQLITE_TAIL, []);
+  const last = tail.get() as { hash: string } | undefined;
+  const rows = buildChainedRows(list, last?.hash ?? GENESIS_HASH, now);
+  for (const [i, row] of rows.entries()) {
+    const values = AUDIT_COLUMNS.map((c) => row[c]);
+    announce(SQLITE_INSERT_EVENT, values);
+    const id = insertEvent.run(values).lastInsertRowid;
+    for (const nationalId of uniqueSubjects(list[i]!.subjects ?? [])) {
+      announce(SQLITE_INSERT_SUBJECT, [id, nationalId]);
+      insertSubject.run(id, nationalId);
     }
-  })();
+  }
+}
+
+/**
+ * The audit's part of a SQLite turn (see SqliteTurnWriter): the events answered in one turn of
+ * the event loop are chained and written in the turn's one transaction.
+ */
+export function buildAuditTurnWrite(knex: Knex, clock: Clock): TurnWrite<AuditEvent, void> {
+  return {
+    name: 'audit',
+    write: (db, events) => {
+      writeEventsOnSqlite(knex, db, events, isoNow(clock));
+      return events.map(() => undefined);
+    },
+  };
 }
 
 /** Appends events to the hash-chained log, in the caller's transaction or a new one. */
@@ -196,10 +202,10 @@ export async function recordAudit(
   };
   if (executor.isTransaction === true) await append(executor as Knex.Transaction);
   else if (dialectOf(executor).name === 'sqlite')
-    await retryWhenBusy(() =>
+    await writeWhenNotBusy(() =>
       withRawConnection(executor, (db: Database) =>
-        appendOnSqlite(executor as Knex, db, list, isoNow(clock)),
+        db.transaction(() => writeEventsOnSqlite(executor as Knex, db, list, isoNow(clock)))(),
       ),
     );
-  else await retryWhenBusy(() => executor.transaction(append));
+  else await writeWhenNotBusy(() => executor.transaction(append));
 }

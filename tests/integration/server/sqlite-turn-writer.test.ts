@@ -1,0 +1,137 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import type { Database as Connection } from 'better-sqlite3';
+import { closeWarehouse, openWarehouse, type Warehouse } from '../../../warehouse/db.ts';
+import { SqliteTurnWriter, type TurnWrite } from '../../../warehouse/dialects/sqlite-turn-writer.ts';
+import { createTempDir } from '../../support/databases.ts';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+
+/** Appends values to a table; a value of 'refuse' breaks the kind's whole part of the turn. */
+const appendTo = (table: string): TurnWrite<string, number> => ({
+  name: table,
+  write: (db: Connection, values) =>
+    values.map((value) => {
+      if (value === 'refuse') throw new Error(`${table} refuses the value`);
+      return Number(db.prepare(`INSERT INTO ${table} (value) VALUES (?)`).run(value).lastInsertRowid);
+    }),
+});
+
+/** Another process that takes the write lock, writes a row, and commits after `ms`. */
+function holdWriteLock(file: string, ms: number): { locked: Promise<void>; exited: Promise<void> } {
+  const script = `
+    const db = require('better-sqlite3')(process.argv[1]);
+    db.exec('BEGIN IMMEDIATE');
+    db.prepare('INSERT INTO second_kind (value) VALUES (?)').run('other process');
+    process.stdout.write('locked\\n');
+    setTimeout(() => { db.exec('COMMIT'); db.close(); }, Number(process.argv[2]));`;
+  const child = spawn(process.execPath, ['-e', script, file, String(ms)], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const locked = new Promise<void>((resolve, reject) => {
+    child.stdout.once('data', () => resolve());
+    child.once('exit', (code) => reject(new Error(`the locking process exited (${code}) before locking`)));
+  });
+  const exited = once(child, 'exit').then(([code]) => assert.equal(code, 0));
+  return { locked, exited };
+}
+
+describe('SQLite turn writer: the small writes of one event-loop turn in one transaction', () => {
+  let dir: string;
+  let file: string;
+  let warehouse: Warehouse;
+  let writer: SqliteTurnWriter;
+  const first = appendTo('first_kind');
+  const second = appendTo('second_kind');
+  const readValues = async (table: string) =>
+    (await warehouse.knex(table).orderBy('id').pluck('value')) as string[];
+
+  beforeEach(async () => {
+    dir = await createTempDir('hub-turns-');
+    file = path.join(dir, 'warehouse.sqlite');
+    warehouse = openWarehouse(`sqlite:${file}`);
+    for (const table of ['first_kind', 'second_kind'])
+      await warehouse.knex.schema.createTable(table, (t) => {
+        t.increments('id');
+        t.string('value').notNullable();
+      });
+    writer = new SqliteTurnWriter(warehouse.knex);
+  });
+
+  afterEach(async () => {
+    await writer.settle();
+    await closeWarehouse(warehouse);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('writes every item submitted in one turn, in order, and answers each with its own result', async () => {
+    const results = await Promise.all([
+      writer.submit(first, 'a'),
+      writer.submit(second, 'x'),
+      writer.submit(first, 'b'),
+    ]);
+    assert.deepEqual(results, [1, 1, 2]);
+    assert.deepEqual(await readValues('first_kind'), ['a', 'b']);
+    assert.deepEqual(await readValues('second_kind'), ['x']);
+  });
+
+  it('shares one commit among the items of a turn: another connection sees all of them or none', async () => {
+    const watcher = new Database(file, { readonly: true });
+    try {
+      const seen: number[] = [];
+      const counting = appendTo('first_kind');
+      const writes = Array.from({ length: 20 }, (_, i) => writer.submit(counting, `v${i}`));
+      // Each settled write's waiter looks at the table from outside: the whole turn is there.
+      await Promise.all(
+        writes.map((w) =>
+          w.then(() => {
+            seen.push((watcher.prepare('SELECT count(*) AS n FROM first_kind').get() as { n: number }).n);
+          }),
+        ),
+      );
+      assert.deepEqual(new Set(seen), new Set([20]));
+    } finally {
+      watcher.close();
+    }
+  });
+
+  it('fails only the items of the kind that failed; the others of the same turn are written', async () => {
+    const outcomes = await Promise.allSettled([
+      writer.submit(first, 'kept'),
+      writer.submit(second, 'lost'),
+      writer.submit(second, 'refuse'),
+    ]);
+    assert.equal(outcomes[0]!.status, 'fulfilled');
+    assert.equal(outcomes[1]!.status, 'rejected');
+    assert.equal(outcomes[2]!.status, 'rejected');
+    assert.match(String((outcomes[2] as PromiseRejectedResult).reason), /second_kind refuses the value/);
+    assert.deepEqual(await readValues('first_kind'), ['kept']);
+    assert.deepEqual(await readValues('second_kind'), []);
+    // The next turn is written as usual.
+    await writer.submit(second, 'after');
+    assert.deepEqual(await readValues('second_kind'), ['after']);
+  });
+
+  it('waits for another process that holds the write lock, then writes the whole turn', async () => {
+    const other = holdWriteLock(file, 300);
+    await other.locked;
+    const written = Promise.all([writer.submit(first, 'a'), writer.submit(second, 'b')]);
+    await written;
+    await other.exited;
+    assert.deepEqual(await readValues('first_kind'), ['a']);
+    assert.deepEqual(await readValues('second_kind'), ['other process', 'b']);
+  });
+
+  it('settles once everything submitted is written', async () => {
+    const writes = [writer.submit(first, 'a'), writer.submit(first, 'b')];
+    await writer.settle();
+    assert.deepEqual(await readValues('first_kind'), ['a', 'b']);
+    await Promise.all(writes);
+  });
+});

@@ -1,0 +1,155 @@
+import type { Database } from 'better-sqlite3';
+import type { Knex } from 'knex';
+import { withRawConnection } from './raw-connection.ts';
+
+/** A kind of small write that many requests make; the items of one turn are written together. */
+export interface TurnWrite<I, R> {
+  readonly name: string;
+  /** Runs inside the turn's transaction; one result per item, in order. */
+  write(db: Database, items: readonly I[]): R[];
+}
+
+interface Waiter {
+  resolve(result: unknown): void;
+  reject(err: unknown): void;
+}
+
+interface Queue {
+  kind: TurnWrite<unknown, unknown>;
+  items: unknown[];
+  waiters: Waiter[];
+}
+
+type Outcome = { ok: true; results: unknown[] } | { ok: false; error: unknown };
+
+const BUSY_RETRY_MS = 15_000;
+
+export const isSqliteBusy = (err: unknown): boolean =>
+  typeof err === 'object' &&
+  err !== null &&
+  'code' in err &&
+  typeof err.code === 'string' &&
+  err.code.startsWith('SQLITE_BUSY');
+
+/**
+ * The API's small writes on SQLite (each request's rate-limit count, each answer's audit event)
+ * gathered for one turn of the event loop and written in one transaction on the writer's own
+ * connection, with prepared statements, synchronously. SQLite has one writer, and every commit
+ * writes its pages to the WAL: the requests answered in one turn then share one commit instead
+ * of paying one each, and no other code runs between the statements of a turn.
+ *
+ * Each kind runs in a savepoint of its own, so a kind that fails (a refused value) fails only its
+ * own items. SQLITE_BUSY from another process (a read snapshot that went stale before the write)
+ * retries the whole turn after a short pause, as nothing of it was committed. One turn is written
+ * at a time, in order; what arrives meanwhile goes in the next.
+ */
+export class SqliteTurnWriter {
+  readonly #knex: Knex;
+  #queues = new Map<TurnWrite<unknown, unknown>, Queue>();
+  #scheduled = false;
+  #flushing: Promise<void> | null = null;
+
+  constructor(knex: Knex) {
+    this.#knex = knex;
+  }
+
+  /** Resolves with the item's result once its turn is committed; rejects if its kind or the commit failed. */
+  submit<I, R>(kind: TurnWrite<I, R>, item: I): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      const key = kind as TurnWrite<unknown, unknown>;
+      let queue = this.#queues.get(key);
+      if (queue === undefined) this.#queues.set(key, (queue = { kind: key, items: [], waiters: [] }));
+      queue.items.push(item);
+      queue.waiters.push({ resolve: resolve as (result: unknown) => void, reject });
+      this.#schedule();
+    });
+  }
+
+  /** Resolves when every item submitted so far is written (or has failed). */
+  async settle(): Promise<void> {
+    while (this.#queues.size > 0 || this.#flushing !== null) {
+      await (this.#flushing ?? this.#startFlush());
+    }
+  }
+
+  #schedule(): void {
+    if (this.#scheduled || this.#flushing !== null) return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#scheduled = false;
+      if (this.#flushing === null) void this.#startFlush();
+    });
+  }
+
+  #startFlush(): Promise<void> {
+    this.#flushing ??= this.#flush().then(() => {
+      this.#flushing = null;
+      if (this.#queues.size > 0) this.#schedule();
+    });
+    return this.#flushing;
+  }
+
+  /** Never rejects: each item's error goes to its waiter. */
+  async #flush(): Promise<void> {
+    const queues = [...this.#queues.values()];
+    this.#queues = new Map();
+    let outcomes: Outcome[];
+    try {
+      outcomes = await writeWhenNotBusy(() =>
+        withRawConnection(this.#knex, (db: Database) => writeTurn(db, queues)),
+      );
+    } catch (err) {
+      for (const queue of queues) for (const waiter of queue.waiters) waiter.reject(err);
+      return;
+    }
+    queues.forEach((queue, i) => {
+      const outcome = outcomes[i]!;
+      queue.waiters.forEach((waiter, j) =>
+        outcome.ok ? waiter.resolve(outcome.results[j]) : waiter.reject(outcome.error),
+      );
+    });
+  }
+}
+
+function writeTurn(db: Database, queues: readonly Queue[]): Outcome[] {
+  const outcomes: Outcome[] = [];
+  db.transaction(() => {
+    for (const queue of queues) {
+      try {
+        // A transaction inside a transaction is a savepoint in better-sqlite3.
+        const results = db.transaction(() => queue.kind.write(db, queue.items))();
+        outcomes.push({ ok: true, results });
+      } catch (error) {
+        if (isSqliteBusy(error)) throw error;
+        outcomes.push({ ok: false, error });
+      }
+    }
+  })();
+  return outcomes;
+}
+
+/**
+ * On SQLite a transaction that has read cannot wait for another connection's write lock: SQLite
+ * answers SQLITE_BUSY at once instead of calling the busy handler, since waiting could deadlock.
+ * Retrying after a short random pause lets the other writer commit first.
+ */
+export async function writeWhenNotBusy<T>(work: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + BUSY_RETRY_MS;
+  for (;;) {
+    try {
+      return await work();
+    } catch (err) {
+      if (!isSqliteBusy(err) || Date.now() > deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 20));
+    }
+  }
+}
+
+const writers = new WeakMap<Knex, SqliteTurnWriter>();
+
+/** The turn writer of one SQLite warehouse connection pool: every writer on that knex shares its turns. */
+export function findSqliteTurnWriter(knex: Knex): SqliteTurnWriter {
+  let writer = writers.get(knex);
+  if (writer === undefined) writers.set(knex, (writer = new SqliteTurnWriter(knex)));
+  return writer;
+}
