@@ -37,6 +37,12 @@ export interface Dialect {
   removeDuplicateKeys(knex: Knex, target: BulkTarget): Promise<WarehouseRow[]>;
   isUniqueViolation(error: unknown): boolean;
   /**
+   * Deletes all but the last written version of each record key from a table just written by
+   * one bulk writer (no index yet), and returns how many rows it removed. Only dialects that can
+   * tell the order rows were written in have it; the others apply incremental runs batch by batch.
+   */
+  keepLastVersions?: (knex: Knex, target: BulkTarget) => Promise<number>;
+  /**
    * How long the audit writer lets events gather before a flush, beyond the end of the current
    * turn of the event loop (0: no longer). Every answer waits for its flush, so this is latency
    * added to every API request.

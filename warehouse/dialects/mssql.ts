@@ -66,6 +66,9 @@ export const mssqlDialect: Dialect = {
     return deleted.map((r) => target.columns.map((c) => r[c] ?? null));
   },
 
+  // No keepLastVersions: a heap has no row order to tell a record's versions apart (%%physloc%%
+  // follows free space), so incremental runs into an empty table apply batch by batch.
+
   analyzeTable: async (knex, table) => void (await knex.raw('UPDATE STATISTICS ??', [table])),
 
   lockUntilCommit: async (trx, resource) =>

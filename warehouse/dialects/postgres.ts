@@ -107,6 +107,21 @@ export const postgresDialect: Dialect = {
     return result.rows.map((r) => target.columns.map((c) => r[c] ?? null));
   },
 
+  /**
+   * The table was written by one COPY (openCopyWriter) in the transaction that truncated it, so
+   * PostgreSQL skipped the free-space map (as it does for any COPY into a table created or
+   * truncated in the same transaction, the condition FREEZE requires): each row went into the
+   * last page or a new one appended after it, never back into an earlier page. Nothing has been
+   * updated or deleted since, so ctid order (page, then place in the page) is write order.
+   */
+  async keepLastVersions(knex, target) {
+    const join = target.key.map((k) => `a.${quote(k)} = b.${quote(k)}`).join(' AND ');
+    const result = await knex.raw<{ rowCount: number | null }>(
+      `DELETE FROM ${quote(target.table)} a USING ${quote(target.table)} b WHERE ${join} AND a.ctid < b.ctid`,
+    );
+    return result.rowCount ?? 0;
+  },
+
   isUniqueViolation: (error) => (error as { code?: unknown }).code === '23505',
 
   lockUntilCommit: async (trx, resource) =>

@@ -90,6 +90,16 @@ export const sqliteDialect: Dialect = {
     return removed.map((r) => target.columns.map((c) => r[c] ?? null));
   },
 
+  // Without deletions in between, SQLite numbers a table's rows in the order they are inserted.
+  async keepLastVersions(knex, target) {
+    const key = target.key.map(quote).join(', ');
+    const table = quote(target.table);
+    const result = await knex.raw<{ changes: number }>(
+      `DELETE FROM ${table} WHERE rowid NOT IN (SELECT max(rowid) FROM ${table} GROUP BY ${key})`,
+    );
+    return result.changes;
+  },
+
   buildUpsert(executor, target, rows) {
     const updates = target.columns.filter((c) => !target.key.includes(c));
     const insert = executor(target.table).insert(rows.map((r) => toRecord(target.columns, bindable(r))));

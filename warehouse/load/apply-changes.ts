@@ -92,7 +92,9 @@ const applySqliteChanges: ChangeApplier = (trx, target, batch, seenAt) =>
       addMember.run(id, target.table);
       addPerson.run(id, seenAt);
     }
-    for (const id of maybeGone) if (!held.has(id)) dropMember.run(target.table, id, id);
+    // A record upserted and deleted in the same batch leaves its owner in `held` and in
+    // `maybeGone`: the check against the table decides, after the members were added.
+    for (const id of maybeGone) dropMember.run(target.table, id, id);
     return applied;
   });
 

@@ -1,16 +1,14 @@
-import type { Knex } from 'knex';
 import { isoNow } from '../core/clock.ts';
 import type { WarehouseRow } from '../core/warehouse-value.ts';
 import type { BulkTarget, BulkWriter } from '../dialects/index.ts';
 import { rebuildPersonKeyForTable } from '../person-key.ts';
 import { createKeyIndex, createNationalIdIndex, createRegistryTable } from '../registry-tables.ts';
+import type { FeedDeletions } from './feed-deletions.ts';
 import { emptyStats, type LoadBatch, type LoadContext, type LoadRun, type LoadStats } from './load-types.ts';
 import { buildRejectRows, saveRejects } from './save-rejects.ts';
 
 const duplicateReason = (key: string[]) =>
   `duplicate record key (${key.join(', ')}): an earlier row of this load has it`;
-
-const quote = (identifier: string) => `"${identifier.replace(/"/g, '""')}"`;
 
 interface NextTable {
   target: BulkTarget;
@@ -58,53 +56,37 @@ export async function loadFull(
 export const MAX_DELETIONS_INTO_EMPTY_TABLE = 100_000;
 
 /**
- * An incremental run into an empty SQLite table (a connector's first run) writes like a full
- * load, beside the table and swapped in with the watermark, instead of upserting row by row
- * into indexes: the same result in about the time of a full load. The later of two versions
- * of a record wins, and a deletion removes the versions written before it, as batch-by-batch
- * application would. SQLite numbers the rows of the new table in the order they are written,
- * which is what places each deletion. Rejects are kept with the run only if it commits.
+ * An incremental run into an empty table (a connector's first run) writes like a full load,
+ * beside the table and swapped in with the watermark, instead of upserting batch by batch into
+ * indexes: the same result in about the time of a full load. A deletion removes the versions
+ * written before it, so those rows are left out as they stream by (the deletions were noted
+ * while the feed was spooled); of the versions left, the last written wins, as batch-by-batch
+ * application would have it. Rejects are kept with the run only if it commits.
  */
 export async function loadIntoEmptyTable(
   ctx: LoadContext,
   run: LoadRun,
   batches: AsyncIterable<LoadBatch>,
+  deletions: FeedDeletions,
 ): Promise<LoadStats> {
+  const keepLastVersions = ctx.dialect.keepLastVersions;
+  if (keepLastVersions === undefined) throw new Error(`${ctx.dialect.name} has no empty-table path`);
   const next = nextTableOf(run);
   const stats = emptyStats();
-  const deletions: Array<{ key: WarehouseRow; writtenBefore: number }> = [];
-  let written = 0;
+  const filter = deletions.openFilter(next.target.key.map((k) => next.target.columns.indexOf(k)));
   try {
-    await writeNextTable(ctx, run, next, batches, stats, (batch) => {
-      written += batch.rows.length;
-      for (const key of batch.deletes) deletions.push({ key, writtenBefore: written });
-    });
+    await writeNextTable(ctx, run, next, batches, stats, (rows) => filter.keep(rows));
     run.onProgress?.(stats, 'indexing');
-    const table = quote(next.target.table);
-    const key = next.target.key.map(quote);
-    // The unique key index first (the deletions below look records up by it); only when the
-    // feed held several versions of a record are the earlier ones removed before it.
+    // The unique key index is tried first: only a feed with several versions of a record needs
+    // the earlier ones removed before it.
     try {
       await createKeyIndex(ctx.knex, run.spec, next.target.table, next.suffix);
     } catch (err) {
       if (!ctx.dialect.isUniqueViolation(err)) throw err;
-      await ctx.knex.raw(
-        `DELETE FROM ${table} WHERE rowid NOT IN (SELECT max(rowid) FROM ${table} GROUP BY ${key.join(', ')})`,
-      );
+      stats.inserted -= await keepLastVersions(ctx.knex, next.target);
       await createKeyIndex(ctx.knex, run.spec, next.target.table, next.suffix);
     }
-    await ctx.knex.transaction(async (trx) => {
-      const where = key.map((k) => `${k} = ?`).join(' AND ');
-      for (const deletion of deletions) {
-        const removed = await trx.raw<Array<{ one: number }>>(
-          `DELETE FROM ${table} WHERE ${where} AND rowid <= ? RETURNING 1 AS one`,
-          [...deletion.key, deletion.writtenBefore] as Knex.RawBinding[],
-        );
-        stats.deleted += removed.length;
-      }
-      const counted = await trx(next.target.table).count({ n: '*' }).first<{ n: number | string }>();
-      stats.inserted = Number(counted?.n ?? 0);
-    });
+    stats.deleted = filter.deletedRecords();
     await swapIn(ctx, run, next, stats, { countReplaced: false });
     return stats;
   } catch (err) {
@@ -124,7 +106,7 @@ async function writeNextTable(
   next: NextTable,
   batches: AsyncIterable<LoadBatch>,
   stats: LoadStats,
-  onBatch?: (batch: LoadBatch) => void,
+  keepRows: (rows: WarehouseRow[]) => WarehouseRow[] = (rows) => rows,
 ): Promise<void> {
   await ctx.knex.schema.dropTableIfExists(next.target.table);
   await createRegistryTable(ctx.knex, run.spec, next.target.table, { indexes: false, suffix: next.suffix });
@@ -132,10 +114,10 @@ async function writeNextTable(
   try {
     writer = await ctx.dialect.openBulkWriter(ctx.knex, next.target);
     for await (const batch of batches) {
-      await writer.write(batch.rows, buildRejectRows(run, batch.rejects));
-      onBatch?.(batch);
+      const rows = keepRows(batch.rows);
+      await writer.write(rows, buildRejectRows(run, batch.rejects));
       stats.read += batch.read;
-      stats.inserted += batch.rows.length;
+      stats.inserted += rows.length;
       stats.rejected += batch.rejects.length;
       run.onProgress?.(stats, 'loading');
     }

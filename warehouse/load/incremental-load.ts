@@ -6,6 +6,7 @@ import { updatePersonKeyForIds } from '../person-key.ts';
 import { emptyStats, type LoadBatch, type LoadContext, type LoadRun, type LoadStats } from './load-types.ts';
 import { CHANGE_APPLIERS } from './apply-changes.ts';
 import { loadIntoEmptyTable, MAX_DELETIONS_INTO_EMPTY_TABLE } from './full-load.ts';
+import { buildKeyText, FeedDeletions } from './feed-deletions.ts';
 import { saveRejects } from './save-rejects.ts';
 import { spoolBatches } from './spool-batches.ts';
 
@@ -26,15 +27,16 @@ export async function loadIncremental(
 ): Promise<LoadStats> {
   const stats = emptyStats();
   const seenAt = isoNow(ctx.clock);
-  const counted = { deletions: 0 };
-  const spool = await spoolBatches(countReads(batches, stats, run, counted));
+  const deletions = new FeedDeletions(MAX_DELETIONS_INTO_EMPTY_TABLE);
+  const spool = await spoolBatches(countReads(batches, stats, run, deletions));
   try {
+    // SQL Server keeps the batch path: it cannot tell which of a record's versions came last.
     if (
-      ctx.dialect.name === 'sqlite' &&
-      counted.deletions <= MAX_DELETIONS_INTO_EMPTY_TABLE &&
+      ctx.dialect.keepLastVersions !== undefined &&
+      deletions.withinLimit &&
       (await isEmpty(ctx, run.spec.table))
     )
-      return await loadIntoEmptyTable(ctx, run, spool.batches);
+      return await loadIntoEmptyTable(ctx, run, spool.batches, deletions);
     await applyChanges(ctx, run, spool.batches, stats, seenAt);
   } finally {
     await spool.close();
@@ -44,17 +46,17 @@ export async function loadIncremental(
 
 /**
  * Source records are counted as they reach the spool, so a long read shows its progress before
- * the apply; deletions are counted to choose the empty-table path.
+ * the apply; deletions are noted for the empty-table path.
  */
 async function* countReads(
   batches: AsyncIterable<LoadBatch>,
   stats: LoadStats,
   run: LoadRun,
-  counted: { deletions: number },
+  deletions: FeedDeletions,
 ): AsyncIterable<LoadBatch> {
   for await (const batch of batches) {
     stats.read += batch.read;
-    counted.deletions += batch.deletes.length;
+    deletions.note(batch);
     run.onProgress?.(stats, 'reading');
     yield batch;
   }
@@ -125,7 +127,7 @@ async function applyChanges(
 /** A record changed twice since the last run arrives twice; the later version wins. */
 function keepLastPerKey(rows: WarehouseRow[], keyIndexes: number[]): WarehouseRow[] {
   const byKey = new Map<string, WarehouseRow>();
-  for (const row of rows) byKey.set(JSON.stringify(keyIndexes.map((i) => row[i])), row);
+  for (const row of rows) byKey.set(buildKeyText(keyIndexes.map((i) => row[i] ?? null)), row);
   return byKey.size === rows.length ? rows : [...byKey.values()];
 }
 

@@ -10,42 +10,81 @@ import { createTempDir, describeEachDatabase } from '../../support/databases.ts'
 import { openTestContext } from '../../support/hub-context.ts';
 import { badCheckDigitId, validId, writeDefinition } from '../../support/registry-fixture.ts';
 
-/** A change feed, in cursor order: versions of the same plate, cancellations before and after them, a bad row. */
-const FEED: Array<[string, string, number, number]> = [
-  ['P-1', validId(601), 0, 1],
-  ['P-2', validId(602), 0, 2],
-  ['P-3', validId(603), 1, 3],
-  ['P-4', validId(604), 1, 4],
-  ['P-1', validId(605), 0, 5],
-  ['P-2', validId(602), 1, 6],
-  ['P-3', validId(603), 0, 7],
-  ['P-5', badCheckDigitId(606), 0, 8],
+/** One change at the vehicle registry: plate, unit (a second key column), owner, cancelled, cursor. */
+type Change = [string, number | string, string, number, number];
+
+/**
+ * A change feed, in cursor order, two changes per batch: versions of the same plate, a plate
+ * whose versions end in a cancellation, one cancelled and then registered again, cancellations
+ * of plates never sent, a bad row. Cancellations carry the unit as text, registrations as a
+ * number: the registry's own columns are loosely typed.
+ */
+const FEED: Change[] = [
+  ['P-1', 1, validId(601), 0, 1],
+  ['P-2', 1, validId(602), 0, 2],
+  ['P-3', '1', validId(603), 1, 3],
+  ['P-4', '1', validId(604), 1, 4],
+  ['P-1', 1, validId(605), 0, 5],
+  ['P-2', 1, validId(602), 0, 6],
+  ['P-3', 1, validId(603), 0, 7],
+  ['P-5', 1, badCheckDigitId(606), 0, 8],
+  ['P-7', 1, validId(607), 0, 9],
+  ['P-2', '1', validId(602), 1, 10],
+  ['P-8', 1, validId(608), 0, 11],
+  ['P-7', 1, validId(609), 0, 12],
+  ['P-7', '1', validId(609), 1, 13],
+  ['P-8', '1', validId(608), 1, 14],
+  ['P-8', 1, validId(610), 0, 15],
+  ['P-9', 1, validId(611), 0, 16],
 ];
+
+/** A longer feed over few records (changes land in the same batch and in different ones), generated from a fixed seed. */
+function generateFeed(length: number, seed: number): Change[] {
+  let state = seed;
+  // mulberry32: small, and every bit of its output is usable.
+  const next = (n: number) => {
+    state = (state + 0x6d2b79f5) | 0;
+    let t = Math.imul(state ^ (state >>> 15), 1 | state);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) % n;
+  };
+  return Array.from({ length }, (_, i): Change => {
+    const plate = `G-${next(5)}`;
+    const unit = next(2) + 1;
+    const cancelled = next(5) === 0 ? 1 : 0;
+    const owner = next(20) === 0 ? badCheckDigitId(650) : validId(650 + next(6));
+    return [plate, cancelled === 1 ? String(unit) : unit, owner, cancelled, i + 1];
+  });
+}
 
 describeEachDatabase('the first incremental run into an empty table', (db) => {
   let dir: string;
   let ctx: AppContext;
   let sourceFile: string;
-  const connector = async () => (await readConnectorDefinitions(ctx.config.connectorsDir))[0]!;
 
-  before(async () => {
-    dir = await createTempDir('hub-first-inc-');
-    sourceFile = path.join(dir, 'feed.sqlite');
+  const connector = async (name: string) =>
+    (await readConnectorDefinitions(ctx.config.connectorsDir)).find((d) => d.name === name)!;
+  const run = async (name: string) => runConnector(await connector(name), ctx);
+  const appendChanges = (table: string, changes: Change[]) => {
     const source = new Database(sourceFile);
-    source.exec('CREATE TABLE changes (PLATE TEXT, OWNER_NID TEXT, CANCELLED INTEGER, SEQ INTEGER)');
-    const insert = source.prepare('INSERT INTO changes VALUES (?, ?, ?, ?)');
-    for (const change of FEED) insert.run(...change);
+    source.exec(
+      `CREATE TABLE IF NOT EXISTS ${table} (PLATE TEXT, UNIT, OWNER_NID TEXT, CANCELLED INTEGER, SEQ INTEGER)`,
+    );
+    const insert = source.prepare(`INSERT INTO ${table} VALUES (?, ?, ?, ?, ?)`);
+    source.transaction(() => changes.forEach((change) => insert.run(...change)))();
     source.close();
-    ctx = openTestContext(db.url(), dir);
-    await writeDefinition(ctx.config.connectorsDir, 'veh-feed', {
-      name: 'veh-feed',
+  };
+  /** A connector reading the changes of `sourceTable` since its watermark into `table`. */
+  const defineFeed = (name: string, table: string, sourceTable: string) =>
+    writeDefinition(ctx.config.connectorsDir, name, {
+      name,
       entity: 'VEH',
-      target: { table: 'veh_feed', key: ['plate'] },
+      target: { table, key: ['plate', 'unit'] },
       source: {
         kind: 'sql',
         client: 'better-sqlite3',
         connection: { filename: sourceFile },
-        table: 'changes',
+        table: sourceTable,
         cursor: 'SEQ',
         deleted_flag: { column: 'CANCELLED', value: 1 },
       },
@@ -53,9 +92,50 @@ describeEachDatabase('the first incremental run into an empty table', (db) => {
       columns: {
         national_id: { from: 'OWNER_NID', required: true },
         plate: { from: 'PLATE', required: true },
+        unit: { from: 'UNIT', type: 'integer', required: true },
       },
       batch_size: 2,
     });
+  const tableRows = (table: string) =>
+    ctx
+      .knex(table)
+      .orderBy(['plate', 'unit'])
+      .select<Array<{ plate: string; unit: number | string; national_id: string }>>(
+        'plate',
+        'unit',
+        'national_id',
+      );
+  const members = (table: string) =>
+    ctx.knex('hub_person_tables').where({ table_name: table }).orderBy('national_id').pluck('national_id');
+  const watermarkOf = async (name: string) =>
+    (await ctx.knex('hub_connectors').where({ name }).first<{ watermark: string | null }>()).watermark;
+  /** What FEED leaves: the last version of P-1, P-3 and P-8 registered again, P-9. */
+  const endOfFeed = () => {
+    const unit = db.name === 'postgres' ? '1' : 1; // pg hands bigint columns back as text
+    return [
+      { plate: 'P-1', unit, national_id: validId(605) },
+      { plate: 'P-3', unit, national_id: validId(603) },
+      { plate: 'P-8', unit, national_id: validId(610) },
+      { plate: 'P-9', unit, national_id: validId(611) },
+    ];
+  };
+  const rowCountOf = async (table: string) =>
+    Number(
+      (await ctx.knex('hub_tables').where({ name: table }).first<{ row_count: number | string }>()).row_count,
+    );
+
+  before(async () => {
+    dir = await createTempDir('hub-first-inc-');
+    sourceFile = path.join(dir, 'feed.sqlite');
+    ctx = openTestContext(db.url(), dir);
+    appendChanges('changes', FEED);
+    await defineFeed('veh-feed', 'veh_feed', 'changes');
+    await defineFeed('veh-refused', 'veh_refused', 'refused_changes');
+    await defineFeed('veh-generated', 'veh_generated', 'generated_changes');
+    await defineFeed('veh-applied', 'veh_applied', 'applied_changes');
+    appendChanges('refused_changes', FEED);
+    appendChanges('generated_changes', []);
+    appendChanges('applied_changes', []);
     await prepareWarehouse(ctx);
   });
 
@@ -64,37 +144,119 @@ describeEachDatabase('the first incremental run into an empty table', (db) => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('keeps the latest version of each record, applies cancellations in their place, and rejects the bad row', async () => {
-    const summary = await runConnector(await connector(), ctx);
+  it('keeps the last version of each record, removes what a later cancellation removes, and keeps the bad row as a reject', async () => {
+    const summary = await run('veh-feed');
     assert.equal(summary.status, 'succeeded', summary.error ?? '');
-    assert.deepEqual([summary.read, summary.deleted, summary.rejected, summary.watermark_to], [8, 1, 1, '8']);
-    assert.deepEqual(await ctx.knex('veh_feed').orderBy('plate').select('plate', 'national_id'), [
-      { plate: 'P-1', national_id: validId(605) },
-      { plate: 'P-3', national_id: validId(603) },
-    ]);
+    // Deleted: P-2 and P-7, each present before its cancellation. P-3 and P-8 are registered
+    // again after theirs, P-4 was never sent.
     assert.deepEqual(
-      await ctx
-        .knex('hub_person_tables')
-        .where({ table_name: 'veh_feed' })
-        .orderBy('national_id')
-        .pluck('national_id'),
-      [validId(603), validId(605)],
+      [summary.read, summary.inserted, summary.deleted, summary.rejected, summary.watermark_to],
+      [16, 4, 2, 1, '16'],
     );
+    assert.deepEqual(await tableRows('veh_feed'), endOfFeed());
+    assert.deepEqual(await members('veh_feed'), [validId(603), validId(605), validId(610), validId(611)]);
     const rejects = await ctx.knex('hub_rejects').where({ run_id: summary.run_id }).pluck('source_key');
-    assert.deepEqual(rejects, ['P-5']);
-    const table = await ctx
-      .knex('hub_tables')
-      .where({ name: 'veh_feed' })
-      .first<{ row_count: number | string }>();
-    assert.equal(Number(table.row_count), 2);
+    assert.deepEqual(rejects, ['P-5|1']);
+    assert.equal(await rowCountOf('veh_feed'), 4);
   });
 
   it('the next run applies only what changed since', async () => {
-    const source = new Database(sourceFile);
-    source.prepare('INSERT INTO changes VALUES (?, ?, ?, ?)').run('P-6', validId(607), 0, 9);
-    source.close();
-    const summary = await runConnector(await connector(), ctx);
-    assert.deepEqual([summary.status, summary.read, summary.inserted], ['succeeded', 1, 1]);
-    assert.deepEqual(await ctx.knex('veh_feed').orderBy('plate').pluck('plate'), ['P-1', 'P-3', 'P-6']);
+    appendChanges('changes', [
+      ['P-6', 1, validId(612), 0, 17],
+      ['P-1', '1', validId(605), 1, 18],
+    ]);
+    const summary = await run('veh-feed');
+    assert.deepEqual(
+      [summary.status, summary.read, summary.inserted, summary.deleted],
+      ['succeeded', 2, 1, 1],
+    );
+    assert.deepEqual(
+      (await tableRows('veh_feed')).map((r) => r.plate),
+      ['P-3', 'P-6', 'P-8', 'P-9'],
+    );
+    assert.equal(await rowCountOf('veh_feed'), 4);
+  });
+
+  it('a run that fails at its commit leaves the table empty, the watermark where it was and no rejects', async () => {
+    await refuseWatermark(ctx, db.name, 'veh-refused');
+    const failed = await run('veh-refused');
+    assert.equal(failed.status, 'failed');
+    assert.match(failed.error ?? '', /watermark refused/);
+    assert.deepEqual(await tableRows('veh_refused'), []);
+    assert.deepEqual(await members('veh_refused'), []);
+    assert.equal(await watermarkOf('veh-refused'), null);
+    assert.equal(await rowCountOf('veh_refused'), 0);
+    assert.deepEqual(await ctx.knex('hub_rejects').where({ run_id: failed.run_id }).pluck('source_key'), []);
+    assert.equal(await ctx.knex.schema.hasTable('veh_refused__next'), false);
+
+    await allowWatermark(ctx, db.name);
+    const rerun = await run('veh-refused');
+    assert.equal(rerun.status, 'succeeded', rerun.error ?? '');
+    assert.deepEqual(
+      [rerun.read, rerun.inserted, rerun.deleted, rerun.rejected, rerun.watermark_to],
+      [16, 4, 2, 1, '16'],
+    );
+    assert.deepEqual(await tableRows('veh_refused'), endOfFeed());
+    assert.equal(await watermarkOf('veh-refused'), '16');
+  });
+
+  it('ends in the state the same feed reaches when applied batch by batch to a table already holding records', async () => {
+    // Ends with a record registered and cancelled within one batch, its owner in no other record.
+    const feed: Change[] = [
+      ...generateFeed(120, 7),
+      ['H-1', 1, validId(690), 0, 121],
+      ['H-1', '1', validId(690), 1, 122],
+    ];
+    // The applied side holds one unrelated record first, so its run goes batch by batch.
+    const seed: Change = ['SEED', 1, validId(699), 0, 0];
+    appendChanges('applied_changes', [seed]);
+    const seeded = await run('veh-applied');
+    assert.equal(seeded.status, 'succeeded', seeded.error ?? '');
+    appendChanges('generated_changes', feed);
+    appendChanges('applied_changes', feed);
+
+    const generated = await run('veh-generated');
+    const applied = await run('veh-applied');
+    assert.equal(generated.status, 'succeeded', generated.error ?? '');
+    assert.equal(applied.status, 'succeeded', applied.error ?? '');
+    assert.deepEqual([generated.read, generated.rejected], [applied.read, applied.rejected]);
+    assert.equal(generated.watermark_to, applied.watermark_to);
+
+    const appliedRows = (await tableRows('veh_applied')).filter((r) => r.plate !== 'SEED');
+    assert.ok(appliedRows.length > 0, 'the generated feed leaves some records');
+    assert.deepEqual(await tableRows('veh_generated'), appliedRows);
+    assert.deepEqual(
+      await members('veh_generated'),
+      (await members('veh_applied')).filter((id) => id !== validId(699)),
+    );
+    assert.equal(await rowCountOf('veh_generated'), appliedRows.length);
+    assert.equal(await rowCountOf('veh_applied'), appliedRows.length + 1);
   });
 });
+
+/** The database itself refuses to move one connector's watermark, as a failing disk or a lost connection would fail the commit. */
+async function refuseWatermark(ctx: AppContext, database: string, connector: string): Promise<void> {
+  if (database === 'sqlite') {
+    await ctx.knex.raw(
+      `CREATE TRIGGER refuse_watermark BEFORE UPDATE OF watermark ON hub_connectors WHEN NEW.name = '${connector}' ` +
+        `BEGIN SELECT RAISE(ABORT, 'watermark refused'); END`,
+    );
+    return;
+  }
+  await ctx.knex.raw(
+    `CREATE FUNCTION refuse_watermark() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'watermark refused'; END $$`,
+  );
+  await ctx.knex.raw(
+    `CREATE TRIGGER refuse_watermark BEFORE UPDATE OF watermark ON hub_connectors FOR EACH ROW ` +
+      `WHEN (NEW.name = '${connector}') EXECUTE FUNCTION refuse_watermark()`,
+  );
+}
+
+async function allowWatermark(ctx: AppContext, database: string): Promise<void> {
+  if (database === 'sqlite') {
+    await ctx.knex.raw('DROP TRIGGER refuse_watermark');
+    return;
+  }
+  await ctx.knex.raw('DROP TRIGGER refuse_watermark ON hub_connectors');
+  await ctx.knex.raw('DROP FUNCTION refuse_watermark()');
+}
