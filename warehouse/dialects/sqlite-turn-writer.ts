@@ -60,7 +60,7 @@ export class SqliteTurnWriter {
       let queue = this.#queues.get(key);
       if (queue === undefined) this.#queues.set(key, (queue = { kind: key, items: [], waiters: [] }));
       queue.items.push(item);
-      queue.waiters.push({ resolve: resolve as (result: unknown) => void, reject });
+      queue.waiters.push({ resolve: resolve, reject });
       this.#schedule();
     });
   }
