@@ -110,12 +110,20 @@ export function assertPrivateFile(file: string): void {
   }
 }
 
+let writesInProcess = 0;
+
+/** How many key files this process has written: a keyring that saw fewer reads its file again at once. */
+export function countKeyFileWrites(): number {
+  return writesInProcess;
+}
+
 /**
  * Writes the whole file under a temporary name and renames it over the old one, so a reader
  * (another hub process) sees the old keys or the new ones, never half a file.
  */
 export function writeKeyFile(file: string, content: KeyFileContent): void {
   renameSync(writeTemporaryFile(file, content), file);
+  writesInProcess++;
 }
 
 function writeTemporaryFile(file: string, content: KeyFileContent): string {
@@ -142,6 +150,7 @@ export function createKeyFileIfMissing(file: string, createdAt: string): boolean
   const temporary = writeTemporaryFile(file, { format: KEY_FILE_FORMAT, keys: [buildMasterKey(createdAt)] });
   try {
     linkSync(temporary, file);
+    writesInProcess++;
     return true;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;

@@ -12,6 +12,7 @@ import { statSync, type Stats } from 'node:fs';
 import { HubError } from '../core/errors.ts';
 import {
   assertPrivateFile,
+  countKeyFileWrites,
   buildKid,
   createKeyFileIfMissing,
   readKeyFile,
@@ -77,8 +78,9 @@ function assertPurpose(purpose: string): void {
  * Several master keys may be present: the first (current) signs, encrypts and hashes new
  * things; the others only verify and decrypt what was made under them, named by the `kid` that
  * is stored or sent beside every signature, ciphertext and hash. The key file is re-read when it
- * changes on disk (checked on each call, one stat), so `hub keys rotate` and `hub keys prune`
- * take effect in every running hub process at its next request.
+ * changes on disk (one stat per turn of the event loop, and at once after this process wrote it),
+ * so `hub keys rotate` and `hub keys prune` take effect in every running hub process at its next
+ * request.
  *
  * Purposes in use: 'api-token' (HS256 access tokens), 'client-secret' (HMAC of API client
  * secrets), 'totp-secret' (AES-256-GCM of portal users' TOTP secrets), 'portal-session'
@@ -90,6 +92,9 @@ export class Keyring {
   private readonly options: KeyringOptions;
   private keys: MasterKey[] | null = null;
   private fileStamp: string | null = null;
+  /** Set while the key file's stat is fresh: until the end of the current turn of the event loop. */
+  private statFresh = false;
+  private writesSeen = -1;
   private readonly subkeys = new Map<string, Buffer>();
   private readonly secretKeys = new Map<string, KeyObject>();
   private readonly keyPairs = new Map<string, SigningKeyPair>();
@@ -230,6 +235,9 @@ export class Keyring {
       this.keys ??= mapEnvKeys(this.source.keys);
       return this.keys;
     }
+    // Every request asks several times; within one turn of the event loop, no request of this
+    // process can have seen the file change between those asks but by its own write.
+    if (this.keys !== null && this.statFresh && this.writesSeen === countKeyFileWrites()) return this.keys;
     const file = this.source.path;
     let stats = statFile(file);
     if (stats === null) {
@@ -256,6 +264,13 @@ export class Keyring {
       this.subkeys.clear();
       this.secretKeys.clear();
       this.keyPairs.clear();
+    }
+    this.writesSeen = countKeyFileWrites();
+    if (!this.statFresh) {
+      this.statFresh = true;
+      setImmediate(() => {
+        this.statFresh = false;
+      });
     }
     return this.keys;
   }

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { sign, verify } from 'node:crypto';
 import { chmodSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { readConfig } from '../../../server/config.ts';
@@ -51,12 +52,33 @@ describe('keyring', () => {
       assert.deepEqual(created, [file]);
     });
 
-    it('is never created where HUB_SECRET_KEY_FILE points, nor again once it was read', () => {
+    it('is never created where HUB_SECRET_KEY_FILE points, nor again once it was read', async () => {
       assert.throws(() => fileKeyring(false).currentKid(), refusedWith(/no key file at .*hub keys rotate/));
       const keyring = fileKeyring();
       keyring.currentKid();
       unlinkSync(file);
+      // Another process's change is seen from the next turn of the event loop: a running hub's next request.
+      await nextTurn();
       assert.throws(() => keyring.currentKid(), refusedWith(/has disappeared/));
+    });
+
+    it('sees a key file another process replaced from the next turn of the event loop', async () => {
+      const keyring = fileKeyring();
+      const oldKid = keyring.currentKid();
+      const replacement = openKeyring({ kind: 'env', keys: [KEY_A] });
+      writeContent({
+        ...readContent(),
+        keys: [
+          {
+            ...readContent().keys[0]!,
+            kid: replacement.currentKid(),
+            key: Buffer.from(KEY_A).toString('base64url'),
+          },
+        ],
+      });
+      await nextTurn();
+      assert.notEqual(keyring.currentKid(), oldKid);
+      assert.equal(keyring.findSubkey('api-token', oldKid), null);
     });
 
     it('is refused, naming the file and the fault, when malformed, tampered with or readable by others', () => {
