@@ -75,16 +75,21 @@ describeEachDatabase('hub connectors (command line)', (db) => {
   });
 
   it('a second process cannot run the connector while the first one does', async () => {
-    registry.delayMs = 150;
-    const [a, b] = await Promise.all([
-      hub('connectors', 'run', 'veh-vehicles', '--full', '--json'),
-      hub('connectors', 'run', 'veh-vehicles', '--full', '--json'),
-    ]);
-    registry.delayMs = 0;
-    const codes = [a.code, b.code].sort();
-    assert.deepEqual(codes, [0, 1]);
-    const refused = a.code === 1 ? a : b;
-    assert.match(refused.stderr, /^hub: connector:veh-vehicles is already running/m);
+    let release!: () => void;
+    registry.gate = new Promise<void>((resolve) => (release = resolve));
+    const asked = registry.requests.length;
+    const first = hub('connectors', 'run', 'veh-vehicles', '--full', '--json');
+    try {
+      // The first process reads the registry only once it holds the connector's lock.
+      while (registry.requests.length === asked) await new Promise((resolve) => setTimeout(resolve, 20));
+      const second = await hub('connectors', 'run', 'veh-vehicles', '--full', '--json');
+      assert.equal(second.code, 1);
+      assert.match(second.stderr, /^hub: connector:veh-vehicles is already running/m);
+    } finally {
+      registry.gate = null;
+      release();
+    }
+    assert.equal((await first).code, 0);
   });
 
   it('exits 1 with a message naming an unknown connector', async () => {

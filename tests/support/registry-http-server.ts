@@ -17,6 +17,8 @@ export interface HttpRegistry {
   failOnPage: number | null;
   /** Milliseconds to wait before each page. */
   delayMs: number;
+  /** While set, every page waits for it: a reader held mid-run. */
+  gate: Promise<void> | null;
   /** Bearer token required in Authorization. */
   token: string;
   requests: string[];
@@ -32,6 +34,7 @@ export async function startHttpRegistry(records: HttpRegistryRecord[] = []): Pro
     records,
     failOnPage: null,
     delayMs: 0,
+    gate: null,
     token: 'secret-token',
     requests: [],
   };
@@ -47,13 +50,14 @@ export async function startHttpRegistry(records: HttpRegistryRecord[] = []): Pro
     const page = Number(url.searchParams.get('page') ?? '1');
     const size = Number(url.searchParams.get('page_size') ?? '100');
     const since = url.searchParams.get('updated_since');
-    setTimeout(() => {
+    const answer = () => {
       if (registry.failOnPage === page) return send(500, { message: 'registry database unavailable' });
       const matching = registry.records
         .filter((r) => since === null || r.updated > Number(since))
         .sort((a, b) => a.updated - b.updated);
       send(200, { data: { items: matching.slice((page - 1) * size, page * size) }, page });
-    }, registry.delayMs);
+    };
+    void Promise.resolve(registry.gate).then(() => setTimeout(answer, registry.delayMs));
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
