@@ -18,7 +18,7 @@ import { buildDciErrorHandler, buildDciRoutes } from './dci/dci-routes.ts';
 
 const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-/** The middleware order, in one place: security headers, request id, API outcome audit, body parsing, public pages, the portal (sessions on its own paths only), token, DCI APIs, authenticated API, errors. */
+/** The middleware order, in one place: security headers, request id, API outcome audit, body parsing, public pages, token, authenticated API, status pages, the portal (sessions on its own paths only), DCI APIs, errors. */
 export function buildApp(ctx: AppContext): Express {
   const app = express();
   app.disable('x-powered-by');
@@ -34,15 +34,16 @@ export function buildApp(ctx: AppContext): Express {
   app.use('/public', express.static(path.join(ROOT, 'views/public'), { maxAge: '1h' }));
   app.use(express.json({ limit: '100kb' }));
   app.use(express.urlencoded({ extended: false, limit: '100kb' }));
-  app.use(buildStatusRoutes(ctx));
-  app.use(buildPortalRoutes(ctx));
+  // The consumer API first: its calls are the many, and nothing mounted after it serves /api/v1.
   const api = createApiState(ctx);
   app.use(buildTokenRoutes(ctx, api));
-  app.use(buildDciRoutes(ctx, api));
   app.use('/api/v1', buildAuthenticate(ctx, api));
   app.use(buildPersonRoutes(ctx));
   app.use(buildQueryRoutes(ctx));
   app.use(buildOpenApiRoutes(ctx));
+  app.use(buildStatusRoutes(ctx));
+  app.use(buildPortalRoutes(ctx));
+  app.use(buildDciRoutes(ctx, api));
   app.use(buildDciErrorHandler(ctx));
   app.use(notFoundHandler);
   app.use(buildErrorHandler(ctx));
