@@ -44,12 +44,15 @@ function hasIdleCore(): boolean {
  */
 function openInProcessWriter(knex: Knex, target: BulkTarget): BulkWriter {
   const rejectSql = `INSERT INTO hub_rejects (${REJECT_COLUMNS.map(quote).join(', ')}) VALUES (${REJECT_COLUMNS.map(() => '?').join(', ')})`;
+  // A row with no boolean column binds as it is: a converted copy of every row is garbage the
+  // collector then has to clear.
+  const bind = target.booleanColumns?.length === 0 ? (row: WarehouseRow) => row : bindable;
   const writeBatch = (db: Database.Database, rows: WarehouseRow[], rejects: RejectRow[]) => {
     db.pragma('wal_autocheckpoint = 0');
     const statement = db.prepare(insertSql(target));
     const rejectStatement = db.prepare(rejectSql);
     db.transaction(() => {
-      for (const row of rows) statement.run(bindable(row));
+      for (const row of rows) statement.run(bind(row));
       for (const reject of rejects) rejectStatement.run(reject);
     })();
   };
