@@ -134,9 +134,17 @@ export async function runConnector(
           });
         },
       };
-      if (mode === 'full') await loadFull(ctx, run, batches);
-      else await loadIncremental(ctx, run, batches);
-      await buildDeclaredIndexes(ctx, run.spec, summary, { analyzed: mode === 'full' });
+      if (mode === 'full') {
+        const loadAndIndex = async () => {
+          await loadFull(ctx, run, batches);
+          await buildDeclaredIndexes(ctx, run.spec, summary, { analyzed: true });
+        };
+        const withSettings = ctx.dialect.withFullLoadSettings;
+        await (withSettings === undefined ? loadAndIndex() : withSettings(ctx.knex, loadAndIndex));
+      } else {
+        await loadIncremental(ctx, run, batches);
+        await buildDeclaredIndexes(ctx, run.spec, summary, { analyzed: false });
+      }
     } catch (err) {
       Object.assign(summary, {
         status: 'failed',

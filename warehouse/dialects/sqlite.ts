@@ -2,6 +2,7 @@ import type Database from 'better-sqlite3';
 import os from 'node:os';
 import type { Knex } from 'knex';
 import type { WarehouseRow, WarehouseValue } from '../core/warehouse-value.ts';
+import { SQLITE_FULL_LOAD_CACHE_KIB } from '../db.ts';
 import { withRawConnection } from './raw-connection.ts';
 import { toRecord, type BulkTarget, type BulkWriter, type Dialect } from './dialect.ts';
 import { REJECT_COLUMNS, type RejectRow } from '../load/save-rejects.ts';
@@ -109,6 +110,20 @@ export const sqliteDialect: Dialect = {
     return updates.length === 0
       ? insert.onConflict(target.key).ignore()
       : insert.onConflict(target.key).merge(updates);
+  },
+
+  async withFullLoadSettings(knex, work) {
+    const usual = await withRawConnection(knex, (db: Database.Database) =>
+      Number(db.pragma('cache_size', { simple: true })),
+    );
+    await withRawConnection(knex, (db: Database.Database) =>
+      db.pragma(`cache_size = -${SQLITE_FULL_LOAD_CACHE_KIB}`),
+    );
+    try {
+      return await work();
+    } finally {
+      await withRawConnection(knex, (db: Database.Database) => db.pragma(`cache_size = ${usual}`));
+    }
   },
 
   // A SQLite write transaction already excludes every other writer.

@@ -212,4 +212,33 @@ describeEachDatabase('full loads store every value as the source has it, and kee
       225,
     );
   });
+
+  if (db.name === 'sqlite') {
+    it('gives the warehouse connection back with its usual page cache after a full load, and after a failed one', async () => {
+      const cacheSize = async () =>
+        Number((await ctx.knex.raw<Array<{ cache_size: number }>>('PRAGMA cache_size'))[0]?.cache_size);
+      const usual = await cacheSize();
+      assert.equal(usual, -16384);
+      writeSource([1, 2, 3, 4, 5].map((n) => person(n, `name ${n}`)));
+      await useDefinition({ batch_size: 2 });
+      const loaded = await runConnector(await connector(), ctx, { full: true });
+      assert.equal(loaded.status, 'succeeded', loaded.error ?? '');
+      assert.equal(await cacheSize(), usual);
+
+      await useDefinition({
+        batch_size: 2,
+        source: {
+          kind: 'sql',
+          client: 'better-sqlite3',
+          connection: { filename: sourceFile },
+          query:
+            'SELECT *, CASE WHEN rowid = 4 THEN abs(-9223372036854775808) ELSE 0 END AS CHECKED FROM people',
+          cursor: 'UPDATED_AT',
+        },
+      });
+      const failed = await runConnector(await connector(), ctx, { full: true });
+      assert.equal(failed.status, 'failed');
+      assert.equal(await cacheSize(), usual);
+    });
+  }
 });
