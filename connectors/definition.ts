@@ -214,7 +214,7 @@ const connectorSchema = z
       .string()
       .refine((s) => validateCron(s), 'is not a valid cron expression')
       .optional(),
-    batch_size: z.number().int().positive().max(100000).default(5000),
+    batch_size: z.number().int().positive().max(100000).default(2000),
   })
   .strict();
 

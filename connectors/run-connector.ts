@@ -134,9 +134,17 @@ export async function runConnector(
           });
         },
       };
-      if (mode === 'full') await loadFull(ctx, run, batches);
-      else await loadIncremental(ctx, run, batches);
-      await buildDeclaredIndexes(ctx, run.spec, summary);
+      if (mode === 'full') {
+        const loadAndIndex = async () => {
+          await loadFull(ctx, run, batches);
+          await buildDeclaredIndexes(ctx, run.spec, summary, { analyzed: true });
+        };
+        const withSettings = ctx.dialect.withFullLoadSettings;
+        await (withSettings === undefined ? loadAndIndex() : withSettings(ctx.knex, loadAndIndex));
+      } else {
+        await loadIncremental(ctx, run, batches);
+        await buildDeclaredIndexes(ctx, run.spec, summary, { analyzed: false });
+      }
     } catch (err) {
       Object.assign(summary, {
         status: 'failed',
@@ -166,16 +174,19 @@ export async function runConnector(
 /**
  * The definition's `indexes:` once the data has committed. The run has succeeded by then, so an
  * index that cannot be built is written on the run as its error, not turned into a failed run;
- * the next run tries again.
+ * the next run tries again. A full load analyzed the table just before swapping it in, and the
+ * planner's statistics are per column, so an index on plain columns gives it nothing new: only a
+ * table loaded incrementally is analyzed again here.
  */
 async function buildDeclaredIndexes(
   ctx: ConnectorContext,
   spec: RegistryTableSpec,
   summary: RunSummary,
+  table: { analyzed: boolean },
 ): Promise<void> {
   try {
     const { created } = await ensureDeclaredIndexes(ctx.knex, spec);
-    if (created.length > 0) await ctx.dialect.analyzeTable(ctx.knex, spec.table);
+    if (created.length > 0 && !table.analyzed) await ctx.dialect.analyzeTable(ctx.knex, spec.table);
   } catch (err) {
     summary.error = `loaded, but the declared indexes were not all built: ${describeError(err)}`;
     await ctx.knex('hub_connector_runs').where({ id: summary.run_id }).update({ error: summary.error });

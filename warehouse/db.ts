@@ -93,6 +93,16 @@ export const SQLITE_WRITER_PRAGMAS: readonly string[] = [
   'busy_timeout = 15000',
   'cache_size = -16384',
 ];
+
+/**
+ * The page cache of a connection writing a full load, in KiB (the hub's usual one is 16 MiB). A
+ * full load appends to a table without indexes, then builds its indexes by sorting and inserts
+ * the person key in index order: none of it rereads pages, and SQLite's sorter works in pieces
+ * the size of the cache. Measured at 200,000 and 1,000,000 persons, the loads took no longer
+ * (the index builds a little less) and the process held 11 to 24 MB less.
+ */
+export const SQLITE_FULL_LOAD_CACHE_KIB = 4096;
+
 const SQLITE_READER_PRAGMAS: readonly string[] = [
   'query_only = ON',
   'busy_timeout = 15000',

@@ -64,12 +64,13 @@ function partsFromMatch(match: RegExpExecArray | null, order: DatePart[]): DateP
   return isRealDate(parts) ? parts : null;
 }
 
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
 function isRealDate(p: DateParts): boolean {
   if (p.month < 1 || p.month > 12 || p.day < 1) return false;
   if (p.hour > 23 || p.minute > 59 || p.second > 59) return false;
   const leap = (p.year % 4 === 0 && p.year % 100 !== 0) || p.year % 400 === 0;
-  const days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][p.month - 1]!;
-  return p.day <= days;
+  return p.day <= (p.month === 2 && leap ? 29 : DAYS_IN_MONTH[p.month - 1]!);
 }
 
 const pad = (n: number, width = 2) => String(n).padStart(width, '0');

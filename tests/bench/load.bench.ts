@@ -88,6 +88,7 @@ async function createDatabases(serverUrl: string, names: string[]): Promise<stri
 
 const seconds = (m: Measure) => (m.ms / 1000).toFixed(2);
 const rate = (m: Measure) => Math.round(m.read / (m.ms / 1000)).toLocaleString('en');
+const megabytes = (mb: number) => `${mb.toFixed(0)} MB`;
 const percent = (part: number, whole: number) => `${((100 * part) / whole).toFixed(0)}%`;
 
 function printTables(persons: number, changed: number, results: Map<string, Results>): void {
@@ -99,19 +100,14 @@ function printTables(persons: number, changed: number, results: Map<string, Resu
   );
   console.log('');
   console.log(
-    '| database | raw s | raw rows/s | hub full load s | hub rows/s | hub / raw | hub reload s | reload / raw | hub peak RSS |',
+    '| database | raw s | raw rows/s | hub full load s | hub rows/s | hub / raw | hub reload s | reload / raw | hub peak RSS (full load, reload) | raw peak RSS |',
   );
-  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const [name, r] of results) {
-    const peak = Math.max(
-      r.first.maxRssMb,
-      r.reload.maxRssMb,
-      r.firstIncremental.maxRssMb,
-      r.incremental!.maxRssMb,
-    );
+    const peak = Math.max(r.first.maxRssMb, r.reload.maxRssMb);
     console.log(
       `| ${name} | ${seconds(r.raw)} | ${rate(r.raw)} | ${seconds(r.first)} | ${rate(r.first)} | ${percent(r.raw.ms, r.first.ms)} | ` +
-        `${seconds(r.reload)} | ${percent(r.raw.ms, r.reload.ms)} | ${peak.toFixed(0)} MB |`,
+        `${seconds(r.reload)} | ${percent(r.raw.ms, r.reload.ms)} | ${megabytes(peak)} | ${megabytes(r.raw.maxRssMb)} |`,
     );
   }
   console.log('');
@@ -121,14 +117,15 @@ function printTables(persons: number, changed: number, results: Map<string, Resu
   );
   console.log('');
   console.log(
-    '| database | first incremental s | first incremental / full | incremental s (rows) | incremental / reload |',
+    '| database | first incremental s | first incremental / full | incremental s (rows) | incremental / reload | peak RSS (first incremental, incremental) |',
   );
-  console.log('|---|---:|---:|---:|---:|');
+  console.log('|---|---:|---:|---:|---:|---:|');
   for (const [name, r] of results) {
     const inc = r.incremental!;
     console.log(
       `| ${name} | ${seconds(r.firstIncremental)} | ${(r.firstIncremental.ms / r.first.ms).toFixed(2)}× | ` +
-        `${seconds(inc)} (${inc.rows.toLocaleString('en')}) | ${percent(inc.ms, r.reload.ms)} |`,
+        `${seconds(inc)} (${inc.rows.toLocaleString('en')}) | ${percent(inc.ms, r.reload.ms)} | ` +
+        `${megabytes(r.firstIncremental.maxRssMb)}, ${megabytes(inc.maxRssMb)} |`,
     );
   }
 }
@@ -162,9 +159,10 @@ async function main() {
       const reload = await measure('ours-full', db.url, connectorsDir);
       const firstIncremental = await measure('ours-incremental', db.fresh, connectorsDir);
       results.set(db.name, { raw: best(raw1, raw2), first, reload, firstIncremental });
+      const timed = (m: Measure) => `${m.ms.toFixed(0)} ms (${megabytes(m.maxRssMb)})`;
       console.log(
-        `${db.name}: raw ${raw1.ms.toFixed(0)} / ${raw2.ms.toFixed(0)} ms, hub full load ${first.ms.toFixed(0)} ms, ` +
-          `reload ${reload.ms.toFixed(0)} ms, first incremental ${firstIncremental.ms.toFixed(0)} ms`,
+        `${db.name}: raw ${timed(raw1)} / ${timed(raw2)}, hub full load ${timed(first)}, ` +
+          `reload ${timed(reload)}, first incremental ${timed(firstIncremental)}`,
       );
     }
     const changed = changeSource(path.join(dir, 'sources', 'cspd.sqlite'));

@@ -50,6 +50,11 @@ export interface Dialect {
   auditGatherMs: number;
   /** Holds an exclusive lock on a named resource until the transaction ends. */
   lockUntilCommit(trx: Knex.Transaction, resource: string): Promise<void>;
+  /**
+   * Runs a full load (its writes, index builds and swap) with the connection settings that suit
+   * it, and restores the usual ones after, whatever happens. Dialects without such settings have none.
+   */
+  withFullLoadSettings?: <T>(knex: Knex, work: () => Promise<T>) => Promise<T>;
   /** Refreshes the planner's statistics of a freshly loaded table, before it is joined against. */
   analyzeTable(knex: Knex, table: string): Promise<void>;
   /** Insert-or-update by record key. Rows must have distinct keys. */

@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import type { WarehouseRow } from '../core/warehouse-value.ts';
-import { SQLITE_WRITER_PRAGMAS } from '../db.ts';
+import { SQLITE_FULL_LOAD_CACHE_KIB, SQLITE_WRITER_PRAGMAS } from '../db.ts';
 import { REJECT_COLUMNS, type RejectRow } from '../load/save-rejects.ts';
 import type { BulkTarget, BulkWriter } from './dialect.ts';
 
@@ -36,7 +36,7 @@ export async function openSqliteWorkerWriter(filename: string, target: BulkTarge
     execArgv: [],
     workerData: {
       filename,
-      pragmas: SQLITE_WRITER_PRAGMAS,
+      pragmas: [...SQLITE_WRITER_PRAGMAS, `cache_size = -${SQLITE_FULL_LOAD_CACHE_KIB}`],
       table: target.table,
       columns: target.columns,
       booleanColumns: target.booleanColumns ?? [],

@@ -2,6 +2,7 @@ import type Database from 'better-sqlite3';
 import os from 'node:os';
 import type { Knex } from 'knex';
 import type { WarehouseRow, WarehouseValue } from '../core/warehouse-value.ts';
+import { SQLITE_FULL_LOAD_CACHE_KIB } from '../db.ts';
 import { withRawConnection } from './raw-connection.ts';
 import { toRecord, type BulkTarget, type BulkWriter, type Dialect } from './dialect.ts';
 import { REJECT_COLUMNS, type RejectRow } from '../load/save-rejects.ts';
@@ -44,12 +45,15 @@ function hasIdleCore(): boolean {
  */
 function openInProcessWriter(knex: Knex, target: BulkTarget): BulkWriter {
   const rejectSql = `INSERT INTO hub_rejects (${REJECT_COLUMNS.map(quote).join(', ')}) VALUES (${REJECT_COLUMNS.map(() => '?').join(', ')})`;
+  // A row with no boolean column binds as it is: a converted copy of every row is garbage the
+  // collector then has to clear.
+  const bind = target.booleanColumns?.length === 0 ? (row: WarehouseRow) => row : bindable;
   const writeBatch = (db: Database.Database, rows: WarehouseRow[], rejects: RejectRow[]) => {
     db.pragma('wal_autocheckpoint = 0');
     const statement = db.prepare(insertSql(target));
     const rejectStatement = db.prepare(rejectSql);
     db.transaction(() => {
-      for (const row of rows) statement.run(bindable(row));
+      for (const row of rows) statement.run(bind(row));
       for (const reject of rejects) rejectStatement.run(reject);
     })();
   };
@@ -106,6 +110,20 @@ export const sqliteDialect: Dialect = {
     return updates.length === 0
       ? insert.onConflict(target.key).ignore()
       : insert.onConflict(target.key).merge(updates);
+  },
+
+  async withFullLoadSettings(knex, work) {
+    const usual = await withRawConnection(knex, (db: Database.Database) =>
+      Number(db.pragma('cache_size', { simple: true })),
+    );
+    await withRawConnection(knex, (db: Database.Database) =>
+      db.pragma(`cache_size = -${SQLITE_FULL_LOAD_CACHE_KIB}`),
+    );
+    try {
+      return await work();
+    } finally {
+      await withRawConnection(knex, (db: Database.Database) => db.pragma(`cache_size = ${usual}`));
+    }
   },
 
   // A SQLite write transaction already excludes every other writer.

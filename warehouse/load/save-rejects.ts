@@ -3,7 +3,8 @@ import type { RejectInput } from './load-types.ts';
 
 const MAX_REASON = 1000;
 const MAX_KEY = 400;
-const ROWS_PER_INSERT = 200;
+/** Rejects one INSERT statement carries. */
+export const REJECT_ROWS_PER_INSERT = 200;
 
 /** A row of hub_rejects, in its column order: connector, run_id, source_key, reason, raw_row. */
 export type RejectRow = [string, number, string, string, string];
@@ -21,10 +22,10 @@ export function buildRejectRows(run: { id: number; connector: string }, rejects:
 }
 
 export async function insertRejectRows(executor: Knex | Knex.Transaction, rows: RejectRow[]): Promise<void> {
-  for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
+  for (let i = 0; i < rows.length; i += REJECT_ROWS_PER_INSERT) {
     await executor('hub_rejects').insert(
       rows
-        .slice(i, i + ROWS_PER_INSERT)
+        .slice(i, i + REJECT_ROWS_PER_INSERT)
         .map((row) => Object.fromEntries(REJECT_COLUMNS.map((column, c) => [column, row[c]]))),
     );
   }

@@ -131,7 +131,7 @@ describe('connector definitions', () => {
       assert.equal(def.file, file);
       assert.equal(def.name, 'cspd-people');
       assert.equal(def.mode, 'full');
-      assert.equal(def.batch_size, 5000);
+      assert.equal(def.batch_size, 2000);
       assert.equal(def.schedule, undefined);
       assert.equal(def.target.national_id, 'national_id');
       assert.deepEqual(def.key, ['national_id']);

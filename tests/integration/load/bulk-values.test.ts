@@ -1,0 +1,244 @@
+import assert from 'node:assert/strict';
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { readConnectorDefinitions, type ConnectorDefinition } from '../../../connectors/definition.ts';
+import { runConnector } from '../../../connectors/run-connector.ts';
+import { closeContext, type AppContext } from '../../../server/context.ts';
+import { prepareWarehouse } from '../../../server/services/connector-service.ts';
+import { createTempDir, describeEachDatabase } from '../../support/databases.ts';
+import { openTestContext } from '../../support/hub-context.ts';
+import {
+  badCheckDigitId,
+  peopleDefinition,
+  validId,
+  writeDefinition,
+  writePeopleSource,
+  type PersonSourceRow,
+} from '../../support/registry-fixture.ts';
+
+/** Names with every character the bulk paths must carry through unchanged, beside plain ones. */
+const NAMES = [
+  'plain name',
+  'عبد الله محمد',
+  'tab\tinside',
+  'new\nline',
+  'carriage\rreturn',
+  'back\\slash',
+  '\\N',
+  'all\\\t\n\rof them',
+  'نص\tعربي\\مع\nفواصل',
+];
+
+const person = (n: number, name: string | null, natno = validId(n)): PersonSourceRow => ({
+  NATNO: natno,
+  NAME_AR: name,
+  SEX: n % 2 === 0 ? '2' : '1',
+  DOB: '01/03/1985',
+  UPDATED_AT: `2026-03-01T00:00:${String(n % 60).padStart(2, '0')}`,
+  DELETED: 0,
+});
+
+describeEachDatabase('full loads store every value as the source has it, and keep every reject', (db) => {
+  let dir: string;
+  let ctx: AppContext;
+  let sourceFile: string;
+  const useDefinition = (overrides: Record<string, unknown> = {}) =>
+    writeDefinition(ctx.config.connectorsDir, 'reg-people', peopleDefinition(sourceFile, overrides));
+  const connector = async (): Promise<ConnectorDefinition> =>
+    (await readConnectorDefinitions(ctx.config.connectorsDir))[0]!;
+  const writeSource = (rows: PersonSourceRow[]) => {
+    const source = new Database(sourceFile);
+    source.exec('DROP TABLE IF EXISTS people');
+    source.close();
+    writePeopleSource(sourceFile, rows);
+  };
+
+  before(async () => {
+    dir = await createTempDir('hub-bulk-values-');
+    sourceFile = path.join(dir, 'people.sqlite');
+    writeSource([person(1, 'first')]);
+    ctx = openTestContext(db.url(), dir);
+    await useDefinition();
+    await prepareWarehouse(ctx);
+  });
+
+  after(async () => {
+    await closeContext(ctx);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('text with tabs, line breaks, backslashes and a literal \\N is stored exactly as the source has it, beside plain text and nulls', async () => {
+    const rows = NAMES.map((name, i) => person(i + 1, name));
+    rows.push({ ...person(NAMES.length + 1, null), SEX: '' });
+    writeSource(rows);
+    await useDefinition({
+      batch_size: 4,
+      columns: {
+        national_id: { from: 'NATNO', required: true },
+        full_name: { from: 'NAME_AR', trim: false },
+        gender: { from: 'SEX', codes: { '1': 'M', '2': 'F' } },
+      },
+    });
+    const summary = await runConnector(await connector(), ctx, { full: true });
+    assert.equal(summary.status, 'succeeded', summary.error ?? '');
+    const stored = await ctx
+      .knex('reg_people')
+      .select('national_id', 'full_name', 'gender')
+      .orderBy('national_id');
+    assert.deepEqual(
+      stored,
+      rows.map((r, i) => ({
+        national_id: r.NATNO,
+        full_name: r.NAME_AR,
+        gender: i === NAMES.length ? null : r.SEX === '2' ? 'F' : 'M',
+      })),
+    );
+  });
+
+  it('a boolean column stores true and false, and integer and number columns their values, in the same rows as text', async () => {
+    writeSource([1, 2, 3, 4].map((n) => person(n, `name ${n}`)));
+    await useDefinition({
+      batch_size: 3,
+      source: {
+        kind: 'sql',
+        client: 'better-sqlite3',
+        connection: { filename: sourceFile },
+        query:
+          "SELECT *, CASE WHEN SEX = '1' THEN 'yes' ELSE 'no' END AS ACTIVE, rowid * 1000 AS POINTS, rowid + 0.5 AS SCORE FROM people",
+        cursor: 'UPDATED_AT',
+      },
+      columns: {
+        national_id: { from: 'NATNO', required: true },
+        full_name: { from: 'NAME_AR' },
+        active: { from: 'ACTIVE', type: 'boolean' },
+        points: { from: 'POINTS', type: 'integer' },
+        score: { from: 'SCORE', type: 'number' },
+      },
+    });
+    const summary = await runConnector(await connector(), ctx, { full: true });
+    assert.equal(summary.status, 'succeeded', summary.error ?? '');
+    const stored = await ctx
+      .knex('reg_people')
+      .select('national_id', 'full_name', 'active', 'points', 'score')
+      .orderBy('national_id');
+    assert.deepEqual(
+      stored.map((r: Record<string, unknown>) => ({
+        ...r,
+        // SQLite keeps a boolean as 1 or 0, PostgreSQL's driver reads a bigint as text.
+        active: r['active'] === true || r['active'] === 1,
+        points: Number(r['points']),
+      })),
+      [1, 2, 3, 4].map((n) => ({
+        national_id: validId(n),
+        full_name: `name ${n}`,
+        active: n % 2 === 1,
+        points: n * 1000,
+        score: n + 0.5,
+      })),
+    );
+  });
+
+  it('keeps every reject of a load with more rejects than one statement carries, each with its reason', async () => {
+    // Every odd row has a wrong check digit: 225 rejects in batches of 50 rows.
+    const rows = Array.from({ length: 450 }, (_, i) =>
+      person(i + 1, `name ${i + 1}`, i % 2 === 0 ? badCheckDigitId(i + 1) : validId(i + 1)),
+    );
+    writeSource(rows);
+    await useDefinition({ batch_size: 50 });
+    const summary = await runConnector(await connector(), ctx, { full: true });
+    assert.equal(summary.status, 'succeeded', summary.error ?? '');
+    assert.deepEqual([summary.inserted, summary.rejected], [225, 225]);
+    const rejects = await ctx
+      .knex('hub_rejects')
+      .where({ run_id: summary.run_id })
+      .select<Array<{ source_key: string; reason: string }>>('source_key', 'reason');
+    assert.deepEqual(
+      rejects.map((r) => r.source_key).sort(),
+      rows
+        .filter((_, i) => i % 2 === 0)
+        .map((r) => r.NATNO)
+        .sort(),
+    );
+    for (const reject of rejects) assert.match(reject.reason, /check digit/);
+    assert.equal(
+      await ctx
+        .knex('reg_people')
+        .count({ n: '*' })
+        .first()
+        .then((r) => Number(r?.n)),
+      225,
+    );
+  });
+
+  it('a load whose source fails keeps the rejects of the rows read before the failure with the failed run, and the previous table', async () => {
+    const rows = Array.from({ length: 450 }, (_, i) =>
+      person(i + 1, `name ${i + 1}`, i % 2 === 0 ? badCheckDigitId(i + 1) : validId(i + 1)),
+    );
+    writeSource(rows);
+    await useDefinition({ batch_size: 50 });
+    const loaded = await runConnector(await connector(), ctx, { full: true });
+    assert.equal(loaded.status, 'succeeded', loaded.error ?? '');
+    // SQLite raises "integer overflow" when the read reaches row 301, after six whole batches.
+    await useDefinition({
+      batch_size: 50,
+      source: {
+        kind: 'sql',
+        client: 'better-sqlite3',
+        connection: { filename: sourceFile },
+        query:
+          'SELECT *, CASE WHEN rowid = 301 THEN abs(-9223372036854775808) ELSE 0 END AS CHECKED FROM people',
+        cursor: 'UPDATED_AT',
+      },
+    });
+    const failed = await runConnector(await connector(), ctx, { full: true });
+    assert.equal(failed.status, 'failed');
+    assert.match(failed.error ?? '', /integer overflow/);
+    const rejects = await ctx.knex('hub_rejects').where({ run_id: failed.run_id }).pluck('source_key');
+    assert.deepEqual(
+      rejects.sort(),
+      rows
+        .slice(0, 300)
+        .filter((_, i) => i % 2 === 0)
+        .map((r) => r.NATNO)
+        .sort(),
+    );
+    assert.equal(
+      await ctx
+        .knex('reg_people')
+        .count({ n: '*' })
+        .first()
+        .then((r) => Number(r?.n)),
+      225,
+    );
+  });
+
+  if (db.name === 'sqlite') {
+    it('gives the warehouse connection back with its usual page cache after a full load, and after a failed one', async () => {
+      const cacheSize = async () =>
+        Number((await ctx.knex.raw<Array<{ cache_size: number }>>('PRAGMA cache_size'))[0]?.cache_size);
+      const usual = await cacheSize();
+      assert.equal(usual, -16384);
+      writeSource([1, 2, 3, 4, 5].map((n) => person(n, `name ${n}`)));
+      await useDefinition({ batch_size: 2 });
+      const loaded = await runConnector(await connector(), ctx, { full: true });
+      assert.equal(loaded.status, 'succeeded', loaded.error ?? '');
+      assert.equal(await cacheSize(), usual);
+
+      await useDefinition({
+        batch_size: 2,
+        source: {
+          kind: 'sql',
+          client: 'better-sqlite3',
+          connection: { filename: sourceFile },
+          query:
+            'SELECT *, CASE WHEN rowid = 4 THEN abs(-9223372036854775808) ELSE 0 END AS CHECKED FROM people',
+          cursor: 'UPDATED_AT',
+        },
+      });
+      const failed = await runConnector(await connector(), ctx, { full: true });
+      assert.equal(failed.status, 'failed');
+      assert.equal(await cacheSize(), usual);
+    });
+  }
+});
