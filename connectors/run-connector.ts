@@ -5,6 +5,8 @@ import type { Dialect } from '../warehouse/dialects/index.ts';
 import { loadFull } from '../warehouse/load/full-load.ts';
 import { loadIncremental } from '../warehouse/load/incremental-load.ts';
 import type { LoadBatch, LoadPhase, LoadStats } from '../warehouse/load/load-types.ts';
+import { buildKeyText } from '../warehouse/load/feed-deletions.ts';
+import type { WarehouseRow } from '../warehouse/core/warehouse-value.ts';
 import { acquireLock } from '../warehouse/lock.ts';
 import { recordAudit } from '../warehouse/audit/record-audit.ts';
 import { cursorText, maxCursor } from './compare-cursor.ts';
@@ -281,15 +283,29 @@ async function* readBatches(
   cursors: { records: string | null; tombstones: string | null },
 ): AsyncIterable<LoadBatch> {
   let batch = newBatch();
+  // A batch is applied rows first, then deletions: a record deleted and then registered again
+  // must not share a batch with its deletion, or the deletion would remove it.
+  const deletedInBatch = new Set<string>();
   const options: ReadOptions = { since: incremental?.since ?? null, ordered: incremental !== null };
   for await (const chunk of readChunks(def, rule, source, options)) {
+    const mapper = (chunk as MappedChunk<unknown>).mapper;
     for (const record of chunk.records as unknown[]) {
+      if (deletedInBatch.size > 0 && !mapper.isDeletion(record)) {
+        const key = mapper.mapKey(record);
+        if (key !== null && deletedInBatch.has(buildKeyText(key))) {
+          yield batch;
+          batch = newBatch();
+          deletedInBatch.clear();
+        }
+      }
       batch.read++;
-      addRecord(batch, chunk as MappedChunk<unknown>, record, incremental !== null, cursors);
+      const deleted = addRecord(batch, chunk as MappedChunk<unknown>, record, incremental !== null, cursors);
+      if (deleted !== null) deletedInBatch.add(buildKeyText(deleted));
       if (batch.read >= def.batch_size) {
         await yieldToRequests();
         yield batch;
         batch = newBatch();
+        deletedInBatch.clear();
       }
     }
   }
@@ -331,12 +347,12 @@ function addRecord<R>(
   record: R,
   incremental: boolean,
   cursors: { records: string | null },
-) {
+): WarehouseRow | null {
   const mapper = chunk.mapper;
   cursors.records = maxCursor(cursors.records, mapper.cursorOf(record));
   if (mapper.isDeletion(record)) {
     // A full load simply leaves deleted records out; an incremental one removes them.
-    if (!incremental) return;
+    if (!incremental) return null;
     const key = mapper.mapKey(record);
     if (key === null)
       batch.rejects.push({
@@ -345,7 +361,7 @@ function addRecord<R>(
         raw: chunk.describe(record),
       });
     else batch.deletes.push(key);
-    return;
+    return key;
   }
   const mapped = mapper.map(record);
   if (mapped.ok) batch.rows.push(mapped.values);
@@ -355,6 +371,7 @@ function addRecord<R>(
       reason: mapped.reason,
       raw: chunk.describe(record),
     });
+  return null;
 }
 
 function newBatch(): LoadBatch {
