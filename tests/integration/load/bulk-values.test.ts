@@ -54,6 +54,15 @@ describeEachDatabase('full loads store every value as the source has it, and kee
     writePeopleSource(sourceFile, rows);
   };
 
+  /** The people table read until row `rowid`, where SQLite raises "integer overflow". */
+  const sourceFailingAtRow = (rowid: number) => ({
+    kind: 'sql',
+    client: 'better-sqlite3',
+    connection: { filename: sourceFile },
+    query: `SELECT *, CASE WHEN rowid = ${rowid} THEN abs(-9223372036854775808) ELSE 0 END AS CHECKED FROM people`,
+    cursor: 'UPDATED_AT',
+  });
+
   before(async () => {
     dir = await createTempDir('hub-bulk-values-');
     sourceFile = path.join(dir, 'people.sqlite');
@@ -180,17 +189,7 @@ describeEachDatabase('full loads store every value as the source has it, and kee
     const loaded = await runConnector(await connector(), ctx, { full: true });
     assert.equal(loaded.status, 'succeeded', loaded.error ?? '');
     // SQLite raises "integer overflow" when the read reaches row 301, after six whole batches.
-    await useDefinition({
-      batch_size: 50,
-      source: {
-        kind: 'sql',
-        client: 'better-sqlite3',
-        connection: { filename: sourceFile },
-        query:
-          'SELECT *, CASE WHEN rowid = 301 THEN abs(-9223372036854775808) ELSE 0 END AS CHECKED FROM people',
-        cursor: 'UPDATED_AT',
-      },
-    });
+    await useDefinition({ batch_size: 50, source: sourceFailingAtRow(301) });
     const failed = await runConnector(await connector(), ctx, { full: true });
     assert.equal(failed.status, 'failed');
     assert.match(failed.error ?? '', /integer overflow/);
@@ -225,17 +224,7 @@ describeEachDatabase('full loads store every value as the source has it, and kee
       assert.equal(loaded.status, 'succeeded', loaded.error ?? '');
       assert.equal(await cacheSize(), usual);
 
-      await useDefinition({
-        batch_size: 2,
-        source: {
-          kind: 'sql',
-          client: 'better-sqlite3',
-          connection: { filename: sourceFile },
-          query:
-            'SELECT *, CASE WHEN rowid = 4 THEN abs(-9223372036854775808) ELSE 0 END AS CHECKED FROM people',
-          cursor: 'UPDATED_AT',
-        },
-      });
+      await useDefinition({ batch_size: 2, source: sourceFailingAtRow(4) });
       const failed = await runConnector(await connector(), ctx, { full: true });
       assert.equal(failed.status, 'failed');
       assert.equal(await cacheSize(), usual);
