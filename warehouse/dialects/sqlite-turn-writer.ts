@@ -60,7 +60,7 @@ export class SqliteTurnWriter {
       let queue = this.#queues.get(key);
       if (queue === undefined) this.#queues.set(key, (queue = { kind: key, items: [], waiters: [] }));
       queue.items.push(item);
-      queue.waiters.push({ resolve: resolve, reject });
+      queue.waiters.push({ resolve, reject });
       this.#schedule();
     });
   }
