@@ -1,6 +1,6 @@
-import type { Database, Statement } from 'better-sqlite3';
 import type { Knex } from 'knex';
 import type { DialectName } from './db.ts';
+import { prepareOnce } from './dialects/sqlite-statements.ts';
 import type { TurnWrite } from './dialects/sqlite-turn-writer.ts';
 
 export interface RateWindowsInput {
@@ -72,14 +72,6 @@ export async function consumeRateWindows(
   return readRows(dialect, result).length > 0;
 }
 
-const upsertBySqliteConnection = new WeakMap<Database, Statement>();
-
-function prepareSqliteUpsert(db: Database): Statement {
-  let statement = upsertBySqliteConnection.get(db);
-  if (statement === undefined) upsertBySqliteConnection.set(db, (statement = db.prepare(UPSERT)));
-  return statement;
-}
-
 /**
  * consumeRateWindows as part of a SQLite turn (see SqliteTurnWriter): a prepared statement per
  * request in the turn's one transaction. Each request's statement sees the ones before it, so
@@ -88,7 +80,7 @@ function prepareSqliteUpsert(db: Database): Statement {
 export const RATE_WINDOWS_TURN_WRITE: TurnWrite<RateWindowsInput, boolean> = {
   name: 'rate windows',
   write: (db, inputs) => {
-    const upsert = prepareSqliteUpsert(db);
+    const upsert = prepareOnce(db, UPSERT);
     return inputs.map(
       (i) => upsert.all(i.clientId, i.minuteStart, i.dayStart, i.perMinute, i.perDay).length > 0,
     );

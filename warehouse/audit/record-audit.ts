@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
-import type { Database, Statement } from 'better-sqlite3';
+import type { Database } from 'better-sqlite3';
 import type { Knex } from 'knex';
 import { type Clock, isoNow } from '../core/clock.ts';
 import { dialectOf } from '../dialects/index.ts';
 import { withRawConnection } from '../dialects/raw-connection.ts';
+import { prepareOnce } from '../dialects/sqlite-statements.ts';
 import { writeWhenNotBusy, type TurnWrite } from '../dialects/sqlite-turn-writer.ts';
 
 export interface AuditEvent {
@@ -95,7 +96,8 @@ function buildChainedRows(list: readonly AuditEvent[], prevHash: string, now: st
   });
 }
 
-const AUDIT_COLUMNS = [
+/** The columns of an audit row besides its id, in the order they are written. */
+export const AUDIT_COLUMNS = [
   'at',
   'actor',
   'entity',
@@ -110,27 +112,6 @@ const SQLITE_TAIL = 'SELECT "hash" FROM "hub_audit" ORDER BY "id" DESC LIMIT 1';
 const SQLITE_INSERT_EVENT = `INSERT INTO "hub_audit" (${AUDIT_COLUMNS.map((c) => `"${c}"`).join(', ')}) VALUES (${AUDIT_COLUMNS.map(() => '?').join(', ')})`;
 const SQLITE_INSERT_SUBJECT = 'INSERT INTO "hub_audit_subjects" ("audit_id", "national_id") VALUES (?, ?)';
 
-interface SqliteAuditStatements {
-  tail: Statement;
-  insertEvent: Statement;
-  insertSubject: Statement;
-}
-
-const statementsByConnection = new WeakMap<Database, SqliteAuditStatements>();
-
-function prepareAuditStatements(db: Database): SqliteAuditStatements {
-  let statements = statementsByConnection.get(db);
-  if (statements === undefined) {
-    statements = {
-      tail: db.prepare(SQLITE_TAIL),
-      insertEvent: db.prepare(SQLITE_INSERT_EVENT),
-      insertSubject: db.prepare(SQLITE_INSERT_SUBJECT),
-    };
-    statementsByConnection.set(db, statements);
-  }
-  return statements;
-}
-
 /**
  * SQLite, inside the caller's transaction: the tail, the rows, their subjects, with prepared
  * statements on the writer's own connection. A group of API events then costs one short write
@@ -140,7 +121,9 @@ function prepareAuditStatements(db: Database): SqliteAuditStatements {
 function writeEventsOnSqlite(knex: Knex, db: Database, list: readonly AuditEvent[], now: string): void {
   // Announced to knex's query listeners like the statements knex runs itself (logging, debugging).
   const announce = (sql: string, bindings: unknown[]) => knex.emit('query', { method: 'raw', sql, bindings });
-  const { tail, insertEvent, insertSubject } = prepareAuditStatements(db);
+  const tail = prepareOnce(db, SQLITE_TAIL);
+  const insertEvent = prepareOnce(db, SQLITE_INSERT_EVENT);
+  const insertSubject = prepareOnce(db, SQLITE_INSERT_SUBJECT);
   announce(SQLITE_TAIL, []);
   const last = tail.get() as { hash: string } | undefined;
   const rows = buildChainedRows(list, last?.hash ?? GENESIS_HASH, now);

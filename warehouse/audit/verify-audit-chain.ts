@@ -1,5 +1,11 @@
 import type { Knex } from 'knex';
-import { computeAuditHash, computeSubjectsHash, GENESIS_HASH, type ChainedFields } from './record-audit.ts';
+import {
+  AUDIT_COLUMNS,
+  computeAuditHash,
+  computeSubjectsHash,
+  GENESIS_HASH,
+  type ChainedFields,
+} from './record-audit.ts';
 
 export type AuditChainReport =
   { ok: true; rows: number } | { ok: false; rows: number; brokenAt: number; reason: string };
@@ -38,18 +44,7 @@ export async function verifyAuditChain(
       .where('id', '>', prev?.id ?? 0)
       .orderBy('id')
       .limit(pageSize)
-      .select(
-        'id',
-        'at',
-        'actor',
-        'entity',
-        'action',
-        'target',
-        'details',
-        'subjects_hash',
-        'prev_hash',
-        'hash',
-      );
+      .select('id', ...AUDIT_COLUMNS);
     const last = page.at(-1);
     const subjects = await fetchSubjectsBetween(
       knex,

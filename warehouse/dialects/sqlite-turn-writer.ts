@@ -24,7 +24,7 @@ type Outcome = { ok: true; results: unknown[] } | { ok: false; error: unknown };
 
 const BUSY_RETRY_MS = 15_000;
 
-export const isSqliteBusy = (err: unknown): boolean =>
+const isSqliteBusy = (err: unknown): boolean =>
   typeof err === 'object' &&
   err !== null &&
   'code' in err &&

@@ -43,7 +43,7 @@ export async function loadFull(
   try {
     await writeNextTable(ctx, run, next, batches, stats);
     run.onProgress?.(stats, 'indexing');
-    await createUniqueKeyRemovingDuplicates(ctx, run, next.target, next.suffix, stats);
+    await createKeyIndexResolving(ctx, run, next, () => rejectDuplicateKeys(ctx, run, next.target, stats));
     await swapIn(ctx, run, next, stats);
     return stats;
   } catch (err) {
@@ -77,15 +77,10 @@ export async function loadIntoEmptyTable(
   try {
     await writeNextTable(ctx, run, next, batches, stats, (rows) => filter.keep(rows));
     run.onProgress?.(stats, 'indexing');
-    // The unique key index is tried first: only a feed with several versions of a record needs
-    // the earlier ones removed before it.
-    try {
-      await createKeyIndex(ctx.knex, run.spec, next.target.table, next.suffix);
-    } catch (err) {
-      if (!ctx.dialect.isUniqueViolation(err)) throw err;
+    // Only a feed with several versions of a record needs the earlier ones removed.
+    await createKeyIndexResolving(ctx, run, next, async () => {
       stats.inserted -= await keepLastVersions(ctx.knex, next.target);
-      await createKeyIndex(ctx.knex, run.spec, next.target.table, next.suffix);
-    }
+    });
     stats.deleted = filter.deletedRecords();
     await swapIn(ctx, run, next, stats, { countReplaced: false });
     return stats;
@@ -156,19 +151,33 @@ async function swapIn(
     await run.commit(trx, stats);
   });
 }
-async function createUniqueKeyRemovingDuplicates(
+/**
+ * The unique record-key index, tried first; when the rows break it, `removeDuplicates` leaves
+ * one row per key and the index is built again.
+ */
+async function createKeyIndexResolving(
   ctx: LoadContext,
   run: LoadRun,
-  target: BulkTarget,
-  suffix: string,
-  stats: LoadStats,
+  next: NextTable,
+  removeDuplicates: () => Promise<void>,
 ): Promise<void> {
   try {
-    await createKeyIndex(ctx.knex, run.spec, target.table, suffix);
+    await createKeyIndex(ctx.knex, run.spec, next.target.table, next.suffix);
     return;
   } catch (err) {
     if (!ctx.dialect.isUniqueViolation(err)) throw err;
   }
+  await removeDuplicates();
+  await createKeyIndex(ctx.knex, run.spec, next.target.table, next.suffix);
+}
+
+/** A full load keeps no version of a duplicated key: each is rejected with its reason. */
+async function rejectDuplicateKeys(
+  ctx: LoadContext,
+  run: LoadRun,
+  target: BulkTarget,
+  stats: LoadStats,
+): Promise<void> {
   const duplicates: WarehouseRow[] = await ctx.dialect.removeDuplicateKeys(ctx.knex, target);
   const keyIndexes = run.spec.key.map((k) => target.columns.indexOf(k));
   await saveRejects(
@@ -182,5 +191,4 @@ async function createUniqueKeyRemovingDuplicates(
   );
   stats.inserted -= duplicates.length;
   stats.rejected += duplicates.length;
-  await createKeyIndex(ctx.knex, run.spec, target.table, suffix);
 }

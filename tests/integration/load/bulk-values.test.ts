@@ -54,6 +54,18 @@ describeEachDatabase('full loads store every value as the source has it, and kee
     writePeopleSource(sourceFile, rows);
   };
 
+  /** 450 people, every other one (225) with a wrong check digit in the national ID. */
+  const everyOtherIdBad = () =>
+    Array.from({ length: 450 }, (_, i) =>
+      person(i + 1, `name ${i + 1}`, i % 2 === 0 ? badCheckDigitId(i + 1) : validId(i + 1)),
+    );
+  const countPeople = () =>
+    ctx
+      .knex('reg_people')
+      .count({ n: '*' })
+      .first()
+      .then((r) => Number(r?.n));
+
   /** The people table read until row `rowid`, where SQLite raises "integer overflow". */
   const sourceFailingAtRow = (rowid: number) => ({
     kind: 'sql',
@@ -150,9 +162,7 @@ describeEachDatabase('full loads store every value as the source has it, and kee
 
   it('keeps every reject of a load with more rejects than one statement carries, each with its reason', async () => {
     // Every odd row has a wrong check digit: 225 rejects in batches of 50 rows.
-    const rows = Array.from({ length: 450 }, (_, i) =>
-      person(i + 1, `name ${i + 1}`, i % 2 === 0 ? badCheckDigitId(i + 1) : validId(i + 1)),
-    );
+    const rows = everyOtherIdBad();
     writeSource(rows);
     await useDefinition({ batch_size: 50 });
     const summary = await runConnector(await connector(), ctx, { full: true });
@@ -170,20 +180,11 @@ describeEachDatabase('full loads store every value as the source has it, and kee
         .sort(),
     );
     for (const reject of rejects) assert.match(reject.reason, /check digit/);
-    assert.equal(
-      await ctx
-        .knex('reg_people')
-        .count({ n: '*' })
-        .first()
-        .then((r) => Number(r?.n)),
-      225,
-    );
+    assert.equal(await countPeople(), 225);
   });
 
   it('a load whose source fails keeps the rejects of the rows read before the failure with the failed run, and the previous table', async () => {
-    const rows = Array.from({ length: 450 }, (_, i) =>
-      person(i + 1, `name ${i + 1}`, i % 2 === 0 ? badCheckDigitId(i + 1) : validId(i + 1)),
-    );
+    const rows = everyOtherIdBad();
     writeSource(rows);
     await useDefinition({ batch_size: 50 });
     const loaded = await runConnector(await connector(), ctx, { full: true });
@@ -202,14 +203,7 @@ describeEachDatabase('full loads store every value as the source has it, and kee
         .map((r) => r.NATNO)
         .sort(),
     );
-    assert.equal(
-      await ctx
-        .knex('reg_people')
-        .count({ n: '*' })
-        .first()
-        .then((r) => Number(r?.n)),
-      225,
-    );
+    assert.equal(await countPeople(), 225);
   });
 
   if (db.name === 'sqlite') {
