@@ -1,6 +1,7 @@
 import type { Statement, Database } from 'better-sqlite3';
 import type { Knex } from 'knex';
 import type { Warehouse } from './db.ts';
+import { findSqliteTurnWriter } from './dialects/sqlite-turn-writer.ts';
 import { acquireRawConnection, withRawConnection } from './dialects/raw-connection.ts';
 
 /** A binding of a prepared read: what every driver accepts. */
@@ -11,6 +12,12 @@ interface HeldConnection {
   statements: Map<string, Statement>;
   release(): Promise<void>;
 }
+
+/**
+ * The kept connection also writes the API's turns of rate-limit counts and audit events (see
+ * SqliteTurnWriter.shareConnection): writable, and as durable as the writer's own connection.
+ */
+const TURN_WRITING_PRAGMAS = ['query_only = OFF', 'synchronous = NORMAL'];
 
 /** More distinct statements than the API ever runs; past it the cache starts over rather than grow. */
 const MAX_STATEMENTS = 1_000;
@@ -26,6 +33,7 @@ const MAX_STATEMENTS = 1_000;
  */
 export class PreparedReads {
   readonly #reader: Knex;
+  readonly #knex: Knex;
   /** SQLite with a reader pool of its own: one connection is kept for these reads. */
   readonly #keepsConnection: boolean;
   readonly #sqlite: boolean;
@@ -34,6 +42,7 @@ export class PreparedReads {
 
   constructor(warehouse: Pick<Warehouse, 'reader' | 'knex' | 'dialect'>) {
     this.#reader = warehouse.reader;
+    this.#knex = warehouse.knex;
     this.#sqlite = warehouse.dialect === 'sqlite';
     // An in-memory or read-only SQLite hub has one connection in all, which must not be kept.
     this.#keepsConnection = this.#sqlite && warehouse.reader !== warehouse.knex;
@@ -68,7 +77,20 @@ export class PreparedReads {
   #hold(): Promise<HeldConnection> {
     if (this.#closed) return Promise.reject(new Error('the prepared reads are closed'));
     this.#held ??= acquireRawConnection<Database>(this.#reader).then(
-      ({ connection, release }) => ({ db: connection, statements: new Map(), release }),
+      ({ connection, release }) => {
+        const turns = findSqliteTurnWriter(this.#knex);
+        for (const pragma of TURN_WRITING_PRAGMAS) connection.pragma(pragma);
+        turns.shareConnection(connection);
+        return {
+          db: connection,
+          statements: new Map(),
+          release: async () => {
+            turns.shareConnection(null);
+            connection.pragma('query_only = ON');
+            await release();
+          },
+        };
+      },
       (err: unknown) => {
         this.#held = null;
         throw err;

@@ -7,7 +7,13 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import type { Database as Connection } from 'better-sqlite3';
 import { closeWarehouse, openWarehouse, type Warehouse } from '../../../warehouse/db.ts';
-import { SqliteTurnWriter, type TurnWrite } from '../../../warehouse/dialects/sqlite-turn-writer.ts';
+import { acquireRawConnection } from '../../../warehouse/dialects/raw-connection.ts';
+import {
+  findSqliteTurnWriter,
+  SqliteTurnWriter,
+  type TurnWrite,
+} from '../../../warehouse/dialects/sqlite-turn-writer.ts';
+import { PreparedReads } from '../../../warehouse/prepared-reads.ts';
 import { createTempDir } from '../../support/databases.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -133,5 +139,47 @@ describe('SQLite turn writer: the small writes of one event-loop turn in one tra
     await writer.settle();
     assert.deepEqual(await readValues('first_kind'), ['a', 'b']);
     await Promise.all(writes);
+  });
+
+  describe('on the reader connection the API keeps for its reads', () => {
+    it('waits for a transaction this process holds open on the writer connection, then writes after it', async () => {
+      const shared = await acquireRawConnection<Connection>(warehouse.reader);
+      try {
+        shared.connection.pragma('query_only = OFF');
+        writer.shareConnection(shared.connection);
+        let turn: Promise<number> | undefined;
+        let writtenDuringLoad = false;
+        await warehouse.knex.transaction(async (trx) => {
+          await trx('first_kind').insert({ value: 'load' });
+          turn = writer.submit(first, 'api');
+          void turn.then(() => (writtenDuringLoad = true));
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          assert.equal(writtenDuringLoad, false, 'the turn was written inside the open transaction');
+        });
+        assert.equal(await turn, 2);
+        assert.deepEqual(await readValues('first_kind'), ['load', 'api']);
+      } finally {
+        writer.shareConnection(null);
+        await shared.release();
+      }
+    });
+
+    it("is handed over by the API's prepared reads, which see the turns, and handed back when they close", async () => {
+      const turns = findSqliteTurnWriter(warehouse.knex);
+      const reads = new PreparedReads(warehouse);
+      const count = async () =>
+        (await reads.first<{ n: number }>('SELECT count(*) AS n FROM first_kind', []))?.n;
+      assert.equal(await count(), 0);
+      await turns.submit(first, 'while kept');
+      assert.equal(await count(), 1);
+      await reads.close();
+      await turns.submit(first, 'after close');
+      assert.deepEqual(await readValues('first_kind'), ['while kept', 'after close']);
+      // The connection went back to the reader pool as a reader again.
+      await assert.rejects(
+        warehouse.reader.raw("INSERT INTO first_kind (value) VALUES ('reader')"),
+        /readonly|query_only|attempt to write/i,
+      );
+    });
   });
 });
