@@ -7,7 +7,7 @@
  * Then the person lookup again, in a hub that runs the CSPD personal-info connector in its own
  * process (as the scheduler does): with no load, during a full load, and during an incremental
  * load after 1% of the citizens changed, p99 next to p99, in a second table.
- * --cpu-prof DIR writes a V8 CPU profile of the hub process into DIR.
+ * --cpu-prof DIR writes V8 CPU profiles of the hub process into DIR/hub and of the bare server into DIR/bare.
  */
 import Database from 'better-sqlite3';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -102,22 +102,40 @@ class Cleanup {
   }
 }
 
+/** Node refuses --cpu-prof in NODE_OPTIONS: it goes on the command line, one folder per server. */
+const profileArgs = (options: Options, server: 'hub' | 'bare'): string[] =>
+  options.cpuProfDir === null
+    ? []
+    : ['--cpu-prof', `--cpu-prof-dir=${path.join(options.cpuProfDir, server)}`];
+
 function startHub(dir: string, options: Options): Promise<ChildServer> {
-  // Node refuses --cpu-prof in NODE_OPTIONS: it goes on the command line.
-  const profile = options.cpuProfDir === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`];
   return startChildServer({
     name: 'the hub',
-    args: [...profile, path.join(ROOT, 'server/cli/hub.mjs'), 'start', '--port', '0', '--workers', '1'],
+    args: [
+      ...profileArgs(options, 'hub'),
+      path.join(ROOT, 'server/cli/hub.mjs'),
+      'start',
+      '--port',
+      '0',
+      '--workers',
+      '1',
+    ],
     env: { ...process.env, HUB_DATA_DIR: dir, HUB_SCHEDULER: 'off', LOG_LEVEL: 'warn' },
     ready: /Registry Hub listening on (http:\/\/\S+)/,
     timeoutMs: START_TIMEOUT_MS,
   });
 }
 
-function startBare(databaseFile: string): Promise<ChildServer> {
+function startBare(databaseFile: string, options: Options): Promise<ChildServer> {
   return startChildServer({
     name: 'the bare server',
-    args: ['--import', 'tsx', path.join(ROOT, 'tests/bench/bare-server.ts'), databaseFile],
+    args: [
+      ...profileArgs(options, 'bare'),
+      '--import',
+      'tsx',
+      path.join(ROOT, 'tests/bench/bare-server.ts'),
+      databaseFile,
+    ],
     env: process.env,
     ready: /Bare server listening on (http:\/\/\S+)/,
     timeoutMs: START_TIMEOUT_MS,
@@ -368,7 +386,7 @@ async function main(cleanup: Cleanup): Promise<void> {
 
   const hubServer = await startHub(dir, options);
   cleanup.add(() => hubServer.stop());
-  const bareServer = await startBare(fixture.databaseFile);
+  const bareServer = await startBare(fixture.databaseFile, options);
   cleanup.add(() => bareServer.stop());
   const hub: Side = {
     url: hubServer.url,
@@ -431,7 +449,8 @@ async function main(cleanup: Cleanup): Promise<void> {
     fixture.databaseFile,
     hubSuccesses.reduce((a, b) => a + b, 0),
   );
-  if (options.cpuProfDir !== null) console.log(`hub CPU profile written to ${options.cpuProfDir}`);
+  if (options.cpuProfDir !== null)
+    console.log(`CPU profiles written to ${options.cpuProfDir}/hub and ${options.cpuProfDir}/bare`);
   console.log(`wall time: ${((Date.now() - started) / 1000).toFixed(0)} s`);
 }
 
