@@ -1,6 +1,7 @@
 import type { Database } from 'better-sqlite3';
 import type { Knex } from 'knex';
 import { withRawConnection } from './raw-connection.ts';
+import { prepareOnce } from './sqlite-statements.ts';
 
 /** A kind of small write that many requests make; the items of one turn are written together. */
 export interface TurnWrite<I, R> {
@@ -126,7 +127,7 @@ export class SqliteTurnWriter {
 
 function writeTurn(db: Database, queues: readonly Queue[]): Outcome[] {
   const outcomes: Outcome[] = [];
-  db.transaction(() => {
+  const write = db.transaction(() => {
     for (const queue of queues) {
       try {
         // A transaction inside a transaction is a savepoint in better-sqlite3.
@@ -137,8 +138,25 @@ function writeTurn(db: Database, queues: readonly Queue[]): Outcome[] {
         outcomes.push({ ok: false, error });
       }
     }
-  })();
+  });
+  withoutWaitingForLock(db, () => write.immediate());
   return outcomes;
+}
+
+/**
+ * Runs `work` with the connection's busy handler off: a write lock held by another process (a
+ * load run from the command line builds an index or swaps a table in for seconds) is answered
+ * SQLITE_BUSY at once, and writeWhenNotBusy waits for it between turns of the event loop.
+ * SQLite's own wait would stop this process's event loop for as long, every request with it.
+ */
+function withoutWaitingForLock<T>(db: Database, work: () => T): T {
+  const usual = prepareOnce(db, 'PRAGMA busy_timeout').pluck().get() as number;
+  prepareOnce(db, 'PRAGMA busy_timeout = 0').run();
+  try {
+    return work();
+  } finally {
+    prepareOnce(db, `PRAGMA busy_timeout = ${usual}`).run();
+  }
 }
 
 /**

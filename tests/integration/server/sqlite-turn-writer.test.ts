@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import type { Database as Connection } from 'better-sqlite3';
 import { closeWarehouse, openWarehouse, type Warehouse } from '../../../warehouse/db.ts';
-import { acquireRawConnection } from '../../../warehouse/dialects/raw-connection.ts';
+import { acquireRawConnection, withRawConnection } from '../../../warehouse/dialects/raw-connection.ts';
 import {
   findSqliteTurnWriter,
   SqliteTurnWriter,
@@ -132,6 +132,24 @@ describe('SQLite turn writer: the small writes of one event-loop turn in one tra
     await other.exited;
     assert.deepEqual(await readValues('first_kind'), ['a']);
     assert.deepEqual(await readValues('second_kind'), ['other process', 'b']);
+  });
+
+  it("waits for another process's write lock between turns of the event loop, not inside one", async () => {
+    const other = holdWriteLock(file, 1000);
+    await other.locked;
+    const order: string[] = [];
+    const written = writer.submit(first, 'a').then(() => order.push('written'));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    order.push('timer');
+    await written;
+    await other.exited;
+    assert.deepEqual(order, ['timer', 'written'], 'the wait for the lock stopped the event loop');
+    assert.deepEqual(await readValues('first_kind'), ['a']);
+    // The connection's own busy timeout is back for everything else it runs.
+    const timeout = await withRawConnection(warehouse.knex, (db: Connection) =>
+      db.pragma('busy_timeout', { simple: true }),
+    );
+    assert.equal(timeout, 15000);
   });
 
   it('settles once everything submitted is written', async () => {
