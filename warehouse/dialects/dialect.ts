@@ -11,6 +11,7 @@ import type { RejectRow } from '../load/save-rejects.ts';
 export interface BulkWriter {
   write(rows: WarehouseRow[], rejects?: RejectRow[]): Promise<void>;
   close(): Promise<void>;
+  /** Gives up the load: no row stays, the rejects of every batch already written to it do. */
   abort(): Promise<void>;
 }
 

@@ -86,6 +86,10 @@ export async function openSqliteWorkerWriter(filename: string, target: BulkTarge
       await closed;
     },
     async abort() {
+      // The rejects of a failed run are kept: the batches already handed over (their rejects
+      // with them) are written before the worker stops. Terminated at once, it lost up to
+      // IN_FLIGHT batches of them whenever it ran behind the reader.
+      await Promise.allSettled(inFlight.splice(0));
       state.closed = true;
       await worker.terminate();
     },

@@ -1,11 +1,14 @@
 import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
+import { once } from 'node:events';
 import path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { readConnectorDefinitions, type ConnectorDefinition } from '../../../connectors/definition.ts';
 import { runConnector } from '../../../connectors/run-connector.ts';
 import { closeContext, type AppContext } from '../../../server/context.ts';
 import { prepareWarehouse } from '../../../server/services/connector-service.ts';
+import { parseSqliteFilename } from '../../../warehouse/db.ts';
 import { createTempDir, describeEachDatabase } from '../../support/databases.ts';
 import { openTestContext } from '../../support/hub-context.ts';
 import {
@@ -38,6 +41,28 @@ const person = (n: number, name: string | null, natno = validId(n)): PersonSourc
   UPDATED_AT: `2026-03-01T00:00:${String(n % 60).padStart(2, '0')}`,
   DELETED: 0,
 });
+
+/**
+ * Another writer, on a thread of its own, takes the warehouse's write lock and holds it for
+ * `ms`; returns once it holds it, so that whatever this thread writes next waits for it.
+ */
+function holdWriteLockFromThread(file: string, ms: number): Promise<void> {
+  const signal = new Int32Array(new SharedArrayBuffer(4));
+  const worker = new Worker(
+    `const { workerData } = require('node:worker_threads');
+     const db = require('better-sqlite3')(workerData.file);
+     db.pragma('busy_timeout = 15000');
+     db.exec('BEGIN IMMEDIATE');
+     Atomics.store(workerData.signal, 0, 1);
+     Atomics.notify(workerData.signal, 0);
+     Atomics.wait(workerData.signal, 0, 1, workerData.ms);
+     db.exec('COMMIT');
+     db.close();`,
+    { eval: true, workerData: { file, signal, ms } },
+  );
+  Atomics.wait(signal, 0, 0, 15_000);
+  return once(worker, 'exit').then(([code]) => assert.equal(code, 0));
+}
 
 describeEachDatabase('full loads store every value as the source has it, and keep every reject', (db) => {
   let dir: string;
@@ -207,6 +232,32 @@ describeEachDatabase('full loads store every value as the source has it, and kee
   });
 
   if (db.name === 'sqlite') {
+    it('keeps the rejects of batches the writer thread had not yet written when the source failed', async () => {
+      const rows = everyOtherIdBad();
+      writeSource(rows);
+      // Rows 1-100 make two batches; the read fails at row 101 while the writer is held back.
+      await useDefinition({ batch_size: 50, source: sourceFailingAtRow(101) });
+      const holder: { released?: Promise<void> } = {};
+      const failed = await runConnector(await connector(), ctx, {
+        full: true,
+        onProgress: () => {
+          holder.released ??= holdWriteLockFromThread(parseSqliteFilename(db.url()), 300);
+        },
+      });
+      await holder.released;
+      assert.equal(failed.status, 'failed');
+      assert.match(failed.error ?? '', /integer overflow/);
+      const rejects = await ctx.knex('hub_rejects').where({ run_id: failed.run_id }).pluck('source_key');
+      assert.deepEqual(
+        rejects.sort(),
+        rows
+          .slice(0, 100)
+          .filter((_, i) => i % 2 === 0)
+          .map((r) => r.NATNO)
+          .sort(),
+      );
+    });
+
     it('gives the warehouse connection back with its usual page cache after a full load, and after a failed one', async () => {
       const cacheSize = async () =>
         Number((await ctx.knex.raw<Array<{ cache_size: number }>>('PRAGMA cache_size'))[0]?.cache_size);
