@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { dialectOf } from './dialects/index.ts';
 
 /**
  * The centre of the star: one row per national ID ever seen (hub_persons) and which registry
@@ -28,6 +29,13 @@ export async function rebuildPersonKeyForTable(
       'AND NOT EXISTS (SELECT 1 FROM hub_persons p WHERE p.national_id = t.??)',
     [nationalIdColumn, seenAt, table, nationalIdColumn, nationalIdColumn],
   );
+  if (listed === undefined) {
+    // The key grew by a whole registry at once. Planned from the statistics of before, PostgreSQL
+    // computed the next reload's membership difference as a nested loop of index probes instead
+    // of one hash join: 2.6 s against 0.7 s at 1,000,000 persons, before autovacuum caught up.
+    for (const keyTable of ['hub_person_tables', 'hub_persons'])
+      await dialectOf(trx).analyzeTable(trx, keyTable);
+  }
 }
 
 async function applyMembershipDifference(trx: Knex.Transaction, table: string, nationalIdColumn: string) {
