@@ -71,7 +71,14 @@ function recordsQuery(db: Knex, source: SqlSourceDefinition, options: ReadOption
   let builder = fromClause(db, source).select('*');
   if (source.cursor === undefined) return builder;
   if (options.since !== null) builder = builder.where(source.cursor, '>', options.since);
-  return options.ordered === false ? builder : builder.orderBy(source.cursor);
+  if (options.ordered === false) return builder;
+  // On SQLite, a unary + keeps the cursor's index out of the ordering (it still finds the rows
+  // changed since the watermark), and the column's collation with it. Ordered by walking that
+  // index, a first run fetched every row of the table from a random place: at 1,000,000 demo
+  // citizens, 6.8 s against 3.4 s for a scan and a sort.
+  return SQLITE_CLIENTS.has(source.client)
+    ? builder.orderByRaw('+??', [source.cursor])
+    : builder.orderBy(source.cursor);
 }
 
 function fromClause(db: Knex, source: SqlSourceDefinition): Knex.QueryBuilder {

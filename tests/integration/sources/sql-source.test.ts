@@ -136,6 +136,27 @@ describe('SQL source (SQLite)', () => {
     assert.deepEqual(ids(records), ['9871000003', '9871000001', '9871000004']);
   });
 
+  it("orders by the cursor column's own collation, also when the cursor is indexed", async () => {
+    const db = new Database(path.join(folder, 'registry.sqlite'));
+    try {
+      db.exec(`create table batches (batch_no text collate nocase, national_id text);
+               create index batches_by_no on batches (batch_no);
+               insert into batches values ('b-02', '9871000001'), ('B-01', '9871000002'), ('a-03', '9871000003');`);
+    } finally {
+      db.close();
+    }
+    const source = open({ table: 'batches', cursor: 'batch_no' });
+    const expected = ['9871000003', '9871000002', '9871000001'];
+    assert.deepEqual(ids(await collect(source.read(all))), expected);
+    const chunks: unknown[][] = [];
+    for await (const chunk of source.readChunks!(all, 2)) chunks.push(...chunk.rows);
+    assert.deepEqual(
+      chunks.map((row) => row[1]),
+      expected,
+    );
+    assert.deepEqual(ids(await collect(source.read({ since: 'A-03' }))), ['9871000002', '9871000001']);
+  });
+
   it('accepts the connection as a bare filename', async () => {
     const records = await collect(open({ connection: 'registry.sqlite', table: 'people' }).read(all));
     assert.equal(records.length, people.length);
