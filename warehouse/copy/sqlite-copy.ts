@@ -45,7 +45,9 @@ export const sqliteCopy: CopyDialect = {
   async *readRows(trx, table, columns, batchRows) {
     // The iterator holds the connection; nothing else runs on it until the table is read.
     const db = await withRawConnection(trx, (connection: Database.Database) => connection);
-    const statement = db.prepare(`SELECT ${columns.map(q).join(', ')} FROM ${q(table)} ORDER BY rowid`);
+    const statement = db.prepare(
+      `SELECT ${columns.map(q).join(', ')} FROM ${q(table)} ORDER BY ${storedOrder(db, table)}`,
+    );
     let batch: CopyRow[] = [];
     for (const row of statement.safeIntegers(true).raw(true).iterate() as IterableIterator<CopyRow>) {
       batch.push(row);
@@ -84,3 +86,18 @@ export const sqliteCopy: CopyDialect = {
     return knex.transaction(work);
   },
 };
+
+/**
+ * The order a table's rows were stored in: its rowid, or the primary key of a table without one
+ * (the person key's tables, migration 015).
+ */
+function storedOrder(db: Database.Database, table: string): string {
+  const listed = db.prepare('SELECT wr FROM pragma_table_list WHERE name = ?').get(table) as
+    { wr: number } | undefined;
+  if (listed?.wr !== 1) return 'rowid';
+  const key = db
+    .prepare('SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk')
+    .pluck()
+    .all(table) as string[];
+  return key.map(q).join(', ');
+}

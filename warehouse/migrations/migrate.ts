@@ -9,6 +9,7 @@ import * as portal from './007-portal.ts';
 import * as dci from './008-dci.ts';
 import * as sharedRateLimits from './013-shared-rate-limits.ts';
 import * as sessionKeyOutOfWarehouse from './014-session-key-out-of-warehouse.ts';
+import * as personKeyClustered from './015-person-key-clustered.ts';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -26,6 +27,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '008-dci': dci,
   '013-shared-rate-limits': sharedRateLimits,
   '014-session-key-out-of-warehouse': sessionKeyOutOfWarehouse,
+  '015-person-key-clustered': personKeyClustered,
 };
 
 /** Migrations are compiled in, not read from a folder, so the installed hub carries its own schema. */
