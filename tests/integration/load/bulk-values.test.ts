@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { readConnectorDefinitions, type ConnectorDefinition } from '../../../connectors/definition.ts';
-import { runConnector } from '../../../connectors/run-connector.ts';
+import { runConnector, type RunSummary } from '../../../connectors/run-connector.ts';
 import { closeContext, type AppContext } from '../../../server/context.ts';
 import { prepareWarehouse } from '../../../server/services/connector-service.ts';
 import { parseSqliteFilename } from '../../../warehouse/db.ts';
@@ -99,6 +99,19 @@ describeEachDatabase('full loads store every value as the source has it, and kee
     query: `SELECT *, CASE WHEN rowid = ${rowid} THEN abs(-9223372036854775808) ELSE 0 END AS CHECKED FROM people`,
     cursor: 'UPDATED_AT',
   });
+  /** The run failed at the source, keeping a reject for each bad row (every other one) it had read. */
+  const assertFailedKeepingRejects = async (failed: RunSummary, read: PersonSourceRow[]) => {
+    assert.equal(failed.status, 'failed');
+    assert.match(failed.error ?? '', /integer overflow/);
+    const rejects = await ctx.knex('hub_rejects').where({ run_id: failed.run_id }).pluck('source_key');
+    assert.deepEqual(
+      rejects.sort(),
+      read
+        .filter((_, i) => i % 2 === 0)
+        .map((r) => r.NATNO)
+        .sort(),
+    );
+  };
 
   before(async () => {
     dir = await createTempDir('hub-bulk-values-');
@@ -217,17 +230,7 @@ describeEachDatabase('full loads store every value as the source has it, and kee
     // SQLite raises "integer overflow" when the read reaches row 301, after six whole batches.
     await useDefinition({ batch_size: 50, source: sourceFailingAtRow(301) });
     const failed = await runConnector(await connector(), ctx, { full: true });
-    assert.equal(failed.status, 'failed');
-    assert.match(failed.error ?? '', /integer overflow/);
-    const rejects = await ctx.knex('hub_rejects').where({ run_id: failed.run_id }).pluck('source_key');
-    assert.deepEqual(
-      rejects.sort(),
-      rows
-        .slice(0, 300)
-        .filter((_, i) => i % 2 === 0)
-        .map((r) => r.NATNO)
-        .sort(),
-    );
+    await assertFailedKeepingRejects(failed, rows.slice(0, 300));
     assert.equal(await countPeople(), 225);
   });
 
@@ -245,17 +248,7 @@ describeEachDatabase('full loads store every value as the source has it, and kee
         },
       });
       await holder.released;
-      assert.equal(failed.status, 'failed');
-      assert.match(failed.error ?? '', /integer overflow/);
-      const rejects = await ctx.knex('hub_rejects').where({ run_id: failed.run_id }).pluck('source_key');
-      assert.deepEqual(
-        rejects.sort(),
-        rows
-          .slice(0, 100)
-          .filter((_, i) => i % 2 === 0)
-          .map((r) => r.NATNO)
-          .sort(),
-      );
+      await assertFailedKeepingRejects(failed, rows.slice(0, 100));
     });
 
     it('gives the warehouse connection back with its usual page cache after a full load, and after a failed one', async () => {
