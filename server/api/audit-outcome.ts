@@ -2,8 +2,9 @@ import type { Request, RequestHandler, Response } from 'express';
 import { readAuditNote } from '../../warehouse/audit/audit-note.ts';
 import type { AuditEvent } from '../../warehouse/audit/record-audit.ts';
 import {
-  collectReturnedNationalIds,
-  type ReturnedCell,
+  addReturnedNationalId,
+  findNationalIdColumns,
+  type NationalIdColumns,
 } from '../../warehouse/audit/returned-national-ids.ts';
 import type { AppContext } from '../context.ts';
 import { normalizeIp } from '../services/token-service.ts';
@@ -82,24 +83,26 @@ function classifyRequest(req: Request): Endpoint {
   return { action: 'api.call', target: clip(`${req.method} /api/v1${apiPath}`) };
 }
 
-/** The values of an answer by table and column: a person record's tables, each of a batch's results, or a query page's "table.column" cells. */
-function* listReturnedCells(body: unknown): Generator<ReturnedCell> {
+/**
+ * Adds every national ID an answer carries: in a person record's tables, in each of a batch's
+ * results, or in a query page's "table.column" cells. Only the national-ID columns are read.
+ */
+function collectReturnedIds(columns: NationalIdColumns, body: unknown, ids: Set<string>): void {
   if (typeof body !== 'object' || body === null) return;
   const { tables, rows, results } = body as { tables?: unknown; rows?: unknown; results?: unknown };
-  if (Array.isArray(results)) for (const result of results as unknown[]) yield* listReturnedCells(result);
+  if (Array.isArray(results))
+    for (const result of results as unknown[]) collectReturnedIds(columns, result, ids);
   if (typeof tables === 'object' && tables !== null) {
     for (const [table, tableRows] of Object.entries(tables)) {
       if (!Array.isArray(tableRows)) continue;
+      const held = columns.ofTable(table);
       for (const row of tableRows as Array<Record<string, unknown>>)
-        for (const [column, value] of Object.entries(row)) yield [table, column, value];
+        for (const column of held) addReturnedNationalId(ids, row[column]);
     }
   }
   if (Array.isArray(rows)) {
     for (const row of rows as Array<Record<string, unknown>>) {
-      for (const [ref, value] of Object.entries(row)) {
-        const dot = ref.indexOf('.');
-        if (dot > 0) yield [ref.slice(0, dot), ref.slice(dot + 1), value];
-      }
+      for (const reference in row) if (columns.holds(reference)) addReturnedNationalId(ids, row[reference]);
     }
   }
 }
@@ -124,10 +127,9 @@ async function buildOutcomeEvent(
   if (status < 400) {
     const note = readAuditNote(body);
     if (note !== null) details = { ...details, ...note.details };
-    subjects = [
-      ...(note?.subjects ?? []),
-      ...collectReturnedNationalIds(await ctx.catalog.fetch(), listReturnedCells(body)),
-    ];
+    const returned = new Set<string>();
+    collectReturnedIds(findNationalIdColumns(await ctx.catalog.fetch()), body, returned);
+    subjects = [...(note?.subjects ?? []), ...returned];
   } else {
     const error = (body as { error?: { code?: unknown } } | null)?.error;
     if (typeof error?.code === 'string') outcome.error = error.code;
