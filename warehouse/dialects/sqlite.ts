@@ -113,12 +113,11 @@ export const sqliteDialect: Dialect = {
   },
 
   async withFullLoadSettings(knex, work) {
-    const usual = await withRawConnection(knex, (db: Database.Database) =>
-      Number(db.pragma('cache_size', { simple: true })),
-    );
-    await withRawConnection(knex, (db: Database.Database) =>
-      db.pragma(`cache_size = -${SQLITE_FULL_LOAD_CACHE_KIB}`),
-    );
+    const usual = await withRawConnection(knex, (db: Database.Database) => {
+      const current = Number(db.pragma('cache_size', { simple: true }));
+      db.pragma(`cache_size = -${SQLITE_FULL_LOAD_CACHE_KIB}`);
+      return current;
+    });
     try {
       return await work();
     } finally {

@@ -8,33 +8,26 @@ import { dialectOf } from '../dialects/index.ts';
  * writes less into the key (at 1,000,000 persons, 1.2 s became 1.0 s). PostgreSQL and SQL
  * Server keep their tables: they have no rowid to drop.
  */
-const CLUSTERED = {
-  hub_persons:
-    'CREATE TABLE ?? (national_id varchar(32) NOT NULL PRIMARY KEY, first_seen_at varchar(32) NOT NULL) WITHOUT ROWID',
-  hub_person_tables:
-    'CREATE TABLE ?? (national_id varchar(32) NOT NULL, table_name varchar(64) NOT NULL, PRIMARY KEY (table_name, national_id)) WITHOUT ROWID',
+/** Each table as 001 declared it, for `CREATE TABLE <name> (...)`, with the columns it copies. */
+const TABLES = {
+  hub_persons: {
+    body: 'national_id varchar(32) NOT NULL PRIMARY KEY, first_seen_at varchar(32) NOT NULL',
+    columns: ['national_id', 'first_seen_at'],
+  },
+  hub_person_tables: {
+    body: 'national_id varchar(32) NOT NULL, table_name varchar(64) NOT NULL, PRIMARY KEY (table_name, national_id)',
+    columns: ['national_id', 'table_name'],
+  },
 };
 
-const ROWID = {
-  hub_persons:
-    'CREATE TABLE ?? (national_id varchar(32) NOT NULL PRIMARY KEY, first_seen_at varchar(32) NOT NULL)',
-  hub_person_tables:
-    'CREATE TABLE ?? (national_id varchar(32) NOT NULL, table_name varchar(64) NOT NULL, PRIMARY KEY (table_name, national_id))',
-};
-
-const COLUMNS = {
-  hub_persons: ['national_id', 'first_seen_at'],
-  hub_person_tables: ['national_id', 'table_name'],
-};
-
-async function rebuild(knex: Knex, definitions: Record<keyof typeof CLUSTERED, string>): Promise<void> {
-  for (const table of ['hub_persons', 'hub_person_tables'] as const) {
+async function rebuild(knex: Knex, storage: 'WITHOUT ROWID' | ''): Promise<void> {
+  for (const [table, { body, columns }] of Object.entries(TABLES)) {
     const next = `${table}__rebuilt`;
-    await knex.raw(definitions[table], [next]);
-    await knex.raw(
-      `INSERT INTO ?? (${COLUMNS[table].join(', ')}) SELECT ${COLUMNS[table].join(', ')} FROM ??`,
-      [next, table],
-    );
+    await knex.raw(`CREATE TABLE ?? (${body}) ${storage}`, [next]);
+    await knex.raw(`INSERT INTO ?? (${columns.join(', ')}) SELECT ${columns.join(', ')} FROM ??`, [
+      next,
+      table,
+    ]);
     await knex.schema.dropTable(table);
     await knex.schema.renameTable(next, table);
   }
@@ -42,9 +35,9 @@ async function rebuild(knex: Knex, definitions: Record<keyof typeof CLUSTERED, s
 }
 
 export async function up(knex: Knex): Promise<void> {
-  if (dialectOf(knex).name === 'sqlite') await rebuild(knex, CLUSTERED);
+  if (dialectOf(knex).name === 'sqlite') await rebuild(knex, 'WITHOUT ROWID');
 }
 
 export async function down(knex: Knex): Promise<void> {
-  if (dialectOf(knex).name === 'sqlite') await rebuild(knex, ROWID);
+  if (dialectOf(knex).name === 'sqlite') await rebuild(knex, '');
 }
