@@ -109,14 +109,19 @@ export async function runConnector(
     const cursors = { records: since, tombstones: tombstonesSince };
     let source: Source | null = null;
     try {
-      source = openSource(def, ctx.env);
-      const batches = readBatches(
-        def,
-        ctx.nationalIdRule,
-        source,
-        mode === 'incremental' ? { since, tombstonesSince } : null,
-        cursors,
-      );
+      const opened = openSource(def, ctx.env);
+      source = opened;
+      // Read again from the start (a run handing over to another path): the cursors start over too.
+      const readFeed = () => {
+        Object.assign(cursors, { records: since, tombstones: tombstonesSince });
+        return readBatches(
+          def,
+          ctx.nationalIdRule,
+          opened,
+          mode === 'incremental' ? { since, tombstonesSince } : null,
+          cursors,
+        );
+      };
       const run = {
         id: runId,
         connector: def.name,
@@ -138,13 +143,13 @@ export async function runConnector(
       };
       if (mode === 'full') {
         const loadAndIndex = async () => {
-          await loadFull(ctx, run, batches);
+          await loadFull(ctx, run, readFeed());
           await buildDeclaredIndexes(ctx, run.spec, summary, { analyzed: true });
         };
         const withSettings = ctx.dialect.withFullLoadSettings;
         await (withSettings === undefined ? loadAndIndex() : withSettings(ctx.knex, loadAndIndex));
       } else {
-        await loadIncremental(ctx, run, batches);
+        await loadIncremental(ctx, run, readFeed);
         await buildDeclaredIndexes(ctx, run.spec, summary, { analyzed: false });
       }
     } catch (err) {

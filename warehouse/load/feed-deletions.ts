@@ -9,74 +9,48 @@ export function buildKeyText(key: readonly WarehouseValue[]): string {
   return JSON.stringify(key.map((v) => (typeof v === 'string' || v === null ? v : String(v))));
 }
 
-/** Drops, from rows written in feed order, the versions of records deleted later in the feed. */
-export interface DeletionFilter {
-  keep(rows: WarehouseRow[]): WarehouseRow[];
-  /** Records whose last version came before their last deletion: what batch-by-batch application removes. */
-  deletedRecords(): number;
+interface DeletedRecord {
+  /** The key as the last deletion sent it. */
+  key: WarehouseRow;
+  /** Whether a version of the record came after its last deletion. */
+  sentAgain: boolean;
 }
 
 /**
- * The deletions of an incremental run's feed, noted while the feed is spooled, so that a run
- * writing all its rows in one stream (into an empty table) can leave out every row a later
- * deletion removes, with the same end state as applying the feed batch by batch. Within a
- * batch the rows count as before the deletions, since that is the order a batch is applied in.
- * Past `limit` deletions the keys are no longer kept: such a run applies batch by batch.
+ * The deletions of an incremental run's feed, followed while the feed's rows are written in one
+ * stream (into an empty table, every version kept in feed order). Applied batch by batch, a
+ * deletion removes the versions before it and a version after it registers the record again; so
+ * the records to remove once the stream ends are those whose last event is a deletion. Within a
+ * batch the rows count as before the deletions, the order a batch is applied in. Only deleted
+ * records are kept in memory, at most `limit` of them.
  */
 export class FeedDeletions {
-  /** Deletions in the feed, all of them, also past the limit. */
-  count = 0;
-  private rowsNoted = 0;
-  /** Per deleted record key, how many rows of the feed come before its last deletion. */
-  private readonly rowsBeforeLast = new Map<string, number>();
+  private readonly records = new Map<string, DeletedRecord>();
 
-  constructor(private readonly limit: number) {}
+  constructor(
+    private readonly keyIndexes: number[],
+    private readonly limit: number,
+  ) {}
 
-  get withinLimit(): boolean {
-    return this.count <= this.limit;
+  /** More distinct records deleted than the limit allows: the feed is to be applied batch by batch. */
+  get overLimit(): boolean {
+    return this.records.size > this.limit;
   }
 
-  note(batch: LoadBatch): void {
-    this.rowsNoted += batch.rows.length;
-    this.count += batch.deletes.length;
-    if (!this.withinLimit) {
-      this.rowsBeforeLast.clear();
-      return;
+  note(batch: Pick<LoadBatch, 'rows' | 'deletes'>): void {
+    if (this.records.size > 0) {
+      for (const row of batch.rows) {
+        const record = this.records.get(buildKeyText(this.keyIndexes.map((i) => row[i] ?? null)));
+        if (record !== undefined) record.sentAgain = true;
+      }
     }
-    for (const key of batch.deletes) this.rowsBeforeLast.set(buildKeyText(key), this.rowsNoted);
+    for (const key of batch.deletes) this.records.set(buildKeyText(key), { key, sentAgain: false });
   }
 
-  /** A filter for the feed's rows read again from the start, in the same order. */
-  openFilter(keyIndexes: number[]): DeletionFilter {
-    const rowsBeforeLast = this.rowsBeforeLast;
-    const dropped = new Set<string>();
-    const survived = new Set<string>();
-    let position = 0;
-    return {
-      keep(rows) {
-        if (rowsBeforeLast.size === 0) {
-          position += rows.length;
-          return rows;
-        }
-        const kept: WarehouseRow[] = [];
-        for (const row of rows) {
-          const key = buildKeyText(keyIndexes.map((i) => row[i] ?? null));
-          const before = rowsBeforeLast.get(key);
-          if (before === undefined) kept.push(row);
-          else if (position < before) dropped.add(key);
-          else {
-            kept.push(row);
-            survived.add(key);
-          }
-          position++;
-        }
-        return kept.length === rows.length ? rows : kept;
-      },
-      deletedRecords() {
-        let n = 0;
-        for (const key of dropped) if (!survived.has(key)) n++;
-        return n;
-      },
-    };
+  /** Keys of the records the feed ends with deleted, as their last deletion sent them. */
+  deletedAtEnd(): WarehouseRow[] {
+    const keys: WarehouseRow[] = [];
+    for (const record of this.records.values()) if (!record.sentAgain) keys.push(record.key);
+    return keys;
   }
 }

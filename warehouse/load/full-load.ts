@@ -1,11 +1,12 @@
 import { isoNow } from '../core/clock.ts';
 import type { WarehouseRow } from '../core/warehouse-value.ts';
-import type { BulkTarget, BulkWriter } from '../dialects/index.ts';
+import { rowsPerStatement, type BulkTarget, type BulkWriter } from '../dialects/index.ts';
 import { rebuildPersonKeyForTable } from '../person-key.ts';
 import { createKeyIndex, createNationalIdIndex, createRegistryTable } from '../registry-tables.ts';
-import type { FeedDeletions } from './feed-deletions.ts';
+import { FeedDeletions } from './feed-deletions.ts';
 import { emptyStats, type LoadBatch, type LoadContext, type LoadRun, type LoadStats } from './load-types.ts';
 import { buildRejectRows, saveRejects } from './save-rejects.ts';
+import { whereKeys } from './where-keys.ts';
 
 const duplicateReason = (key: string[]) =>
   `duplicate record key (${key.join(', ')}): an earlier row of this load has it`;
@@ -52,36 +53,53 @@ export async function loadFull(
   }
 }
 
-/** Most deletions one run may carry into the empty-table path; past it the run applies batch by batch. */
+/** Most records one streamed run may see deleted (kept in memory until its end); past it the run applies batch by batch. */
 export const MAX_DELETIONS_INTO_EMPTY_TABLE = 100_000;
+
+/** A feed deleting more records than one streamed run keeps track of. */
+export class TooManyDeletions extends Error {
+  constructor() {
+    super(`the feed deletes more than ${MAX_DELETIONS_INTO_EMPTY_TABLE} records`);
+  }
+}
+
+/** Deletions by key go in statements of this many records at most, whatever the binding limit. */
+const DELETE_CHUNK = 500;
 
 /**
  * An incremental run into an empty table (a connector's first run) writes like a full load,
- * beside the table and swapped in with the watermark, instead of upserting batch by batch into
- * indexes: the same result in about the time of a full load. A deletion removes the versions
- * written before it, so those rows are left out as they stream by (the deletions were noted
- * while the feed was spooled); of the versions left, the last written wins, as batch-by-batch
- * application would have it. Rejects are kept with the run only if it commits.
+ * streamed from the source beside the table and swapped in with the watermark, instead of
+ * upserting batch by batch into indexes: the same result in about the time of a full load.
+ * Every version is written in feed order; of a record's versions the last written wins, and a
+ * record whose last event is a deletion is removed, as batch-by-batch application would have it.
+ * Rejects are kept with the run only if it commits. A feed that deletes too many records for
+ * memory stops with `TooManyDeletions` before anything is swapped in.
  */
 export async function loadIntoEmptyTable(
   ctx: LoadContext,
   run: LoadRun,
   batches: AsyncIterable<LoadBatch>,
-  deletions: FeedDeletions,
 ): Promise<LoadStats> {
   const keepLastVersions = ctx.dialect.keepLastVersions;
   if (keepLastVersions === undefined) throw new Error(`${ctx.dialect.name} has no empty-table path`);
   const next = nextTableOf(run);
   const stats = emptyStats();
-  const filter = deletions.openFilter(next.target.key.map((k) => next.target.columns.indexOf(k)));
+  const deletions = new FeedDeletions(
+    next.target.key.map((k) => next.target.columns.indexOf(k)),
+    MAX_DELETIONS_INTO_EMPTY_TABLE,
+  );
   try {
-    await writeNextTable(ctx, run, next, batches, stats, (rows) => filter.keep(rows));
+    await writeNextTable(ctx, run, next, batches, stats, (batch) => {
+      deletions.note(batch);
+      if (deletions.overLimit) throw new TooManyDeletions();
+    });
     run.onProgress?.(stats, 'indexing');
     // Only a feed with several versions of a record needs the earlier ones removed.
     await createKeyIndexResolving(ctx, run, next, async () => {
       stats.inserted -= await keepLastVersions(ctx.knex, next.target);
     });
-    stats.deleted = filter.deletedRecords();
+    stats.deleted = await deleteRecords(ctx, next.target, deletions.deletedAtEnd());
+    stats.inserted -= stats.deleted;
     await swapIn(ctx, run, next, stats, { countReplaced: false });
     return stats;
   } catch (err) {
@@ -95,13 +113,22 @@ export async function loadIntoEmptyTable(
   }
 }
 
+/** Deletes the records with these keys (the key index is built by then); returns how many there were. */
+async function deleteRecords(ctx: LoadContext, target: BulkTarget, keys: WarehouseRow[]): Promise<number> {
+  let deleted = 0;
+  const chunk = Math.min(DELETE_CHUNK, rowsPerStatement(ctx.dialect, target.key.length));
+  for (let i = 0; i < keys.length; i += chunk)
+    deleted += await whereKeys(ctx.knex(target.table), target.key, keys.slice(i, i + chunk)).delete();
+  return deleted;
+}
+
 async function writeNextTable(
   ctx: LoadContext,
   run: LoadRun,
   next: NextTable,
   batches: AsyncIterable<LoadBatch>,
   stats: LoadStats,
-  keepRows: (rows: WarehouseRow[]) => WarehouseRow[] = (rows) => rows,
+  onBatch: (batch: LoadBatch) => void = () => undefined,
 ): Promise<void> {
   await ctx.knex.schema.dropTableIfExists(next.target.table);
   await createRegistryTable(ctx.knex, run.spec, next.target.table, { indexes: false, suffix: next.suffix });
@@ -109,10 +136,10 @@ async function writeNextTable(
   try {
     writer = await ctx.dialect.openBulkWriter(ctx.knex, next.target);
     for await (const batch of batches) {
-      const rows = keepRows(batch.rows);
-      await writer.write(rows, buildRejectRows(run, batch.rejects));
+      onBatch(batch);
+      await writer.write(batch.rows, buildRejectRows(run, batch.rejects));
       stats.read += batch.read;
-      stats.inserted += rows.length;
+      stats.inserted += batch.rows.length;
       stats.rejected += batch.rejects.length;
       run.onProgress?.(stats, 'loading');
     }

@@ -5,8 +5,9 @@ import { rowsPerStatement, type BulkTarget, type Dialect } from '../dialects/ind
 import { updatePersonKeyForIds } from '../person-key.ts';
 import { emptyStats, type LoadBatch, type LoadContext, type LoadRun, type LoadStats } from './load-types.ts';
 import { CHANGE_APPLIERS } from './apply-changes.ts';
-import { loadIntoEmptyTable, MAX_DELETIONS_INTO_EMPTY_TABLE } from './full-load.ts';
-import { buildKeyText, FeedDeletions } from './feed-deletions.ts';
+import { loadIntoEmptyTable, TooManyDeletions } from './full-load.ts';
+import { buildKeyText } from './feed-deletions.ts';
+import { whereKeys } from './where-keys.ts';
 import { saveRejects } from './save-rejects.ts';
 import { spoolBatches } from './spool-batches.ts';
 
@@ -18,25 +19,28 @@ const KEY_CHUNK = 500;
  * deleted, all in one transaction with the new watermark, so a failed run changes nothing and
  * the next run starts from the same point. The source is read to the end (into a spool file)
  * before that transaction opens: the write side is held for the apply alone, never while a
- * registry answers slowly.
+ * registry answers slowly. A run into an empty table (a connector's first) streams like a full
+ * load instead; `readFeed` opens the feed, and is called again only if that run hands over to
+ * the batch path.
  */
 export async function loadIncremental(
   ctx: LoadContext,
   run: LoadRun,
-  batches: AsyncIterable<LoadBatch>,
+  readFeed: () => AsyncIterable<LoadBatch>,
 ): Promise<LoadStats> {
+  // SQL Server keeps the batch path: it cannot tell which of a record's versions came last.
+  if (ctx.dialect.keepLastVersions !== undefined && (await isEmpty(ctx, run.spec.table))) {
+    const withSettings = ctx.dialect.withFullLoadSettings ?? ((_, work) => work());
+    try {
+      return await withSettings(ctx.knex, () => loadIntoEmptyTable(ctx, run, readFeed()));
+    } catch (err) {
+      if (!(err instanceof TooManyDeletions)) throw err;
+    }
+  }
   const stats = emptyStats();
   const seenAt = isoNow(ctx.clock);
-  const deletions = new FeedDeletions(MAX_DELETIONS_INTO_EMPTY_TABLE);
-  const spool = await spoolBatches(countReads(batches, stats, run, deletions));
+  const spool = await spoolBatches(countReads(readFeed(), stats, run));
   try {
-    // SQL Server keeps the batch path: it cannot tell which of a record's versions came last.
-    if (
-      ctx.dialect.keepLastVersions !== undefined &&
-      deletions.withinLimit &&
-      (await isEmpty(ctx, run.spec.table))
-    )
-      return await loadIntoEmptyTable(ctx, run, spool.batches, deletions);
     await applyChanges(ctx, run, spool.batches, stats, seenAt);
   } finally {
     await spool.close();
@@ -44,19 +48,14 @@ export async function loadIncremental(
   return stats;
 }
 
-/**
- * Source records are counted as they reach the spool, so a long read shows its progress before
- * the apply; deletions are noted for the empty-table path.
- */
+/** Source records are counted as they reach the spool, so a long read shows its progress before the apply. */
 async function* countReads(
   batches: AsyncIterable<LoadBatch>,
   stats: LoadStats,
   run: LoadRun,
-  deletions: FeedDeletions,
 ): AsyncIterable<LoadBatch> {
   for await (const batch of batches) {
     stats.read += batch.read;
-    deletions.note(batch);
     run.onProgress?.(stats, 'reading');
     yield batch;
   }
@@ -129,21 +128,6 @@ function keepLastPerKey(rows: WarehouseRow[], keyIndexes: number[]): WarehouseRo
   const byKey = new Map<string, WarehouseRow>();
   for (const row of rows) byKey.set(buildKeyText(keyIndexes.map((i) => row[i] ?? null)), row);
   return byKey.size === rows.length ? rows : [...byKey.values()];
-}
-
-function whereKeys(builder: Knex.QueryBuilder, key: string[], keys: WarehouseValue[][]): Knex.QueryBuilder {
-  if (key.length === 1)
-    return builder.whereIn(
-      key[0]!,
-      keys.map((k) => k[0] as string | number),
-    );
-  return builder.where((outer) => {
-    for (const values of keys) {
-      void outer.orWhere((inner) => {
-        key.forEach((column, i) => void inner.where(column, values[i] as string | number));
-      });
-    }
-  });
 }
 
 async function countExistingKeys(

@@ -37,8 +37,9 @@ export interface LoadStats {
 
 /**
  * Where a load stands, for progress reports: a full load reads and writes the next table batch by
- * batch (loading), then indexes it and swaps it in; an incremental load reads the source into its
- * spool (reading), then applies the changes in one transaction (applying).
+ * batch (loading), then indexes it and swaps it in (so does an incremental run into an empty
+ * table); an incremental load reads the source into its spool (reading), then applies the changes
+ * in one transaction (applying).
  */
 export type LoadPhase = 'loading' | 'indexing' | 'swapping' | 'reading' | 'applying';
 

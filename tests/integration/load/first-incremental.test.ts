@@ -8,6 +8,7 @@ import { closeContext, type AppContext } from '../../../server/context.ts';
 import { prepareWarehouse } from '../../../server/services/connector-service.ts';
 import { createTempDir, describeEachDatabase } from '../../support/databases.ts';
 import { openTestContext } from '../../support/hub-context.ts';
+import { MAX_DELETIONS_INTO_EMPTY_TABLE } from '../../../warehouse/load/full-load.ts';
 import { badCheckDigitId, validId, writeDefinition } from '../../support/registry-fixture.ts';
 
 /** One change at the vehicle registry: plate, unit (a second key column), owner, cancelled, cursor. */
@@ -75,7 +76,7 @@ describeEachDatabase('the first incremental run into an empty table', (db) => {
     source.close();
   };
   /** A connector reading the changes of `sourceTable` since its watermark into `table`. */
-  const defineFeed = (name: string, table: string, sourceTable: string) =>
+  const defineFeed = (name: string, table: string, sourceTable: string, batchSize = 2) =>
     writeDefinition(ctx.config.connectorsDir, name, {
       name,
       entity: 'VEH',
@@ -94,7 +95,7 @@ describeEachDatabase('the first incremental run into an empty table', (db) => {
         plate: { from: 'PLATE', required: true },
         unit: { from: 'UNIT', type: 'integer', required: true },
       },
-      batch_size: 2,
+      batch_size: batchSize,
     });
   const tableRows = (table: string) =>
     ctx
@@ -136,6 +137,8 @@ describeEachDatabase('the first incremental run into an empty table', (db) => {
     appendChanges('refused_changes', FEED);
     appendChanges('generated_changes', []);
     appendChanges('applied_changes', []);
+    await defineFeed('veh-many', 'veh_many', 'many_changes', 2000);
+    appendChanges('many_changes', manyDeletionsFeed());
     await prepareWarehouse(ctx);
   });
 
@@ -200,6 +203,27 @@ describeEachDatabase('the first incremental run into an empty table', (db) => {
     assert.equal(await watermarkOf('veh-refused'), '16');
   });
 
+  it('a feed deleting more records than it can follow in one stream is read again and applied batch by batch, counted once', async () => {
+    const feedLength = manyDeletionsFeed().length;
+    const summary = await run('veh-many');
+    assert.equal(summary.status, 'succeeded', summary.error ?? '');
+    // Batch by batch, K-1 counts as inserted and then deleted.
+    assert.deepEqual(
+      [summary.read, summary.inserted, summary.deleted, summary.rejected, summary.watermark_to],
+      [feedLength, 3, 1, 1, String(feedLength)],
+    );
+    assert.deepEqual(
+      (await tableRows('veh_many')).map((r) => r.plate),
+      ['K-2', 'K-3'],
+    );
+    assert.deepEqual(await members('veh_many'), [validId(621), validId(623)]);
+    assert.deepEqual(await ctx.knex('hub_rejects').where({ run_id: summary.run_id }).pluck('source_key'), [
+      'B-1|1',
+    ]);
+    assert.equal(await rowCountOf('veh_many'), 2);
+    assert.equal(await ctx.knex.schema.hasTable('veh_many__next'), false);
+  });
+
   it('ends in the state the same feed reaches when applied batch by batch to a table already holding records', async () => {
     // Ends with a record registered and cancelled within one batch, its owner in no other record.
     const feed: Change[] = [
@@ -233,6 +257,29 @@ describeEachDatabase('the first incremental run into an empty table', (db) => {
     assert.equal(await rowCountOf('veh_applied'), appliedRows.length + 1);
   });
 });
+
+/**
+ * Two plates, a bad row, then cancellations of more distinct plates than a streamed run keeps
+ * track of (none of them ever sent), the cancellation of the first plate and a third plate.
+ */
+function manyDeletionsFeed(): Change[] {
+  const cancellations = Array.from({ length: MAX_DELETIONS_INTO_EMPTY_TABLE + 1 }, (_, i): Change => [
+    `X-${i}`,
+    '1',
+    validId(622),
+    1,
+    4 + i,
+  ]);
+  const seq = 4 + cancellations.length;
+  return [
+    ['K-1', 1, validId(620), 0, 1],
+    ['K-2', 1, validId(621), 0, 2],
+    ['B-1', 1, badCheckDigitId(624), 0, 3],
+    ...cancellations,
+    ['K-1', '1', validId(620), 1, seq],
+    ['K-3', 1, validId(623), 0, seq + 1],
+  ];
+}
 
 /** The database itself refuses to move one connector's watermark, as a failing disk or a lost connection would fail the commit. */
 async function refuseWatermark(ctx: AppContext, database: string, connector: string): Promise<void> {
