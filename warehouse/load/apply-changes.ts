@@ -100,14 +100,15 @@ const applySqliteChanges: ChangeApplier = (trx, target, batch, seenAt) =>
 
 /**
  * PostgreSQL: the batch is copied into a temporary table of the transaction, then applied with
- * a few set-based statements (one upsert, one insert per person-key table), instead of a
- * statement per row or a multi-row INSERT built by the client.
+ * a few set-based statements (one upsert, one insert per person-key table, one delete), instead
+ * of a statement per row or a multi-row INSERT built by the client.
  */
 const applyPostgresChanges: ChangeApplier = (trx, target, batch, seenAt) =>
   withRawConnection(trx, async (client: PoolClient) => {
     const t = quote(target.table);
     const nid = quote(target.nationalIdColumn);
     const stage = quote(`hub_stage_${target.table}`.slice(0, 63));
+    const unstage = quote(`hub_unstage_${target.table}`.slice(0, 63));
     const join = target.key.map((k) => `t.${quote(k)} = s.${quote(k)}`).join(' AND ');
     const updates = target.columns.filter((c) => !target.key.includes(c));
     const applied: AppliedChanges = { inserted: 0, updated: 0, deleted: 0 };
@@ -141,12 +142,22 @@ const applyPostgresChanges: ChangeApplier = (trx, target, batch, seenAt) =>
         [seenAt],
       );
     }
-    for (const key of batch.deletes) {
-      const removed = await client.query<{ nid: string }>(
-        `DELETE FROM ${t} WHERE ${target.key.map((k, i) => `${quote(k)} = $${i + 1}`).join(' AND ')} RETURNING ${nid} AS nid`,
-        key,
+    if (batch.deletes.length > 0) {
+      // The deleted keys are staged too, in columns of the table's own key types: one DELETE
+      // for the batch instead of a round trip per key (100,000 deletions took 12 s that way).
+      const keys = target.key.map(quote).join(', ');
+      await client.query(
+        `CREATE TEMP TABLE IF NOT EXISTS ${unstage} ON COMMIT DROP AS SELECT ${keys} FROM ${t} WITH NO DATA`,
       );
-      applied.deleted += removed.rows.length;
+      await client.query(`TRUNCATE ${unstage}`);
+      await pipeline(
+        Readable.from([encodeCopyRows(batch.deletes)]),
+        client.query(copyFrom(`COPY ${unstage} (${keys}) FROM STDIN`)),
+      );
+      const removed = await client.query<{ nid: string }>(
+        `DELETE FROM ${t} t USING ${unstage} s WHERE ${join} RETURNING t.${nid} AS nid`,
+      );
+      applied.deleted = removed.rows.length;
       for (const r of removed.rows) maybeGone.add(r.nid);
     }
     if (maybeGone.size > 0) {
