@@ -141,16 +141,16 @@ export async function runConnector(
           });
         },
       };
+      const withSettings = ctx.dialect.withFullLoadSettings ?? ((_, work) => work());
       if (mode === 'full') {
-        const loadAndIndex = async () => {
+        await withSettings(ctx.knex, async () => {
           await loadFull(ctx, run, readFeed());
           await buildDeclaredIndexes(ctx, run.spec, summary, { analyzed: true });
-        };
-        const withSettings = ctx.dialect.withFullLoadSettings;
-        await (withSettings === undefined ? loadAndIndex() : withSettings(ctx.knex, loadAndIndex));
+        });
       } else {
         await loadIncremental(ctx, run, readFeed);
-        await buildDeclaredIndexes(ctx, run.spec, summary, { analyzed: false });
+        // An index build is bulk work whatever the run: on SQLite its sort is held to the same cache.
+        await withSettings(ctx.knex, () => buildDeclaredIndexes(ctx, run.spec, summary, { analyzed: false }));
       }
     } catch (err) {
       Object.assign(summary, {

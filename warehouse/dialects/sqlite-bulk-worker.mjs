@@ -1,7 +1,8 @@
 // The write side of a SQLite full load, on a thread of its own (see sqlite-bulk-writer.ts).
 // Plain JavaScript, so the thread starts without the TypeScript loader: only better-sqlite3.
-// Each message is one batch, written in one transaction with one prepared statement and the
-// batch's rejects; between batches the write lock is free for the hub's other writes.
+// A batch comes in pieces, its last one marked, written in one transaction with one prepared
+// statement and the batch's rejects; between batches the write lock is free for the hub's other
+// writes.
 import Database from 'better-sqlite3';
 import { parentPort, workerData } from 'node:worker_threads';
 
@@ -28,11 +29,15 @@ try {
     for (const c of booleanColumns) if (typeof row[c] === 'boolean') row[c] = row[c] ? 1 : 0;
     return row;
   };
-  const writeBatch = db.transaction((rows, rejects) => {
+  const begin = db.prepare('BEGIN');
+  const commit = db.prepare('COMMIT');
+  const writePiece = (rows, rejects) => {
     if (booleanColumns.length === 0) for (const row of rows) insertRow.run(row);
     else for (const row of rows) insertRow.run(bindBooleans(row));
     for (const reject of rejects) insertReject.run(reject);
-  });
+  };
+  // After a failure the main thread stops the worker: the pieces still queued are not written.
+  let failed = false;
   parentPort.on('message', (message) => {
     if (message.type === 'close') {
       db.close();
@@ -40,10 +45,17 @@ try {
       parentPort.close();
       return;
     }
+    if (failed) return;
     try {
-      writeBatch(JSON.parse(message.rows), message.rejects);
-      parentPort.postMessage({ type: 'written' });
+      if (!db.inTransaction) begin.run();
+      writePiece(JSON.parse(message.rows), message.rejects);
+      if (message.last) {
+        commit.run();
+        parentPort.postMessage({ type: 'written' });
+      }
     } catch (err) {
+      failed = true;
+      if (db.inTransaction) db.exec('ROLLBACK');
       parentPort.postMessage({ type: 'failed', message: err.message, code: err.code });
     }
   });

@@ -6,8 +6,36 @@ import type { BulkTarget, BulkWriter } from './dialect.ts';
 
 /**
  * A batch crosses to the worker as JSON text: one string to copy instead of a structured clone
- * of every value, which cost the main thread more than reading the rows from the source.
+ * of every value, which cost the main thread more than reading the rows from the source. It
+ * crosses in pieces, each a message of its own, of at most this many rows and about this much
+ * text: the strings stay small and die young on both threads instead of being promoted, the
+ * worker starts inserting while the next piece is encoded, and its memory no longer follows the
+ * connector's batch size. At 1,000,000 demo citizens, one message per 2,000-row batch took 5.4 s
+ * to write the rows and 220–243 MB peak RSS; pieces, 4.3 s and 174–188 MB.
  */
+const ROWS_PER_PIECE = 256;
+const PIECE_CHARS = 1 << 20;
+
+/** Worker heap limits: a piece needs little, and without them V8 lets the worker's garbage grow by tens of MB. */
+const WORKER_OLD_GENERATION_MB = 16;
+const WORKER_YOUNG_GENERATION_MB = 4;
+
+/** The rows as JSON texts of at most ROWS_PER_PIECE rows, halved while a text is longer than PIECE_CHARS. */
+function encodePieces(rows: readonly WarehouseRow[]): string[] {
+  const pieces: string[] = [];
+  const encode = (from: number, to: number) => {
+    const text = JSON.stringify(rows.slice(from, to));
+    if (text.length <= PIECE_CHARS || to - from === 1) pieces.push(text);
+    else {
+      const middle = from + Math.ceil((to - from) / 2);
+      encode(from, middle);
+      encode(middle, to);
+    }
+  };
+  for (let from = 0; from < rows.length; from += ROWS_PER_PIECE)
+    encode(from, Math.min(rows.length, from + ROWS_PER_PIECE));
+  return pieces;
+}
 
 /** Batches handed to the worker and not yet written: enough to keep it busy, few enough to bound memory. */
 const IN_FLIGHT = 3;
@@ -26,14 +54,18 @@ function failure(reply: { message: string; code?: string }): Error {
 /**
  * SQLite writes on one core: a full load that reads, maps and inserts on the main thread uses
  * one of the machine's cores. Here the inserts run on a worker thread with a connection of its
- * own to the same file, while the main thread reads and maps the next batches. Every message
- * the worker answers in order (ready, written per batch, closed), so one queue of promises
+ * own to the same file, while the main thread reads and maps the next batches. The worker
+ * answers in order (ready, written per batch once its last piece is in, closed), so one queue of promises
  * follows it; the first failure rejects them all and every later call.
  */
 export async function openSqliteWorkerWriter(filename: string, target: BulkTarget): Promise<BulkWriter> {
   const worker = new Worker(new URL('./sqlite-bulk-worker.mjs', import.meta.url), {
     // Plain JavaScript: no TypeScript loader (and no loader thread) inherited from the parent.
     execArgv: [],
+    resourceLimits: {
+      maxOldGenerationSizeMb: WORKER_OLD_GENERATION_MB,
+      maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB,
+    },
     workerData: {
       filename,
       pragmas: [...SQLITE_WRITER_PRAGMAS, `cache_size = -${SQLITE_FULL_LOAD_CACHE_KIB}`],
@@ -73,7 +105,16 @@ export async function openSqliteWorkerWriter(filename: string, target: BulkTarge
       throwIfFailed();
       const written = expectReply();
       written.catch(() => undefined);
-      worker.postMessage({ type: 'batch', rows: JSON.stringify(rows), rejects });
+      const rowPieces = encodePieces(rows);
+      const count = Math.max(1, rowPieces.length, Math.ceil(rejects.length / ROWS_PER_PIECE));
+      for (let piece = 0; piece < count; piece++) {
+        worker.postMessage({
+          type: 'piece',
+          rows: rowPieces[piece] ?? '[]',
+          rejects: rejects.slice(piece * ROWS_PER_PIECE, (piece + 1) * ROWS_PER_PIECE),
+          last: piece === count - 1,
+        });
+      }
       inFlight.push(written);
       if (inFlight.length >= IN_FLIGHT) await inFlight.shift();
     },

@@ -41,6 +41,9 @@ describe('SQLite bulk-load writer thread', () => {
     });
   });
 
+  const countRejects = async (run: number) =>
+    Number((await warehouse.knex('hub_rejects').where({ run_id: run }).count({ n: '*' }).first())?.n);
+
   afterEach(async () => {
     await closeWarehouse(warehouse);
     await rm(dir, { recursive: true, force: true });
@@ -73,6 +76,34 @@ describe('SQLite bulk-load writer thread', () => {
       .orderBy('id')
       .pluck('source_key');
     assert.deepEqual(rejects, ['BAD0', 'BAD1', 'BAD2', 'BAD3', 'BAD4', 'BAD5']);
+  });
+
+  it('a batch of many pieces, long rows among them, is written whole and in order, with more rejects than a piece holds', async () => {
+    const writer = await openSqliteWorkerWriter(file, target);
+    // 1,000 rows of which ten carry 500,000 characters each: pieces by count and by length.
+    const long = (n: number) => (n % 100 === 7 ? 'ك'.repeat(500_000) : `حامل ${n}`);
+    const rows = Array.from({ length: 1000 }, (_, n) => [`ID${n}`, long(n), n % 2 === 0]);
+    const rejects = Array.from({ length: 600 }, (_, n) => reject(8, `BAD${n}`));
+    await writer.write(rows, rejects);
+    await writer.close();
+    const written = await warehouse.knex('reg_cards').select('national_id', 'holder').orderBy('rowid');
+    assert.deepEqual(
+      written.map((r: { national_id: string; holder: string }) => [r.national_id, r.holder.length]),
+      rows.map((r) => [r[0], (r[1] as string).length]),
+    );
+    assert.equal(await countRejects(8), 600);
+  });
+
+  it('a row refused in a later piece leaves none of its batch, earlier pieces included', async () => {
+    const writer = await openSqliteWorkerWriter(file, target);
+    await writer.write([['ID0', 'أ', true]]);
+    // Row 700 has no national ID: the table refuses it, in the batch's third piece.
+    const rows = Array.from({ length: 1000 }, (_, n) => [n === 700 ? null : `ID${n + 1}`, 'ب', false]);
+    await writer.write(rows, [reject(9, 'BAD')]).catch(() => undefined);
+    await assert.rejects(writer.close(), /NOT NULL constraint failed/);
+    await writer.abort();
+    assert.deepEqual(await warehouse.knex('reg_cards').pluck('national_id'), ['ID0']);
+    assert.equal(await countRejects(9), 0);
   });
 
   it('lets the hub’s own writes in between batches', async () => {
