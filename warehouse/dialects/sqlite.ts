@@ -1,5 +1,4 @@
 import type Database from 'better-sqlite3';
-import os from 'node:os';
 import type { Knex } from 'knex';
 import type { WarehouseRow, WarehouseValue } from '../core/warehouse-value.ts';
 import { SQLITE_FULL_LOAD_CACHE_KIB } from '../db.ts';
@@ -7,6 +6,7 @@ import { withRawConnection } from './raw-connection.ts';
 import { toRecord, type BulkTarget, type BulkWriter, type Dialect } from './dialect.ts';
 import { REJECT_COLUMNS, type RejectRow } from '../load/save-rejects.ts';
 import { openSqliteWorkerWriter } from './sqlite-bulk-writer.ts';
+import { hasIdleCore } from './idle-cores.ts';
 
 /** SQLite's own default: checkpoint once the WAL holds this many pages. */
 const DEFAULT_WAL_AUTOCHECKPOINT = 1000;
@@ -27,15 +27,6 @@ const insertSql = (target: BulkTarget) =>
   `INSERT INTO ${quote(target.table)} (${target.columns.map(quote).join(', ')}) VALUES (${target.columns
     .map(() => '?')
     .join(', ')})`;
-
-/**
- * Handing batches to a writer thread costs CPU of its own (each batch is serialized and parsed
- * again): it shortens a load when a core would otherwise stay idle, and lengthens it on a
- * machine whose cores are all busy. The one-minute load average tells which it is.
- */
-function hasIdleCore(): boolean {
-  return os.availableParallelism() > 1 && os.loadavg()[0]! + 1 <= os.availableParallelism();
-}
 
 /**
  * The same prepared-statement path on the hub's own connection, one transaction per batch. The
@@ -82,6 +73,9 @@ export const sqliteDialect: Dialect = {
       ?.filename;
     // An in-memory database belongs to its one connection: no other thread can write it.
     const shared = typeof filename === 'string' && filename !== '' && filename !== ':memory:';
+    // Handing batches to a writer thread costs CPU of its own (each is encoded and parsed again):
+    // it shortens a load when a core would otherwise stay idle, and lengthens it on a machine
+    // whose cores are all busy.
     if (shared && hasIdleCore()) return openSqliteWorkerWriter(filename, target);
     return Promise.resolve(openInProcessWriter(knex, target));
   },
