@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import { type Clock, isoNow } from '../warehouse/core/clock.ts';
 import type { NationalIdRule } from '../warehouse/core/national-id.ts';
-import type { Dialect } from '../warehouse/dialects/index.ts';
+import { withFullLoadSettings, type Dialect } from '../warehouse/dialects/index.ts';
 import { loadFull } from '../warehouse/load/full-load.ts';
 import { loadIncremental } from '../warehouse/load/incremental-load.ts';
 import type { LoadBatch, LoadPhase, LoadStats } from '../warehouse/load/load-types.ts';
@@ -141,16 +141,16 @@ export async function runConnector(
           });
         },
       };
-      const withSettings = ctx.dialect.withFullLoadSettings ?? ((_, work) => work());
+      const withSettings = <T>(work: () => Promise<T>) => withFullLoadSettings(ctx.dialect, ctx.knex, work);
       if (mode === 'full') {
-        await withSettings(ctx.knex, async () => {
+        await withSettings(async () => {
           await loadFull(ctx, run, readFeed());
           await buildDeclaredIndexes(ctx, run.spec, summary, { analyzed: true });
         });
       } else {
         await loadIncremental(ctx, run, readFeed);
         // An index build is bulk work whatever the run: on SQLite its sort is held to the same cache.
-        await withSettings(ctx.knex, () => buildDeclaredIndexes(ctx, run.spec, summary, { analyzed: false }));
+        await withSettings(() => buildDeclaredIndexes(ctx, run.spec, summary, { analyzed: false }));
       }
     } catch (err) {
       Object.assign(summary, {

@@ -66,6 +66,11 @@ export interface Dialect {
   ): Knex.QueryBuilder | Knex.Raw;
 }
 
+/** Runs `work` with the dialect's full-load settings, or as it is where the dialect has none. */
+export function withFullLoadSettings<T>(dialect: Dialect, knex: Knex, work: () => Promise<T>): Promise<T> {
+  return dialect.withFullLoadSettings === undefined ? work() : dialect.withFullLoadSettings(knex, work);
+}
+
 export function rowsPerStatement(
   dialect: Pick<Dialect, 'maxBindings'> & Partial<Pick<Dialect, 'maxInsertRows'>>,
   columns: number,

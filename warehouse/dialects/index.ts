@@ -30,4 +30,4 @@ export function dialectOf(executor: Knex | Knex.Transaction): Dialect {
 }
 
 export type { BulkTarget, BulkWriter, Dialect } from './dialect.ts';
-export { rowsPerStatement } from './dialect.ts';
+export { rowsPerStatement, withFullLoadSettings } from './dialect.ts';

@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import { isoNow } from '../core/clock.ts';
 import type { WarehouseRow, WarehouseValue } from '../core/warehouse-value.ts';
-import { rowsPerStatement, type BulkTarget, type Dialect } from '../dialects/index.ts';
+import { rowsPerStatement, withFullLoadSettings, type BulkTarget, type Dialect } from '../dialects/index.ts';
 import { updatePersonKeyForIds } from '../person-key.ts';
 import { emptyStats, type LoadBatch, type LoadContext, type LoadRun, type LoadStats } from './load-types.ts';
 import { CHANGE_APPLIERS } from './apply-changes.ts';
@@ -30,9 +30,10 @@ export async function loadIncremental(
 ): Promise<LoadStats> {
   // SQL Server keeps the batch path: it cannot tell which of a record's versions came last.
   if (ctx.dialect.keepLastVersions !== undefined && (await isEmpty(ctx, run.spec.table))) {
-    const withSettings = ctx.dialect.withFullLoadSettings ?? ((_, work) => work());
     try {
-      return await withSettings(ctx.knex, () => loadIntoEmptyTable(ctx, run, readFeed()));
+      return await withFullLoadSettings(ctx.dialect, ctx.knex, () =>
+        loadIntoEmptyTable(ctx, run, readFeed()),
+      );
     } catch (err) {
       if (!(err instanceof TooManyDeletions)) throw err;
     }
