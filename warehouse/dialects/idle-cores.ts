@@ -5,6 +5,8 @@ export type CoreTimes = ReadonlyArray<{ times: os.CpuInfo['times'] }>;
 
 /** A window shorter than this says too little (the kernel counts CPU time in 10 ms ticks). */
 const SHORTEST_WINDOW_MS = 200;
+/** A window longer than this says more about the past than the load average does. */
+const LONGEST_WINDOW_MS = 60_000;
 
 /** How many cores, on average, sat idle between two looks at the CPU times; null if they do not compare. */
 export function countIdleCores(before: CoreTimes, after: CoreTimes): number | null {
@@ -20,23 +22,42 @@ export function countIdleCores(before: CoreTimes, after: CoreTimes): number | nu
   return total <= 0 ? null : (idle / total) * after.length;
 }
 
-let lastLook = { at: Date.now(), cores: os.cpus() as CoreTimes };
+interface Look {
+  at: number;
+  cores: CoreTimes;
+  /** This process's CPU time so far (all its threads), in microseconds. */
+  ownCpu: number;
+}
+
+const look = (): Look => {
+  const own = process.cpuUsage();
+  return { at: Date.now(), cores: os.cpus(), ownCpu: own.user + own.system };
+};
+
+let lastLook = look();
 
 /**
- * Whether a core is free for a second thread of this process now. The one-minute load average
- * alone answers late: it still counts, for a minute, a process that ended seconds ago (the raw
- * load a benchmark runs just before the hub's, or the previous connector of a schedule). The CPU
- * times since the last look (at the latest, since this module was loaded: the process's own
- * start) answer for that window, this process's own work included; a window too short for them
- * falls back to the load average.
+ * Whether two cores are free for this process, one for its main thread and one for a second
+ * thread, now. The one-minute load average alone answers late, and counts this process too: it
+ * still counts, for a minute, a process that ended seconds ago (the raw load a benchmark runs
+ * just before the hub's) or this process's own previous load. Here the cores count as free when
+ * they were idle or working for this process since the last look (at the latest, since this
+ * module was loaded: the process's own start). A window under 200 ms is too short to tell, and
+ * one over a minute (a server's scheduled load, hours after the last) too long: both fall back
+ * to the load average.
  */
 export function hasIdleCore(): boolean {
   const cores = os.availableParallelism();
   if (cores < 2) return false;
-  const now = { at: Date.now(), cores: os.cpus() as CoreTimes };
+  const now = look();
   const previous = lastLook;
   lastLook = now;
-  const idle = now.at - previous.at >= SHORTEST_WINDOW_MS ? countIdleCores(previous.cores, now.cores) : null;
+  const window = now.at - previous.at;
+  const idle =
+    window >= SHORTEST_WINDOW_MS && window <= LONGEST_WINDOW_MS
+      ? countIdleCores(previous.cores, now.cores)
+      : null;
   if (idle === null) return os.loadavg()[0]! + 1 <= cores;
-  return idle >= 0.75;
+  const own = (now.ownCpu - previous.ownCpu) / 1000 / window;
+  return idle + own >= 1.75;
 }
