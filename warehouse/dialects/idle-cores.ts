@@ -4,7 +4,7 @@ import os from 'node:os';
 export type CoreTimes = ReadonlyArray<{ times: os.CpuInfo['times'] }>;
 
 /** A window shorter than this says too little (the kernel counts CPU time in 10 ms ticks). */
-const SHORTEST_WINDOW_MS = 200;
+const SHORTEST_WINDOW_MS = 100;
 /** A window longer than this says more about the past than the load average does. */
 const LONGEST_WINDOW_MS = 60_000;
 
@@ -42,7 +42,7 @@ let lastLook = look();
  * still counts, for a minute, a process that ended seconds ago (the raw load a benchmark runs
  * just before the hub's) or this process's own previous load. Here the cores count as free when
  * they were idle or working for this process since the last look (at the latest, since this
- * module was loaded: the process's own start). A window under 200 ms is too short to tell, and
+ * module was loaded: the process's own start). A window under 100 ms is too short to tell, and
  * one over a minute (a server's scheduled load, hours after the last) too long: both fall back
  * to the load average.
  */
