@@ -99,6 +99,25 @@ const applySqliteChanges: ChangeApplier = (trx, target, batch, seenAt) =>
   });
 
 /**
+ * Copies `rows` into a temporary table of the transaction, created by the first batch (`definition`
+ * is what follows CREATE TEMP TABLE IF NOT EXISTS) and emptied for each later one.
+ */
+async function stageRows(
+  client: PoolClient,
+  definition: string,
+  stage: string,
+  columns: readonly string[],
+  rows: WarehouseRow[],
+): Promise<void> {
+  await client.query(`CREATE TEMP TABLE IF NOT EXISTS ${definition}`);
+  await client.query(`TRUNCATE ${stage}`);
+  await pipeline(
+    Readable.from([encodeCopyRows(rows)]),
+    client.query(copyFrom(`COPY ${stage} (${columns.map(quote).join(', ')}) FROM STDIN`)),
+  );
+}
+
+/**
  * PostgreSQL: the batch is copied into a temporary table of the transaction, then applied with
  * a few set-based statements (one upsert, one insert per person-key table, one delete), instead
  * of a statement per row or a multi-row INSERT built by the client.
@@ -114,12 +133,7 @@ const applyPostgresChanges: ChangeApplier = (trx, target, batch, seenAt) =>
     const applied: AppliedChanges = { inserted: 0, updated: 0, deleted: 0 };
     const maybeGone = new Set<string>();
     if (batch.rows.length > 0) {
-      await client.query(`CREATE TEMP TABLE IF NOT EXISTS ${stage} (LIKE ${t}) ON COMMIT DROP`);
-      await client.query(`TRUNCATE ${stage}`);
-      await pipeline(
-        Readable.from([encodeCopyRows(batch.rows)]),
-        client.query(copyFrom(`COPY ${stage} (${target.columns.map(quote).join(', ')}) FROM STDIN`)),
-      );
+      await stageRows(client, `${stage} (LIKE ${t}) ON COMMIT DROP`, stage, target.columns, batch.rows);
       const before = await client.query<{ nid: string; moved: boolean }>(
         `SELECT t.${nid} AS nid, t.${nid} <> s.${nid} AS moved FROM ${stage} s JOIN ${t} t ON ${join}`,
       );
@@ -146,13 +160,12 @@ const applyPostgresChanges: ChangeApplier = (trx, target, batch, seenAt) =>
       // The deleted keys are staged too, in columns of the table's own key types: one DELETE
       // for the batch instead of a round trip per key (100,000 deletions took 12 s that way).
       const keys = target.key.map(quote).join(', ');
-      await client.query(
-        `CREATE TEMP TABLE IF NOT EXISTS ${unstage} ON COMMIT DROP AS SELECT ${keys} FROM ${t} WITH NO DATA`,
-      );
-      await client.query(`TRUNCATE ${unstage}`);
-      await pipeline(
-        Readable.from([encodeCopyRows(batch.deletes)]),
-        client.query(copyFrom(`COPY ${unstage} (${keys}) FROM STDIN`)),
+      await stageRows(
+        client,
+        `${unstage} ON COMMIT DROP AS SELECT ${keys} FROM ${t} WITH NO DATA`,
+        unstage,
+        target.key,
+        batch.deletes,
       );
       const removed = await client.query<{ nid: string }>(
         `DELETE FROM ${t} t USING ${unstage} s WHERE ${join} RETURNING t.${nid} AS nid`,
