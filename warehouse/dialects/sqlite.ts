@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { statSync } from 'node:fs';
 import type { Knex } from 'knex';
 import type { WarehouseRow, WarehouseValue } from '../core/warehouse-value.ts';
 import { SQLITE_FULL_LOAD_CACHE_KIB } from '../db.ts';
@@ -7,9 +8,27 @@ import { toRecord, type BulkTarget, type BulkWriter, type Dialect } from './dial
 import { REJECT_COLUMNS, type RejectRow } from '../load/save-rejects.ts';
 import { openSqliteWorkerWriter } from './sqlite-bulk-writer.ts';
 import { hasIdleCore } from './idle-cores.ts';
+import { startBackgroundCheckpoints, type BackgroundCheckpointer } from './sqlite-checkpointer.ts';
 
 /** SQLite's own default: checkpoint once the WAL holds this many pages. */
 const DEFAULT_WAL_AUTOCHECKPOINT = 1000;
+
+/**
+ * A WAL smaller than this is copied into the database file in a few tens of milliseconds by the
+ * load's final checkpoint: no thread is started for it.
+ */
+const BACKGROUND_CHECKPOINT_FROM_BYTES = 32 << 20;
+
+/** The full loads running on each warehouse connection pool, with their checkpoint thread once it is started. */
+const fullLoads = new WeakMap<Knex, { checkpointer: BackgroundCheckpointer | null }>();
+
+const walBytes = (filename: string) => {
+  try {
+    return statSync(`${filename}-wal`).size;
+  } catch {
+    return 0;
+  }
+};
 
 const quote = (identifier: string) => `"${identifier.replace(/"/g, '""')}"`;
 
@@ -48,16 +67,39 @@ function openInProcessWriter(knex: Knex, target: BulkTarget): BulkWriter {
       for (const reject of rejects) rejectStatement.run(reject);
     })();
   };
-  const restoreCheckpoints = () =>
-    withRawConnection(
+  // Within full-load settings the load's end restores them, after its indexes and person key.
+  const restoreCheckpoints = async () => {
+    if (fullLoads.has(knex)) return;
+    await withRawConnection(
       knex,
       (db: Database.Database) => void db.pragma(`wal_autocheckpoint = ${DEFAULT_WAL_AUTOCHECKPOINT}`),
     );
+  };
   return {
     write: (rows, rejects = []) =>
       withRawConnection(knex, (db: Database.Database) => writeBatch(db, rows, rejects)),
     close: restoreCheckpoints,
     abort: restoreCheckpoints,
+  };
+}
+
+/**
+ * The rows written on a thread of their own (sqlite-bulk-writer.ts). Within full-load settings,
+ * once they are written, a second thread starts copying their frames into the database file
+ * while the main thread builds the indexes: a core was idle for the writer, and it is again.
+ */
+async function openWorkerWriter(knex: Knex, filename: string, target: BulkTarget): Promise<BulkWriter> {
+  const writer = await openSqliteWorkerWriter(filename, target);
+  const load = fullLoads.get(knex);
+  if (load === undefined) return writer;
+  return {
+    ...writer,
+    async close() {
+      await writer.close();
+      if (load.checkpointer !== null || walBytes(filename) < BACKGROUND_CHECKPOINT_FROM_BYTES) return;
+      // Without the thread the load's final checkpoint copies every frame, as it does for small loads.
+      load.checkpointer = await startBackgroundCheckpoints(filename).catch(() => null);
+    },
   };
 }
 
@@ -76,7 +118,7 @@ export const sqliteDialect: Dialect = {
     // Handing batches to a writer thread costs CPU of its own (each is encoded and parsed again):
     // it shortens a load when a core would otherwise stay idle, and lengthens it on a machine
     // whose cores are all busy.
-    if (shared && hasIdleCore()) return openSqliteWorkerWriter(filename, target);
+    if (shared && hasIdleCore()) return openWorkerWriter(knex, filename, target);
     return Promise.resolve(openInProcessWriter(knex, target));
   },
 
@@ -106,16 +148,37 @@ export const sqliteDialect: Dialect = {
       : insert.onConflict(target.key).merge(updates);
   },
 
+  /**
+   * A smaller page cache (SQLITE_FULL_LOAD_CACHE_KIB), and no checkpoint at each commit: the
+   * load's frames are copied into the database file by a thread of its own while the load goes
+   * on (when the rows were written on one, see openWorkerWriter), and what is left by one passive
+   * checkpoint at the end, as a load in a single transaction would have it.
+   */
   async withFullLoadSettings(knex, work) {
+    if (fullLoads.has(knex)) return work();
     const usual = await withRawConnection(knex, (db: Database.Database) => {
       const current = Number(db.pragma('cache_size', { simple: true }));
       db.pragma(`cache_size = -${SQLITE_FULL_LOAD_CACHE_KIB}`);
+      db.pragma('wal_autocheckpoint = 0');
       return current;
     });
+    const load = { checkpointer: null as BackgroundCheckpointer | null };
+    fullLoads.set(knex, load);
     try {
       return await work();
     } finally {
-      await withRawConnection(knex, (db: Database.Database) => db.pragma(`cache_size = ${usual}`));
+      fullLoads.delete(knex);
+      await load.checkpointer?.stop();
+      await withRawConnection(knex, (db: Database.Database) => {
+        db.pragma(`cache_size = ${usual}`);
+        db.pragma(`wal_autocheckpoint = ${DEFAULT_WAL_AUTOCHECKPOINT}`);
+        // Left undone (say, the file is busy), the next commit's autocheckpoint does it.
+        try {
+          db.pragma('wal_checkpoint(PASSIVE)');
+        } catch {
+          // ignored: see above
+        }
+      });
     }
   },
 
