@@ -1,5 +1,5 @@
 /**
- * npm run bench:api [-- --persons N] [-- --duration S] [-- --cpu-prof DIR] [-- --only persons]
+ * npm run bench:api [-- --persons N] [-- --duration S] [-- --cpu-prof DIR] [-- --only persons] [-- --hub-workers N]
  * Loads the demo (default 1,000,000 persons) into a SQLite warehouse, then puts the hub's person
  * lookup and batch lookup (10 connections) and a saved-query endpoint (50 connections) under load
  * (autocannon, loopback) next to a bare express server making the same reads on the same file,
@@ -7,6 +7,7 @@
  * Then the person lookup again, in a hub that runs the CSPD personal-info connector in its own
  * process (as the scheduler does): with no load, during a full load, and during an incremental
  * load after 1% of the citizens changed, p99 next to p99, in a second table.
+ * --hub-workers N starts the compared hub with `--workers N` (default 1; `hub start` alone runs one per core).
  * --cpu-prof DIR writes V8 CPU profiles of the hub process into DIR/hub and of the bare server into DIR/bare.
  */
 import Database from 'better-sqlite3';
@@ -34,6 +35,8 @@ const PERSON_CONNECTIONS = 10;
 
 interface Options {
   persons: number;
+  /** `--workers` of the hub compared with the bare server. */
+  hubWorkers: number;
   duration: number;
   cpuProfDir: string | null;
   onlyPersons: boolean;
@@ -78,6 +81,7 @@ function readOptions(argv: string[]): Options {
   const prof = argv.indexOf('--cpu-prof');
   return {
     persons: readNumber(argv, '--persons', 1_000_000),
+    hubWorkers: readNumber(argv, '--hub-workers', 1),
     duration: readNumber(argv, '--duration', 10),
     cpuProfDir: prof === -1 ? null : path.resolve(argv[prof + 1] ?? 'cpu-profiles'),
     onlyPersons: argv.includes('--only') && argv[argv.indexOf('--only') + 1] === 'persons',
@@ -118,7 +122,7 @@ function startHub(dir: string, options: Options): Promise<ChildServer> {
       '--port',
       '0',
       '--workers',
-      '1',
+      String(options.hubWorkers),
     ],
     env: { ...process.env, HUB_DATA_DIR: dir, HUB_SCHEDULER: 'off', LOG_LEVEL: 'warn' },
     ready: /Registry Hub listening on (http:\/\/\S+)/,
@@ -295,7 +299,7 @@ function printTable(rows: Measured[], options: Options): void {
   console.log('');
   console.log(
     `${options.persons.toLocaleString('en')} persons, SQLite warehouse, loopback, autocannon (connections per row), ` +
-      `${options.duration} s per run after a ${WARM_UP_SECONDS} s warm-up; hub with tokens, grants, rate limits and audit on`,
+      `${options.duration} s per run after a ${WARM_UP_SECONDS} s warm-up; hub (${options.hubWorkers} worker process${options.hubWorkers === 1 ? '' : 'es'}) with tokens, grants, rate limits and audit on`,
   );
   console.log('');
   console.log(
