@@ -88,7 +88,8 @@ export const postgresCopy: CopyDialect = {
   async openRowWriter(trx, table, columns) {
     const client = await withRawConnection(trx, (connection: PoolClient) => connection);
     const stream = client.query(copyFrom(`COPY ${q(table)} (${columns.map(q).join(', ')}) FROM STDIN`));
-    // The stream's error arrives as an event; it is kept and thrown from the next call.
+    // The stream's error arrives as an event; it is kept and thrown from the next call. `once`
+    // rejects on 'error' by itself: the waits below need no race with it (see openCopyWriter).
     const state: { failure: Error | null } = { failure: null };
     stream.on('error', (err: Error) => (state.failure = err));
     const throwIfFailed = () => {
@@ -97,13 +98,12 @@ export const postgresCopy: CopyDialect = {
     return {
       async write(rows) {
         throwIfFailed();
-        if (!stream.write(encodeCopyRows(rows)))
-          await Promise.race([once(stream, 'drain'), once(stream, 'error')]);
+        if (!stream.write(encodeCopyRows(rows))) await once(stream, 'drain');
         throwIfFailed();
       },
       async close() {
         stream.end();
-        if (state.failure === null) await Promise.race([once(stream, 'finish'), once(stream, 'error')]);
+        if (state.failure === null) await once(stream, 'finish');
         throwIfFailed();
       },
       async abort() {

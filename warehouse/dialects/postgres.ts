@@ -62,7 +62,10 @@ async function openCopyWriter(knex: Knex, target: BulkTarget): Promise<BulkWrite
       `COPY ${quote(target.table)} (${target.columns.map(quote).join(', ')}) FROM STDIN WITH (FREEZE)`,
     ),
   );
-  // The stream's error arrives as an event; it is kept here and thrown from the next call.
+  // The stream's error arrives as an event; it is kept here and thrown from the next call. A wait
+  // for 'drain' or 'finish' needs no race with 'error': `once` rejects on it by itself, and takes
+  // both its listeners off whichever comes. (A race with a second `once` left an 'error' listener
+  // behind after every drain: a load that waited more than ten times set off node's leak warning.)
   const state: { failure: Error | null } = { failure: null };
   stream.on('error', (err: Error) => (state.failure = err));
   const throwIfFailed = () => {
@@ -80,8 +83,7 @@ async function openCopyWriter(knex: Knex, target: BulkTarget): Promise<BulkWrite
   return {
     async write(rows, rejects = []) {
       throwIfFailed();
-      if (!stream.write(encodeCopyRows(rows)))
-        await Promise.race([once(stream, 'drain'), once(stream, 'error')]);
+      if (!stream.write(encodeCopyRows(rows))) await once(stream, 'drain');
       throwIfFailed();
       for (const reject of rejects) pendingRejects.push(reject);
       await saveRejects(REJECT_ROWS_PER_INSERT);
@@ -90,7 +92,7 @@ async function openCopyWriter(knex: Knex, target: BulkTarget): Promise<BulkWrite
       try {
         await saveRejects(0);
         stream.end();
-        if (state.failure === null) await Promise.race([once(stream, 'finish'), once(stream, 'error')]);
+        if (state.failure === null) await once(stream, 'finish');
         throwIfFailed();
         await connection.query('COMMIT');
       } catch (err) {
