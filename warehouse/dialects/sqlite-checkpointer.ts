@@ -19,10 +19,7 @@ export interface BackgroundCheckpointer {
 }
 
 type Reply =
-  | { type: 'ready' }
-  | { type: 'skipped'; message: string }
-  | ({ type: 'stopped' } & CheckpointReport)
-  | { type: 'failed'; message: string };
+  { type: 'ready' } | ({ type: 'stopped' } & CheckpointReport) | { type: 'failed'; message: string };
 
 /**
  * Copies a SQLite file's WAL frames into the database file from a thread of its own, by passive
