@@ -21,20 +21,41 @@ try {
   const insertRow = db.prepare(
     `INSERT INTO ${quote(table)} (${columns.map(quote).join(', ')}) VALUES (${placeholders(columns.length)})`,
   );
-  const insertReject = db.prepare(
-    `INSERT INTO hub_rejects (${rejectColumns.map(quote).join(', ')}) VALUES (${placeholders(rejectColumns.length)})`,
-  );
+  // A transferred Uint8Array, seen as a Buffer without a copy: better-sqlite3 binds Buffers.
+  const asBuffer = (value) =>
+    value instanceof Uint8Array ? Buffer.from(value.buffer, value.byteOffset, value.byteLength) : value;
   // better-sqlite3 binds no booleans.
   const bindBooleans = (row) => {
     for (const c of booleanColumns) if (typeof row[c] === 'boolean') row[c] = row[c] ? 1 : 0;
     return row;
+  };
+  // A long value crosses as UTF-8 bytes (sqlite-bulk-writer.ts): bound as a blob, cast back to
+  // text. A reject's columns are text but for its run number, which never crosses as bytes.
+  const castText = (asBytes) => (asBytes ? 'CAST(? AS TEXT)' : '?');
+  const insertReject = db.prepare(
+    `INSERT INTO hub_rejects (${rejectColumns.map(quote).join(', ')}) VALUES (${rejectColumns
+      .map((c) => castText(c !== 'run_id'))
+      .join(', ')})`,
+  );
+  const largeRowStatements = new Map();
+  const insertLargeRow = ({ row, bytesAt }) => {
+    const shape = bytesAt.join(',');
+    let statement = largeRowStatements.get(shape);
+    if (statement === undefined) {
+      const values = columns.map((_, i) => castText(bytesAt.includes(i))).join(', ');
+      statement = db.prepare(
+        `INSERT INTO ${quote(table)} (${columns.map(quote).join(', ')}) VALUES (${values})`,
+      );
+      largeRowStatements.set(shape, statement);
+    }
+    statement.run(bindBooleans(row.map(asBuffer)));
   };
   const begin = db.prepare('BEGIN');
   const commit = db.prepare('COMMIT');
   const writePiece = (rows, rejects) => {
     if (booleanColumns.length === 0) for (const row of rows) insertRow.run(row);
     else for (const row of rows) insertRow.run(bindBooleans(row));
-    for (const reject of rejects) insertReject.run(reject);
+    for (const reject of rejects) insertReject.run(reject.map(asBuffer));
   };
   // After a failure the main thread stops the worker: the pieces still queued are not written.
   let failed = false;
@@ -48,7 +69,8 @@ try {
     if (failed) return;
     try {
       if (!db.inTransaction) begin.run();
-      writePiece(JSON.parse(message.rows), message.rejects);
+      if (message.large !== undefined) insertLargeRow(message.large);
+      writePiece(message.rows === undefined ? [] : JSON.parse(message.rows), message.rejects);
       if (message.last) {
         commit.run();
         parentPort.postMessage({ type: 'written' });

@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import type { WarehouseRow } from '../core/warehouse-value.ts';
+import type { WarehouseRow, WarehouseValue } from '../core/warehouse-value.ts';
 import { SQLITE_FULL_LOAD_CACHE_KIB, SQLITE_WRITER_PRAGMAS } from '../db.ts';
 import { REJECT_COLUMNS, type RejectRow } from '../load/save-rejects.ts';
 import type { BulkTarget, BulkWriter } from './dialect.ts';
@@ -20,12 +20,50 @@ const PIECE_CHARS = 1 << 20;
 const WORKER_OLD_GENERATION_MB = 16;
 const WORKER_YOUNG_GENERATION_MB = 4;
 
-/** The rows as JSON texts of at most ROWS_PER_PIECE rows, halved while a text is longer than PIECE_CHARS. */
-function encodePieces(rows: readonly WarehouseRow[]): string[] {
-  const pieces: string[] = [];
+/**
+ * A row longer than a piece crosses alone, and its long strings as UTF-8 bytes: an ArrayBuffer
+ * handed over lives outside the thread's capped heap, where a 40 MB string, parsed from JSON or
+ * cloned, ran it out of memory and took the whole process down with it. The thread inserts
+ * those values with `CAST(? AS TEXT)`, which reads the bytes as text in the database's UTF-8.
+ */
+const BYTES_FROM_CHARS = 4096;
+
+/** A value as it crosses: long strings as bytes (their indexes in `bytesAt`). */
+type CrossingValue = WarehouseValue | Uint8Array;
+
+interface LargeRow {
+  row: CrossingValue[];
+  bytesAt: number[];
+}
+
+type Piece = { rows: string } | { large: LargeRow };
+
+const utf8 = new TextEncoder();
+
+/** The row with each string of BYTES_FROM_CHARS or more characters as bytes of its own. */
+function toLargeRow(row: readonly WarehouseValue[]): LargeRow {
+  const bytesAt: number[] = [];
+  const crossing = row.map((value, i): CrossingValue => {
+    if (typeof value !== 'string' || value.length < BYTES_FROM_CHARS) return value;
+    bytesAt.push(i);
+    return utf8.encode(value);
+  });
+  return { row: crossing, bytesAt };
+}
+
+const transferablesOf = (values: readonly unknown[]): ArrayBuffer[] =>
+  values.flatMap((v) => (v instanceof Uint8Array ? [v.buffer as ArrayBuffer] : []));
+
+/**
+ * The rows as JSON texts of at most ROWS_PER_PIECE rows, halved while a text is longer than
+ * PIECE_CHARS; a single row longer than that is a piece of its own, as a LargeRow.
+ */
+function encodePieces(rows: readonly WarehouseRow[]): Piece[] {
+  const pieces: Piece[] = [];
   const encode = (from: number, to: number) => {
     const text = JSON.stringify(rows.slice(from, to));
-    if (text.length <= PIECE_CHARS || to - from === 1) pieces.push(text);
+    if (text.length <= PIECE_CHARS) pieces.push({ rows: text });
+    else if (to - from === 1) pieces.push({ large: toLargeRow(rows[from]!) });
     else {
       const middle = from + Math.ceil((to - from) / 2);
       encode(from, middle);
@@ -36,6 +74,9 @@ function encodePieces(rows: readonly WarehouseRow[]): string[] {
     encode(from, Math.min(rows.length, from + ROWS_PER_PIECE));
   return pieces;
 }
+
+/** Rejects keep the source row whole: a long one crosses as bytes like a long value (their text columns are cast back). */
+const crossingReject = (reject: RejectRow): CrossingValue[] => toLargeRow(reject).row;
 
 /** Batches handed to the worker and not yet written: enough to keep it busy, few enough to bound memory. */
 const IN_FLIGHT = 3;
@@ -108,12 +149,14 @@ export async function openSqliteWorkerWriter(filename: string, target: BulkTarge
       const rowPieces = encodePieces(rows);
       const count = Math.max(1, rowPieces.length, Math.ceil(rejects.length / ROWS_PER_PIECE));
       for (let piece = 0; piece < count; piece++) {
-        worker.postMessage({
-          type: 'piece',
-          rows: rowPieces[piece] ?? '[]',
-          rejects: rejects.slice(piece * ROWS_PER_PIECE, (piece + 1) * ROWS_PER_PIECE),
-          last: piece === count - 1,
-        });
+        const rowPiece = rowPieces[piece] ?? { rows: '[]' };
+        const pieceRejects = rejects
+          .slice(piece * ROWS_PER_PIECE, (piece + 1) * ROWS_PER_PIECE)
+          .map(crossingReject);
+        worker.postMessage({ type: 'piece', ...rowPiece, rejects: pieceRejects, last: piece === count - 1 }, [
+          ...('large' in rowPiece ? transferablesOf(rowPiece.large.row) : []),
+          ...pieceRejects.flatMap(transferablesOf),
+        ]);
       }
       inFlight.push(written);
       if (inFlight.length >= IN_FLIGHT) await inFlight.shift();

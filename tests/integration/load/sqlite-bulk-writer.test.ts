@@ -94,6 +94,65 @@ describe('SQLite bulk-load writer thread', () => {
     assert.equal(await countRejects(8), 600);
   });
 
+  it('a row and a reject larger than the thread’s heap are written whole, as text, and so is all around them', async () => {
+    const writer = await openSqliteWorkerWriter(file, target);
+    // 20,000,000 Arabic characters: 40 MB as a string, over twice the thread's heap. Parsed or
+    // cloned there, it stopped the whole process.
+    const huge = 'ك'.repeat(20_000_000);
+    const hugeReject: RejectRow = [
+      'reg-cards',
+      10,
+      'BIG',
+      'holder: longer than 100 characters',
+      `{"holder":"${huge}"}`,
+    ];
+    await writer.write(
+      [
+        ['ID0', 'أ', true],
+        ['ID1', huge, false],
+        ['ID2', 'ب', true],
+      ],
+      [reject(10, 'BAD0'), hugeReject],
+    );
+    await writer.write([['ID3', `ج${'x'.repeat(5000)}`, false]]);
+    await writer.close();
+    const written = await warehouse
+      .knex('reg_cards')
+      .select('national_id', 'holder', 'active', warehouse.knex.raw('typeof(holder) as type'))
+      .orderBy('rowid');
+    assert.deepEqual(
+      written.map((r: { national_id: string; holder: string; active: number; type: string }) => [
+        r.national_id,
+        r.holder === huge ? 'huge' : r.holder,
+        r.active,
+        r.type,
+      ]),
+      [
+        ['ID0', 'أ', 1, 'text'],
+        ['ID1', 'huge', 0, 'text'],
+        ['ID2', 'ب', 1, 'text'],
+        ['ID3', `ج${'x'.repeat(5000)}`, 0, 'text'],
+      ],
+    );
+    const rejects = await warehouse
+      .knex('hub_rejects')
+      .where({ run_id: 10 })
+      .orderBy('id')
+      .select('source_key', 'reason', 'raw_row', warehouse.knex.raw('typeof(raw_row) as type'));
+    assert.deepEqual(
+      rejects.map((r: { source_key: string; reason: string; raw_row: string; type: string }) => [
+        r.source_key,
+        r.reason,
+        r.raw_row === hugeReject[4] ? 'huge' : r.raw_row,
+        r.type,
+      ]),
+      [
+        ['BAD0', 'holder: required value is missing', '{}', 'text'],
+        ['BIG', 'holder: longer than 100 characters', 'huge', 'text'],
+      ],
+    );
+  });
+
   it('a row refused in a later piece leaves none of its batch, earlier pieces included', async () => {
     const writer = await openSqliteWorkerWriter(file, target);
     await writer.write([['ID0', 'أ', true]]);
