@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import { saveCatalogTable } from '../warehouse/catalog.ts';
+import { refreshPersonTablesView } from '../warehouse/person-tables-view.ts';
 import { ensureRegistryTable } from '../warehouse/registry-tables.ts';
 import { saveRowByKey } from '../warehouse/save-by-key.ts';
 import type { ConnectorDefinition } from './definition.ts';
@@ -35,4 +36,5 @@ export async function syncConnectors(knex: Knex, defs: ConnectorDefinition[]): P
       },
     );
   }
+  await refreshPersonTablesView(knex);
 }

@@ -1,36 +1,74 @@
 import type { Knex } from 'knex';
 import { dialectOf } from './dialects/index.ts';
+import { personTablesIsView, replacePersonTablesView } from './person-tables-view.ts';
+
+/** A registry table's part of the person key, rebuilt by a full load before its swap. */
+export interface PersonKeyRebuild {
+  /** The registry table, as the membership names it. */
+  table: string;
+  /** The table holding the load's rows now (the next version, swapped in after). */
+  rowsIn: string;
+  nationalIdColumn: string;
+  /** The table held no rows before this load: every ID is new to it. */
+  firstLoad: boolean;
+}
 
 /**
  * The centre of the star: one row per national ID ever seen (hub_persons) and which registry
- * tables hold it now (hub_person_tables). Set-based statements written once for every
- * database: NOT EXISTS instead of each vendor's upsert syntax, but for SQLite's new persons.
+ * tables hold it now (hub_person_tables; a view over the registry tables where the dialect has
+ * one, see person-tables-view.ts, and then nothing to write). Set-based statements written once
+ * for every database: NOT EXISTS instead of each vendor's upsert syntax, but for SQLite's new persons.
  */
+export async function rebuildPersonKey(
+  trx: Knex.Transaction,
+  rebuild: PersonKeyRebuild,
+  seenAt: string,
+): Promise<void> {
+  const { table, rowsIn, nationalIdColumn, firstLoad } = rebuild;
+  const membership = !personTablesIsView(trx);
+  if (membership && firstLoad) {
+    await trx.raw(
+      'INSERT INTO hub_person_tables (national_id, table_name) SELECT DISTINCT t.??, ? FROM ?? t WHERE t.?? IS NOT NULL',
+      [nationalIdColumn, table, rowsIn, nationalIdColumn],
+    );
+  } else if (membership) {
+    await applyMembershipDifference(trx, table, rowsIn, nationalIdColumn);
+  }
+  await insertNewPersons(trx, rowsIn, nationalIdColumn, seenAt);
+  if (firstLoad) {
+    // The key grew by a whole registry at once. Planned from the statistics of before, PostgreSQL
+    // computed the next reload's membership difference as a nested loop of index probes instead
+    // of one hash join: 2.6 s against 0.7 s at 1,000,000 persons, before autovacuum caught up.
+    for (const keyTable of membership ? ['hub_person_tables', 'hub_persons'] : ['hub_persons'])
+      await dialectOf(trx).analyzeTable(trx, keyTable);
+  }
+}
+
+/** Brings the person key in line with a registry table's rows as they are, whatever they were. */
 export async function rebuildPersonKeyForTable(
   trx: Knex.Transaction,
   table: string,
   nationalIdColumn: string,
   seenAt: string,
 ): Promise<void> {
-  const listed: unknown = await trx('hub_person_tables')
-    .where({ table_name: table })
-    .first(trx.raw('1 as one'));
-  if (listed === undefined) {
-    // The table's first load (or the first with rows): nothing to compare against, every ID is new here.
+  await rebuildPersonKey(trx, { table, rowsIn: table, nationalIdColumn, firstLoad: false }, seenAt);
+}
+
+/** Table memberships derived again from the rows of every registry table listed (a copied hub's). */
+export async function rebuildPersonTables(
+  trx: Knex.Transaction,
+  tables: ReadonlyArray<{ name: string; nationalIdColumn: string }>,
+): Promise<void> {
+  if (personTablesIsView(trx)) {
+    await replacePersonTablesView(trx);
+    return;
+  }
+  await trx('hub_person_tables').delete();
+  for (const { name, nationalIdColumn } of tables) {
     await trx.raw(
       'INSERT INTO hub_person_tables (national_id, table_name) SELECT DISTINCT t.??, ? FROM ?? t WHERE t.?? IS NOT NULL',
-      [nationalIdColumn, table, table, nationalIdColumn],
+      [nationalIdColumn, name, name, nationalIdColumn],
     );
-  } else {
-    await applyMembershipDifference(trx, table, nationalIdColumn);
-  }
-  await insertNewPersons(trx, table, nationalIdColumn, seenAt);
-  if (listed === undefined) {
-    // The key grew by a whole registry at once. Planned from the statistics of before, PostgreSQL
-    // computed the next reload's membership difference as a nested loop of index probes instead
-    // of one hash join: 2.6 s against 0.7 s at 1,000,000 persons, before autovacuum caught up.
-    for (const keyTable of ['hub_person_tables', 'hub_persons'])
-      await dialectOf(trx).analyzeTable(trx, keyTable);
   }
 }
 
@@ -56,17 +94,22 @@ async function insertNewPersons(
   );
 }
 
-async function applyMembershipDifference(trx: Knex.Transaction, table: string, nationalIdColumn: string) {
+async function applyMembershipDifference(
+  trx: Knex.Transaction,
+  table: string,
+  rowsIn: string,
+  nationalIdColumn: string,
+) {
   // Applied as a difference, not delete-all-and-insert: a nightly reload of a registry changes
   // few memberships, and both sides are indexed on the national ID.
   await trx.raw(
     'DELETE FROM hub_person_tables WHERE table_name = ? AND NOT EXISTS (SELECT 1 FROM ?? t WHERE t.?? = hub_person_tables.national_id)',
-    [table, table, nationalIdColumn],
+    [table, rowsIn, nationalIdColumn],
   );
   await trx.raw(
     'INSERT INTO hub_person_tables (national_id, table_name) SELECT DISTINCT t.??, ? FROM ?? t WHERE t.?? IS NOT NULL ' +
       'AND NOT EXISTS (SELECT 1 FROM hub_person_tables pt WHERE pt.table_name = ? AND pt.national_id = t.??)',
-    [nationalIdColumn, table, table, nationalIdColumn, table, nationalIdColumn],
+    [nationalIdColumn, table, rowsIn, nationalIdColumn, table, nationalIdColumn],
   );
 }
 
@@ -79,33 +122,25 @@ export async function updatePersonKeyForIds(
   seenAt: string,
   chunkSize: number,
 ): Promise<void> {
+  const membership = !personTablesIsView(trx);
   const unique = [...new Set(nationalIds)];
   for (let i = 0; i < unique.length; i += chunkSize) {
     const ids = unique.slice(i, i + chunkSize);
-    await trx('hub_person_tables')
-      .where({ table_name: table })
-      .whereIn('national_id', ids)
-      .whereNotExists(
-        trx(table).select(trx.raw('1')).where(nationalIdColumn, trx.ref('hub_person_tables.national_id')),
-      )
-      .delete();
+    if (membership) {
+      await trx('hub_person_tables')
+        .where({ table_name: table })
+        .whereIn('national_id', ids)
+        .whereNotExists(
+          trx(table).select(trx.raw('1')).where(nationalIdColumn, trx.ref('hub_person_tables.national_id')),
+        )
+        .delete();
+    }
     const held = await trx(table)
       .distinct(nationalIdColumn)
       .whereIn(nationalIdColumn, ids)
       .pluck<string[]>(nationalIdColumn);
     if (held.length === 0) continue;
-    const listed = new Set(
-      await trx('hub_person_tables')
-        .where({ table_name: table })
-        .whereIn('national_id', held)
-        .pluck<string[]>('national_id'),
-    );
-    const newMembers = held.filter((id) => !listed.has(id));
-    if (newMembers.length > 0) {
-      await trx('hub_person_tables').insert(
-        newMembers.map((national_id) => ({ national_id, table_name: table })),
-      );
-    }
+    if (membership) await addMembers(trx, table, held);
     const known = new Set(
       await trx('hub_persons').whereIn('national_id', held).pluck<string[]>('national_id'),
     );
@@ -115,5 +150,20 @@ export async function updatePersonKeyForIds(
         newPersons.map((national_id) => ({ national_id, first_seen_at: seenAt })),
       );
     }
+  }
+}
+
+async function addMembers(trx: Knex.Transaction, table: string, held: string[]): Promise<void> {
+  const listed = new Set(
+    await trx('hub_person_tables')
+      .where({ table_name: table })
+      .whereIn('national_id', held)
+      .pluck<string[]>('national_id'),
+  );
+  const newMembers = held.filter((id) => !listed.has(id));
+  if (newMembers.length > 0) {
+    await trx('hub_person_tables').insert(
+      newMembers.map((national_id) => ({ national_id, table_name: table })),
+    );
   }
 }

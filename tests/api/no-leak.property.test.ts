@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { Knex } from 'knex';
 import { rebuildPersonKeyForTable } from '../../warehouse/person-key.ts';
+import { personTablesIsView } from '../../warehouse/person-tables-view.ts';
 import { parseQueryDefinition, type QueryDefinitionInput } from '../../warehouse/query/query-definition.ts';
 import { deleteQueryRecord, saveQueryRecord } from '../../warehouse/query/saved-queries.ts';
 import {
@@ -222,11 +223,16 @@ function readableColumns(s: Pick<Scenario, 'consumer' | 'grants'>, table: Regist
 
 type Row = Record<string, unknown>;
 type Snapshot = Map<string, Row[]>;
-const SNAPSHOT_TABLES = [...REGISTRY_TABLE_NAMES, 'hub_person_tables', 'hub_persons'];
+// Where table memberships are a view over the registry tables, restoring these restores it.
+const snapshotTables = (knex: Knex) => [
+  ...REGISTRY_TABLE_NAMES,
+  ...(personTablesIsView(knex) ? [] : ['hub_person_tables']),
+  'hub_persons',
+];
 
 async function takeSnapshot(knex: Knex): Promise<Snapshot> {
   const snapshot: Snapshot = new Map();
-  for (const table of SNAPSHOT_TABLES) snapshot.set(table, await knex(table).select<Row[]>('*'));
+  for (const table of snapshotTables(knex)) snapshot.set(table, await knex(table).select<Row[]>('*'));
   return snapshot;
 }
 

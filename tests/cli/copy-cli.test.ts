@@ -112,7 +112,8 @@ async function fetchTableNames(warehouse: Warehouse): Promise<string[]> {
         )
       : (
           await warehouse.knex.raw<{ rows: Array<{ name: string }> }>(
-            "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
+            // hub_person_tables is a view on PostgreSQL: compared like the table it is on SQLite.
+            "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type IN ('BASE TABLE', 'VIEW')",
           )
         ).rows;
   // Each warehouse keeps the record of its own migrations.

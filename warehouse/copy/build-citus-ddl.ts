@@ -16,8 +16,13 @@ export interface CitusDdlInput {
   references: TableReference[];
 }
 
-/** The person key: one row per national ID and per table holding it, joined with every registry table. */
-const PERSON_KEY_TABLES = ['hub_persons', 'hub_person_tables'];
+/** The person key: one row per national ID ever seen, joined with every registry table. */
+const PERSON_KEY_TABLES = ['hub_persons'];
+/**
+ * Which tables hold each national ID: on PostgreSQL a view over the registry tables
+ * (warehouse/person-tables-view.ts), so nothing to distribute; it reads the distributed tables.
+ */
+const PERSON_TABLES_VIEW = 'hub_person_tables';
 const COLOCATION_ANCHOR = 'hub_persons';
 const PERSON_KEY_COLUMN = 'national_id';
 
@@ -84,7 +89,9 @@ export function buildCitusDdl(input: CitusDdlInput): string {
     input.references,
   );
   const local = input.hubTables
-    .filter((t) => !CITUS_REFERENCE_TABLES.has(t) && !PERSON_KEY_TABLES.includes(t))
+    .filter(
+      (t) => !CITUS_REFERENCE_TABLES.has(t) && !PERSON_KEY_TABLES.includes(t) && t !== PERSON_TABLES_VIEW,
+    )
     .sort();
   const anchor = personKey.includes(COLOCATION_ANCHOR) ? COLOCATION_ANCHOR : null;
 
@@ -95,6 +102,7 @@ export function buildCitusDdl(input: CitusDdlInput): string {
     '',
     '-- The person key, distributed by national ID: the co-location group every registry table joins.',
     ...personKey.map((t) => distribute(t, PERSON_KEY_COLUMN, t === anchor ? null : anchor)),
+    `-- ${PERSON_TABLES_VIEW} is a view over the registry tables on PostgreSQL: it is distributed with them.`,
     '',
     '-- Registry tables, distributed by their national ID column and co-located with the person key.',
   ];

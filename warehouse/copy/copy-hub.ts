@@ -13,6 +13,8 @@ import {
   buildAppendOnlyRevokes,
   buildDropAppendOnlyGuards,
 } from '../audit/append-only-guards.ts';
+import { rebuildPersonTables } from '../person-key.ts';
+import { dropPersonTablesView, PERSON_TABLES, personTablesIsView } from '../person-tables-view.ts';
 import { createRegistryIndexes, createRegistryTable } from '../registry-tables.ts';
 import type { CopyDialect } from './copy-dialect.ts';
 import { copyDialectFor } from './copy-dialects.ts';
@@ -123,6 +125,8 @@ export async function copyWarehouse(
         );
       }
       const catalog = await fetchCatalog(snapshot);
+      // A view over the registry tables (PostgreSQL's table memberships) would keep them from being dropped.
+      if (personTablesIsView(trx)) await dropPersonTablesView(trx);
       await dropReplacedRegistryTables(
         trx,
         to,
@@ -151,7 +155,8 @@ export async function copyWarehouse(
       }
       const sourceTables = new Set(await from.fetchTableNames(snapshot));
       for (const table of hubTables) {
-        if (!sourceTables.has(table)) continue;
+        // Table memberships are derived from the registry rows once those are in (a view on some targets).
+        if (!sourceTables.has(table) || table === PERSON_TABLES) continue;
         const sourceColumns = new Set((await from.fetchColumns(snapshot, table)).map((c) => c.name));
         const columns = (await to.fetchColumns(trx, table))
           .map((c) => c.name)
@@ -175,6 +180,7 @@ export async function copyWarehouse(
         await dialectFor(target.dialect).analyzeTable(trx, table.name);
         record({ table: table.name, kind: 'registry', rows });
       }
+      await rebuildPersonTables(trx, catalog);
       return to.resetSequences(trx, [...hubTables, ...catalog.map((t) => t.name)]);
     });
   });

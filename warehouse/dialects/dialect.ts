@@ -58,6 +58,12 @@ export interface Dialect {
   withFullLoadSettings?: <T>(knex: Knex, work: () => Promise<T>) => Promise<T>;
   /** Refreshes the planner's statistics of a freshly loaded table, before it is joined against. */
   analyzeTable(knex: Knex, table: string): Promise<void>;
+  /**
+   * How the person key records which registry tables hold each national ID: a table the loads
+   * keep up to date, or a view over the registry tables' national-ID indexes
+   * (warehouse/person-tables-view.ts).
+   */
+  personTables: 'table' | 'view';
   /** Insert-or-update by record key. Rows must have distinct keys. */
   buildUpsert(
     executor: Knex | Knex.Transaction,

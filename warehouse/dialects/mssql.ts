@@ -69,6 +69,7 @@ export const mssqlDialect: Dialect = {
   // No keepLastVersions: a heap has no row order to tell a record's versions apart (%%physloc%%
   // follows free space), so incremental runs into an empty table apply batch by batch.
 
+  personTables: 'table',
   analyzeTable: async (knex, table) => void (await knex.raw('UPDATE STATISTICS ??', [table])),
 
   lockUntilCommit: async (trx, resource) =>

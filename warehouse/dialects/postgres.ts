@@ -150,6 +150,7 @@ export const postgresDialect: Dialect = {
     void (await trx.raw('SELECT pg_advisory_xact_lock(hashtext(?))', [resource])),
 
   // Without statistics the planner takes a million-row table for an empty one and picks nested loops.
+  personTables: 'view',
   analyzeTable: async (knex, table) => void (await knex.raw('ANALYZE ??', [table])),
 
   buildUpsert(executor, target, rows) {

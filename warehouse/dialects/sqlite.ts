@@ -186,6 +186,7 @@ export const sqliteDialect: Dialect = {
   lockUntilCommit: () => Promise.resolve(),
 
   // SQLite plans these joins from the indexes alone.
+  personTables: 'table',
   analyzeTable: () => Promise.resolve(),
 
   isUniqueViolation: (error) => (error as { code?: unknown }).code === 'SQLITE_CONSTRAINT_UNIQUE',

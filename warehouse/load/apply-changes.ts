@@ -119,8 +119,9 @@ async function stageRows(
 
 /**
  * PostgreSQL: the batch is copied into a temporary table of the transaction, then applied with
- * a few set-based statements (one upsert, one insert per person-key table, one delete), instead
- * of a statement per row or a multi-row INSERT built by the client.
+ * a few set-based statements (one upsert, one insert of new persons, one delete), instead of a
+ * statement per row or a multi-row INSERT built by the client. Table memberships are a view over
+ * the registry tables here (person-tables-view.ts): nothing to keep in step.
  */
 const applyPostgresChanges: ChangeApplier = (trx, target, batch, seenAt) =>
   withRawConnection(trx, async (client: PoolClient) => {
@@ -131,25 +132,19 @@ const applyPostgresChanges: ChangeApplier = (trx, target, batch, seenAt) =>
     const join = target.key.map((k) => `t.${quote(k)} = s.${quote(k)}`).join(' AND ');
     const updates = target.columns.filter((c) => !target.key.includes(c));
     const applied: AppliedChanges = { inserted: 0, updated: 0, deleted: 0 };
-    const maybeGone = new Set<string>();
     if (batch.rows.length > 0) {
       await stageRows(client, `${stage} (LIKE ${t}) ON COMMIT DROP`, stage, target.columns, batch.rows);
-      const before = await client.query<{ nid: string; moved: boolean }>(
-        `SELECT t.${nid} AS nid, t.${nid} <> s.${nid} AS moved FROM ${stage} s JOIN ${t} t ON ${join}`,
+      const before = await client.query<{ n: string }>(
+        `SELECT count(*) AS n FROM ${stage} s JOIN ${t} t ON ${join}`,
       );
-      applied.updated = before.rows.length;
+      applied.updated = Number(before.rows[0]?.n ?? 0);
       applied.inserted = batch.rows.length - applied.updated;
-      for (const r of before.rows) if (r.moved) maybeGone.add(r.nid);
       const columns = target.columns.map(quote).join(', ');
       await client.query(
         `INSERT INTO ${t} (${columns}) SELECT ${columns} FROM ${stage} ON CONFLICT (${target.key.map(quote).join(', ')}) DO ` +
           (updates.length === 0
             ? 'NOTHING'
             : `UPDATE SET ${updates.map((c) => `${quote(c)} = EXCLUDED.${quote(c)}`).join(', ')}`),
-      );
-      await client.query(
-        `INSERT INTO hub_person_tables (national_id, table_name) SELECT DISTINCT ${nid}, $1 FROM ${stage} ON CONFLICT DO NOTHING`,
-        [target.table],
       );
       await client.query(
         `INSERT INTO hub_persons (national_id, first_seen_at) SELECT DISTINCT ${nid}, $1 FROM ${stage} ON CONFLICT DO NOTHING`,
@@ -167,18 +162,8 @@ const applyPostgresChanges: ChangeApplier = (trx, target, batch, seenAt) =>
         target.key,
         batch.deletes,
       );
-      const removed = await client.query<{ nid: string }>(
-        `DELETE FROM ${t} t USING ${unstage} s WHERE ${join} RETURNING t.${nid} AS nid`,
-      );
-      applied.deleted = removed.rows.length;
-      for (const r of removed.rows) maybeGone.add(r.nid);
-    }
-    if (maybeGone.size > 0) {
-      await client.query(
-        `DELETE FROM hub_person_tables p WHERE p.table_name = $1 AND p.national_id = ANY($2) ` +
-          `AND NOT EXISTS (SELECT 1 FROM ${t} t WHERE t.${nid} = p.national_id)`,
-        [target.table, [...maybeGone]],
-      );
+      const removed = await client.query(`DELETE FROM ${t} t USING ${unstage} s WHERE ${join}`);
+      applied.deleted = removed.rowCount ?? 0;
     }
     return applied;
   });

@@ -1,7 +1,8 @@
 import { isoNow } from '../core/clock.ts';
 import type { WarehouseRow } from '../core/warehouse-value.ts';
 import { rowsPerStatement, type BulkTarget, type BulkWriter } from '../dialects/index.ts';
-import { rebuildPersonKeyForTable } from '../person-key.ts';
+import { rebuildPersonKey } from '../person-key.ts';
+import { dropPersonTablesView, personTablesIsView, replacePersonTablesView } from '../person-tables-view.ts';
 import { createKeyIndex, createNationalIdIndex, createRegistryTable } from '../registry-tables.ts';
 import { FeedDeletions } from './feed-deletions.ts';
 import { emptyStats, type LoadBatch, type LoadContext, type LoadRun, type LoadStats } from './load-types.ts';
@@ -151,7 +152,7 @@ async function writeNextTable(
   }
 }
 
-/** Indexes the national ID, then drops the old table and renames the new one in one transaction with the person key and the run record. */
+/** Indexes the national ID, then in one transaction: the person key, the old table dropped and the new one renamed, the run record. */
 async function swapIn(
   ctx: LoadContext,
   run: LoadRun,
@@ -168,9 +169,23 @@ async function swapIn(
     const previous = (await trx.schema.hasTable(spec.table))
       ? Number((await trx(spec.table).count({ n: '*' }).first<{ n: number | string }>())?.n ?? 0)
       : 0;
+    await rebuildPersonKey(
+      trx,
+      {
+        table: spec.table,
+        rowsIn: next.target.table,
+        nationalIdColumn: spec.nationalIdColumn,
+        firstLoad: previous === 0,
+      },
+      isoNow(ctx.clock),
+    );
+    // Last, so that the view of table memberships, which every person lookup reads, is locked
+    // only for the drop and the rename, not for the person key's writes.
+    const view = personTablesIsView(trx);
+    if (view) await dropPersonTablesView(trx);
     await trx.schema.dropTableIfExists(spec.table);
     await trx.schema.renameTable(next.target.table, spec.table);
-    await rebuildPersonKeyForTable(trx, spec.table, spec.nationalIdColumn, isoNow(ctx.clock));
+    if (view) await replacePersonTablesView(trx);
     if (options.countReplaced) stats.deleted = previous;
     await trx('hub_tables')
       .where({ name: spec.table })

@@ -139,7 +139,8 @@ describeEachDatabase('full loads in batches: every good row stored, every bad on
         );
       const actual = async (table: string) =>
         Number((await ctx.knex(table).count({ n: '*' }).first<{ n: string }>()).n);
-      for (const table of ['hub_person_tables', 'hub_persons'])
+      // hub_person_tables is a view over the registry tables here, planned from their statistics.
+      for (const table of ['hub_persons', 'reg_people'])
         assert.equal(await counted(table), await actual(table), `${table}: the planner's row count`);
     });
 

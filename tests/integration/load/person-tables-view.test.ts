@@ -1,0 +1,143 @@
+import assert from 'node:assert/strict';
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { readConnectorDefinitions } from '../../../connectors/definition.ts';
+import { runConnector } from '../../../connectors/run-connector.ts';
+import { closeContext, type AppContext } from '../../../server/context.ts';
+import { prepareWarehouse } from '../../../server/services/connector-service.ts';
+import * as personTablesView from '../../../warehouse/migrations/016-person-tables-view.ts';
+import { createTempDir, testDatabases } from '../../support/databases.ts';
+import { openTestContext } from '../../support/hub-context.ts';
+import { validId, writeDefinition } from '../../support/registry-fixture.ts';
+
+const IDS = Array.from({ length: 6 }, (_, i) => validId(701 + i));
+
+describe('PostgreSQL: which registry tables hold a person is a view over the registry tables', function () {
+  this.timeout(120_000);
+  const postgres = testDatabases.find((d) => d.name === 'postgres')!;
+  let url: string;
+  let dir: string;
+  let ctx: AppContext;
+
+  /** A registry source holding exactly these national IDs. */
+  const setSource = (name: string, ids: string[]) => {
+    const source = new Database(path.join(dir, `${name}.sqlite`));
+    source.exec('CREATE TABLE IF NOT EXISTS people (ID INTEGER PRIMARY KEY, NID TEXT); DELETE FROM people');
+    const insert = source.prepare('INSERT INTO people (NID) VALUES (?)');
+    for (const id of ids) insert.run(id);
+    source.close();
+  };
+  const defineRegistry = async (name: string, table: string, key: string[]) => {
+    setSource(name, []);
+    await writeDefinition(ctx.config.connectorsDir, name, {
+      name,
+      entity: 'REG',
+      target: { table, key },
+      source: {
+        kind: 'sql',
+        client: 'better-sqlite3',
+        connection: { filename: path.join(dir, `${name}.sqlite`) },
+        table: 'people',
+      },
+      mode: 'full',
+      columns: {
+        id: { from: 'ID', type: 'integer', required: true },
+        national_id: { from: 'NID', required: true },
+      },
+      batch_size: 2,
+    });
+  };
+  const runFull = async (name: string) => {
+    const def = (await readConnectorDefinitions(ctx.config.connectorsDir)).find((d) => d.name === name)!;
+    const summary = await runConnector(def, ctx, { full: true });
+    assert.equal(summary.status, 'succeeded', summary.error ?? '');
+  };
+  const memberships = async () =>
+    (
+      await ctx
+        .knex('hub_person_tables')
+        .orderBy(['national_id', 'table_name'])
+        .select<Array<{ national_id: string; table_name: string }>>('national_id', 'table_name')
+    ).map((m) => `${m.national_id} ${m.table_name}`);
+  const relationKind = async () =>
+    (
+      await ctx.knex.raw<{ rows: Array<{ kind: string; oid: number }> }>(
+        "SELECT relkind AS kind, oid::int AS oid FROM pg_class WHERE oid = to_regclass('hub_person_tables')",
+      )
+    ).rows[0];
+
+  before(async () => {
+    url = await postgres.createUrl();
+    dir = await createTempDir('hub-person-tables-view-');
+    ctx = openTestContext(url, dir);
+    await defineRegistry('reg-civil', 'reg_civil', ['national_id']);
+    await defineRegistry('reg-cars', 'reg_cars', ['id']);
+    await prepareWarehouse(ctx);
+  });
+
+  after(async () => {
+    await closeContext(ctx);
+    await postgres.dropUrl(url);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('two registries loaded at once both swap in, and the view lists each person once per table holding them', async () => {
+    const [a, b, c, d] = IDS;
+    setSource('reg-civil', [a!, b!, c!]);
+    // A car registry lists an owner once per car.
+    setSource('reg-cars', [b!, d!, d!, d!]);
+    await Promise.all([runFull('reg-civil'), runFull('reg-cars')]);
+    assert.deepEqual(await memberships(), [
+      `${a} reg_civil`,
+      `${b} reg_cars`,
+      `${b} reg_civil`,
+      `${c} reg_civil`,
+      `${d} reg_cars`,
+    ]);
+    assert.equal((await relationKind())?.kind, 'v');
+    // A reload that drops a person and adds one: the view follows the swapped-in table.
+    setSource('reg-civil', [b!, IDS[4]!]);
+    await runFull('reg-civil');
+    assert.deepEqual(await memberships(), [
+      `${b} reg_cars`,
+      `${b} reg_civil`,
+      `${d} reg_cars`,
+      `${IDS[4]} reg_civil`,
+    ]);
+  });
+
+  it('follows the catalog: a new registry joins the view, and an unchanged catalog leaves the view as it is', async () => {
+    const before = await relationKind();
+    await prepareWarehouse(ctx);
+    assert.deepEqual(await relationKind(), before, 'the same view, not a replaced one');
+
+    await defineRegistry('reg-pets', 'reg_pets', ['id']);
+    await prepareWarehouse(ctx);
+    setSource('reg-pets', [IDS[5]!]);
+    await runFull('reg-pets');
+    assert.ok((await memberships()).includes(`${IDS[5]} reg_pets`));
+  });
+
+  it('migration 016 goes down to the table of memberships and up to the view, with the same rows both ways', async () => {
+    const held = await memberships();
+    await ctx.knex.transaction((trx) => personTablesView.down(trx));
+    assert.equal((await relationKind())?.kind, 'r');
+    assert.deepEqual(await memberships(), held);
+    const indexes = await ctx.knex.raw<{ rows: Array<{ name: string }> }>(
+      "SELECT indexname AS name FROM pg_indexes WHERE tablename = 'hub_person_tables' ORDER BY 1",
+    );
+    assert.deepEqual(
+      indexes.rows.map((r) => r.name),
+      ['hub_person_tables_national_id_index', 'hub_person_tables_pkey'],
+    );
+
+    await ctx.knex.transaction((trx) => personTablesView.up(trx));
+    assert.equal((await relationKind())?.kind, 'v');
+    assert.deepEqual(await memberships(), held);
+    // Loads go on through the view.
+    setSource('reg-cars', [IDS[0]!]);
+    await runFull('reg-cars');
+    assert.ok((await memberships()).includes(`${IDS[0]} reg_cars`));
+  });
+});

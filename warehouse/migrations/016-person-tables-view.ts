@@ -1,0 +1,37 @@
+import type { Knex } from 'knex';
+import { dialectOf } from '../dialects/index.ts';
+import { dropPersonTablesView, personTablesIsView, replacePersonTablesView } from '../person-tables-view.ts';
+
+/**
+ * Where the dialect keeps the person key's table memberships as a view (PostgreSQL, see
+ * warehouse/person-tables-view.ts), the table 001 created gives way to it. The view shows the
+ * same rows the table held: the loads kept both in step with the registry tables.
+ */
+export async function up(knex: Knex): Promise<void> {
+  if (!personTablesIsView(knex)) return;
+  await knex.schema.dropTable('hub_person_tables');
+  await replacePersonTablesView(knex);
+}
+
+export async function down(knex: Knex): Promise<void> {
+  if (!personTablesIsView(knex)) return;
+  const listed = await knex('hub_tables').select<Array<{ name: string; national_id_column: string }>>(
+    'name',
+    'national_id_column',
+  );
+  await dropPersonTablesView(knex);
+  await knex.schema.createTable('hub_person_tables', (t) => {
+    t.string('national_id', 32).notNullable();
+    t.string('table_name', 64).notNullable();
+    t.primary(['table_name', 'national_id']);
+    t.index(['national_id']);
+  });
+  for (const { name, national_id_column } of listed) {
+    if (!(await knex.schema.hasTable(name))) continue;
+    await knex.raw(
+      'INSERT INTO hub_person_tables (national_id, table_name) SELECT DISTINCT ??, ? FROM ?? WHERE ?? IS NOT NULL',
+      [national_id_column, name, name, national_id_column],
+    );
+  }
+  await dialectOf(knex).analyzeTable(knex, 'hub_person_tables');
+}
