@@ -64,6 +64,12 @@ export interface Dialect {
    * (warehouse/person-tables-view.ts).
    */
   personTables: 'table' | 'view';
+  /**
+   * Renames an index in a transaction. Where a dialect has it, a full load builds the declared
+   * indexes on its next table under names of their own and renames them in the swap
+   * (warehouse/declared-indexes.ts); without it they are built after the swap.
+   */
+  renameIndex?: (trx: Knex.Transaction, from: string, to: string) => Promise<void>;
   /** Insert-or-update by record key. Rows must have distinct keys. */
   buildUpsert(
     executor: Knex | Knex.Transaction,

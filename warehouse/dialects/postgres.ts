@@ -151,6 +151,7 @@ export const postgresDialect: Dialect = {
 
   // Without statistics the planner takes a million-row table for an empty one and picks nested loops.
   personTables: 'view',
+  renameIndex: async (trx, from, to) => void (await trx.raw('ALTER INDEX ?? RENAME TO ??', [from, to])),
   analyzeTable: async (knex, table) => void (await knex.raw('ANALYZE ??', [table])),
 
   buildUpsert(executor, target, rows) {

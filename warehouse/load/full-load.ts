@@ -1,6 +1,7 @@
 import { isoNow } from '../core/clock.ts';
 import type { WarehouseRow } from '../core/warehouse-value.ts';
-import { rowsPerStatement, type BulkTarget, type BulkWriter } from '../dialects/index.ts';
+import { rowsPerStatement, type BulkTarget, type BulkWriter, type Dialect } from '../dialects/index.ts';
+import { buildDeclaredIndexesOnNext, type PreparedIndex } from '../declared-indexes.ts';
 import { rebuildPersonKey } from '../person-key.ts';
 import { dropPersonTablesView, personTablesIsView, replacePersonTablesView } from '../person-tables-view.ts';
 import { createKeyIndex, createNationalIdIndex, createRegistryTable } from '../registry-tables.ts';
@@ -152,6 +153,17 @@ async function writeNextTable(
   }
 }
 
+/**
+ * Where the dialect renames indexes, the declared ones are built on the next table on a
+ * connection of their own while the swap transaction adds the new persons; one that fails is
+ * left to the build after the commit, which records its error on the run.
+ */
+function prepareDeclaredIndexes(ctx: LoadContext, run: LoadRun, next: NextTable): Promise<PreparedIndex[]> {
+  if (ctx.dialect.renameIndex === undefined || (run.spec.indexes ?? []).length === 0)
+    return Promise.resolve([]);
+  return buildDeclaredIndexesOnNext(ctx.knex, run.spec, next.target.table).catch(() => []);
+}
+
 /** Indexes the national ID, then in one transaction: the person key, the old table dropped and the new one renamed, the run record. */
 async function swapIn(
   ctx: LoadContext,
@@ -165,33 +177,62 @@ async function swapIn(
   await createNationalIdIndex(knex, spec, next.target.table, next.suffix);
   await dialect.analyzeTable(knex, next.target.table);
   run.onProgress?.(stats, 'swapping');
-  await knex.transaction(async (trx) => {
-    const previous = (await trx.schema.hasTable(spec.table))
-      ? Number((await trx(spec.table).count({ n: '*' }).first<{ n: number | string }>())?.n ?? 0)
-      : 0;
-    await rebuildPersonKey(
-      trx,
-      {
-        table: spec.table,
-        rowsIn: next.target.table,
-        nationalIdColumn: spec.nationalIdColumn,
-        firstLoad: previous === 0,
-      },
-      isoNow(ctx.clock),
+  const declared = prepareDeclaredIndexes(ctx, run, next);
+  try {
+    await retryOnNewPersonRace(dialect, () =>
+      knex.transaction(async (trx) => {
+        const previous = (await trx.schema.hasTable(spec.table))
+          ? Number((await trx(spec.table).count({ n: '*' }).first<{ n: number | string }>())?.n ?? 0)
+          : 0;
+        await rebuildPersonKey(
+          trx,
+          {
+            table: spec.table,
+            rowsIn: next.target.table,
+            nationalIdColumn: spec.nationalIdColumn,
+            firstLoad: previous === 0,
+          },
+          isoNow(ctx.clock),
+        );
+        const indexes = await declared;
+        // Last, so that the view of table memberships, which every person lookup reads, is locked
+        // only for the drop and the renames, not for the person key's writes.
+        const view = personTablesIsView(trx);
+        if (view) await dropPersonTablesView(trx);
+        await trx.schema.dropTableIfExists(spec.table);
+        await trx.schema.renameTable(next.target.table, spec.table);
+        for (const { built, final } of indexes) await dialect.renameIndex?.(trx, built, final);
+        if (view) await replacePersonTablesView(trx);
+        if (options.countReplaced) stats.deleted = previous;
+        await trx('hub_tables')
+          .where({ name: spec.table })
+          .update({ row_count: stats.inserted, loaded_at: isoNow(ctx.clock) });
+        await run.commit(trx, stats);
+      }),
     );
-    // Last, so that the view of table memberships, which every person lookup reads, is locked
-    // only for the drop and the rename, not for the person key's writes.
-    const view = personTablesIsView(trx);
-    if (view) await dropPersonTablesView(trx);
-    await trx.schema.dropTableIfExists(spec.table);
-    await trx.schema.renameTable(next.target.table, spec.table);
-    if (view) await replacePersonTablesView(trx);
-    if (options.countReplaced) stats.deleted = previous;
-    await trx('hub_tables')
-      .where({ name: spec.table })
-      .update({ row_count: stats.inserted, loaded_at: isoNow(ctx.clock) });
-    await run.commit(trx, stats);
-  });
+  } finally {
+    // A swap that failed early must not leave the build running into the next table's drop.
+    await declared;
+  }
+}
+
+const SWAP_ATTEMPTS = 3;
+
+/**
+ * Two loads that commit at once may both add the same new person: the one whose insert waited on
+ * the other's fails on hub_persons' key once the other commits (PostgreSQL, SQL Server; SQLite
+ * has one writer). Run again, the swap sees that person and adds the rest. Nothing of a failed
+ * attempt stays: it is one transaction, and the next table is untouched by it.
+ */
+async function retryOnNewPersonRace(dialect: Dialect, swap: () => Promise<void>): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await swap();
+      return;
+    } catch (err) {
+      if (attempt >= SWAP_ATTEMPTS || !dialect.isUniqueViolation(err)) throw err;
+    }
+  }
 }
 /**
  * The unique record-key index, tried first; when the rows break it, `removeDuplicates` leaves

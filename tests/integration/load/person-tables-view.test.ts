@@ -107,6 +107,37 @@ describe('PostgreSQL: which registry tables hold a person is a view over the reg
     ]);
   });
 
+  it('a full load whose new person another transaction adds at the same moment waits for it, then swaps in', async () => {
+    const fresh = validId(720);
+    setSource('reg-civil', [IDS[1]!, fresh]);
+    const other = await ctx.knex.transaction();
+    try {
+      await other('hub_persons').insert({ national_id: fresh, first_seen_at: '2026-01-01T00:00:00.000Z' });
+      const def = (await readConnectorDefinitions(ctx.config.connectorsDir)).find(
+        (d) => d.name === 'reg-civil',
+      )!;
+      const loading = runConnector(def, ctx, { full: true });
+      // The load's insert of new persons waits on the other transaction's row.
+      for (let waited = 0; ; waited += 20) {
+        const waiting = await ctx.knex.raw<{ rows: Array<{ n: string }> }>(
+          "SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO hub_persons%'",
+        );
+        if (Number(waiting.rows[0]!.n) > 0) break;
+        assert.ok(waited < 30_000, 'the load never reached the person key');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      await other.commit();
+      const summary = await loading;
+      assert.equal(summary.status, 'succeeded', summary.error ?? '');
+    } finally {
+      if (!other.isCompleted()) await other.rollback();
+    }
+    assert.deepEqual(await ctx.knex('hub_persons').where({ national_id: fresh }).pluck('first_seen_at'), [
+      '2026-01-01T00:00:00.000Z',
+    ]);
+    assert.ok((await memberships()).includes(`${fresh} reg_civil`));
+  });
+
   it('follows the catalog: a new registry joins the view, and an unchanged catalog leaves the view as it is', async () => {
     const before = await relationKind();
     await prepareWarehouse(ctx);
