@@ -194,7 +194,7 @@ describeEachDatabase('declared indexes of a connector (indexes:)', (db) => {
       await writeDefinition(ctx.config.connectorsDir, 'idx-people', {
         ...peopleDefinition([['birth_date'], ['note']]),
         columns: { ...peopleDefinition([]).columns, note: { from: 'NOTE', type: 'text' } },
-      } as ConnectorDefinitionInput);
+      });
       await writeFile(
         path.join(ctx.config.connectorsDir, 'people.csv'),
         [
