@@ -72,3 +72,40 @@ export function peopleDefinition(sourceFile: string, overrides: Record<string, u
     ...overrides,
   };
 }
+
+/**
+ * Registries of national IDs only, for tests of the person key: each reads the `people` table
+ * (ID, NID) of `<name>.sqlite` in `sourceDir` and loads it in full, two rows a batch.
+ */
+export const idRegistry = {
+  /** The source holds exactly these IDs, in this order (a vehicle registry may list one twice). */
+  setIds(sourceDir: string, name: string, ids: string[]): void {
+    const source = new Database(path.join(sourceDir, `${name}.sqlite`));
+    source.exec('CREATE TABLE IF NOT EXISTS people (ID INTEGER PRIMARY KEY, NID TEXT); DELETE FROM people');
+    const insert = source.prepare('INSERT INTO people (NID) VALUES (?)');
+    for (const id of ids) insert.run(id);
+    source.close();
+  },
+
+  /** An empty source and the connector reading it into `table`, keyed by `key`. */
+  async define(connectorsDir: string, sourceDir: string, name: string, table: string, key: string[]) {
+    idRegistry.setIds(sourceDir, name, []);
+    await writeDefinition(connectorsDir, name, {
+      name,
+      entity: 'REG',
+      target: { table, key },
+      source: {
+        kind: 'sql',
+        client: 'better-sqlite3',
+        connection: { filename: path.join(sourceDir, `${name}.sqlite`) },
+        table: 'people',
+      },
+      mode: 'full',
+      columns: {
+        id: { from: 'ID', type: 'integer', required: true },
+        national_id: { from: 'NID', required: true },
+      },
+      batch_size: 2,
+    });
+  },
+};

@@ -1,14 +1,12 @@
 import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
-import path from 'node:path';
-import Database from 'better-sqlite3';
 import { readConnectorDefinitions } from '../../../connectors/definition.ts';
 import { runConnector } from '../../../connectors/run-connector.ts';
 import { closeContext, type AppContext } from '../../../server/context.ts';
 import { prepareWarehouse } from '../../../server/services/connector-service.ts';
 import { createTempDir, describeEachDatabase } from '../../support/databases.ts';
 import { createManualClock, openTestContext } from '../../support/hub-context.ts';
-import { validId, writeDefinition } from '../../support/registry-fixture.ts';
+import { idRegistry, validId } from '../../support/registry-fixture.ts';
 
 const [X, Y, Z] = [validId(611), validId(612), validId(613)];
 const DAY = 86_400_000;
@@ -20,14 +18,7 @@ describeEachDatabase(
     let ctx: AppContext;
     const clock = createManualClock('2026-03-01T00:00:00.000Z');
 
-    /** A registry source holding exactly these national IDs (a vehicle registry may list one twice). */
-    const setSource = (name: string, ids: string[]) => {
-      const source = new Database(path.join(dir, `${name}.sqlite`));
-      source.exec('CREATE TABLE IF NOT EXISTS people (ID INTEGER PRIMARY KEY, NID TEXT); DELETE FROM people');
-      const insert = source.prepare('INSERT INTO people (NID) VALUES (?)');
-      for (const id of ids) insert.run(id);
-      source.close();
-    };
+    const setSource = (name: string, ids: string[]) => idRegistry.setIds(dir, name, ids);
     const runFull = async (name: string) => {
       const def = (await readConnectorDefinitions(ctx.config.connectorsDir)).find((d) => d.name === name)!;
       const summary = await runConnector(def, ctx, { full: true });
@@ -48,29 +39,8 @@ describeEachDatabase(
     before(async () => {
       dir = await createTempDir('hub-first-seen-');
       ctx = openTestContext(db.url(), dir, { clock });
-      for (const [name, table, key] of [
-        ['reg-civil', 'reg_civil', ['national_id']],
-        ['reg-cars', 'reg_cars', ['id']],
-      ] as const) {
-        setSource(name, []);
-        await writeDefinition(ctx.config.connectorsDir, name, {
-          name,
-          entity: 'REG',
-          target: { table, key },
-          source: {
-            kind: 'sql',
-            client: 'better-sqlite3',
-            connection: { filename: path.join(dir, `${name}.sqlite`) },
-            table: 'people',
-          },
-          mode: 'full',
-          columns: {
-            id: { from: 'ID', type: 'integer', required: true },
-            national_id: { from: 'NID', required: true },
-          },
-          batch_size: 2,
-        });
-      }
+      await idRegistry.define(ctx.config.connectorsDir, dir, 'reg-civil', 'reg_civil', ['national_id']);
+      await idRegistry.define(ctx.config.connectorsDir, dir, 'reg-cars', 'reg_cars', ['id']);
       await prepareWarehouse(ctx);
     });
 

@@ -1,7 +1,5 @@
 import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
-import path from 'node:path';
-import Database from 'better-sqlite3';
 import { readConnectorDefinitions } from '../../../connectors/definition.ts';
 import { runConnector } from '../../../connectors/run-connector.ts';
 import { closeContext, type AppContext } from '../../../server/context.ts';
@@ -9,7 +7,7 @@ import { prepareWarehouse } from '../../../server/services/connector-service.ts'
 import * as personTablesView from '../../../warehouse/migrations/016-person-tables-view.ts';
 import { createTempDir, testDatabases } from '../../support/databases.ts';
 import { openTestContext } from '../../support/hub-context.ts';
-import { validId, writeDefinition } from '../../support/registry-fixture.ts';
+import { idRegistry, validId } from '../../support/registry-fixture.ts';
 
 const IDS = Array.from({ length: 6 }, (_, i) => validId(701 + i));
 
@@ -20,34 +18,9 @@ describe('PostgreSQL: which registry tables hold a person is a view over the reg
   let dir: string;
   let ctx: AppContext;
 
-  /** A registry source holding exactly these national IDs. */
-  const setSource = (name: string, ids: string[]) => {
-    const source = new Database(path.join(dir, `${name}.sqlite`));
-    source.exec('CREATE TABLE IF NOT EXISTS people (ID INTEGER PRIMARY KEY, NID TEXT); DELETE FROM people');
-    const insert = source.prepare('INSERT INTO people (NID) VALUES (?)');
-    for (const id of ids) insert.run(id);
-    source.close();
-  };
-  const defineRegistry = async (name: string, table: string, key: string[]) => {
-    setSource(name, []);
-    await writeDefinition(ctx.config.connectorsDir, name, {
-      name,
-      entity: 'REG',
-      target: { table, key },
-      source: {
-        kind: 'sql',
-        client: 'better-sqlite3',
-        connection: { filename: path.join(dir, `${name}.sqlite`) },
-        table: 'people',
-      },
-      mode: 'full',
-      columns: {
-        id: { from: 'ID', type: 'integer', required: true },
-        national_id: { from: 'NID', required: true },
-      },
-      batch_size: 2,
-    });
-  };
+  const setSource = (name: string, ids: string[]) => idRegistry.setIds(dir, name, ids);
+  const defineRegistry = (name: string, table: string, key: string[]) =>
+    idRegistry.define(ctx.config.connectorsDir, dir, name, table, key);
   const runFull = async (name: string) => {
     const def = (await readConnectorDefinitions(ctx.config.connectorsDir)).find((d) => d.name === name)!;
     const summary = await runConnector(def, ctx, { full: true });
