@@ -1,5 +1,6 @@
 import type { TableReference } from './copy-dialect.ts';
 import { sortByReferences } from './sort-by-references.ts';
+import { PERSON_TABLES } from '../person-tables-view.ts';
 
 export interface CitusRegistryTable {
   name: string;
@@ -18,11 +19,6 @@ export interface CitusDdlInput {
 
 /** The person key: one row per national ID ever seen, joined with every registry table. */
 const PERSON_KEY_TABLES = ['hub_persons'];
-/**
- * Which tables hold each national ID: on PostgreSQL a view over the registry tables
- * (warehouse/person-tables-view.ts), so nothing to distribute; it reads the distributed tables.
- */
-const PERSON_TABLES_VIEW = 'hub_person_tables';
 const COLOCATION_ANCHOR = 'hub_persons';
 const PERSON_KEY_COLUMN = 'national_id';
 
@@ -89,9 +85,7 @@ export function buildCitusDdl(input: CitusDdlInput): string {
     input.references,
   );
   const local = input.hubTables
-    .filter(
-      (t) => !CITUS_REFERENCE_TABLES.has(t) && !PERSON_KEY_TABLES.includes(t) && t !== PERSON_TABLES_VIEW,
-    )
+    .filter((t) => !CITUS_REFERENCE_TABLES.has(t) && !PERSON_KEY_TABLES.includes(t) && t !== PERSON_TABLES)
     .sort();
   const anchor = personKey.includes(COLOCATION_ANCHOR) ? COLOCATION_ANCHOR : null;
 
@@ -102,7 +96,7 @@ export function buildCitusDdl(input: CitusDdlInput): string {
     '',
     '-- The person key, distributed by national ID: the co-location group every registry table joins.',
     ...personKey.map((t) => distribute(t, PERSON_KEY_COLUMN, t === anchor ? null : anchor)),
-    `-- ${PERSON_TABLES_VIEW} is a view over the registry tables on PostgreSQL: it is distributed with them.`,
+    `-- ${PERSON_TABLES} is a view over the registry tables on PostgreSQL: it is distributed with them.`,
     '',
     '-- Registry tables, distributed by their national ID column and co-located with the person key.',
   ];

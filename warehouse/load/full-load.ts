@@ -159,9 +159,8 @@ async function writeNextTable(
  * left to the build after the commit, which records its error on the run.
  */
 function prepareDeclaredIndexes(ctx: LoadContext, run: LoadRun, next: NextTable): Promise<PreparedIndex[]> {
-  if (ctx.dialect.renameIndex === undefined || (run.spec.indexes ?? []).length === 0)
-    return Promise.resolve([]);
-  return buildDeclaredIndexesOnNext(ctx.knex, run.spec, next.target.table).catch(() => []);
+  if (ctx.dialect.renameIndex === undefined) return Promise.resolve([]);
+  return buildDeclaredIndexesOnNext(ctx.knex, run.spec, next.target.table);
 }
 
 /** Indexes the national ID, then in one transaction: the person key, the old table dropped and the new one renamed, the run record. */

@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import { dialectOf } from '../dialects/index.ts';
+import { insertMemberships } from '../person-key.ts';
 import { dropPersonTablesView, personTablesIsView, replacePersonTablesView } from '../person-tables-view.ts';
 
 /**
@@ -27,11 +28,7 @@ export async function down(knex: Knex): Promise<void> {
     t.index(['national_id']);
   });
   for (const { name, national_id_column } of listed) {
-    if (!(await knex.schema.hasTable(name))) continue;
-    await knex.raw(
-      'INSERT INTO hub_person_tables (national_id, table_name) SELECT DISTINCT ??, ? FROM ?? WHERE ?? IS NOT NULL',
-      [national_id_column, name, name, national_id_column],
-    );
+    if (await knex.schema.hasTable(name)) await insertMemberships(knex, name, name, national_id_column);
   }
   await dialectOf(knex).analyzeTable(knex, 'hub_person_tables');
 }
