@@ -6,12 +6,12 @@ import { loadFull } from '../warehouse/load/full-load.ts';
 import { loadIncremental } from '../warehouse/load/incremental-load.ts';
 import type { LoadBatch, LoadPhase, LoadStats } from '../warehouse/load/load-types.ts';
 import { buildKeyText } from '../warehouse/load/feed-deletions.ts';
-import type { WarehouseRow } from '../warehouse/core/warehouse-value.ts';
 import { acquireLock } from '../warehouse/lock.ts';
 import { recordAudit } from '../warehouse/audit/record-audit.ts';
 import { cursorText, maxCursor } from './compare-cursor.ts';
 import type { ConnectorDefinition } from './definition.ts';
 import { compileArrayRowMapper, compileRowMapper, type RowMapper } from './mapping/compile-row-mapper.ts';
+import { addRecord, newBatch, type MappedChunk } from './map-records.ts';
 import { buildRegistryTableSpec } from './registry-spec.ts';
 import { openSource } from './sources/open-source.ts';
 import type { ReadOptions, Source, SourceRecord } from './sources/source.ts';
@@ -238,14 +238,6 @@ async function failInterruptedRuns(ctx: ConnectorContext, connector: string) {
  */
 const yieldToRequests = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-/** Records and the mapper that reads them: arrays from a source that hands out chunks, objects otherwise. */
-interface MappedChunk<R> {
-  mapper: RowMapper<R>;
-  records: R[];
-  /** The record as a reject keeps it. */
-  describe(record: R): unknown;
-}
-
 const CHUNK = 1000;
 
 async function* readChunks(
@@ -344,41 +336,4 @@ async function* readBatches(
     }
   }
   if (batch.read > 0) yield batch;
-}
-
-function addRecord<R>(
-  batch: LoadBatch,
-  chunk: MappedChunk<R>,
-  record: R,
-  incremental: boolean,
-  cursors: { records: string | null },
-): WarehouseRow | null {
-  const mapper = chunk.mapper;
-  cursors.records = maxCursor(cursors.records, mapper.cursorOf(record));
-  if (mapper.isDeletion(record)) {
-    // A full load simply leaves deleted records out; an incremental one removes them.
-    if (!incremental) return null;
-    const key = mapper.mapKey(record);
-    if (key === null)
-      batch.rejects.push({
-        sourceKey: mapper.sourceKey(record),
-        reason: 'deleted record has no valid key',
-        raw: chunk.describe(record),
-      });
-    else batch.deletes.push(key);
-    return key;
-  }
-  const mapped = mapper.map(record);
-  if (mapped.ok) batch.rows.push(mapped.values);
-  else
-    batch.rejects.push({
-      sourceKey: mapper.sourceKey(record),
-      reason: mapped.reason,
-      raw: chunk.describe(record),
-    });
-  return null;
-}
-
-function newBatch(): LoadBatch {
-  return { read: 0, rows: [], rejects: [], deletes: [] };
 }

@@ -2,38 +2,13 @@ import { once } from 'node:events';
 import type { Knex } from 'knex';
 import type { PoolClient } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import type { WarehouseRow, WarehouseValue } from '../core/warehouse-value.ts';
+import type { WarehouseValue } from '../core/warehouse-value.ts';
+import { encodeCopyRows } from './copy-text.ts';
 import { insertRejectRows, REJECT_ROWS_PER_INSERT, type RejectRow } from '../load/save-rejects.ts';
 import { acquireRawConnection } from './raw-connection.ts';
 import { toRecord, type BulkTarget, type BulkWriter, type Dialect } from './dialect.ts';
 
 const quote = (identifier: string) => `"${identifier.replace(/"/g, '""')}"`;
-
-const NEEDS_ESCAPE = /[\\\t\n\r]/;
-
-/**
- * COPY text format: tab-separated, \N for NULL, backslash escapes. Almost no value has a
- * character to escape: testing first is cheaper than a replace that finds nothing (which
- * still runs the callback machinery and was a third of the encoding time in a load's profile).
- */
-function encodeCopyValue(value: WarehouseValue): string {
-  if (value === null) return '\\N';
-  if (typeof value === 'boolean') return value ? 't' : 'f';
-  if (typeof value === 'number') return String(value);
-  if (!NEEDS_ESCAPE.test(value)) return value;
-  return value.replace(/[\\\t\n\r]/g, (c) =>
-    c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r',
-  );
-}
-
-export function encodeCopyRows(rows: WarehouseRow[]): string {
-  let text = '';
-  for (const row of rows) {
-    for (let i = 0; i < row.length; i++) text += (i === 0 ? '' : '\t') + encodeCopyValue(row[i] ?? null);
-    text += '\n';
-  }
-  return text;
-}
 
 /**
  * COPY inside a transaction that first truncates the (new, empty) table: PostgreSQL may then

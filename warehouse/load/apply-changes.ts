@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import type { WarehouseRow, WarehouseValue } from '../core/warehouse-value.ts';
 import type { DialectName } from '../db.ts';
-import { encodeCopyRows } from '../dialects/postgres.ts';
+import { encodeCopyRows } from '../dialects/copy-text.ts';
 import { withRawConnection } from '../dialects/raw-connection.ts';
 
 const quote = (identifier: string) => `"${identifier.replace(/"/g, '""')}"`;
