@@ -14,6 +14,8 @@ import { compileArrayRowMapper, compileRowMapper, type RowMapper } from './mappi
 import { addRecord, newBatch, type MappedChunk } from './map-records.ts';
 import { buildRegistryTableSpec } from './registry-spec.ts';
 import { openSource } from './sources/open-source.ts';
+import { readInTwoThreads } from './parallel-read/read-in-two-threads.ts';
+import { hasIdleCore } from '../warehouse/dialects/idle-cores.ts';
 import type { ReadOptions, Source, SourceRecord } from './sources/source.ts';
 import { notifyAfterRun } from '../server/dci/notify-after-run.ts';
 import { ensureDeclaredIndexes } from '../warehouse/declared-indexes.ts';
@@ -144,7 +146,7 @@ export async function runConnector(
       const withSettings = <T>(work: () => Promise<T>) => withFullLoadSettings(ctx.dialect, ctx.knex, work);
       if (mode === 'full') {
         await withSettings(async () => {
-          await loadFull(ctx, run, readFeed());
+          await loadFull(ctx, run, readFullLoad(ctx, def, opened, cursors, readFeed));
           await buildDeclaredIndexes(ctx, run.spec, summary, { analyzed: true });
         });
       } else {
@@ -229,6 +231,33 @@ async function failInterruptedRuns(ctx: ConnectorContext, connector: string) {
       finished_at: isoNow(ctx.clock),
       error: 'interrupted: the hub process stopped during the run',
     });
+}
+
+/**
+ * A full load from a SQLite table into a database that takes COPY text reads, maps and encodes on
+ * two threads when a second core is free. HUB_LOAD_THREADS=1 keeps every load on one thread;
+ * 2 takes the second one whatever the machine is doing, wherever the source allows it.
+ */
+function readFullLoad(
+  ctx: ConnectorContext,
+  def: ConnectorDefinition,
+  source: Source,
+  cursors: { records: string | null },
+  oneThread: () => AsyncIterable<LoadBatch>,
+): AsyncIterable<LoadBatch> {
+  const threads = loadThreads(ctx.env ?? process.env);
+  if (ctx.dialect.takesCopyText !== true || source.sqliteTable === undefined || threads === 1)
+    return oneThread();
+  if (threads === 'auto' && !hasIdleCore()) return oneThread();
+  const options = threads === 2 ? { minRows: 0 } : {};
+  return readInTwoThreads(def, ctx.nationalIdRule, source.sqliteTable, cursors, oneThread, options);
+}
+
+function loadThreads(env: NodeJS.ProcessEnv): 'auto' | 1 | 2 {
+  const value = env.HUB_LOAD_THREADS?.trim() ?? '';
+  if (value === '' || value === 'auto') return 'auto';
+  if (value === '1' || value === '2') return Number(value) as 1 | 2;
+  throw new Error(`HUB_LOAD_THREADS must be 1, 2 or auto, not ${JSON.stringify(value)}`);
 }
 
 /**

@@ -21,6 +21,12 @@ export interface RecordChunk {
   rows: unknown[][];
 }
 
+/** A SQLite file's table, which a full load may read itself in ranges of rowids (connectors/parallel-read). */
+export interface SqliteTableLocation {
+  filename: string;
+  table: string;
+}
+
 /**
  * A connector's source. Every kind streams: records are produced as they are read, so
  * memory stays flat whatever the size of the registry.
@@ -31,5 +37,7 @@ export interface Source {
   readChunks?(options: ReadOptions, size: number): AsyncIterable<RecordChunk>;
   /** Tombstones (deleted records' keys) past the watermark, for sources that keep them. */
   readTombstones?(options: ReadOptions): AsyncIterable<SourceRecord>;
+  /** Where the records are a SQLite table read as a whole: the file and the table. */
+  sqliteTable?: SqliteTableLocation;
   close(): Promise<void>;
 }

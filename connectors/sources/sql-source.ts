@@ -38,6 +38,9 @@ export function openSqlSource(def: SqlConnectorDefinition): Source {
         'reading records',
         iterateBetterSqliteChunks(db, recordsQuery(db, def.source, options), size),
       );
+    const filename = (connectionSettings(def) as { filename: string }).filename;
+    if (def.source.table !== undefined && filename !== ':memory:')
+      source.sqliteTable = { filename, table: def.source.table };
   }
   const tombstones = def.source.tombstones;
   if (tombstones !== undefined) {

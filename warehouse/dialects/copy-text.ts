@@ -17,7 +17,11 @@ function encodeCopyValue(value: WarehouseValue): string {
   );
 }
 
-/** A chunk's first buffer: about what 1,000 rows of the demo's widest registry take. */
+/**
+ * A chunk's first buffer: about what 1,000 rows of the demo's widest registry take. Far above
+ * Node's pooled sizes, so every buffer here has its memory to itself and may be handed to
+ * another thread (connectors/parallel-read).
+ */
 const FIRST_CHUNK_BYTES = 1 << 17;
 /** UTF-8 takes at most 3 bytes per UTF-16 unit (a surrogate pair: 4 bytes for its 2). */
 const MAX_UTF8_PER_UNIT = 3;

@@ -10,6 +10,8 @@ import type { RejectRow } from '../load/save-rejects.ts';
  */
 export interface BulkWriter {
   write(rows: WarehouseRow[], rejects?: RejectRow[]): Promise<void>;
+  /** Rows already in COPY text, one per line in the target's column order (dialects that take it). */
+  writeCopyText?(bytes: Buffer, rejects?: RejectRow[]): Promise<void>;
   close(): Promise<void>;
   /** Gives up the load: no row stays, the rejects of every batch already written to it do. */
   abort(): Promise<void>;
@@ -34,6 +36,8 @@ export interface Dialect {
   /** Rows one multi-row INSERT may carry, whatever the bindings (SQLite compiles them to a compound SELECT of at most 500 terms). */
   maxInsertRows: number;
   openBulkWriter(knex: Knex, target: BulkTarget): Promise<BulkWriter>;
+  /** Whether its bulk writer takes rows already encoded as COPY text (`BulkWriter.writeCopyText`). */
+  takesCopyText?: boolean;
   /** Removes rows whose record key repeats (keeping the first written) and returns them. */
   removeDuplicateKeys(knex: Knex, target: BulkTarget): Promise<WarehouseRow[]>;
   isUniqueViolation(error: unknown): boolean;

@@ -55,14 +55,16 @@ async function openCopyWriter(knex: Knex, target: BulkTarget): Promise<BulkWrite
     pendingRejects = [];
     await insertRejectRows(knex, rejects);
   };
+  const writeCopyText = async (bytes: Buffer, rejects: RejectRow[] = []) => {
+    throwIfFailed();
+    if (!stream.write(bytes)) await once(stream, 'drain');
+    throwIfFailed();
+    for (const reject of rejects) pendingRejects.push(reject);
+    await saveRejects(REJECT_ROWS_PER_INSERT);
+  };
   return {
-    async write(rows, rejects = []) {
-      throwIfFailed();
-      if (!stream.write(encodeCopyRows(rows))) await once(stream, 'drain');
-      throwIfFailed();
-      for (const reject of rejects) pendingRejects.push(reject);
-      await saveRejects(REJECT_ROWS_PER_INSERT);
-    },
+    write: (rows, rejects) => writeCopyText(encodeCopyRows(rows), rejects),
+    writeCopyText,
     async close() {
       try {
         await saveRejects(0);
@@ -95,6 +97,7 @@ export const postgresDialect: Dialect = {
   maxInsertRows: 10000,
   auditGatherMs: 0,
   openBulkWriter: openCopyWriter,
+  takesCopyText: true,
 
   async removeDuplicateKeys(knex, target) {
     const join = target.key.map((k) => `a.${quote(k)} = b.${quote(k)}`).join(' AND ');

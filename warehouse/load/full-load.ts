@@ -139,9 +139,12 @@ async function writeNextTable(
     writer = await ctx.dialect.openBulkWriter(ctx.knex, next.target);
     for await (const batch of batches) {
       onBatch(batch);
-      await writer.write(batch.rows, buildRejectRows(run, batch.rejects));
+      const rejects = buildRejectRows(run, batch.rejects);
+      if (batch.copyText === undefined) await writer.write(batch.rows, rejects);
+      else if (writer.writeCopyText !== undefined) await writer.writeCopyText(batch.copyText.bytes, rejects);
+      else throw new Error(`${ctx.dialect.name} takes no COPY text`);
       stats.read += batch.read;
-      stats.inserted += batch.rows.length;
+      stats.inserted += batch.copyText?.rows ?? batch.rows.length;
       stats.rejected += batch.rejects.length;
       run.onProgress?.(stats, 'loading');
     }

@@ -25,6 +25,11 @@ export interface LoadBatch {
   rejects: RejectInput[];
   /** Record keys (target key columns, in key order) of records deleted at the source. */
   deletes: WarehouseRow[];
+  /**
+   * A full load's rows already encoded as COPY text (connectors/parallel-read), in place of
+   * `rows`, for a dialect whose bulk writer takes it (`Dialect.takesCopyText`).
+   */
+  copyText?: { bytes: Buffer; rows: number };
 }
 
 export interface LoadStats {

@@ -1,0 +1,305 @@
+import assert from 'node:assert/strict';
+import { rm, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import Database from 'better-sqlite3';
+import { readConnectorDefinitions, type ConnectorDefinition } from '../../../connectors/definition.ts';
+import { readInTwoThreads } from '../../../connectors/parallel-read/read-in-two-threads.ts';
+import { runConnector, type RunSummary } from '../../../connectors/run-connector.ts';
+import { closeContext, type AppContext } from '../../../server/context.ts';
+import { prepareWarehouse } from '../../../server/services/connector-service.ts';
+import { DEFAULT_NATIONAL_ID_RULE } from '../../../warehouse/core/national-id.ts';
+import type { LoadBatch } from '../../../warehouse/load/load-types.ts';
+import { createTempDir, testDatabases } from '../../support/databases.ts';
+import { openTestContext } from '../../support/hub-context.ts';
+import {
+  badCheckDigitId,
+  peopleDefinition,
+  validId,
+  writeDefinition,
+} from '../../support/registry-fixture.ts';
+
+const ROWS = 3000;
+/** Ranges of 40 rowids: about 75 of them, enough for both threads to take many. */
+const BATCH = 40;
+
+/** Row n of the source: every kind of value a load meets, in a table with gaps in its rowids. */
+function sourceRow(n: number) {
+  const natno = n % 101 === 0 ? badCheckDigitId(n) : n % 151 === 0 ? validId(n - 1) : validId(n);
+  const names = ['محمد أحمد', 'tab\there', 'line\nbreak', 'back\\slash', '😀 emoji'];
+  return {
+    NATNO: natno,
+    NAME_AR: n % 173 === 0 ? null : `${names[n % 5]} ${n}`,
+    SEX: n % 97 === 0 ? '9' : String(1 + (n % 2)),
+    DOB: n % 89 === 0 ? '31/02/1990' : `${String(1 + (n % 28)).padStart(2, '0')}/0${1 + (n % 9)}/1980`,
+    UPDATED_AT: `2026-01-01T00:${String(Math.floor(n / 60) % 60).padStart(2, '0')}:${String(n % 60).padStart(2, '0')}`,
+    DELETED: n % 83 === 0 ? 1 : 0,
+  };
+}
+
+const PEOPLE =
+  'CREATE TABLE people (NATNO TEXT, NAME_AR TEXT, SEX TEXT, DOB TEXT, UPDATED_AT TEXT, DELETED INTEGER)';
+
+function writeSource(file: string, create = PEOPLE): void {
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  db.exec(create);
+  const insert = db.prepare(
+    `INSERT INTO people (NATNO, NAME_AR, SEX, DOB, UPDATED_AT, DELETED) VALUES (@NATNO, @NAME_AR, @SEX, @DOB, @UPDATED_AT, @DELETED)`,
+  );
+  db.transaction(() => {
+    for (let n = 1; n <= ROWS; n++) insert.run(sourceRow(n));
+  })();
+  // Gaps: whole ranges and single rows without a record.
+  if (create === PEOPLE) db.exec('DELETE FROM people WHERE rowid % 7 = 0 OR rowid BETWEEN 1201 AND 1290');
+  db.close();
+}
+
+/** Copy text as lines of fields, the way PostgreSQL reads it (escapes left as they are). */
+const lines = (batches: LoadBatch[]) =>
+  batches.flatMap((b) => b.copyText!.bytes.toString('utf8').split('\n').slice(0, -1));
+
+describe('PostgreSQL full loads from a SQLite table read on two threads', function () {
+  this.timeout(120_000);
+  const postgres = testDatabases.find((d) => d.name === 'postgres')!;
+  let url: string;
+  let dir: string;
+  let ctx: AppContext;
+  let sourceFile: string;
+
+  const connector = async (name = 'reg-people') =>
+    (await readConnectorDefinitions(ctx.config.connectorsDir)).find((d) => d.name === name)!;
+  const runWith = async (threads: string, name = 'reg-people') => {
+    const summary = await runConnector(
+      await connector(name),
+      { ...ctx, env: { HUB_LOAD_THREADS: threads } },
+      {
+        full: true,
+      },
+    );
+    return summary;
+  };
+  /** What a full load leaves: the rows in the order they were written, and the run's rejects. */
+  const outcome = async (summary: RunSummary, table = 'reg_people') => ({
+    counts: [summary.status, summary.read, summary.inserted, summary.rejected, summary.watermark_to],
+    rows: (
+      await ctx.knex.raw<{ rows: Array<Record<string, unknown>> }>(
+        `SELECT national_id, full_name, gender, birth_date FROM ${table} ORDER BY ctid`,
+      )
+    ).rows,
+    rejects: await ctx
+      .knex('hub_rejects')
+      .where({ run_id: summary.run_id })
+      .orderBy(['source_key', 'reason', 'raw_row'])
+      .select('source_key', 'reason', 'raw_row'),
+  });
+  const readDirectly = async (
+    def: ConnectorDefinition,
+    options: Parameters<typeof readInTwoThreads>[5],
+    writeMs = 0,
+  ) => {
+    const batches: LoadBatch[] = [];
+    const cursors = { records: null as string | null };
+    const oneThread = (): AsyncIterable<LoadBatch> => {
+      throw new Error('read on one thread');
+    };
+    const location = { filename: sourceFile, table: 'people' };
+    for await (const batch of readInTwoThreads(
+      def,
+      DEFAULT_NATIONAL_ID_RULE,
+      location,
+      cursors,
+      oneThread,
+      options,
+    )) {
+      batches.push(batch);
+      // A writer slower than the readers, as a database is: the worker's start is soon behind.
+      if (writeMs > 0) await new Promise((resolve) => setTimeout(resolve, writeMs));
+    }
+    return { batches, cursor: cursors.records };
+  };
+
+  before(async () => {
+    url = await postgres.createUrl();
+    dir = await createTempDir('hub-two-threads-');
+    sourceFile = path.join(dir, 'people.sqlite');
+    writeSource(sourceFile);
+    ctx = openTestContext(url, dir);
+    await writeDefinition(
+      ctx.config.connectorsDir,
+      'reg-people',
+      peopleDefinition(sourceFile, { batch_size: BATCH, mode: 'full' }),
+    );
+    await prepareWarehouse(ctx);
+  });
+
+  after(async () => {
+    await closeContext(ctx);
+    await postgres.dropUrl(url);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('writes what one thread writes: the same rows in the same order, the same rejects, the first row of a repeated key, the same watermark', async () => {
+    const one = await outcome(await runWith('1'));
+    const two = await outcome(await runWith('2'));
+    assert.equal(one.counts[0], 'succeeded');
+    assert.ok(one.rows.length > 2000, `${one.rows.length} rows`);
+    const reasons = one.rejects.map((r: { reason: string }) => r.reason);
+    assert.ok(reasons.some((r) => r.startsWith('duplicate record key')));
+    assert.ok(reasons.some((r) => r.includes('check digit')));
+    assert.ok(one.rows.some((r) => r.full_name === 'line\nbreak 2'));
+    assert.deepEqual(two.counts, one.counts);
+    assert.deepEqual(two.rows, one.rows);
+    assert.deepEqual(two.rejects, one.rejects);
+  });
+
+  it('both threads encode ranges, handed out in range order whichever thread did them', async () => {
+    const def = { ...(await connector()), batch_size: 10 };
+    const threads: string[] = [];
+    const { batches, cursor } = await readDirectly(def, { minRows: 0, onRange: (t) => threads.push(t) }, 5);
+    assert.ok(threads.includes('worker') && threads.includes('main'), threads.join(' '));
+    const source = new Database(sourceFile, { readonly: true });
+    const records = source.prepare<[], number>('SELECT count(*) FROM people').pluck().get();
+    const maxCursor = source.prepare<[], string>('SELECT max(UPDATED_AT) FROM people').pluck().get();
+    source.close();
+    // Each name ends with its source row's number: the rows written come in source order.
+    const order = lines(batches).map((line) => Number(line.split('\t')[1]!.split(' ').pop()));
+    assert.ok(order.length > 2000, `${order.length} rows`);
+    assert.ok(
+      order.every((n, i) => i === 0 || n > order[i - 1]!),
+      'rows out of source order',
+    );
+    assert.equal(
+      batches.reduce((n, b) => n + b.read, 0),
+      records,
+    );
+    assert.equal(cursor, maxCursor);
+  });
+
+  it('a second thread that fails to start, or fails on its first range, leaves every range to this thread', async () => {
+    const def = await connector();
+    const alone = await readDirectly(def, {
+      minRows: 0,
+      workerUrl: pathToFileURL(path.join(dir, 'missing.cjs')),
+    });
+    const failing = path.join(dir, 'failing-worker.cjs');
+    await writeFile(
+      failing,
+      "require('node:worker_threads').parentPort.postMessage({ type: 'failed', message: 'no' });\n",
+    );
+    const threads: string[] = [];
+    const failed = await readDirectly(def, {
+      minRows: 0,
+      workerUrl: pathToFileURL(failing),
+      onRange: (t) => threads.push(t),
+    });
+    const both = await readDirectly(def, { minRows: 0 });
+    assert.deepEqual(new Set(threads), new Set(['main']));
+    assert.deepEqual(lines(alone.batches), lines(both.batches));
+    assert.deepEqual(lines(failed.batches), lines(both.batches));
+    assert.equal(alone.cursor, both.cursor);
+  });
+
+  it('reads one state of a source that is being written, never a mix of two', async () => {
+    // Another thread rewrites every name in one transaction after another while the load reads.
+    const writer = new Worker(
+      `const Database = require(${JSON.stringify(createRequire(import.meta.url).resolve('better-sqlite3'))});
+       const { workerData, parentPort } = require('node:worker_threads');
+       const db = new Database(workerData.file);
+       db.pragma('busy_timeout = 5000');
+       const rewrite = db.prepare("UPDATE people SET NAME_AR = 'version ' || ?");
+       let version = 0, stop = false;
+       parentPort.on('message', () => (stop = true));
+       const step = () => {
+         if (stop) { db.close(); parentPort.postMessage({ stopped: version }); return; }
+         rewrite.run(++version);
+         if (version === 1) parentPort.postMessage({ started: true });
+         setImmediate(step);
+       };
+       step();`,
+      { eval: true, workerData: { file: sourceFile } },
+    );
+    const messages: Array<{ started?: true; stopped?: number }> = [];
+    const nextMessage = () =>
+      new Promise<{ started?: true; stopped?: number }>((resolve) => writer.once('message', resolve));
+    messages.push(await nextMessage());
+    const versionsSeen: number[] = [];
+    try {
+      const def = { ...(await connector()), batch_size: 10 };
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const summary = await runWith('2');
+        assert.equal(summary.status, 'succeeded', summary.error ?? '');
+        const names = (await ctx.knex('reg_people').distinct('full_name').pluck('full_name')) as string[];
+        assert.equal(names.length, 1, `one load read ${names.length} versions of the names`);
+        versionsSeen.push(Number(names[0]!.slice('version '.length)));
+        // Read slowly enough for the worker to start while the file changes under both threads.
+        const { batches } = await readDirectly(def, { minRows: 0 }, 2);
+        const read = new Set(lines(batches).map((line) => line.split('\t')[1]));
+        assert.equal(read.size, 1, `one read saw ${read.size} versions of the names`);
+      }
+    } finally {
+      const stopped = nextMessage();
+      writer.postMessage('stop');
+      messages.push(await stopped);
+      await writer.terminate();
+    }
+    const written = messages[1]?.stopped ?? 0;
+    assert.ok(written > versionsSeen.length, `the source was rewritten ${written} times during the loads`);
+    assert.ok(new Set(versionsSeen).size > 1, `every load read version ${versionsSeen[0]}`);
+  });
+
+  it('a table without a usable rowid is read on one thread, with the same result', async () => {
+    const odd = path.join(dir, 'odd.sqlite');
+    writeSource(
+      odd,
+      'CREATE TABLE people (NATNO TEXT, NAME_AR TEXT, SEX TEXT, DOB TEXT, UPDATED_AT TEXT, DELETED INTEGER, PRIMARY KEY (NATNO, UPDATED_AT)) WITHOUT ROWID',
+    );
+    const named = path.join(dir, 'rowid-column.sqlite');
+    writeSource(
+      named,
+      'CREATE TABLE people (rowid TEXT, NATNO TEXT, NAME_AR TEXT, SEX TEXT, DOB TEXT, UPDATED_AT TEXT, DELETED INTEGER)',
+    );
+    for (const [name, file] of [
+      ['reg-odd', odd],
+      ['reg-named', named],
+    ] as const) {
+      const def = peopleDefinition(file, {
+        name,
+        batch_size: BATCH,
+        mode: 'full',
+        target: { table: `reg_${name.slice(4)}`, label: { en: name, ar: name } },
+      });
+      await writeDefinition(ctx.config.connectorsDir, name, def);
+      await prepareWarehouse(ctx);
+      const threads: string[] = [];
+      const location = { filename: file, table: 'people' };
+      const oneThread = (): AsyncIterable<LoadBatch> => {
+        threads.push('one thread');
+        return [] as unknown as AsyncIterable<LoadBatch>;
+      };
+      for await (const _ of readInTwoThreads(
+        await connector(name),
+        DEFAULT_NATIONAL_ID_RULE,
+        location,
+        { records: null },
+        oneThread,
+        { minRows: 0 },
+      ))
+        threads.push('two threads');
+      assert.deepEqual(threads, ['one thread'], name);
+      const summary = await runWith('2', name);
+      assert.equal(summary.status, 'succeeded', summary.error ?? '');
+      assert.ok(summary.inserted > 2000, `${name}: ${summary.inserted} rows`);
+    }
+  });
+
+  it('refuses a HUB_LOAD_THREADS that is not 1, 2 or auto, naming it, and leaves the table as it was', async () => {
+    const before = await ctx.knex('reg_people').orderBy('national_id').select();
+    const summary = await runWith('many');
+    assert.equal(summary.status, 'failed');
+    assert.match(summary.error ?? '', /HUB_LOAD_THREADS must be 1, 2 or auto, not "many"/);
+    assert.deepEqual(await ctx.knex('reg_people').orderBy('national_id').select(), before);
+  });
+});
