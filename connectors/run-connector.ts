@@ -1,3 +1,4 @@
+import os from 'node:os';
 import type { Knex } from 'knex';
 import { type Clock, isoNow } from '../warehouse/core/clock.ts';
 import type { NationalIdRule } from '../warehouse/core/national-id.ts';
@@ -15,7 +16,6 @@ import { addRecord, newBatch, type MappedChunk } from './map-records.ts';
 import { buildRegistryTableSpec } from './registry-spec.ts';
 import { openSource } from './sources/open-source.ts';
 import { readInTwoThreads } from './parallel-read/read-in-two-threads.ts';
-import { hasIdleCore } from '../warehouse/dialects/idle-cores.ts';
 import type { ReadOptions, Source, SourceRecord } from './sources/source.ts';
 import { notifyAfterRun } from '../server/dci/notify-after-run.ts';
 import { ensureDeclaredIndexes } from '../warehouse/declared-indexes.ts';
@@ -234,9 +234,14 @@ async function failInterruptedRuns(ctx: ConnectorContext, connector: string) {
 }
 
 /**
- * A full load from a SQLite table into a database that takes COPY text reads, maps and encodes on
- * two threads when a second core is free. HUB_LOAD_THREADS=1 keeps every load on one thread;
- * 2 takes the second one whatever the machine is doing, wherever the source allows it.
+ * A full load of a large SQLite table into a database that takes COPY text reads, maps and
+ * encodes on two threads wherever the machine has two cores. Unlike the SQLite writer thread
+ * (warehouse/dialects/sqlite.ts), it is not held back for a busy machine: the threads share
+ * the ranges by what each has time for and hand over text without copying it, so on a busy
+ * machine the second thread costs its start and does less. (Judged by idle cores, it was never
+ * taken right after another load, while PostgreSQL vacuumed the rows just written.)
+ * HUB_LOAD_THREADS=1 keeps every load on one thread; 2 takes the second one for any table the
+ * source allows, however small.
  */
 function readFullLoad(
   ctx: ConnectorContext,
@@ -248,7 +253,7 @@ function readFullLoad(
   const threads = loadThreads(ctx.env ?? process.env);
   if (ctx.dialect.takesCopyText !== true || source.sqliteTable === undefined || threads === 1)
     return oneThread();
-  if (threads === 'auto' && !hasIdleCore()) return oneThread();
+  if (threads === 'auto' && os.availableParallelism() < 2) return oneThread();
   const options = threads === 2 ? { minRows: 0 } : {};
   return readInTwoThreads(def, ctx.nationalIdRule, source.sqliteTable, cursors, oneThread, options);
 }
