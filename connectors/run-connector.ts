@@ -2,7 +2,7 @@ import os from 'node:os';
 import type { Knex } from 'knex';
 import { type Clock, isoNow } from '../warehouse/core/clock.ts';
 import type { NationalIdRule } from '../warehouse/core/national-id.ts';
-import { withFullLoadSettings, type Dialect } from '../warehouse/dialects/index.ts';
+import { withFullLoadSettings, type Dialect, type LoadThreads } from '../warehouse/dialects/index.ts';
 import { loadFull } from '../warehouse/load/full-load.ts';
 import { loadIncremental } from '../warehouse/load/incremental-load.ts';
 import type { LoadBatch, LoadPhase, LoadStats } from '../warehouse/load/load-types.ts';
@@ -144,13 +144,14 @@ export async function runConnector(
         },
       };
       const withSettings = <T>(work: () => Promise<T>) => withFullLoadSettings(ctx.dialect, ctx.knex, work);
+      const loadCtx = { ...ctx, threads: loadThreads(ctx.env ?? process.env) };
       if (mode === 'full') {
         await withSettings(async () => {
-          await loadFull(ctx, run, readFullLoad(ctx, def, opened, cursors, readFeed));
+          await loadFull(loadCtx, run, readFullLoad(loadCtx, def, opened, cursors, readFeed));
           await buildDeclaredIndexes(ctx, run.spec, summary, { analyzed: true });
         });
       } else {
-        await loadIncremental(ctx, run, readFeed);
+        await loadIncremental(loadCtx, run, readFeed);
         // An index build is bulk work whatever the run: on SQLite its sort is held to the same cache.
         await withSettings(() => buildDeclaredIndexes(ctx, run.spec, summary, { analyzed: false }));
       }
@@ -240,17 +241,18 @@ async function failInterruptedRuns(ctx: ConnectorContext, connector: string) {
  * the ranges by what each has time for and hand over text without copying it, so on a busy
  * machine the second thread costs its start and does less. (Judged by idle cores, it was never
  * taken right after another load, while PostgreSQL vacuumed the rows just written.)
- * HUB_LOAD_THREADS=1 keeps every load on one thread; 2 takes the second one for any table the
- * source allows, however small.
+ * HUB_LOAD_THREADS=1 keeps every load on one thread (on SQLite, without its writer thread too);
+ * 2 takes the second one for any table the source allows, however small (and SQLite's writer
+ * thread whether or not a core is idle).
  */
 function readFullLoad(
-  ctx: ConnectorContext,
+  ctx: ConnectorContext & { threads: LoadThreads },
   def: ConnectorDefinition,
   source: Source,
   cursors: { records: string | null },
   oneThread: () => AsyncIterable<LoadBatch>,
 ): AsyncIterable<LoadBatch> {
-  const threads = loadThreads(ctx.env ?? process.env);
+  const threads = ctx.threads;
   if (ctx.dialect.takesCopyText !== true || source.sqliteTable === undefined || threads === 1)
     return oneThread();
   if (threads === 'auto' && os.availableParallelism() < 2) return oneThread();
@@ -258,7 +260,7 @@ function readFullLoad(
   return readInTwoThreads(def, ctx.nationalIdRule, source.sqliteTable, cursors, oneThread, options);
 }
 
-function loadThreads(env: NodeJS.ProcessEnv): 'auto' | 1 | 2 {
+function loadThreads(env: NodeJS.ProcessEnv): LoadThreads {
   const value = env.HUB_LOAD_THREADS?.trim() ?? '';
   if (value === '' || value === 'auto') return 'auto';
   if (value === '1' || value === '2') return Number(value) as 1 | 2;

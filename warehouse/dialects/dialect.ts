@@ -17,6 +17,9 @@ export interface BulkWriter {
   abort(): Promise<void>;
 }
 
+/** HUB_LOAD_THREADS: 1 keeps a load on one thread, 2 takes a second wherever it can, auto where it pays. */
+export type LoadThreads = 'auto' | 1 | 2;
+
 export interface BulkTarget {
   table: string;
   columns: string[];
@@ -35,7 +38,8 @@ export interface Dialect {
   maxBindings: number;
   /** Rows one multi-row INSERT may carry, whatever the bindings (SQLite compiles them to a compound SELECT of at most 500 terms). */
   maxInsertRows: number;
-  openBulkWriter(knex: Knex, target: BulkTarget): Promise<BulkWriter>;
+  /** `threads`: HUB_LOAD_THREADS as the run reads it; a dialect that can write on a thread of its own follows it. */
+  openBulkWriter(knex: Knex, target: BulkTarget, threads?: LoadThreads): Promise<BulkWriter>;
   /** Whether its bulk writer takes rows already encoded as COPY text (`BulkWriter.writeCopyText`). */
   takesCopyText?: boolean;
   /** Removes rows whose record key repeats (keeping the first written) and returns them. */

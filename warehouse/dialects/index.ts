@@ -29,5 +29,5 @@ export function dialectOf(executor: Knex | Knex.Transaction): Dialect {
   return DIALECTS[name];
 }
 
-export type { BulkTarget, BulkWriter, Dialect } from './dialect.ts';
+export type { BulkTarget, BulkWriter, Dialect, LoadThreads } from './dialect.ts';
 export { rowsPerStatement, withFullLoadSettings } from './dialect.ts';

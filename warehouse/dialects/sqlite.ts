@@ -4,7 +4,7 @@ import type { Knex } from 'knex';
 import type { WarehouseRow, WarehouseValue } from '../core/warehouse-value.ts';
 import { SQLITE_FULL_LOAD_CACHE_KIB } from '../db.ts';
 import { withRawConnection } from './raw-connection.ts';
-import { toRecord, type BulkTarget, type BulkWriter, type Dialect } from './dialect.ts';
+import { toRecord, type BulkTarget, type BulkWriter, type Dialect, type LoadThreads } from './dialect.ts';
 import { REJECT_COLUMNS, type RejectRow } from '../load/save-rejects.ts';
 import { openSqliteWorkerWriter } from './sqlite-bulk-writer.ts';
 import { hasIdleCore } from './idle-cores.ts';
@@ -110,7 +110,7 @@ export const sqliteDialect: Dialect = {
   // A group is one synchronous write on the writer's connection (record-audit.ts): cheap enough per turn.
   auditGatherMs: 0,
 
-  openBulkWriter(knex: Knex, target: BulkTarget) {
+  openBulkWriter(knex: Knex, target: BulkTarget, threads: LoadThreads = 'auto') {
     const filename = (knex.client as { config: { connection?: { filename?: unknown } } }).config.connection
       ?.filename;
     // An in-memory database belongs to its one connection: no other thread can write it.
@@ -118,7 +118,8 @@ export const sqliteDialect: Dialect = {
     // Handing batches to a writer thread costs CPU of its own (each is encoded and parsed again):
     // it shortens a load when a core would otherwise stay idle, and lengthens it on a machine
     // whose cores are all busy.
-    if (shared && hasIdleCore()) return openWorkerWriter(knex, filename, target);
+    if (shared && threads !== 1 && (threads === 2 || hasIdleCore()))
+      return openWorkerWriter(knex, filename, target);
     return Promise.resolve(openInProcessWriter(knex, target));
   },
 

@@ -136,7 +136,7 @@ async function writeNextTable(
   await createRegistryTable(ctx.knex, run.spec, next.target.table, { indexes: false, suffix: next.suffix });
   let writer: BulkWriter | null = null;
   try {
-    writer = await ctx.dialect.openBulkWriter(ctx.knex, next.target);
+    writer = await ctx.dialect.openBulkWriter(ctx.knex, next.target, ctx.threads);
     for await (const batch of batches) {
       onBatch(batch);
       const rejects = buildRejectRows(run, batch.rejects);

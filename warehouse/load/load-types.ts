@@ -1,13 +1,15 @@
 import type { Knex } from 'knex';
 import type { Clock } from '../core/clock.ts';
 import type { WarehouseRow } from '../core/warehouse-value.ts';
-import type { Dialect } from '../dialects/index.ts';
+import type { Dialect, LoadThreads } from '../dialects/index.ts';
 import type { RegistryTableSpec } from '../registry-tables.ts';
 
 export interface LoadContext {
   knex: Knex;
   dialect: Dialect;
   clock: Clock;
+  /** HUB_LOAD_THREADS as read for this run (default auto). */
+  threads?: LoadThreads;
 }
 
 export interface RejectInput {

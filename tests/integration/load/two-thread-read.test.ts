@@ -12,7 +12,7 @@ import { closeContext, type AppContext } from '../../../server/context.ts';
 import { prepareWarehouse } from '../../../server/services/connector-service.ts';
 import { DEFAULT_NATIONAL_ID_RULE } from '../../../warehouse/core/national-id.ts';
 import type { LoadBatch } from '../../../warehouse/load/load-types.ts';
-import { createTempDir, testDatabases } from '../../support/databases.ts';
+import { createTempDir, describeEachDatabase } from '../../support/databases.ts';
 import { openTestContext } from '../../support/hub-context.ts';
 import {
   badCheckDigitId,
@@ -57,115 +57,108 @@ function writeSource(file: string, create = PEOPLE): void {
   db.close();
 }
 
-/** Copy text as lines of fields, the way PostgreSQL reads it (escapes left as they are). */
-const lines = (batches: LoadBatch[]) =>
-  batches.flatMap((b) => b.copyText!.bytes.toString('utf8').split('\n').slice(0, -1));
+/** Each batch's rows as their values' text: COPY lines split at tabs (escapes left as they are). */
+const decodedRows = (batches: LoadBatch[]): string[][] =>
+  batches.flatMap((b) =>
+    b
+      .copyText!.bytes.toString('utf8')
+      .split('\n')
+      .slice(0, -1)
+      .map((line) => line.split('\t')),
+  );
 
-describe('PostgreSQL full loads from a SQLite table read on two threads', function () {
-  this.timeout(120_000);
-  const postgres = testDatabases.find((d) => d.name === 'postgres')!;
-  let url: string;
-  let dir: string;
-  let ctx: AppContext;
-  let sourceFile: string;
-
-  const connector = async (name = 'reg-people') =>
-    (await readConnectorDefinitions(ctx.config.connectorsDir)).find((d) => d.name === name)!;
-  const runWith = async (threads: string, name = 'reg-people') => {
-    const summary = await runConnector(
-      await connector(name),
-      { ...ctx, env: { HUB_LOAD_THREADS: threads } },
-      {
-        full: true,
-      },
-    );
-    return summary;
+/** Another thread rewrites every name in the source, one transaction after another, until stopped. */
+async function startRewriting(file: string): Promise<{ stop(): Promise<number> }> {
+  const writer = new Worker(
+    `const Database = require(${JSON.stringify(createRequire(import.meta.url).resolve('better-sqlite3'))});
+     const { workerData, parentPort } = require('node:worker_threads');
+     const db = new Database(workerData.file);
+     db.pragma('busy_timeout = 5000');
+     const rewrite = db.prepare("UPDATE people SET NAME_AR = 'version ' || ?");
+     let version = 0, stop = false;
+     parentPort.on('message', () => (stop = true));
+     const step = () => {
+       if (stop) { db.close(); parentPort.postMessage({ stopped: version }); return; }
+       rewrite.run(++version);
+       if (version === 1) parentPort.postMessage({ started: true });
+       setImmediate(step);
+     };
+     step();`,
+    { eval: true, workerData: { file } },
+  );
+  const nextMessage = () => new Promise<{ stopped?: number }>((resolve) => writer.once('message', resolve));
+  await nextMessage();
+  return {
+    async stop() {
+      const stopped = nextMessage();
+      writer.postMessage('stop');
+      const { stopped: versions } = await stopped;
+      await writer.terminate();
+      return versions ?? 0;
+    },
   };
-  /** What a full load leaves: the rows in the order they were written, and the run's rejects. */
-  const outcome = async (summary: RunSummary, table = 'reg_people') => ({
-    counts: [summary.status, summary.read, summary.inserted, summary.rejected, summary.watermark_to],
-    rows: (
-      await ctx.knex.raw<{ rows: Array<Record<string, unknown>> }>(
-        `SELECT national_id, full_name, gender, birth_date FROM ${table} ORDER BY ctid`,
-      )
-    ).rows,
-    rejects: await ctx
-      .knex('hub_rejects')
-      .where({ run_id: summary.run_id })
-      .orderBy(['source_key', 'reason', 'raw_row'])
-      .select('source_key', 'reason', 'raw_row'),
-  });
+}
+
+/** The number each source row's name ends with. */
+const rowNumber = (name: string) => Number(name.split(' ').pop());
+
+describe('Reading a SQLite source table on two threads', function () {
+  this.timeout(120_000);
+  let dir: string;
+  let sourceFile: string;
+  let def: ConnectorDefinition;
+
   const readDirectly = async (
-    def: ConnectorDefinition,
     options: Parameters<typeof readInTwoThreads>[5],
     writeMs = 0,
+    file = sourceFile,
+    definition = def,
   ) => {
     const batches: LoadBatch[] = [];
     const cursors = { records: null as string | null };
-    const oneThread = (): AsyncIterable<LoadBatch> => {
-      throw new Error('read on one thread');
+    let oneThread = false;
+    const readOnOneThread = (): AsyncIterable<LoadBatch> => {
+      oneThread = true;
+      return [] as unknown as AsyncIterable<LoadBatch>;
     };
-    const location = { filename: sourceFile, table: 'people' };
+    const location = { filename: file, table: 'people' };
+    const rule = DEFAULT_NATIONAL_ID_RULE;
     for await (const batch of readInTwoThreads(
-      def,
-      DEFAULT_NATIONAL_ID_RULE,
+      definition,
+      rule,
       location,
       cursors,
-      oneThread,
+      readOnOneThread,
       options,
     )) {
       batches.push(batch);
       // A writer slower than the readers, as a database is: the worker's start is soon behind.
       if (writeMs > 0) await new Promise((resolve) => setTimeout(resolve, writeMs));
     }
-    return { batches, cursor: cursors.records };
+    return { batches, cursor: cursors.records, oneThread };
   };
 
   before(async () => {
-    url = await postgres.createUrl();
-    dir = await createTempDir('hub-two-threads-');
+    dir = await createTempDir('hub-two-thread-read-');
     sourceFile = path.join(dir, 'people.sqlite');
     writeSource(sourceFile);
-    ctx = openTestContext(url, dir);
-    await writeDefinition(
-      ctx.config.connectorsDir,
-      'reg-people',
-      peopleDefinition(sourceFile, { batch_size: BATCH, mode: 'full' }),
-    );
-    await prepareWarehouse(ctx);
+    await writeDefinition(dir, 'reg-people', peopleDefinition(sourceFile, { batch_size: 10, mode: 'full' }));
+    def = (await readConnectorDefinitions(dir))[0]!;
   });
 
   after(async () => {
-    await closeContext(ctx);
-    await postgres.dropUrl(url);
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('writes what one thread writes: the same rows in the same order, the same rejects, the first row of a repeated key, the same watermark', async () => {
-    const one = await outcome(await runWith('1'));
-    const two = await outcome(await runWith('2'));
-    assert.equal(one.counts[0], 'succeeded');
-    assert.ok(one.rows.length > 2000, `${one.rows.length} rows`);
-    const reasons = one.rejects.map((r: { reason: string }) => r.reason);
-    assert.ok(reasons.some((r) => r.startsWith('duplicate record key')));
-    assert.ok(reasons.some((r) => r.includes('check digit')));
-    assert.ok(one.rows.some((r) => r.full_name === 'line\nbreak 2'));
-    assert.deepEqual(two.counts, one.counts);
-    assert.deepEqual(two.rows, one.rows);
-    assert.deepEqual(two.rejects, one.rejects);
-  });
-
-  it('both threads encode ranges, handed out in range order whichever thread did them', async () => {
-    const def = { ...(await connector()), batch_size: 10 };
+  it('both threads encode ranges, handed out in source order whichever thread did them', async () => {
     const threads: string[] = [];
-    const { batches, cursor } = await readDirectly(def, { minRows: 0, onRange: (t) => threads.push(t) }, 5);
+    const { batches, cursor } = await readDirectly({ minRows: 0, onRange: (t) => threads.push(t) }, 5);
     assert.ok(threads.includes('worker') && threads.includes('main'), threads.join(' '));
     const source = new Database(sourceFile, { readonly: true });
     const records = source.prepare<[], number>('SELECT count(*) FROM people').pluck().get();
     const maxCursor = source.prepare<[], string>('SELECT max(UPDATED_AT) FROM people').pluck().get();
     source.close();
-    // Each name ends with its source row's number: the rows written come in source order.
-    const order = lines(batches).map((line) => Number(line.split('\t')[1]!.split(' ').pop()));
+    const order = decodedRows(batches).map((row) => rowNumber(row[1]!));
     assert.ok(order.length > 2000, `${order.length} rows`);
     assert.ok(
       order.every((n, i) => i === 0 || n > order[i - 1]!),
@@ -175,12 +168,15 @@ describe('PostgreSQL full loads from a SQLite table read on two threads', functi
       batches.reduce((n, b) => n + b.read, 0),
       records,
     );
+    assert.equal(
+      batches.reduce((n, b) => n + b.copyText!.rows, 0),
+      order.length,
+    );
     assert.equal(cursor, maxCursor);
   });
 
   it('a second thread that fails to start, or fails on its first range, leaves every range to this thread', async () => {
-    const def = await connector();
-    const alone = await readDirectly(def, {
+    const alone = await readDirectly({
       minRows: 0,
       workerUrl: pathToFileURL(path.join(dir, 'missing.cjs')),
     });
@@ -190,116 +186,140 @@ describe('PostgreSQL full loads from a SQLite table read on two threads', functi
       "require('node:worker_threads').parentPort.postMessage({ type: 'failed', message: 'no' });\n",
     );
     const threads: string[] = [];
-    const failed = await readDirectly(def, {
+    const failed = await readDirectly({
       minRows: 0,
       workerUrl: pathToFileURL(failing),
       onRange: (t) => threads.push(t),
     });
-    const both = await readDirectly(def, { minRows: 0 });
+    const both = await readDirectly({ minRows: 0 }, 1);
     assert.deepEqual(new Set(threads), new Set(['main']));
-    assert.deepEqual(lines(alone.batches), lines(both.batches));
-    assert.deepEqual(lines(failed.batches), lines(both.batches));
+    assert.deepEqual(decodedRows(alone.batches), decodedRows(both.batches));
+    assert.deepEqual(decodedRows(failed.batches), decodedRows(both.batches));
     assert.equal(alone.cursor, both.cursor);
   });
 
   it('reads one state of a source that is being written, never a mix of two', async () => {
-    // Another thread rewrites every name in one transaction after another while the load reads.
-    const writer = new Worker(
-      `const Database = require(${JSON.stringify(createRequire(import.meta.url).resolve('better-sqlite3'))});
-       const { workerData, parentPort } = require('node:worker_threads');
-       const db = new Database(workerData.file);
-       db.pragma('busy_timeout = 5000');
-       const rewrite = db.prepare("UPDATE people SET NAME_AR = 'version ' || ?");
-       let version = 0, stop = false;
-       parentPort.on('message', () => (stop = true));
-       const step = () => {
-         if (stop) { db.close(); parentPort.postMessage({ stopped: version }); return; }
-         rewrite.run(++version);
-         if (version === 1) parentPort.postMessage({ started: true });
-         setImmediate(step);
-       };
-       step();`,
-      { eval: true, workerData: { file: sourceFile } },
-    );
-    const messages: Array<{ started?: true; stopped?: number }> = [];
-    const nextMessage = () =>
-      new Promise<{ started?: true; stopped?: number }>((resolve) => writer.once('message', resolve));
-    messages.push(await nextMessage());
-    const versionsSeen: number[] = [];
+    const copy = path.join(dir, 'rewritten.sqlite');
+    writeSource(copy);
+    const rewriting = await startRewriting(copy);
     try {
-      const def = { ...(await connector()), batch_size: 10 };
-      for (let attempt = 0; attempt < 3; attempt++) {
-        const summary = await runWith('2');
-        assert.equal(summary.status, 'succeeded', summary.error ?? '');
-        const names = (await ctx.knex('reg_people').distinct('full_name').pluck('full_name')) as string[];
-        assert.equal(names.length, 1, `one load read ${names.length} versions of the names`);
-        versionsSeen.push(Number(names[0]!.slice('version '.length)));
+      for (let attempt = 0; attempt < 2; attempt++) {
         // Read slowly enough for the worker to start while the file changes under both threads.
-        const { batches } = await readDirectly(def, { minRows: 0 }, 2);
-        const read = new Set(lines(batches).map((line) => line.split('\t')[1]));
-        assert.equal(read.size, 1, `one read saw ${read.size} versions of the names`);
+        const { batches } = await readDirectly({ minRows: 0 }, 2, copy);
+        const versions = new Set(decodedRows(batches).map((row) => row[1]));
+        assert.equal(versions.size, 1, `one read saw ${versions.size} versions of the names`);
       }
     } finally {
-      const stopped = nextMessage();
-      writer.postMessage('stop');
-      messages.push(await stopped);
-      await writer.terminate();
-    }
-    const written = messages[1]?.stopped ?? 0;
-    assert.ok(written > versionsSeen.length, `the source was rewritten ${written} times during the loads`);
-    assert.ok(new Set(versionsSeen).size > 1, `every load read version ${versionsSeen[0]}`);
-  });
-
-  it('a table without a usable rowid is read on one thread, with the same result', async () => {
-    const odd = path.join(dir, 'odd.sqlite');
-    writeSource(
-      odd,
-      'CREATE TABLE people (NATNO TEXT, NAME_AR TEXT, SEX TEXT, DOB TEXT, UPDATED_AT TEXT, DELETED INTEGER, PRIMARY KEY (NATNO, UPDATED_AT)) WITHOUT ROWID',
-    );
-    const named = path.join(dir, 'rowid-column.sqlite');
-    writeSource(
-      named,
-      'CREATE TABLE people (rowid TEXT, NATNO TEXT, NAME_AR TEXT, SEX TEXT, DOB TEXT, UPDATED_AT TEXT, DELETED INTEGER)',
-    );
-    for (const [name, file] of [
-      ['reg-odd', odd],
-      ['reg-named', named],
-    ] as const) {
-      const def = peopleDefinition(file, {
-        name,
-        batch_size: BATCH,
-        mode: 'full',
-        target: { table: `reg_${name.slice(4)}`, label: { en: name, ar: name } },
-      });
-      await writeDefinition(ctx.config.connectorsDir, name, def);
-      await prepareWarehouse(ctx);
-      const threads: string[] = [];
-      const location = { filename: file, table: 'people' };
-      const oneThread = (): AsyncIterable<LoadBatch> => {
-        threads.push('one thread');
-        return [] as unknown as AsyncIterable<LoadBatch>;
-      };
-      for await (const _ of readInTwoThreads(
-        await connector(name),
-        DEFAULT_NATIONAL_ID_RULE,
-        location,
-        { records: null },
-        oneThread,
-        { minRows: 0 },
-      ))
-        threads.push('two threads');
-      assert.deepEqual(threads, ['one thread'], name);
-      const summary = await runWith('2', name);
-      assert.equal(summary.status, 'succeeded', summary.error ?? '');
-      assert.ok(summary.inserted > 2000, `${name}: ${summary.inserted} rows`);
+      assert.ok((await rewriting.stop()) > 1);
     }
   });
 
-  it('refuses a HUB_LOAD_THREADS that is not 1, 2 or auto, naming it, and leaves the table as it was', async () => {
-    const before = await ctx.knex('reg_people').orderBy('national_id').select();
-    const summary = await runWith('many');
-    assert.equal(summary.status, 'failed');
-    assert.match(summary.error ?? '', /HUB_LOAD_THREADS must be 1, 2 or auto, not "many"/);
-    assert.deepEqual(await ctx.knex('reg_people').orderBy('national_id').select(), before);
+  it('a table without a usable rowid is left to the one-thread path', async () => {
+    const tables = {
+      'without rowid':
+        'CREATE TABLE people (NATNO TEXT, NAME_AR TEXT, SEX TEXT, DOB TEXT, UPDATED_AT TEXT, DELETED INTEGER, PRIMARY KEY (NATNO, UPDATED_AT)) WITHOUT ROWID',
+      'a column named rowid':
+        'CREATE TABLE people (rowid TEXT, NATNO TEXT, NAME_AR TEXT, SEX TEXT, DOB TEXT, UPDATED_AT TEXT, DELETED INTEGER)',
+      'a view': PEOPLE,
+    };
+    for (const [what, create] of Object.entries(tables)) {
+      const file = path.join(dir, `${what.replace(/ /g, '-')}.sqlite`);
+      writeSource(file, create);
+      if (what === 'a view') {
+        const source = new Database(file);
+        source.exec('ALTER TABLE people RENAME TO base; CREATE VIEW people AS SELECT * FROM base');
+        source.close();
+      }
+      const read = await readDirectly({ minRows: 0 }, 0, file);
+      assert.deepEqual(
+        { oneThread: read.oneThread, batches: read.batches.length },
+        { oneThread: true, batches: 0 },
+        what,
+      );
+    }
   });
 });
+
+describeEachDatabase(
+  'Full loads from a SQLite table with HUB_LOAD_THREADS 1 and 2 (two reading threads into PostgreSQL, a writer thread into SQLite)',
+  (db) => {
+    let dir: string;
+    let ctx: AppContext;
+    let sourceFile: string;
+
+    const connector = async (name = 'reg-people') =>
+      (await readConnectorDefinitions(ctx.config.connectorsDir)).find((d) => d.name === name)!;
+    const runWith = async (threads: string, name = 'reg-people') =>
+      runConnector(await connector(name), { ...ctx, env: { HUB_LOAD_THREADS: threads } }, { full: true });
+    /** What a full load leaves: the rows in the order they were written, and the run's rejects. */
+    const outcome = async (summary: RunSummary) => ({
+      counts: [summary.status, summary.read, summary.inserted, summary.rejected, summary.watermark_to],
+      rows: await ctx
+        .knex('reg_people')
+        .select('national_id', 'full_name', 'gender', 'birth_date')
+        .orderByRaw(db.name === 'postgres' ? 'ctid' : 'rowid'),
+      rejects: await ctx
+        .knex('hub_rejects')
+        .where({ run_id: summary.run_id })
+        .orderBy(['source_key', 'reason', 'raw_row'])
+        .select('source_key', 'reason', 'raw_row'),
+    });
+
+    before(async () => {
+      dir = await createTempDir('hub-two-threads-');
+      sourceFile = path.join(dir, 'people.sqlite');
+      writeSource(sourceFile);
+      ctx = openTestContext(db.url(), dir);
+      await writeDefinition(
+        ctx.config.connectorsDir,
+        'reg-people',
+        peopleDefinition(sourceFile, { batch_size: BATCH, mode: 'full' }),
+      );
+      await prepareWarehouse(ctx);
+    });
+
+    after(async () => {
+      await closeContext(ctx);
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    it('writes what one thread writes: the same rows in the same order, the same rejects, the first row of a repeated key, the same watermark', async () => {
+      const one = await outcome(await runWith('1'));
+      const two = await outcome(await runWith('2'));
+      assert.equal(one.counts[0], 'succeeded');
+      assert.ok(one.rows.length > 2000, `${one.rows.length} rows`);
+      const reasons = one.rejects.map((r: { reason: string }) => r.reason);
+      assert.ok(reasons.some((r) => r.startsWith('duplicate record key')));
+      assert.ok(reasons.some((r) => r.includes('check digit')));
+      assert.ok(one.rows.some((r: { full_name: string }) => r.full_name === 'line\nbreak 2'));
+      assert.deepEqual(two.counts, one.counts);
+      assert.deepEqual(two.rows, one.rows);
+      assert.deepEqual(two.rejects, one.rejects);
+    });
+
+    it('loads one state of a source that is being written, never a mix of two', async () => {
+      const rewriting = await startRewriting(sourceFile);
+      const versionsSeen: string[] = [];
+      try {
+        for (let attempt = 0; attempt < 3; attempt++) {
+          const summary = await runWith('2');
+          assert.equal(summary.status, 'succeeded', summary.error ?? '');
+          const names = (await ctx.knex('reg_people').distinct('full_name').pluck('full_name')) as string[];
+          assert.equal(names.length, 1, `one load read ${names.length} versions of the names`);
+          versionsSeen.push(names[0]!);
+        }
+      } finally {
+        await rewriting.stop();
+      }
+      assert.ok(new Set(versionsSeen).size > 1, `every load read ${versionsSeen[0]}`);
+    });
+
+    it('refuses a HUB_LOAD_THREADS that is not 1, 2 or auto, naming it, and leaves the table as it was', async () => {
+      const before = await ctx.knex('reg_people').orderBy('national_id').select();
+      const summary = await runWith('many');
+      assert.equal(summary.status, 'failed');
+      assert.match(summary.error ?? '', /HUB_LOAD_THREADS must be 1, 2 or auto, not "many"/);
+      assert.deepEqual(await ctx.knex('reg_people').orderBy('national_id').select(), before);
+    });
+  },
+);
