@@ -143,8 +143,9 @@ export async function runConnector(
           });
         },
       };
-      const withSettings = <T>(work: () => Promise<T>) => withFullLoadSettings(ctx.dialect, ctx.knex, work);
       const loadCtx = { ...ctx, threads: loadThreads(ctx.env ?? process.env) };
+      const withSettings = <T>(work: () => Promise<T>) =>
+        withFullLoadSettings(ctx.dialect, ctx.knex, work, loadCtx.threads);
       if (mode === 'full') {
         await withSettings(async () => {
           await loadFull(loadCtx, run, readFullLoad(loadCtx, def, opened, cursors, readFeed));

@@ -8,6 +8,7 @@
  */
 import Database from 'better-sqlite3';
 import { once } from 'node:events';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
@@ -54,13 +55,17 @@ async function runOurs(job: Job): Promise<{ rows: number; read: number; ms: numb
   }
 }
 
-/** The hub's SQLite pragmas for its writer connection (warehouse/db.ts), written out by hand. */
+/**
+ * The hub's SQLite pragmas for its writer connection (warehouse/db.ts), written out by hand, and
+ * the sort helpers a full load's index builds get (sortHelperThreads in warehouse/dialects/sqlite.ts).
+ */
 function openSqliteLikeTheHub(file: string): Database.Database {
   const db = new Database(file);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
   db.pragma('busy_timeout = 15000');
   db.pragma('cache_size = -16384');
+  db.pragma(`threads = ${availableParallelism() < 2 ? 0 : availableParallelism()}`);
   return db;
 }
 

@@ -62,8 +62,9 @@ export interface Dialect {
   /**
    * Runs a full load (its writes, index builds and swap) with the connection settings that suit
    * it, and restores the usual ones after, whatever happens. Dialects without such settings have none.
+   * `threads` is the load's HUB_LOAD_THREADS: whether its index builds may sort on more than one core.
    */
-  withFullLoadSettings?: <T>(knex: Knex, work: () => Promise<T>) => Promise<T>;
+  withFullLoadSettings?: <T>(knex: Knex, work: () => Promise<T>, threads?: LoadThreads) => Promise<T>;
   /** Refreshes the planner's statistics of a freshly loaded table, before it is joined against. */
   analyzeTable(knex: Knex, table: string): Promise<void>;
   /**
@@ -87,8 +88,13 @@ export interface Dialect {
 }
 
 /** Runs `work` with the dialect's full-load settings, or as it is where the dialect has none. */
-export function withFullLoadSettings<T>(dialect: Dialect, knex: Knex, work: () => Promise<T>): Promise<T> {
-  return dialect.withFullLoadSettings === undefined ? work() : dialect.withFullLoadSettings(knex, work);
+export function withFullLoadSettings<T>(
+  dialect: Dialect,
+  knex: Knex,
+  work: () => Promise<T>,
+  threads: LoadThreads = 'auto',
+): Promise<T> {
+  return dialect.withFullLoadSettings === undefined ? work() : dialect.withFullLoadSettings(knex, work, threads);
 }
 
 export function rowsPerStatement(

@@ -31,8 +31,11 @@ export async function loadIncremental(
   // SQL Server keeps the batch path: it cannot tell which of a record's versions came last.
   if (ctx.dialect.keepLastVersions !== undefined && (await isEmpty(ctx, run.spec.table))) {
     try {
-      return await withFullLoadSettings(ctx.dialect, ctx.knex, () =>
-        loadIntoEmptyTable(ctx, run, readFeed()),
+      return await withFullLoadSettings(
+        ctx.dialect,
+        ctx.knex,
+        () => loadIntoEmptyTable(ctx, run, readFeed()),
+        ctx.threads,
       );
     } catch (err) {
       if (!(err instanceof TooManyDeletions)) throw err;

@@ -4,7 +4,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { startBackgroundCheckpoints } from '../../../warehouse/dialects/sqlite-checkpointer.ts';
 import { closeWarehouse, openWarehouse, type Warehouse } from '../../../warehouse/db.ts';
-import { sqliteDialect } from '../../../warehouse/dialects/sqlite.ts';
+import { sortHelperThreads, sqliteDialect } from '../../../warehouse/dialects/sqlite.ts';
 import { withRawConnection } from '../../../warehouse/dialects/raw-connection.ts';
 import { migrateWarehouse } from '../../../warehouse/migrations/migrate.ts';
 import { createTempDir } from '../../support/databases.ts';
@@ -118,7 +118,48 @@ describe('SQLite full-load settings', () => {
     withRawConnection(warehouse.knex, (db: Database.Database) => ({
       cache: db.pragma('cache_size', { simple: true }),
       autocheckpoint: db.pragma('wal_autocheckpoint', { simple: true }),
+      threads: db.pragma('threads', { simple: true }),
     }));
+
+  it('lets the index builds of a load sort on one helper thread a core, none under HUB_LOAD_THREADS=1, and restores the setting after', async () => {
+    const before = await pragmas();
+    for (const threads of ['auto', 1, 2] as const) {
+      const during = await sqliteDialect.withFullLoadSettings!(warehouse.knex, pragmas, threads);
+      assert.equal(during.threads, sortHelperThreads(threads), `HUB_LOAD_THREADS=${threads}`);
+      assert.deepEqual(await pragmas(), before);
+    }
+    // Past the load's 4 MiB page cache the sort goes in pieces, which the helpers sort: a unique
+    // index built so still finds the one duplicate among 400,000 keys, and builds without it.
+    await warehouse.knex.schema.createTable('reg_pairs', (t) => t.string('national_id', 32));
+    await warehouse.knex.raw(
+      `WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 399999)
+       INSERT INTO reg_pairs SELECT printf('ID%012d', (i * 7919) % 399999) FROM n`,
+    );
+    const unique = () => warehouse.knex.schema.alterTable('reg_pairs', (t) => t.unique(['national_id']));
+    await assert.rejects(sqliteDialect.withFullLoadSettings!(warehouse.knex, unique, 2), (err: unknown) =>
+      sqliteDialect.isUniqueViolation(err),
+    );
+    await warehouse.knex.raw(
+      "DELETE FROM reg_pairs WHERE rowid = (SELECT max(rowid) FROM reg_pairs WHERE national_id = 'ID000000000000')",
+    );
+    await sqliteDialect.withFullLoadSettings!(warehouse.knex, unique, 2);
+    assert.deepEqual(await warehouse.knex('reg_pairs').count({ n: '*' }).first(), { n: 399_999 });
+  });
+
+  it('counts the sort helpers from the cores', () => {
+    assert.deepEqual(
+      [1, 2, 4].map((cores) => [
+        sortHelperThreads('auto', cores),
+        sortHelperThreads(1, cores),
+        sortHelperThreads(2, cores),
+      ]),
+      [
+        [0, 0, 1],
+        [2, 0, 2],
+        [4, 0, 4],
+      ],
+    );
+  });
 
   for (const outcome of ['succeeds', 'fails'] as const) {
     it(`leaves a load that ${outcome} in the database file itself, and the connection's settings as they were`, async () => {
