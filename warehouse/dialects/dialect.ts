@@ -94,7 +94,9 @@ export function withFullLoadSettings<T>(
   work: () => Promise<T>,
   threads: LoadThreads = 'auto',
 ): Promise<T> {
-  return dialect.withFullLoadSettings === undefined ? work() : dialect.withFullLoadSettings(knex, work, threads);
+  return dialect.withFullLoadSettings === undefined
+    ? work()
+    : dialect.withFullLoadSettings(knex, work, threads);
 }
 
 export function rowsPerStatement(
