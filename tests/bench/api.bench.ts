@@ -7,12 +7,12 @@
  * Then the person lookup again, in a hub that runs the CSPD personal-info connector in its own
  * process (as the scheduler does): with no load, during a full load, and during an incremental
  * load after 1% of the citizens changed, p99 next to p99, in a second table.
- * --hub-workers N starts the compared hub with `--workers N` (default 1; `hub start` alone runs one per core).
+ * --hub-workers N starts the compared hub with `--workers N` (default: one per core, as `hub start` runs).
  * --cpu-prof DIR writes V8 CPU profiles of the hub process into DIR/hub and of the bare server into DIR/bare.
  */
 import Database from 'better-sqlite3';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
@@ -81,7 +81,7 @@ function readOptions(argv: string[]): Options {
   const prof = argv.indexOf('--cpu-prof');
   return {
     persons: readNumber(argv, '--persons', 1_000_000),
-    hubWorkers: readNumber(argv, '--hub-workers', 1),
+    hubWorkers: readNumber(argv, '--hub-workers', availableParallelism()),
     duration: readNumber(argv, '--duration', 10),
     cpuProfDir: prof === -1 ? null : path.resolve(argv[prof + 1] ?? 'cpu-profiles'),
     onlyPersons: argv.includes('--only') && argv[argv.indexOf('--only') + 1] === 'persons',

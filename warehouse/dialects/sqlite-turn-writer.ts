@@ -25,6 +25,16 @@ type Outcome = { ok: true; results: unknown[] } | { ok: false; error: unknown };
 
 const BUSY_RETRY_MS = 15_000;
 
+/**
+ * How long a turn waits inside SQLite for a write lock another connection holds, as long as the
+ * last try found none held for longer. Another hub worker's turn holds the lock for well under
+ * a millisecond; sending every such collision to a pause of 5 to 25 ms between turns of the
+ * event loop made two workers on one file barely faster than one, with twice the p99 (README,
+ * API benchmark). A lock held past this wait (a load's index build or swap) sends the turn back
+ * to waiting between turns of the event loop, without blocking it again, until a turn is written.
+ */
+export const SHORT_LOCK_WAIT_MS = 5;
+
 const isSqliteBusy = (err: unknown): boolean =>
   typeof err === 'object' &&
   err !== null &&
@@ -50,6 +60,8 @@ export class SqliteTurnWriter {
   #queues = new Map<TurnWrite<unknown, unknown>, Queue>();
   #scheduled = false;
   #flushing: Promise<void> | null = null;
+  /** The wait inside SQLite for the next try: none once a lock outlasted the short wait, until a turn is written. */
+  #lockWaitMs = SHORT_LOCK_WAIT_MS;
 
   constructor(knex: Knex) {
     this.#knex = knex;
@@ -110,7 +122,7 @@ export class SqliteTurnWriter {
     let outcomes: Outcome[];
     try {
       outcomes = await writeWhenNotBusy(() =>
-        withRawConnection(this.#knex, (db: Database) => writeTurn(this.#shared ?? db, queues)),
+        withRawConnection(this.#knex, (db: Database) => this.#tryTurn(this.#shared ?? db, queues)),
       );
     } catch (err) {
       for (const queue of queues) for (const waiter of queue.waiters) waiter.reject(err);
@@ -123,9 +135,20 @@ export class SqliteTurnWriter {
       );
     });
   }
+
+  #tryTurn(db: Database, queues: readonly Queue[]): Outcome[] {
+    try {
+      const outcomes = writeTurn(db, queues, this.#lockWaitMs);
+      this.#lockWaitMs = SHORT_LOCK_WAIT_MS;
+      return outcomes;
+    } catch (err) {
+      if (isSqliteBusy(err)) this.#lockWaitMs = 0;
+      throw err;
+    }
+  }
 }
 
-function writeTurn(db: Database, queues: readonly Queue[]): Outcome[] {
+function writeTurn(db: Database, queues: readonly Queue[], lockWaitMs: number): Outcome[] {
   const outcomes: Outcome[] = [];
   const write = db.transaction(() => {
     for (const queue of queues) {
@@ -139,19 +162,19 @@ function writeTurn(db: Database, queues: readonly Queue[]): Outcome[] {
       }
     }
   });
-  withoutWaitingForLock(db, () => write.immediate());
+  waitingForLockAtMost(db, lockWaitMs, () => write.immediate());
   return outcomes;
 }
 
 /**
- * Runs `work` with the connection's busy handler off: a write lock held by another process (a
- * load run from the command line builds an index or swaps a table in for seconds) is answered
- * SQLITE_BUSY at once, and writeWhenNotBusy waits for it between turns of the event loop.
+ * Runs `work` with the connection's busy handler cut to `ms`: a write lock held longer by another
+ * process (a load run from the command line builds an index or swaps a table in for seconds) is
+ * answered SQLITE_BUSY, and writeWhenNotBusy waits for it between turns of the event loop.
  * SQLite's own wait would stop this process's event loop for as long, every request with it.
  */
-function withoutWaitingForLock<T>(db: Database, work: () => T): T {
+function waitingForLockAtMost<T>(db: Database, ms: number, work: () => T): T {
   const usual = prepareOnce(db, 'PRAGMA busy_timeout').pluck().get() as number;
-  prepareOnce(db, 'PRAGMA busy_timeout = 0').run();
+  prepareOnce(db, `PRAGMA busy_timeout = ${ms}`).run();
   try {
     return work();
   } finally {

@@ -10,6 +10,7 @@ import { closeWarehouse, openWarehouse, type Warehouse } from '../../../warehous
 import { acquireRawConnection, withRawConnection } from '../../../warehouse/dialects/raw-connection.ts';
 import {
   findSqliteTurnWriter,
+  SHORT_LOCK_WAIT_MS,
   SqliteTurnWriter,
   type TurnWrite,
 } from '../../../warehouse/dialects/sqlite-turn-writer.ts';
@@ -146,6 +147,29 @@ describe('SQLite turn writer: the small writes of one event-loop turn in one tra
     assert.deepEqual(order, ['timer', 'written'], 'the wait for the lock stopped the event loop');
     assert.deepEqual(await readValues('first_kind'), ['a']);
     // The connection's own busy timeout is back for everything else it runs.
+    const timeout = await withRawConnection(warehouse.knex, (db: Connection) =>
+      db.pragma('busy_timeout', { simple: true }),
+    );
+    assert.equal(timeout, 15000);
+  });
+
+  it('waits inside SQLite only briefly, and not at all after a lock outlasted that, until a turn is written', async () => {
+    // What the connection would wait for another's write lock while this kind's part of the turn runs.
+    const lockWait: TurnWrite<string, number> = {
+      name: 'lock wait',
+      write: (db, values) => {
+        for (const value of values) db.prepare('INSERT INTO first_kind (value) VALUES (?)').run(value);
+        return values.map(() => db.pragma('busy_timeout', { simple: true }) as number);
+      },
+    };
+    assert.equal(await writer.submit(lockWait, 'before'), SHORT_LOCK_WAIT_MS);
+    const other = holdWriteLock(file, 300);
+    await other.locked;
+    // Held far past the short wait: the turn goes back to waiting between turns of the event loop.
+    assert.equal(await writer.submit(lockWait, 'while held'), 0);
+    await other.exited;
+    assert.equal(await writer.submit(lockWait, 'after'), SHORT_LOCK_WAIT_MS);
+    assert.deepEqual(await readValues('first_kind'), ['before', 'while held', 'after']);
     const timeout = await withRawConnection(warehouse.knex, (db: Connection) =>
       db.pragma('busy_timeout', { simple: true }),
     );
