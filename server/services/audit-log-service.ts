@@ -1,8 +1,10 @@
 import { createSecretKey, type KeyObject } from 'node:crypto';
 import path from 'node:path';
 import {
+  checkCheckpointHead,
   compareWithCheckpoint,
   fetchAuditHead,
+  fetchAuditHeadSince,
   readAuditCheckpoints,
   writeAuditCheckpoint,
   type CheckpointFile,
@@ -29,10 +31,14 @@ export function describeCheckpointedWarehouse(ctx: AppContext): string {
 }
 
 /**
- * Signs the chain's head into the checkpoint folder. Refuses when the log no longer holds what
- * the latest checkpoint saw, so that a checkpoint never blesses a tail deleted in between: the
- * old checkpoints stay the evidence until someone runs `hub audit verify`. Returns null when
- * nothing was appended since the latest checkpoint.
+ * Signs the chain's head into the checkpoint folder. Refuses when the log no longer holds the
+ * latest checkpoint's head row with its hash (a deleted tail, a rewritten chain), so that a
+ * checkpoint never blesses a tail deleted in between: the old checkpoints stay the evidence until
+ * someone runs `hub audit verify`. The new checkpoint counts the rows after that head and adds
+ * them to its count, so a row deleted before it is not blessed either: verify names the count
+ * and the broken chain. Counting the whole log at every checkpoint had stopped the serving
+ * process for 0.28 s a count at 360,000 audit rows, three counts a checkpoint, once a minute.
+ * Returns null when nothing was appended since the latest checkpoint.
  */
 export async function writeCheckpointNow(
   ctx: AppContext,
@@ -42,7 +48,7 @@ export async function writeCheckpointNow(
   const folder = await readAuditCheckpoints(ctx.config.auditCheckpoints.dir, keys, warehouse);
   const latest = folder.valid.at(-1);
   if (latest !== undefined) {
-    const missing = await compareWithCheckpoint(ctx.knex, latest);
+    const missing = await checkCheckpointHead(ctx.knex, latest);
     if (missing !== null) {
       throw new HubError(
         'audit_checkpoint_refused',
@@ -51,7 +57,10 @@ export async function writeCheckpointNow(
       );
     }
   }
-  const head = await fetchAuditHead(ctx.knex);
+  const head =
+    latest === undefined
+      ? await fetchAuditHead(ctx.knex)
+      : await fetchAuditHeadSince(ctx.knex, latest.checkpoint);
   if (
     latest !== undefined &&
     latest.checkpoint.rows === head.rows &&

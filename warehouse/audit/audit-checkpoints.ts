@@ -52,6 +52,26 @@ export async function fetchAuditHead(knex: Knex): Promise<AuditHead> {
   return { rows: Number(count[0]?.n ?? 0), headId: Number(last.id), headHash: last.hash };
 }
 
+/**
+ * The head as fetchAuditHead gives it, with only the rows after the checkpoint's head counted and
+ * added to the checkpoint's rows: what a running hub's checkpoints cost grows with the rows
+ * appended since the last one, not with the whole log. For a checkpoint whose head row the log
+ * still holds with its hash (checkCheckpointHead); a row deleted before that head then leaves
+ * the count above the rows held, which `hub audit verify` names, with the broken chain.
+ */
+export async function fetchAuditHeadSince(knex: Knex, since: AuditCheckpoint): Promise<AuditHead> {
+  if (since.head_id === null) return fetchAuditHead(knex);
+  const last = await knex('hub_audit')
+    .orderBy('id', 'desc')
+    .first<{ id: number | string; hash: string } | undefined>('id', 'hash');
+  if (last === undefined) return { rows: 0, headId: null, headHash: null };
+  const added = await knex('hub_audit')
+    .where('id', '>', since.head_id)
+    .where('id', '<=', last.id)
+    .count<Array<{ n: number | string }>>({ n: '*' });
+  return { rows: since.rows + Number(added[0]?.n ?? 0), headId: Number(last.id), headHash: last.hash };
+}
+
 const canonical = (c: AuditCheckpoint) =>
   JSON.stringify([c.version, c.warehouse, c.at, c.rows, c.head_id, c.head_hash]);
 
@@ -173,6 +193,20 @@ function parseCheckpoint(text: string): { checkpoint: AuditCheckpoint; signature
     head_hash: r.head_hash as string | null,
   };
   return { checkpoint, signature: r.signature as string };
+}
+
+/**
+ * Whether the log still holds the checkpoint's head row with the hash it had, read by its id;
+ * if not, what is missing, as compareWithCheckpoint says it (a deleted tail, a rewritten chain).
+ * Rows deleted before the head are left to compareWithCheckpoint, which counts the whole log.
+ */
+export async function checkCheckpointHead(knex: Knex, file: CheckpointFile): Promise<string | null> {
+  const { checkpoint } = file;
+  if (checkpoint.head_id === null || checkpoint.rows === 0) return null;
+  const head = await knex('hub_audit')
+    .where('id', checkpoint.head_id)
+    .first<{ hash: string } | undefined>('hash');
+  return head?.hash === checkpoint.head_hash ? null : compareWithCheckpoint(knex, file);
 }
 
 /**

@@ -189,6 +189,40 @@ describeEachDatabase(
       }
     });
 
+    it('does not bless a row deleted before the latest checkpoint: the next one counts the rows the log should hold, and verify names both', async () => {
+      const deleted = rows[5]!;
+      await tamperWithAudit(ctx.knex, async () => {
+        await ctx.knex('hub_audit_subjects').where({ audit_id: deleted.id }).delete();
+        await ctx.knex('hub_audit').where({ id: deleted.id }).delete();
+      });
+      let next: CheckpointFile | null = null;
+      try {
+        await recordAudit(ctx.knex, ctx.clock, read(20));
+        // The head the latest checkpoint named is still there with its hash: the hub signs the new head.
+        next = await writeCheckpointNow(ctx, keys);
+        assert.ok(next);
+        assert.equal(next.checkpoint.rows, 21);
+        assert.equal(
+          await ctx
+            .knex('hub_audit')
+            .count({ n: '*' })
+            .first()
+            .then((r) => Number(r?.n)),
+          20,
+        );
+        const found = await problems();
+        assert.equal(found.length, 2, found.join('\n'));
+        assert.match(found[0]!, new RegExp(`^audit chain broken at row ${Number(rows[6]!.id)}: `));
+        assert.match(
+          found[1]!,
+          /^audit rows missing or rewritten: .* counted 21 rows .*; the log now holds 20 rows up to it \(deleted rows\)$/,
+        );
+      } finally {
+        if (next !== null) await rm(next.file);
+        await restoreLog();
+      }
+    });
+
     it('names a log whose rows were all deleted', async () => {
       await tamperWithAudit(ctx.knex, async () => {
         await ctx.knex('hub_audit_subjects').delete();
