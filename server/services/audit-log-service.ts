@@ -4,7 +4,6 @@ import {
   checkCheckpointHead,
   compareWithCheckpoint,
   fetchAuditHead,
-  fetchAuditHeadSince,
   readAuditCheckpoints,
   writeAuditCheckpoint,
   type CheckpointFile,
@@ -57,10 +56,7 @@ export async function writeCheckpointNow(
       );
     }
   }
-  const head =
-    latest === undefined
-      ? await fetchAuditHead(ctx.knex)
-      : await fetchAuditHeadSince(ctx.knex, latest.checkpoint);
+  const head = await fetchAuditHead(ctx.knex, latest?.checkpoint);
   if (
     latest !== undefined &&
     latest.checkpoint.rows === head.rows &&

@@ -40,36 +40,24 @@ const KEEP_FILES = 200;
 /**
  * The head first, then the rows up to it: appends are serialized by the chain lock, so every
  * row below a committed head is committed, and a row appended meanwhile is not counted.
+ *
+ * After `since`, a checkpoint whose head row the log still holds with its hash
+ * (checkCheckpointHead), only the rows after that head are counted and added to its rows: what a
+ * running hub's checkpoints cost grows with the rows appended since the last one, not with the
+ * whole log. A row deleted before that head then leaves the count above the rows held, which
+ * `hub audit verify` names, with the broken chain.
  */
-export async function fetchAuditHead(knex: Knex): Promise<AuditHead> {
+export async function fetchAuditHead(knex: Knex, since?: AuditCheckpoint): Promise<AuditHead> {
   const last = await knex('hub_audit')
     .orderBy('id', 'desc')
     .first<{ id: number | string; hash: string } | undefined>('id', 'hash');
   if (last === undefined) return { rows: 0, headId: null, headHash: null };
-  const count = await knex('hub_audit')
-    .where('id', '<=', last.id)
-    .count<Array<{ n: number | string }>>({ n: '*' });
-  return { rows: Number(count[0]?.n ?? 0), headId: Number(last.id), headHash: last.hash };
-}
-
-/**
- * The head as fetchAuditHead gives it, with only the rows after the checkpoint's head counted and
- * added to the checkpoint's rows: what a running hub's checkpoints cost grows with the rows
- * appended since the last one, not with the whole log. For a checkpoint whose head row the log
- * still holds with its hash (checkCheckpointHead); a row deleted before that head then leaves
- * the count above the rows held, which `hub audit verify` names, with the broken chain.
- */
-export async function fetchAuditHeadSince(knex: Knex, since: AuditCheckpoint): Promise<AuditHead> {
-  if (since.head_id === null) return fetchAuditHead(knex);
-  const last = await knex('hub_audit')
-    .orderBy('id', 'desc')
-    .first<{ id: number | string; hash: string } | undefined>('id', 'hash');
-  if (last === undefined) return { rows: 0, headId: null, headHash: null };
-  const added = await knex('hub_audit')
-    .where('id', '>', since.head_id)
-    .where('id', '<=', last.id)
-    .count<Array<{ n: number | string }>>({ n: '*' });
-  return { rows: since.rows + Number(added[0]?.n ?? 0), headId: Number(last.id), headHash: last.hash };
+  const after = since?.head_id ?? null;
+  const counted = knex('hub_audit').where('id', '<=', last.id);
+  if (after !== null) counted.where('id', '>', after);
+  const count = await counted.count<Array<{ n: number | string }>>({ n: '*' });
+  const before = after === null ? 0 : since!.rows;
+  return { rows: before + Number(count[0]?.n ?? 0), headId: Number(last.id), headHash: last.hash };
 }
 
 const canonical = (c: AuditCheckpoint) =>
