@@ -14,6 +14,7 @@ import { formatDemoAccess, type DemoAccess } from './services/demo-access.ts';
 import { prepareWarehouse } from './services/connector-service.ts';
 import { fetchWarehouseStatus } from './services/warehouse-status.ts';
 import { startAuditCheckpoints, type AuditCheckpointer } from './services/audit-log-service.ts';
+import { startServingCheckpoints } from '../warehouse/dialects/sqlite-serving-checkpoints.ts';
 
 export interface RunningHub {
   ctx: AppContext;
@@ -96,9 +97,10 @@ export async function serveHttp(ctx: AppContext, app: RequestListener): Promise<
   return server;
 }
 
-/** The audit checkpoints and the connector schedules: one process of a hub runs them. */
+/** The audit checkpoints, the WAL's and the connector schedules: one process of a hub runs them. */
 export interface BackgroundWork {
   scheduler: ConnectorScheduler;
+  /** Stops both kinds of checkpoint: the audit's last one is written, then the WAL thread ends. */
   checkpoints: AuditCheckpointer;
 }
 
@@ -108,7 +110,21 @@ export async function startBackgroundWork(
   connectors: ConnectorDefinition[],
   print: (line: string) => void,
 ): Promise<BackgroundWork> {
-  const checkpoints = await startAuditCheckpoints(ctx);
+  const audit = await startAuditCheckpoints(ctx);
+  // Without the thread SQLite's autocheckpoint still copies the WAL, on the committing connection.
+  const wal = await startServingCheckpoints(ctx.warehouse).catch((err: unknown) => {
+    ctx.logger.warn({ err }, 'WAL checkpoint thread not started: commits checkpoint the WAL themselves');
+    return null;
+  });
+  const checkpoints = {
+    async stop() {
+      try {
+        await audit.stop();
+      } finally {
+        await wal?.stop();
+      }
+    },
+  };
   const scheduler = new ConnectorScheduler(ctx);
   if (ctx.config.scheduler) {
     const scheduled = scheduler.start(connectors);

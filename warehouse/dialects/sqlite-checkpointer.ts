@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads';
 
 /** Often enough that the frames are copied soon after they are written, rarely enough to cost nothing when none are new. */
-const INTERVAL_MS = 50;
+const LOAD_INTERVAL_MS = 50;
 
 /** better-sqlite3 and a timer need little; without limits V8 gives the thread tens of MB it does not use. */
 const WORKER_OLD_GENERATION_MB = 8;
@@ -29,7 +29,10 @@ type Reply =
  * 1,000,000 persons, about 0.5 s after the rows and again after the person key). With a core
  * to spare, this thread copies them while the main thread goes on building the indexes.
  */
-export async function startBackgroundCheckpoints(filename: string): Promise<BackgroundCheckpointer> {
+export async function startBackgroundCheckpoints(
+  filename: string,
+  intervalMs = LOAD_INTERVAL_MS,
+): Promise<BackgroundCheckpointer> {
   const worker = new Worker(new URL('./sqlite-checkpoint-worker.mjs', import.meta.url), {
     // Plain JavaScript: no TypeScript loader (and no loader thread) inherited from the parent.
     execArgv: [],
@@ -37,7 +40,7 @@ export async function startBackgroundCheckpoints(filename: string): Promise<Back
       maxOldGenerationSizeMb: WORKER_OLD_GENERATION_MB,
       maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB,
     },
-    workerData: { filename, intervalMs: INTERVAL_MS },
+    workerData: { filename, intervalMs },
   });
   // The thread ends on its own only when it fails; then stop() has nothing to wait for.
   const ended = new Promise<CheckpointReport | null>((resolve) => {

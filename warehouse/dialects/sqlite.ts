@@ -10,6 +10,7 @@ import { REJECT_COLUMNS, type RejectRow } from '../load/save-rejects.ts';
 import { openSqliteWorkerWriter } from './sqlite-bulk-writer.ts';
 import { hasIdleCore } from './idle-cores.ts';
 import { startBackgroundCheckpoints, type BackgroundCheckpointer } from './sqlite-checkpointer.ts';
+import { sqliteFilename } from './sqlite-serving-checkpoints.ts';
 
 /** SQLite's own default: checkpoint once the WAL holds this many pages. */
 const DEFAULT_WAL_AUTOCHECKPOINT = 1000;
@@ -125,14 +126,12 @@ export const sqliteDialect: Dialect = {
   auditGatherMs: 0,
 
   openBulkWriter(knex: Knex, target: BulkTarget, threads: LoadThreads = 'auto') {
-    const filename = (knex.client as { config: { connection?: { filename?: unknown } } }).config.connection
-      ?.filename;
     // An in-memory database belongs to its one connection: no other thread can write it.
-    const shared = typeof filename === 'string' && filename !== '' && filename !== ':memory:';
+    const filename = sqliteFilename(knex);
     // Handing batches to a writer thread costs CPU of its own (each is encoded and parsed again):
     // it shortens a load when a core would otherwise stay idle, and lengthens it on a machine
     // whose cores are all busy.
-    if (shared && threads !== 1 && (threads === 2 || hasIdleCore()))
+    if (filename !== null && threads !== 1 && (threads === 2 || hasIdleCore()))
       return openWorkerWriter(knex, filename, target);
     return Promise.resolve(openInProcessWriter(knex, target));
   },
