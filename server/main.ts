@@ -126,9 +126,16 @@ export async function startBackgroundWork(
     },
   };
   const scheduler = new ConnectorScheduler(ctx);
-  if (ctx.config.scheduler) {
-    const scheduled = scheduler.start(connectors);
-    if (scheduled.length > 0) print(`Scheduled: ${scheduled.join(', ')}`);
+  try {
+    if (ctx.config.scheduler) {
+      const scheduled = scheduler.start(connectors);
+      if (scheduled.length > 0) print(`Scheduled: ${scheduled.join(', ')}`);
+    }
+  } catch (err) {
+    // The caller never gets these to stop: a thread left running would keep the process alive.
+    await scheduler.stop();
+    await checkpoints.stop().catch(() => undefined);
+    throw err;
   }
   return { scheduler, checkpoints };
 }
