@@ -33,11 +33,11 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const WAIT_MS = 10_000;
 const POLL_MS = 50;
 
-/** Waits until the database file alone holds `expected` rows; the last count found otherwise. */
+/** Waits until the database file alone holds at least `expected` rows; returns the last count found. */
 async function waitForMainFile(file: string, table: string, expected: number): Promise<number> {
   const until = Date.now() + WAIT_MS;
   let found = await countInMainFile(file, table);
-  while (found !== expected && Date.now() < until) {
+  while (found < expected && Date.now() < until) {
     await sleep(POLL_MS);
     found = await countInMainFile(file, table);
   }
@@ -122,7 +122,8 @@ describe('SQLite WAL checkpoints while the hub serves', () => {
       const logged = Number((await hub.ctx.knex('hub_audit').count({ n: '*' }))[0]!.n);
       const failed = await hub.ctx.knex('hub_audit').where({ action: 'token.failed' }).count({ n: '*' });
       assert.equal(Number(failed[0]!.n), 3);
-      assert.equal(await waitForMainFile(hubFile, 'hub_audit', logged), logged);
+      const inFile = await waitForMainFile(hubFile, 'hub_audit', logged);
+      assert.ok(inFile >= logged, `the database file holds ${inFile} of ${logged} audit rows`);
     } finally {
       await hub.stop();
     }
