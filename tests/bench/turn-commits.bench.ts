@@ -18,6 +18,7 @@ import { closeWarehouse, openWarehouse } from '../../warehouse/db.ts';
 import { startServingCheckpoints } from '../../warehouse/dialects/sqlite-serving-checkpoints.ts';
 import { migrateWarehouse } from '../../warehouse/migrations/migrate.ts';
 import { PreparedReads } from '../../warehouse/prepared-reads.ts';
+import { CSPD_GRANTED_COLUMNS } from './api-shape.ts';
 
 const LOOKUPS_PER_TURN = 5;
 const PACE_MS = 3;
@@ -25,14 +26,9 @@ const turnsArg = process.argv.indexOf('--turns');
 const TURNS = turnsArg > 0 ? Number(process.argv[turnsArg + 1]) : 3000;
 
 /** A person lookup's audit event as the API writes it: the columns it disclosed, its subject. */
-const COLUMNS = [
-  'national_id',
-  'first_name',
-  'family_name',
-  'gender',
-  'birth_date',
-  'marital_status',
-].flatMap((c) => ['cspd_personal_info', 'dvld_vehicles', 'naf_households'].map((t) => `${t}.${c}`));
+const COLUMNS = CSPD_GRANTED_COLUMNS.flatMap((c) =>
+  ['cspd_personal_info', 'dvld_vehicles', 'naf_households'].map((t) => `${t}.${c}`),
+);
 
 function lookupEvent(n: number): AuditEvent {
   const nationalId = String(1_000_000_000 + ((n * 7_919) % 1_000_000));

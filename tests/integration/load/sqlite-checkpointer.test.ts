@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { copyFile, rm, stat } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { startBackgroundCheckpoints } from '../../../warehouse/dialects/sqlite-checkpointer.ts';
@@ -8,24 +8,9 @@ import { sortHelperThreads, sqliteDialect } from '../../../warehouse/dialects/sq
 import { withRawConnection } from '../../../warehouse/dialects/raw-connection.ts';
 import { migrateWarehouse } from '../../../warehouse/migrations/migrate.ts';
 import { createTempDir } from '../../support/databases.ts';
+import { countInMainFile } from '../../support/sqlite-main-file.ts';
 
 const PAD = 'x'.repeat(180);
-
-/** The database file alone, without its WAL, as a copy: what is in it has been checkpointed. */
-async function countInMainFile(file: string, dir: string, table: string): Promise<number> {
-  const copy = path.join(dir, `main-only-${Date.now()}.sqlite`);
-  await copyFile(file, copy);
-  const db = new Database(copy, { readonly: true });
-  try {
-    const found = db.prepare('SELECT count(*) AS n FROM sqlite_master WHERE name = ?').get(table) as {
-      n: number;
-    };
-    if (found.n === 0) return 0;
-    return (db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
-  } finally {
-    db.close();
-  }
-}
 
 describe('SQLite background checkpoints', () => {
   let dir: string;
@@ -61,7 +46,7 @@ describe('SQLite background checkpoints', () => {
       let inFile = 0;
       for (let tries = 0; tries < 100 && inFile < 20_000; tries++) {
         await new Promise((resolve) => setTimeout(resolve, 50));
-        inFile = await countInMainFile(file, dir, 'cards');
+        inFile = await countInMainFile(file, 'cards');
       }
       assert.equal(inFile, 20_000);
       const report = await checkpointer.stop();
@@ -186,7 +171,7 @@ describe('SQLite full-load settings', () => {
       if (outcome === 'fails') await assert.rejects(load, /the source went away/);
       else await load;
       assert.deepEqual(await pragmas(), before);
-      assert.equal(await countInMainFile(file, dir, 'reg_cards'), 200_000);
+      assert.equal(await countInMainFile(file, 'reg_cards'), 200_000);
     });
   }
 });

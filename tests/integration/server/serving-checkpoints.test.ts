@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
-import { copyFile, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import Database from 'better-sqlite3';
 import { readConfig } from '../../../server/config.ts';
 import { startHub } from '../../../server/main.ts';
 import { closeWarehouse, openWarehouse, type Warehouse } from '../../../warehouse/db.ts';
@@ -10,23 +9,7 @@ import {
   startServingCheckpoints,
 } from '../../../warehouse/dialects/sqlite-serving-checkpoints.ts';
 import { createTempDir } from '../../support/databases.ts';
-
-/** Rows of a table in the database file alone, read from a copy without its WAL: what has been checkpointed. */
-async function countInMainFile(file: string, table: string): Promise<number> {
-  const copy = `${file}.main-only-${process.hrtime.bigint()}`;
-  await copyFile(file, copy);
-  const db = new Database(copy, { readonly: true });
-  try {
-    const found = db.prepare('SELECT count(*) AS n FROM sqlite_master WHERE name = ?').get(table) as {
-      n: number;
-    };
-    if (found.n === 0) return 0;
-    return (db.prepare(`SELECT count(*) AS n FROM "${table}"`).get() as { n: number }).n;
-  } finally {
-    db.close();
-    await rm(copy, { force: true });
-  }
-}
+import { countInMainFile } from '../../support/sqlite-main-file.ts';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
