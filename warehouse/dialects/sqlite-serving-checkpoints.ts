@@ -1,6 +1,6 @@
-import type { Knex } from 'knex';
 import type { Warehouse } from '../db.ts';
-import { startBackgroundCheckpoints } from './sqlite-checkpointer.ts';
+import { startBackgroundCheckpoints, type BackgroundCheckpointer } from './sqlite-checkpointer.ts';
+import { sqliteFilename } from './sqlite.ts';
 
 /**
  * A serving hub commits a turn of audit rows and rate-limit counts hundreds of times a second,
@@ -16,29 +16,12 @@ import { startBackgroundCheckpoints } from './sqlite-checkpointer.ts';
  */
 export const SERVING_CHECKPOINT_INTERVAL_MS = 25;
 
-export interface ServingCheckpoints {
-  stop(): Promise<void>;
-}
-
-/** The file a SQLite warehouse's connections open, or null for an in-memory one (no other thread can open it). */
-export function sqliteFilename(knex: Knex): string | null {
-  const connection = (knex.client as { config: { connection?: { filename?: unknown } } }).config.connection;
-  const filename = connection?.filename;
-  return typeof filename === 'string' && filename !== '' && filename !== ':memory:' ? filename : null;
-}
-
 /**
  * Starts the serving hub's checkpoint thread: for a SQLite warehouse in a file, written by this
  * hub (a read-only hub has nothing to copy); null otherwise.
  */
-export async function startServingCheckpoints(warehouse: Warehouse): Promise<ServingCheckpoints | null> {
+export async function startServingCheckpoints(warehouse: Warehouse): Promise<BackgroundCheckpointer | null> {
   if (warehouse.dialect !== 'sqlite' || warehouse.reader === warehouse.knex) return null;
   const filename = sqliteFilename(warehouse.knex);
-  if (filename === null) return null;
-  const checkpointer = await startBackgroundCheckpoints(filename, SERVING_CHECKPOINT_INTERVAL_MS);
-  return {
-    async stop() {
-      await checkpointer.stop();
-    },
-  };
+  return filename === null ? null : startBackgroundCheckpoints(filename, SERVING_CHECKPOINT_INTERVAL_MS);
 }

@@ -10,7 +10,6 @@ import { REJECT_COLUMNS, type RejectRow } from '../load/save-rejects.ts';
 import { openSqliteWorkerWriter } from './sqlite-bulk-writer.ts';
 import { hasIdleCore } from './idle-cores.ts';
 import { startBackgroundCheckpoints, type BackgroundCheckpointer } from './sqlite-checkpointer.ts';
-import { sqliteFilename } from './sqlite-serving-checkpoints.ts';
 
 /** SQLite's own default: checkpoint once the WAL holds this many pages. */
 const DEFAULT_WAL_AUTOCHECKPOINT = 1000;
@@ -31,6 +30,13 @@ const walBytes = (filename: string) => {
     return 0;
   }
 };
+
+/** The file a SQLite warehouse's connections open, or null for an in-memory one (no other thread can open it). */
+export function sqliteFilename(knex: Knex): string | null {
+  const connection = (knex.client as { config: { connection?: { filename?: unknown } } }).config.connection;
+  const filename = connection?.filename;
+  return typeof filename === 'string' && filename !== '' && filename !== ':memory:' ? filename : null;
+}
 
 const quote = (identifier: string) => `"${identifier.replace(/"/g, '""')}"`;
 
