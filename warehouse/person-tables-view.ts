@@ -2,16 +2,17 @@ import type { Knex } from 'knex';
 import { dialectOf } from './dialects/index.ts';
 
 /**
- * On PostgreSQL, `hub_person_tables` (which registry tables hold each national ID) is a view
- * over the registry tables, each read through its national-ID index, instead of a table every
- * load keeps in step. Kept as a table it doubled every registry's IDs: a first load of
- * 1,000,000 persons spent 3.4 s of its 14 s writing them, with their two indexes, and every
- * incremental batch wrote its memberships again. Asked for a few IDs, the view costs one index
- * probe per registry table, which the lookup then reads anyway.
+ * On PostgreSQL and SQLite, `hub_person_tables` (which registry tables hold each national ID)
+ * is a view over the registry tables, each read through its national-ID index, instead of a
+ * table every load keeps in step. Kept as a table it doubled every registry's IDs: a first load
+ * of 1,000,000 persons spent 3.4 s of its 14 s writing them on PostgreSQL, with their two
+ * indexes, and every incremental batch wrote its memberships again. Asked for a few IDs, the
+ * view costs one index probe per registry table.
  *
  * The view lists the catalog's tables (`hub_tables`). It is replaced whenever that list
  * changes, and around each full load's swap, where the table it reads is dropped and renamed:
- * PostgreSQL drops no table a view depends on.
+ * PostgreSQL drops no table a view depends on, and SQLite renames no table while a view names
+ * a table that is missing.
  */
 export const PERSON_TABLES = 'hub_person_tables';
 
@@ -25,13 +26,26 @@ interface Listed {
 const quoteIdentifier = (name: string) => `"${name.replace(/"/g, '""')}"`;
 const quoteLiteral = (text: string) => `'${text.replace(/'/g, "''")}'`;
 
-/** The catalog's registry tables that exist, as the view lists them. */
-async function fetchListed(executor: Knex | Knex.Transaction): Promise<Listed[]> {
-  const listed = await executor('hub_tables').select<Listed[]>('name', 'national_id_column').orderBy('name');
+const isSqlite = (executor: Knex | Knex.Transaction) => dialectOf(executor).name === 'sqlite';
+
+/** The names of the tables in the warehouse's schema. */
+async function fetchTableNames(executor: Knex | Knex.Transaction): Promise<Set<string>> {
+  if (isSqlite(executor)) {
+    const rows = await executor.raw<Array<{ name: string }>>(
+      "SELECT name FROM sqlite_master WHERE type = 'table'",
+    );
+    return new Set(rows.map((r) => r.name));
+  }
   const result = await executor.raw<{ rows: Array<{ name: string }> }>(
     'SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema()',
   );
-  const existing = new Set(result.rows.map((r) => r.name));
+  return new Set(result.rows.map((r) => r.name));
+}
+
+/** The catalog's registry tables that exist, as the view lists them. */
+async function fetchListed(executor: Knex | Knex.Transaction): Promise<Listed[]> {
+  const listed = await executor('hub_tables').select<Listed[]>('name', 'national_id_column').orderBy('name');
+  const existing = await fetchTableNames(executor);
   return listed.filter((t) => existing.has(t.name));
 }
 
@@ -61,19 +75,31 @@ export async function replacePersonTablesView(executor: Knex | Knex.Transaction)
   const listed = await fetchListed(executor);
   await dropPersonTablesView(executor);
   await executor.raw(buildPersonTablesViewSql(listed));
-  await executor.raw(`COMMENT ON VIEW ${PERSON_TABLES} IS ${quoteLiteral(signatureOf(listed))}`);
+  // SQLite keeps a view's text as it was written, which is its signature there.
+  if (!isSqlite(executor))
+    await executor.raw(`COMMENT ON VIEW ${PERSON_TABLES} IS ${quoteLiteral(signatureOf(listed))}`);
+}
+
+/** Whether the view there now was built from `listed`. */
+async function isViewOf(trx: Knex.Transaction, listed: Listed[]): Promise<boolean> {
+  if (isSqlite(trx)) {
+    const rows = await trx.raw<Array<{ sql: string }>>(
+      "SELECT sql FROM sqlite_master WHERE type = 'view' AND name = ?",
+      [PERSON_TABLES],
+    );
+    return rows[0]?.sql === buildPersonTablesViewSql(listed);
+  }
+  const current = await trx.raw<{ rows: Array<{ comment: string | null }> }>(
+    `SELECT obj_description(to_regclass(?), 'pg_class') AS comment`,
+    [PERSON_TABLES],
+  );
+  return current.rows[0]?.comment === signatureOf(listed);
 }
 
 /** After the catalog changed: replaces the view only when the tables it should list differ from those it lists. */
 export async function refreshPersonTablesView(knex: Knex): Promise<void> {
   if (!personTablesIsView(knex)) return;
   await knex.transaction(async (trx) => {
-    const listed = await fetchListed(trx);
-    const current = await trx.raw<{ rows: Array<{ comment: string | null }> }>(
-      `SELECT obj_description(to_regclass(?), 'pg_class') AS comment`,
-      [PERSON_TABLES],
-    );
-    if (current.rows[0]?.comment === signatureOf(listed)) return;
-    await replacePersonTablesView(trx);
+    if (!(await isViewOf(trx, await fetchListed(trx)))) await replacePersonTablesView(trx);
   });
 }

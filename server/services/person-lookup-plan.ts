@@ -18,8 +18,11 @@ export interface PlannedTable {
 /** What an entity's person lookups read, built once per ability and catalog. */
 export interface PersonLookupPlan {
   tables: PlannedTable[];
-  tableNames: string[];
-  /** Which of the planned tables hold each of `size` national IDs (hub_person_tables). */
+  /**
+   * Which of the planned tables hold each of `size` national IDs: one probe of each table's
+   * national-ID index, all in one statement, bound with the IDs once per planned table. Each row
+   * names its table by its place in `tables`; a table holding an ID twice returns it twice.
+   */
   holdingSql(size: number): string;
 }
 
@@ -71,18 +74,18 @@ function buildPlan(reader: Knex, ability: TableAbility, catalog: readonly Catalo
         ),
       };
     });
-  const tableNames = tables.map((t) => t.table.name);
   return {
     tables,
-    tableNames,
-    holdingSql: memoBySize((size) =>
-      compileReadSql(
-        reader('hub_person_tables')
-          .whereIn('national_id', placeholders(size))
-          .whereIn('table_name', placeholders(tableNames.length))
-          .select('national_id', 'table_name'),
-      ),
-    ),
+    holdingSql: memoBySize((size) => {
+      // Only the tables the caller may read are probed: whether other registries hold a person
+      // changes nothing in the work done, so a 404 tells nobody who exists elsewhere.
+      const [first, ...rest] = tables.map(({ table }, i) =>
+        reader(table.name)
+          .whereIn(table.nationalIdColumn, placeholders(size))
+          .select({ national_id: table.nationalIdColumn, table_index: reader.raw(String(i)) }),
+      );
+      return first === undefined ? '' : compileReadSql(rest.length === 0 ? first : first.unionAll(rest));
+    }),
   };
 }
 

@@ -65,7 +65,7 @@ function padIds(ids: readonly string[]): string[] {
   return padded;
 }
 
-/** Which planned tables hold each person: one indexed read of the star's centre for all of them. */
+/** Which planned tables hold each person: one statement probing every planned table's national-ID index. */
 async function fetchHoldings(
   ctx: AppContext,
   plan: PersonLookupPlan,
@@ -74,16 +74,16 @@ async function fetchHoldings(
   const holdings = new Map<string, Set<string>>();
   if (plan.tables.length === 0) return holdings;
   const padded = padIds(ids);
-  const rows = await readRegistryRows<{ national_id: string; table_name: string }>(
+  const rows = await readRegistryRows<{ national_id: string; table_index: number | string }>(
     ctx,
     plan.holdingSql(padded.length),
-    [...padded, ...plan.tableNames],
+    plan.tables.flatMap(() => padded),
   );
-  for (const { national_id, table_name } of rows) {
+  for (const { national_id, table_index } of rows) {
     const id = String(national_id);
     let tables = holdings.get(id);
     if (tables === undefined) holdings.set(id, (tables = new Set()));
-    tables.add(table_name);
+    tables.add(plan.tables[Number(table_index)]!.table.name);
   }
   return holdings;
 }
@@ -131,10 +131,10 @@ async function fetchPersons(
 
 /**
  * Everything the caller's entity may read about one person: each readable table with only its
- * readable columns. The person is found through hub_person_tables, the star's centre,
- * restricted to the tables the entity may read: a person held only in other tables gets the
- * same 404, from the same one indexed read, as an ID no registry holds, so the lookup tells
- * nobody who exists elsewhere. The answer carries an audit note (the person's national ID and
+ * readable columns. The person is found by one statement probing the national-ID index of each
+ * table the entity may read, and no other: a person held only in other tables gets the same
+ * 404, from the same reads, as an ID no registry holds, so the lookup tells nobody who exists
+ * elsewhere. The answer carries an audit note (the person's national ID and
  * the columns returned) that the API writes with its outcome before the answer leaves.
  */
 export async function fetchPerson(

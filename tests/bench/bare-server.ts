@@ -4,8 +4,8 @@
  * tokens, grants, rate limits, audit or security headers. The person lookup and the batch are
  * what a person would write by hand: better-sqlite3 prepared statements on one connection
  * (the hub's reader pragmas), making the hub's reads — which of the tables hold the person
- * (hub_person_tables), then each holding table's granted columns in the hub's row order — and
- * nothing else. The saved query's first page runs the SQL the hub compiles.
+ * (one probe of each table's national-ID index), then each holding table's granted columns in
+ * the hub's row order — and nothing else. The saved query's first page runs the SQL the hub compiles.
  * Prints "Bare server listening on http://127.0.0.1:PORT".
  */
 import Database from 'better-sqlite3';
@@ -34,24 +34,33 @@ function buildStatementCache(db: Database.Database): (sql: string) => Database.S
 
 const marks = (n: number) => new Array<string>(n).fill('?').join(', ');
 
-/** Each person's rows in the tables that hold them, read as the hub reads them: IN lists, one statement per table. */
+/**
+ * Each person's rows in the tables that hold them, read as the hub reads them: one statement
+ * probing each table's national-ID index for all the IDs, then one statement per holding table.
+ */
 function readPersons(
   prepare: (sql: string) => Database.Statement,
   ids: string[],
 ): Map<string, Record<string, Row[]>> {
   const holdings = prepare(
-    `SELECT national_id, table_name FROM hub_person_tables WHERE national_id IN (${marks(ids.length)}) AND table_name IN (${marks(TABLE_NAMES.length)})`,
-  ).all(...ids, ...TABLE_NAMES) as Array<{ national_id: string; table_name: string }>;
+    PERSON_TABLES.map(
+      ({ table }, i) =>
+        `SELECT "national_id", ${i} AS "table_index" FROM "${table}" WHERE "national_id" IN (${marks(ids.length)})`,
+    ).join(' UNION ALL '),
+  ).all(...PERSON_TABLES.flatMap(() => ids)) as Array<{ national_id: string; table_index: number }>;
   const persons = new Map<string, Record<string, Row[]>>();
-  for (const { national_id } of holdings)
+  const holders = new Map<string, Set<string>>(TABLE_NAMES.map((t) => [t, new Set()]));
+  for (const { national_id, table_index } of holdings) {
     if (!persons.has(national_id))
       persons.set(national_id, Object.fromEntries(TABLE_NAMES.map((t) => [t, []])));
+    holders.get(TABLE_NAMES[table_index]!)!.add(national_id);
+  }
   for (const { table, columns, order } of PERSON_TABLES) {
-    const holders = holdings.filter((h) => h.table_name === table).map((h) => h.national_id);
-    if (holders.length === 0) continue;
+    const held = [...holders.get(table)!];
+    if (held.length === 0) continue;
     const rows = prepare(
-      `SELECT ${columns.map((c) => `"${c}"`).join(', ')} FROM "${table}" WHERE "national_id" IN (${marks(holders.length)}) ORDER BY ${order.map((c) => `"${c}" ASC`).join(', ')}`,
-    ).all(...holders) as Row[];
+      `SELECT ${columns.map((c) => `"${c}"`).join(', ')} FROM "${table}" WHERE "national_id" IN (${marks(held.length)}) ORDER BY ${order.map((c) => `"${c}" ASC`).join(', ')}`,
+    ).all(...held) as Row[];
     for (const row of rows) persons.get(String(row.national_id))![table]!.push(row);
   }
   return persons;

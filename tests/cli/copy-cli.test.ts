@@ -108,11 +108,11 @@ async function fetchTableNames(warehouse: Warehouse): Promise<string[]> {
   const rows =
     warehouse.dialect === 'sqlite'
       ? await warehouse.knex.raw<Array<{ name: string }>>(
-          "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+          // hub_person_tables is a view: compared with the rows it shows, like a table.
+          "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%'",
         )
       : (
           await warehouse.knex.raw<{ rows: Array<{ name: string }> }>(
-            // hub_person_tables is a view on PostgreSQL: compared like the table it is on SQLite.
             "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type IN ('BASE TABLE', 'VIEW')",
           )
         ).rows;

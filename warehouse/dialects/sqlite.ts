@@ -211,8 +211,8 @@ export const sqliteDialect: Dialect = {
   // A SQLite write transaction already excludes every other writer.
   lockUntilCommit: () => Promise.resolve(),
 
+  personTables: 'view',
   // SQLite plans these joins from the indexes alone.
-  personTables: 'table',
   analyzeTable: () => Promise.resolve(),
 
   isUniqueViolation: (error) => (error as { code?: unknown }).code === 'SQLITE_CONSTRAINT_UNIQUE',

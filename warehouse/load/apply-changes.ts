@@ -39,14 +39,16 @@ export type ChangeApplier = (
 
 const bindable = (v: WarehouseValue | undefined) => (typeof v === 'boolean' ? (v ? 1 : 0) : (v ?? null));
 
-/** SQLite: prepared statements, row by row, on the transaction's own connection. */
+/**
+ * SQLite: prepared statements, row by row, on the transaction's own connection. Which tables hold
+ * a person is a view there (person-tables-view.ts): only new persons are written to the key.
+ */
 const applySqliteChanges: ChangeApplier = (trx, target, batch, seenAt) =>
   withRawConnection(trx, (db: Database.Database) => {
     const t = quote(target.table);
-    const nid = quote(target.nationalIdColumn);
     const keyWhere = target.key.map((k) => `${quote(k)} = ?`).join(' AND ');
     const updates = target.columns.filter((c) => !target.key.includes(c));
-    const find = db.prepare<unknown[], { nid: string }>(`SELECT ${nid} AS nid FROM ${t} WHERE ${keyWhere}`);
+    const find = db.prepare(`SELECT 1 FROM ${t} WHERE ${keyWhere}`).pluck();
     const upsert = db.prepare(
       `INSERT INTO ${t} (${target.columns.map(quote).join(', ')}) VALUES (${target.columns.map(() => '?').join(', ')}) ` +
         `ON CONFLICT (${target.key.map(quote).join(', ')}) DO ` +
@@ -54,47 +56,22 @@ const applySqliteChanges: ChangeApplier = (trx, target, batch, seenAt) =>
           ? 'NOTHING'
           : `UPDATE SET ${updates.map((c) => `${quote(c)} = excluded.${quote(c)}`).join(', ')}`),
     );
-    const remove = db.prepare<unknown[], { nid: string }>(
-      `DELETE FROM ${t} WHERE ${keyWhere} RETURNING ${nid} AS nid`,
-    );
-    const addMember = db.prepare(
-      'INSERT INTO hub_person_tables (national_id, table_name) VALUES (?, ?) ON CONFLICT DO NOTHING',
-    );
+    const remove = db.prepare(`DELETE FROM ${t} WHERE ${keyWhere}`);
     const addPerson = db.prepare(
       'INSERT INTO hub_persons (national_id, first_seen_at) VALUES (?, ?) ON CONFLICT DO NOTHING',
-    );
-    const dropMember = db.prepare(
-      `DELETE FROM hub_person_tables WHERE table_name = ? AND national_id = ? AND NOT EXISTS (SELECT 1 FROM ${t} WHERE ${nid} = ?)`,
     );
     const keyIndexes = target.key.map((k) => target.columns.indexOf(k));
     const nidIndex = target.columns.indexOf(target.nationalIdColumn);
     const held = new Set<string>();
-    const maybeGone = new Set<string>();
     const applied: AppliedChanges = { inserted: 0, updated: 0, deleted: 0 };
     for (const row of batch.rows) {
-      const before = find.get(keyIndexes.map((i) => bindable(row[i])));
-      const id = String(row[nidIndex]);
-      if (before === undefined) applied.inserted++;
-      else {
-        applied.updated++;
-        if (before.nid !== id) maybeGone.add(before.nid);
-      }
+      if (find.get(keyIndexes.map((i) => bindable(row[i]))) === undefined) applied.inserted++;
+      else applied.updated++;
       upsert.run(row.map(bindable));
-      held.add(id);
+      held.add(String(row[nidIndex]));
     }
-    for (const key of batch.deletes) {
-      for (const removed of remove.all(key.map(bindable))) {
-        applied.deleted++;
-        maybeGone.add(removed.nid);
-      }
-    }
-    for (const id of held) {
-      addMember.run(id, target.table);
-      addPerson.run(id, seenAt);
-    }
-    // A record upserted and deleted in the same batch leaves its owner in `held` and in
-    // `maybeGone`: the check against the table decides, after the members were added.
-    for (const id of maybeGone) dropMember.run(target.table, id, id);
+    for (const key of batch.deletes) applied.deleted += remove.run(key.map(bindable)).changes;
+    for (const id of held) addPerson.run(id, seenAt);
     return applied;
   });
 

@@ -11,6 +11,7 @@ import * as sharedRateLimits from './013-shared-rate-limits.ts';
 import * as sessionKeyOutOfWarehouse from './014-session-key-out-of-warehouse.ts';
 import * as personKeyClustered from './015-person-key-clustered.ts';
 import * as personTablesView from './016-person-tables-view.ts';
+import * as sqlitePersonTablesView from './017-sqlite-person-tables-view.ts';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -30,6 +31,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '014-session-key-out-of-warehouse': sessionKeyOutOfWarehouse,
   '015-person-key-clustered': personKeyClustered,
   '016-person-tables-view': personTablesView,
+  '017-sqlite-person-tables-view': sqlitePersonTablesView,
 };
 
 /** Migrations are compiled in, not read from a folder, so the installed hub carries its own schema. */
