@@ -3,6 +3,7 @@ import type { TableAbility } from '../../privileges/ability.ts';
 import { permittedPersonColumns } from '../../privileges/permitted-columns.ts';
 import type { CatalogTable } from '../../warehouse/catalog.ts';
 import type { ColumnType } from '../../warehouse/core/column-types.ts';
+import { dialectOf } from '../../warehouse/dialects/index.ts';
 import { compileReadSql } from '../../warehouse/prepared-reads.ts';
 
 /** One table a person lookup reads: only the columns the ability allows, in catalog order. */
@@ -24,6 +25,8 @@ export interface PersonLookupPlan {
    * names its table by its place in `tables`; a table holding an ID twice returns it twice.
    */
   holdingSql(size: number): string;
+  /** The most IDs one holding statement is asked for: a power of two within the database's bound values. */
+  holdingIdsPerStatement: number;
 }
 
 /**
@@ -34,6 +37,12 @@ export interface PersonLookupPlan {
 export function roundUpIdCount(count: number): number {
   let size = 1;
   while (size < count) size *= 2;
+  return size;
+}
+
+function roundDownToPowerOfTwo(limit: number): number {
+  let size = 1;
+  while (size * 2 <= limit) size *= 2;
   return size;
 }
 
@@ -86,6 +95,8 @@ function buildPlan(reader: Knex, ability: TableAbility, catalog: readonly Catalo
       );
       return first === undefined ? '' : compileReadSql(rest.length === 0 ? first : first.unionAll(rest));
     }),
+    // SQL Server binds at most about 2,000 values: a batch of 100 IDs over 20 readable tables is more.
+    holdingIdsPerStatement: roundDownToPowerOfTwo(dialectOf(reader).maxBindings / Math.max(1, tables.length)),
   };
 }
 

@@ -73,17 +73,19 @@ async function fetchHoldings(
 ): Promise<Map<string, Set<string>>> {
   const holdings = new Map<string, Set<string>>();
   if (plan.tables.length === 0) return holdings;
-  const padded = padIds(ids);
-  const rows = await readRegistryRows<{ national_id: string; table_index: number | string }>(
-    ctx,
-    plan.holdingSql(padded.length),
-    plan.tables.flatMap(() => padded),
-  );
-  for (const { national_id, table_index } of rows) {
-    const id = String(national_id);
-    let tables = holdings.get(id);
-    if (tables === undefined) holdings.set(id, (tables = new Set()));
-    tables.add(plan.tables[Number(table_index)]!.table.name);
+  for (let start = 0; start < ids.length; start += plan.holdingIdsPerStatement) {
+    const padded = padIds(ids.slice(start, start + plan.holdingIdsPerStatement));
+    const rows = await readRegistryRows<{ national_id: string; table_index: number | string }>(
+      ctx,
+      plan.holdingSql(padded.length),
+      plan.tables.flatMap(() => padded),
+    );
+    for (const { national_id, table_index } of rows) {
+      const id = String(national_id);
+      let tables = holdings.get(id);
+      if (tables === undefined) holdings.set(id, (tables = new Set()));
+      tables.add(plan.tables[Number(table_index)]!.table.name);
+    }
   }
   return holdings;
 }
