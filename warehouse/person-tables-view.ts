@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { copyDialectFor } from './copy/copy-dialects.ts';
 import { dialectOf } from './dialects/index.ts';
 
 /**
@@ -28,24 +29,12 @@ const quoteLiteral = (text: string) => `'${text.replace(/'/g, "''")}'`;
 
 const isSqlite = (executor: Knex | Knex.Transaction) => dialectOf(executor).name === 'sqlite';
 
-/** The names of the tables in the warehouse's schema. */
-async function fetchTableNames(executor: Knex | Knex.Transaction): Promise<Set<string>> {
-  if (isSqlite(executor)) {
-    const rows = await executor.raw<Array<{ name: string }>>(
-      "SELECT name FROM sqlite_master WHERE type = 'table'",
-    );
-    return new Set(rows.map((r) => r.name));
-  }
-  const result = await executor.raw<{ rows: Array<{ name: string }> }>(
-    'SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema()',
-  );
-  return new Set(result.rows.map((r) => r.name));
-}
-
 /** The catalog's registry tables that exist, as the view lists them. */
 async function fetchListed(executor: Knex | Knex.Transaction): Promise<Listed[]> {
   const listed = await executor('hub_tables').select<Listed[]>('name', 'national_id_column').orderBy('name');
-  const existing = await fetchTableNames(executor);
+  const existing = new Set(
+    await copyDialectFor(dialectOf(executor).name, 'source').fetchTableNames(executor),
+  );
   return listed.filter((t) => existing.has(t.name));
 }
 
