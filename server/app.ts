@@ -18,13 +18,18 @@ import { buildDciErrorHandler, buildDciRoutes } from './dci/dci-routes.ts';
 
 const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-/** The middleware order, in one place: security headers, request id, API outcome audit, body parsing, public pages, token, authenticated API, status pages, the portal (sessions on its own paths only), DCI APIs, errors. */
+/** The middleware order, in one place: a fresh read snapshot, security headers, request id, API outcome audit, body parsing, public pages, token, authenticated API, status pages, the portal (sessions on its own paths only), DCI APIs, errors. */
 export function buildApp(ctx: AppContext): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', ctx.config.trustProxy);
   app.set('views', path.join(ROOT, 'views'));
   app.set('view engine', 'ejs');
+  // Reads of one turn share a snapshot (PreparedReads): none older than the request that reads.
+  app.use((_req, _res, next) => {
+    ctx.reads.endSnapshot();
+    next();
+  });
   app.use(helmet());
   app.use((_req, res, next) => {
     res.setHeader('x-request-id', randomUUID());

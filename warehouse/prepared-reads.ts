@@ -3,6 +3,7 @@ import type { Knex } from 'knex';
 import type { Warehouse } from './db.ts';
 import { findSqliteTurnWriter } from './dialects/sqlite-turn-writer.ts';
 import { acquireRawConnection, withRawConnection } from './dialects/raw-connection.ts';
+import { TurnSnapshot } from './dialects/sqlite-turn-snapshot.ts';
 
 /** A binding of a prepared read: what every driver accepts. */
 export type ReadBinding = string | number | null;
@@ -10,6 +11,7 @@ export type ReadBinding = string | number | null;
 interface HeldConnection {
   db: Database;
   statements: Map<string, Statement>;
+  snapshot: TurnSnapshot;
   release(): Promise<void>;
 }
 
@@ -30,6 +32,13 @@ const MAX_STATEMENTS = 1_000;
  * warehouse cost more than the reads themselves. Other databases run the text through the
  * reader pool, whose drivers keep their connections open. The SQL text uses `?` placeholders,
  * as knex's `toSQL().sql` gives it.
+ *
+ * On the kept connection the reads of one turn of the event loop share a read transaction
+ * (TurnSnapshot). It ends when the turn does, before every statement the hub's own writer runs
+ * (so the process reads its writes), before a turn of audit rows and rate-limit counts is written
+ * on the same connection, and whenever endSnapshot is called: the API calls it as each request
+ * arrives, so no request reads a state older than itself and a revoke or a disabled client
+ * counts from the next request.
  */
 export class PreparedReads {
   readonly #reader: Knex;
@@ -38,7 +47,10 @@ export class PreparedReads {
   readonly #keepsConnection: boolean;
   readonly #sqlite: boolean;
   #held: Promise<HeldConnection> | null = null;
+  /** The kept connection once it is held, for ending its snapshot synchronously. */
+  #current: HeldConnection | null = null;
   #closed = false;
+  readonly #endSnapshot = (): void => this.endSnapshot();
 
   constructor(warehouse: Pick<Warehouse, 'reader' | 'knex' | 'dialect'>) {
     this.#reader = warehouse.reader;
@@ -46,6 +58,13 @@ export class PreparedReads {
     this.#sqlite = warehouse.dialect === 'sqlite';
     // An in-memory or read-only SQLite hub has one connection in all, which must not be kept.
     this.#keepsConnection = this.#sqlite && warehouse.reader !== warehouse.knex;
+    // Knex emits 'query' synchronously just before it runs the statement, COMMIT included.
+    if (this.#keepsConnection) this.#knex.on('query', this.#endSnapshot);
+  }
+
+  /** The next read sees every commit made so far, by any connection or process. */
+  endSnapshot(): void {
+    this.#current?.snapshot.end();
   }
 
   /** Every row the statement returns. */
@@ -69,6 +88,9 @@ export class PreparedReads {
   /** Gives the kept connection back to the pool, so the warehouse can close. */
   async close(): Promise<void> {
     this.#closed = true;
+    this.#knex.off('query', this.#endSnapshot);
+    this.endSnapshot();
+    this.#current = null;
     const held = this.#held;
     this.#held = null;
     if (held !== null) await (await held.catch(() => null))?.release();
@@ -80,16 +102,20 @@ export class PreparedReads {
       ({ connection, release }) => {
         const turns = findSqliteTurnWriter(this.#knex);
         for (const pragma of TURN_WRITING_PRAGMAS) connection.pragma(pragma);
-        turns.shareConnection(connection);
-        return {
+        const snapshot = new TurnSnapshot(connection);
+        turns.shareConnection(connection, () => snapshot.end());
+        this.#current = {
           db: connection,
           statements: new Map(),
+          snapshot,
           release: async () => {
             turns.shareConnection(null);
+            snapshot.end();
             connection.pragma('query_only = ON');
             await release();
           },
         };
+        return this.#current;
       },
       (err: unknown) => {
         this.#held = null;
@@ -107,6 +133,7 @@ function runStatement<T>(held: HeldConnection, sql: string, bindings: readonly R
     statement = held.db.prepare(sql);
     held.statements.set(sql, statement);
   }
+  held.snapshot.enter();
   return statement.all(...bindings) as T[];
 }
 

@@ -3,7 +3,7 @@
  * The yardstick of the API benchmark: plain express over the hub's SQLite warehouse, without
  * tokens, grants, rate limits, audit or security headers. The person lookup and the batch are
  * what a person would write by hand: better-sqlite3 prepared statements on one connection
- * (the hub's reader pragmas), making the hub's reads — which of the tables hold the person
+ * (the hub's reader pragmas), in one read transaction a request, making the hub's reads — which of the tables hold the person
  * (one probe of each table's national-ID index), then each holding table's granted columns in
  * the hub's row order — and nothing else. The saved query's first page runs the SQL the hub compiles.
  * Prints "Bare server listening on http://127.0.0.1:PORT".
@@ -21,6 +21,7 @@ const ALIAS_OF_NATIONAL_ID = 'hub_nid';
 const TABLE_NAMES = PERSON_TABLES.map((t) => t.table);
 
 type Row = Record<string, unknown>;
+type ReadPersons = (ids: string[]) => Map<string, Record<string, Row[]>>;
 
 /** Prepared statements by SQL text, as any better-sqlite3 program keeps them. */
 function buildStatementCache(db: Database.Database): (sql: string) => Database.Statement {
@@ -71,13 +72,9 @@ const notFound = (nationalId: string) => ({
   message: `no person with national ID ${nationalId}`,
 });
 
-function lookUpPerson(
-  prepare: (sql: string) => Database.Statement,
-  req: Request<{ nid: string }>,
-  res: Response,
-): void {
+function lookUpPerson(read: ReadPersons, req: Request<{ nid: string }>, res: Response): void {
   const nationalId = req.params.nid;
-  const tables = readPersons(prepare, [nationalId]).get(nationalId);
+  const tables = read([nationalId]).get(nationalId);
   if (tables === undefined) {
     res.status(404).json({ error: notFound(nationalId) });
     return;
@@ -85,13 +82,13 @@ function lookUpPerson(
   res.json({ national_id: nationalId, tables });
 }
 
-function lookUpBatch(prepare: (sql: string) => Database.Statement, req: Request, res: Response): void {
+function lookUpBatch(read: ReadPersons, req: Request, res: Response): void {
   const ids = (req.body as { national_ids?: unknown } | undefined)?.national_ids;
   if (!Array.isArray(ids) || ids.length === 0 || ids.some((id) => typeof id !== 'string')) {
     res.status(400).json({ error: { code: 'invalid_request', message: 'national_ids: a list of IDs' } });
     return;
   }
-  const persons = readPersons(prepare, ids as string[]);
+  const persons = read(ids as string[]);
   res.json({
     results: (ids as string[]).map((id) => {
       const tables = persons.get(id);
@@ -153,10 +150,12 @@ async function main(): Promise<void> {
   const db = new Database(file);
   for (const pragma of ['query_only = ON', 'busy_timeout = 15000', 'cache_size = -16384']) db.pragma(pragma);
   const prepare = buildStatementCache(db);
+  // A request's reads in one read transaction: one snapshot, and one WAL read lock instead of one a statement.
+  const read: ReadPersons = db.transaction((ids: string[]) => readPersons(prepare, ids));
   const app = express();
   app.use(express.json({ limit: '100kb' }));
-  app.get('/persons/:nid', (req, res) => lookUpPerson(prepare, req, res));
-  app.post('/persons\\:batch', (req, res) => lookUpBatch(prepare, req, res));
+  app.get('/persons/:nid', (req, res) => lookUpPerson(read, req, res));
+  app.post('/persons\\:batch', (req, res) => lookUpBatch(read, req, res));
   app.post('/queries/widows', (req, res, next) => runWidowsQuery(warehouse.knex, req, res).catch(next));
   const server = app.listen(0, HOST);
   await once(server, 'listening');

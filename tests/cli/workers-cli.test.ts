@@ -9,6 +9,10 @@ import { promisify } from 'node:util';
 import { createTempDir, describeEachDatabase } from '../support/databases.ts';
 import { writeDefinition } from '../support/registry-fixture.ts';
 import { runHubCli, startHubCli, type RunningHubCli } from '../support/run-hub-cli.ts';
+import { openTestContext } from '../support/hub-context.ts';
+import { writeWhenNotBusy } from '../../warehouse/dialects/sqlite-turn-writer.ts';
+import { closeContext } from '../../server/context.ts';
+import { createClient, disableClient, type ClientCredentials } from '../../server/services/client-service.ts';
 
 const DAILY_LIMIT = 6;
 
@@ -137,6 +141,46 @@ describeEachDatabase('hub start --workers: several processes serve one port', (d
     const served = answersLogged(hub, '/api/v1/queries').filter((l) => l.status === 200);
     assert.equal(served.length, DAILY_LIMIT);
     assert.equal(new Set(served.map((l) => l.pid)).size, 2, 'both workers served calls within the limit');
+  });
+
+  it('a client disabled by another process is refused on its next request, while both workers are busy', async () => {
+    const other = openTestContext(db.url(), dir);
+    const unlimited = { ratePerMinute: 1_000_000_000, ratePerDay: 1_000_000_000 };
+    const tokenFor = async (credentials: ClientCredentials) => {
+      const res = await fetch(`${hub.url}/api/v1/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ grant_type: 'client_credentials', ...credentials }),
+      });
+      assert.equal(res.status, 200, await res.clone().text());
+      return ((await res.json()) as { access_token: string }).access_token;
+    };
+    const list = async (bearer: string) =>
+      (await fetch(`${hub.url}/api/v1/queries`, { headers: { authorization: `Bearer ${bearer}` } })).status;
+    // Other callers keep both workers reading, so a request always arrives amid reads in flight.
+    // A write of this process that has read first gets SQLITE_BUSY, not a wait, while the workers write.
+    const newClient = () =>
+      writeWhenNotBusy(() => createClient(other, { entity: 'VEH', ...unlimited }, 'test'));
+    const busyToken = await tokenFor(await newClient());
+    let busy = true;
+    const busyStatuses: number[] = [];
+    const loops = Array.from({ length: 4 }, async () => {
+      while (busy) busyStatuses.push(await list(busyToken));
+    });
+    try {
+      for (let round = 0; round < 20; round++) {
+        const credentials = await newClient();
+        const bearer = await tokenFor(credentials);
+        assert.equal(await list(bearer), 200, `round ${round}`);
+        await writeWhenNotBusy(() => disableClient(other, credentials.client_id, 'test'));
+        assert.equal(await list(bearer), 401, `round ${round}: answered after the client was disabled`);
+      }
+    } finally {
+      busy = false;
+      await Promise.all(loops);
+      await closeContext(other);
+    }
+    assert.deepEqual([...new Set(busyStatuses)], [200]);
   });
 
   it('replaces a worker that dies, and logs it', async () => {

@@ -57,6 +57,8 @@ const isSqliteBusy = (err: unknown): boolean =>
 export class SqliteTurnWriter {
   readonly #knex: Knex;
   #shared: Database | null = null;
+  /** Ends the read snapshot the shared connection may hold (TurnSnapshot), so that a turn begins its own transaction. */
+  #endSharedReads: () => void = () => undefined;
   #queues = new Map<TurnWrite<unknown, unknown>, Queue>();
   #scheduled = false;
   #flushing: Promise<void> | null = null;
@@ -73,10 +75,12 @@ export class SqliteTurnWriter {
    * connection's whole page cache once another connection has committed, so with the turns
    * written elsewhere every request's reads began from a cold cache (a person lookup's reads took
    * twice as long). The writer's connection is still taken for each turn, as the lock that keeps a
-   * turn out of a transaction this process holds open on it, such as a load's.
+   * turn out of a transaction this process holds open on it, such as a load's. `endReads` ends
+   * the read snapshot the connection may hold between turns (TurnSnapshot) before a turn writes.
    */
-  shareConnection(db: Database | null): void {
+  shareConnection(db: Database | null, endReads: () => void = () => undefined): void {
     this.#shared = db;
+    this.#endSharedReads = endReads;
   }
 
   /** Resolves with the item's result once its turn is committed; rejects if its kind or the commit failed. */
@@ -137,6 +141,7 @@ export class SqliteTurnWriter {
   }
 
   #tryTurn(db: Database, queues: readonly Queue[]): Outcome[] {
+    if (db === this.#shared) this.#endSharedReads();
     try {
       const outcomes = writeTurn(db, queues, this.#lockWaitMs);
       this.#lockWaitMs = SHORT_LOCK_WAIT_MS;
