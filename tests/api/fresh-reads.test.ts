@@ -54,10 +54,13 @@ function readNextStatus(socket: Socket): Promise<number> {
   });
 }
 
-/** Runs `work` in the check phase of the event loop after next, once the hub's own end of a turn has run. */
-const inLaterCheckPhase = (work: () => Promise<void>): Promise<void> =>
+/**
+ * Runs `work` in a check phase of the event loop once the hub has been idle for a moment, so that
+ * no end of an earlier snapshot is still queued in that phase.
+ */
+const inIdleCheckPhase = (work: () => Promise<void>): Promise<void> =>
   new Promise((resolve, reject) => {
-    setImmediate(() => setImmediate(() => void work().then(resolve, reject)));
+    setTimeout(() => setImmediate(() => void work().then(resolve, reject)), 20);
   });
 
 describeEachDatabase(
@@ -131,7 +134,7 @@ describeEachDatabase(
         // in the next poll phase, before the check phase that would end the snapshot anyway.
         const sqliteFile = db.name === 'sqlite' ? db.url().slice('sqlite:'.length) : null;
         answered = readNextStatus(socket);
-        await inLaterCheckPhase(async () => {
+        await inIdleCheckPhase(async () => {
           await hub.ctx.reads.first('SELECT COUNT(*) AS n FROM hub_clients', []);
           if (sqliteFile === null) {
             await disableClient(other, credentials.client_id, superAdmin.name);
