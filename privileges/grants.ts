@@ -1,3 +1,4 @@
+import { inWriteTransaction } from '../warehouse/write-transaction.ts';
 import type { Knex } from 'knex';
 import type { AppContext } from '../server/context.ts';
 import { recordAudit } from '../warehouse/audit/record-audit.ts';
@@ -226,7 +227,7 @@ async function changeAccess(
 ): Promise<GrantChange> {
   assertMayChangeGrants(input.actor);
   assertEntityCode(input.consumer);
-  return ctx.knex.transaction(async (trx) => {
+  return inWriteTransaction(ctx.knex, async (trx) => {
     await trx('hub_grants_version').where({ id: 1 }).increment('version', 1);
     const { table, columns, before, after } = await planAccessChange(trx, ctx, input, next);
     if (change.action === 'grant') await saveEntityIfMissing(trx, input.consumer);

@@ -1,3 +1,4 @@
+import { inWriteTransaction } from '../../warehouse/write-transaction.ts';
 import { createPublicKey } from 'node:crypto';
 import { recordAudit } from '../../warehouse/audit/record-audit.ts';
 import { HubError, invalidRequest, notFound } from '../../warehouse/core/errors.ts';
@@ -28,7 +29,7 @@ export async function saveClientPublicKey(
       throw invalidRequest(`the key is ${key.asymmetricKeyType ?? 'unknown'}, not Ed25519`);
     normalized = key.export({ type: 'spki', format: 'pem' }).toString();
   }
-  await ctx.knex.transaction(async (trx) => {
+  await inWriteTransaction(ctx.knex, async (trx) => {
     const client = await trx('hub_clients')
       .where({ client_id: clientId })
       .first<{ entity: string } | undefined>('entity');

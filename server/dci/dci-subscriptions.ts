@@ -1,3 +1,4 @@
+import { inWriteTransaction } from '../../warehouse/write-transaction.ts';
 import { createHash, randomUUID } from 'node:crypto';
 import type { AppContext } from '../context.ts';
 import { fetchClient } from '../services/client-service.ts';
@@ -87,7 +88,7 @@ async function saveNotified(
   records: Map<string, Json>,
   known: Map<string, string>,
 ): Promise<void> {
-  await ctx.knex.transaction(async (trx) => {
+  await inWriteTransaction(ctx.knex, async (trx) => {
     for (const [key, record] of records) {
       const hash = hashRecord(record);
       if (known.get(key) === hash) continue;
@@ -236,7 +237,7 @@ export async function unsubscribe(
       statuses.push({ code, status: 'unsubscribe' });
       continue;
     }
-    await ctx.knex.transaction(async (trx) => {
+    await inWriteTransaction(ctx.knex, async (trx) => {
       await trx('hub_dci_subscriptions').where({ code }).update({ status: 'unsubscribe' });
       await trx('hub_dci_notified').where({ subscription_code: code }).delete();
     });

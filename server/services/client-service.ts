@@ -1,3 +1,4 @@
+import { inWriteTransaction } from '../../warehouse/write-transaction.ts';
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { Knex } from 'knex';
@@ -74,7 +75,7 @@ export async function createClient(
   const allowedIps = assertIpAddresses(input.allowedIps ?? []);
   const secret = buildSecret();
   const secretHash = hashClientSecret(ctx.keyring, secret);
-  return ctx.knex.transaction(async (trx) => {
+  return inWriteTransaction(ctx.knex, async (trx) => {
     const entity = await assertEntityExists(trx, input.entity);
     const clientId = await buildUnusedClientId(trx, entity);
     const name = input.name?.trim() || `${entity} client ${clientId}`;
@@ -178,7 +179,7 @@ export async function rotateClientSecret(
 ): Promise<ClientCredentials> {
   const secret = buildSecret();
   const secretHash = hashClientSecret(ctx.keyring, secret);
-  await ctx.knex.transaction(async (trx) => {
+  await inWriteTransaction(ctx.knex, async (trx) => {
     const client = await assertClientExists(trx, clientId);
     await trx('hub_clients')
       .where({ client_id: clientId })
@@ -194,7 +195,7 @@ export async function rotateClientSecret(
 }
 
 export async function disableClient(ctx: AppContext, clientId: string, actor: string): Promise<void> {
-  await ctx.knex.transaction(async (trx) => {
+  await inWriteTransaction(ctx.knex, async (trx) => {
     const client = await assertClientExists(trx, clientId);
     await trx('hub_clients').where({ client_id: clientId }).update({ status: 'disabled' });
     await recordAudit(trx, ctx.clock, {

@@ -1,3 +1,4 @@
+import { inWriteTransaction } from '../../warehouse/write-transaction.ts';
 import { stringify } from 'csv-stringify/sync';
 import { isIP } from 'node:net';
 import type { Actor } from '../../privileges/actor.ts';
@@ -78,7 +79,7 @@ export async function updateClientSettings(
       change.allowedIps.length > 0 ? JSON.stringify([...new Set(change.allowedIps)]) : null;
   }
   if (Object.keys(values).length === 0) return;
-  await ctx.knex.transaction(async (trx) => {
+  await inWriteTransaction(ctx.knex, async (trx) => {
     await trx('hub_clients').where({ client_id: clientId }).update(values);
     const action =
       change.status === 'active'
@@ -145,7 +146,7 @@ export async function createEntity(
   if (input.labelEn.trim() === '' || input.labelEn.length > 200) fields.push('label_en');
   if (input.labelAr.trim() === '' || input.labelAr.length > 200) fields.push('label_ar');
   if (fields.length > 0) throw invalidRequest(`invalid entity: ${fields.join(', ')}`, { fields });
-  await ctx.knex.transaction(async (trx) => {
+  await inWriteTransaction(ctx.knex, async (trx) => {
     if ((await trx('hub_entities').where({ code }).first('code')) !== undefined)
       throw new HubError('entity_exists', 409, `entity ${code} already exists`);
     await trx('hub_entities').insert({

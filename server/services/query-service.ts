@@ -1,3 +1,4 @@
+import { inWriteTransaction } from '../../warehouse/write-transaction.ts';
 import { fetchAbility } from '../../privileges/ability-cache.ts';
 import { authorizeQuery, isQueryRunnable } from '../../privileges/authorize-query.ts';
 import { attachAuditNote } from '../../warehouse/audit/audit-note.ts';
@@ -67,7 +68,7 @@ export async function saveQuery(ctx: AppContext, raw: unknown, actor: string): P
   const def = parseQueryDefinition(raw);
   await assertEntityExists(ctx.knex, def.entity);
   await authorizeDefinition(ctx, def);
-  await ctx.knex.transaction(async (trx) => {
+  await inWriteTransaction(ctx.knex, async (trx) => {
     await saveQueryRecord(trx, def, actor, ctx.clock);
     await recordAudit(trx, ctx.clock, {
       actor,
@@ -83,7 +84,7 @@ export async function saveQuery(ctx: AppContext, raw: unknown, actor: string): P
 export async function deleteQuery(ctx: AppContext, name: string, actor: string): Promise<void> {
   const def = await fetchQueryRecord(ctx.knex, name);
   if (def === null) throw notFound(`no saved query named ${JSON.stringify(name)}`);
-  await ctx.knex.transaction(async (trx) => {
+  await inWriteTransaction(ctx.knex, async (trx) => {
     await deleteQueryRecord(trx, name);
     await recordAudit(trx, ctx.clock, { actor, entity: def.entity, action: 'query.delete', target: name });
   });

@@ -1,3 +1,4 @@
+import { inWriteTransaction } from '../../warehouse/write-transaction.ts';
 import { randomBytes } from 'node:crypto';
 import type { Knex } from 'knex';
 import { generateSecret, generateURI, verify } from 'otplib';
@@ -80,7 +81,7 @@ export async function createUser(ctx: AppContext, input: UserInput, actor: strin
   const password = randomBytes(PASSWORD_BYTES).toString('base64url');
   const passwordHash = await hashSecret(password);
   const totpSecret = generateSecret();
-  await ctx.knex.transaction(async (trx) => {
+  await inWriteTransaction(ctx.knex, async (trx) => {
     const entity = await assertEntityExists(trx, input.entity);
     if ((await trx('hub_users').where({ username }).first('username')) !== undefined) {
       throw conflict('user_exists', `user ${JSON.stringify(username)} already exists`);
@@ -118,7 +119,7 @@ export async function resetUserTotp(
   actor: string,
 ): Promise<TotpEnrollment> {
   const totpSecret = generateSecret();
-  await ctx.knex.transaction(async (trx) => {
+  await inWriteTransaction(ctx.knex, async (trx) => {
     const row = await trx('hub_users').where({ username }).first<{ entity: string } | undefined>('entity');
     if (row === undefined) throw new HubError('unknown_user', 404, `no user ${JSON.stringify(username)}`);
     await trx('hub_users')
@@ -220,7 +221,7 @@ async function verifyLoginStep(
     throw invalidLogin();
   }
   if ('partial' in outcome) return mapUserRow(row);
-  const accepted = await ctx.knex.transaction(async (trx) => {
+  const accepted = await inWriteTransaction(ctx.knex, async (trx) => {
     // Two sign-ins with the same code race here: only one moves the step forward.
     const claimed = await trx('hub_users')
       .where({ username })
@@ -313,7 +314,7 @@ const buildOtpauthUri = (username: string, secret: string) =>
 
 // The count is incremented in the database, so concurrent wrong guesses all count.
 async function countFailure(ctx: AppContext, row: UserRow, reason: LoginFailure): Promise<void> {
-  await ctx.knex.transaction(async (trx) => {
+  await inWriteTransaction(ctx.knex, async (trx) => {
     await trx('hub_users').where({ username: row.username }).increment('failed_logins', 1);
     const current = await trx('hub_users')
       .where({ username: row.username })
@@ -384,7 +385,7 @@ export async function setUserStatus(
   status: 'active' | 'disabled',
   actor: string,
 ): Promise<void> {
-  await ctx.knex.transaction(async (trx) => {
+  await inWriteTransaction(ctx.knex, async (trx) => {
     const row = await assertUserExists(trx, username);
     await trx('hub_users').where({ username }).update({ status });
     await recordAudit(trx, ctx.clock, {
