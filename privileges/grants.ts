@@ -1,4 +1,3 @@
-import { inWriteTransaction } from '../warehouse/write-transaction.ts';
 import type { Knex } from 'knex';
 import type { AppContext } from '../server/context.ts';
 import { recordAudit } from '../warehouse/audit/record-audit.ts';
@@ -7,6 +6,7 @@ import { isoNow } from '../warehouse/core/clock.ts';
 import { HubError, invalidRequest } from '../warehouse/core/errors.ts';
 import type { Actor } from './actor.ts';
 import { fetchGrantsVersion } from './ability-cache.ts';
+import { inWriteTransaction } from '../warehouse/write-transaction.ts';
 
 export interface AccessInput {
   consumer: string;

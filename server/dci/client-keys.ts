@@ -1,8 +1,8 @@
-import { inWriteTransaction } from '../../warehouse/write-transaction.ts';
 import { createPublicKey } from 'node:crypto';
 import { recordAudit } from '../../warehouse/audit/record-audit.ts';
 import { HubError, invalidRequest, notFound } from '../../warehouse/core/errors.ts';
 import type { AppContext } from '../context.ts';
+import { inWriteTransaction } from '../../warehouse/write-transaction.ts';
 
 /**
  * Registers the Ed25519 public key a client signs its DCI messages with (PEM, SPKI), or removes

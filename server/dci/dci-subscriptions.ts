@@ -1,4 +1,3 @@
-import { inWriteTransaction } from '../../warehouse/write-transaction.ts';
 import { createHash, randomUUID } from 'node:crypto';
 import type { AppContext } from '../context.ts';
 import { fetchClient } from '../services/client-service.ts';
@@ -9,6 +8,7 @@ import type { DciState } from './dci-state.ts';
 import { buildRegRecords, fetchDciRecords, RECORD_TYPES, REG_TYPES } from './run-dci-search.ts';
 import { buildSignedEnvelope, sendCallback } from './send-callback.ts';
 import { MAX_PAGE_SIZE, MAX_RECORDS } from './translate-search.ts';
+import { inWriteTransaction } from '../../warehouse/write-transaction.ts';
 
 type Json = Record<string, unknown>;
 export type EventKind = 'birth' | 'death' | 'change';

@@ -1,4 +1,3 @@
-import { inWriteTransaction } from '../../warehouse/write-transaction.ts';
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { Knex } from 'knex';
@@ -7,6 +6,7 @@ import { isoNow } from '../../warehouse/core/clock.ts';
 import { HubError, invalidRequest } from '../../warehouse/core/errors.ts';
 import type { AppContext } from '../context.ts';
 import { hashClientSecret, readClientSecretKid, verifyClientSecret } from './client-secret-hash.ts';
+import { inWriteTransaction } from '../../warehouse/write-transaction.ts';
 
 export interface ClientInput {
   entity: string;

@@ -1,4 +1,3 @@
-import { inWriteTransaction } from '../../warehouse/write-transaction.ts';
 import { stringify } from 'csv-stringify/sync';
 import { isIP } from 'node:net';
 import type { Actor } from '../../privileges/actor.ts';
@@ -11,6 +10,7 @@ import { HubError, invalidRequest } from '../../warehouse/core/errors.ts';
 import type { AppContext } from '../context.ts';
 import { fetchClient, fetchClients, type ClientRecord } from './client-service.ts';
 import { fetchConnectorOverview, type ConnectorOverview } from './connector-service.ts';
+import { inWriteTransaction } from '../../warehouse/write-transaction.ts';
 
 /*
  * What the portal's settings and audit screens read and change beyond the services the CLI

@@ -1,4 +1,3 @@
-import { inWriteTransaction } from '../../warehouse/write-transaction.ts';
 import { fetchAbility } from '../../privileges/ability-cache.ts';
 import { authorizeQuery, isQueryRunnable } from '../../privileges/authorize-query.ts';
 import { attachAuditNote } from '../../warehouse/audit/audit-note.ts';
@@ -24,6 +23,7 @@ import { pickRegistryReader, type AppContext } from '../context.ts';
 import { assertEntityExists } from './client-service.ts';
 import { buildPageTokenBinding, openPageToken, sealPageToken } from './query-page-token.ts';
 import type { ApiCaller } from './token-service.ts';
+import { inWriteTransaction } from '../../warehouse/write-transaction.ts';
 
 export interface QueryRunInput {
   params?: unknown;

@@ -1,4 +1,3 @@
-import { inWriteTransaction } from '../../warehouse/write-transaction.ts';
 import { randomBytes } from 'node:crypto';
 import type { Knex } from 'knex';
 import { generateSecret, generateURI, verify } from 'otplib';
@@ -8,6 +7,7 @@ import { conflict, HubError, invalidRequest } from '../../warehouse/core/errors.
 import type { AppContext } from '../context.ts';
 import { assertEntityExists } from './client-service.ts';
 import { hashSecret, verifySecret } from './password-hash.ts';
+import { inWriteTransaction } from '../../warehouse/write-transaction.ts';
 
 export const USER_ROLES = ['super-admin', 'custodian', 'entity-admin'] as const;
 export type UserRole = (typeof USER_ROLES)[number];

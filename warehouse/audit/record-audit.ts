@@ -6,6 +6,7 @@ import { dialectOf } from '../dialects/index.ts';
 import { withRawConnection } from '../dialects/raw-connection.ts';
 import { prepareOnce } from '../dialects/sqlite-statements.ts';
 import { writeWhenNotBusy, type TurnWrite } from '../dialects/sqlite-turn-writer.ts';
+import { inWriteTransaction } from '../write-transaction.ts';
 
 export interface AuditEvent {
   /** Who acted: a username, a client id, 'cli:<os user>' or 'scheduler'. */
@@ -190,5 +191,5 @@ export async function recordAudit(
         db.transaction(() => writeEventsOnSqlite(executor as Knex, db, list, isoNow(clock)))(),
       ),
     );
-  else await writeWhenNotBusy(() => executor.transaction(append));
+  else await inWriteTransaction(executor, append);
 }

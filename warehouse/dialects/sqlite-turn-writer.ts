@@ -56,9 +56,8 @@ const isSqliteBusy = (err: unknown): boolean =>
  */
 export class SqliteTurnWriter {
   readonly #knex: Knex;
-  #shared: Database | null = null;
-  /** Ends the read snapshot the shared connection may hold (TurnSnapshot), so that a turn begins its own transaction. */
-  #endSharedReads: () => void = () => undefined;
+  /** The connection turns are written on, and how to end the read snapshot it may hold (TurnSnapshot). */
+  #shared: { db: Database; endReads: () => void } | null = null;
   #queues = new Map<TurnWrite<unknown, unknown>, Queue>();
   #scheduled = false;
   #flushing: Promise<void> | null = null;
@@ -79,8 +78,7 @@ export class SqliteTurnWriter {
    * the read snapshot the connection may hold between turns (TurnSnapshot) before a turn writes.
    */
   shareConnection(db: Database | null, endReads: () => void = () => undefined): void {
-    this.#shared = db;
-    this.#endSharedReads = endReads;
+    this.#shared = db === null ? null : { db, endReads };
   }
 
   /** Resolves with the item's result once its turn is committed; rejects if its kind or the commit failed. */
@@ -126,7 +124,7 @@ export class SqliteTurnWriter {
     let outcomes: Outcome[];
     try {
       outcomes = await writeWhenNotBusy(() =>
-        withRawConnection(this.#knex, (db: Database) => this.#tryTurn(this.#shared ?? db, queues)),
+        withRawConnection(this.#knex, (db: Database) => this.#tryTurn(db, queues)),
       );
     } catch (err) {
       for (const queue of queues) for (const waiter of queue.waiters) waiter.reject(err);
@@ -140,10 +138,11 @@ export class SqliteTurnWriter {
     });
   }
 
-  #tryTurn(db: Database, queues: readonly Queue[]): Outcome[] {
-    if (db === this.#shared) this.#endSharedReads();
+  #tryTurn(writerDb: Database, queues: readonly Queue[]): Outcome[] {
+    const shared = this.#shared;
+    shared?.endReads();
     try {
-      const outcomes = writeTurn(db, queues, this.#lockWaitMs);
+      const outcomes = writeTurn(shared?.db ?? writerDb, queues, this.#lockWaitMs);
       this.#lockWaitMs = SHORT_LOCK_WAIT_MS;
       return outcomes;
     } catch (err) {
