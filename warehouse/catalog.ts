@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import type { ColumnType } from './core/column-types.ts';
 import type { RegistryTableSpec } from './registry-tables.ts';
 import { saveRowByKey } from './save-by-key.ts';
+import { inWriteTransaction } from './write-transaction.ts';
 
 export interface Label {
   en: string;
@@ -43,7 +44,7 @@ export interface CatalogTable {
 
 /** Writes entities, tables and columns; columns no longer defined leave the catalog. */
 export async function saveCatalogTable(knex: Knex, input: CatalogTableInput): Promise<void> {
-  await knex.transaction(async (trx) => {
+  await inWriteTransaction(knex, async (trx) => {
     await saveRowByKey(
       trx,
       'hub_entities',

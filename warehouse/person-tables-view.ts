@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import { copyDialectFor } from './copy/copy-dialects.ts';
 import { dialectOf } from './dialects/index.ts';
+import { inWriteTransaction } from './write-transaction.ts';
 
 /**
  * On PostgreSQL and SQLite, `hub_person_tables` (which registry tables hold each national ID)
@@ -88,7 +89,7 @@ async function isViewOf(trx: Knex.Transaction, listed: Listed[]): Promise<boolea
 /** After the catalog changed: replaces the view only when the tables it should list differ from those it lists. */
 export async function refreshPersonTablesView(knex: Knex): Promise<void> {
   if (!personTablesIsView(knex)) return;
-  await knex.transaction(async (trx) => {
+  await inWriteTransaction(knex, async (trx) => {
     if (!(await isViewOf(trx, await fetchListed(trx)))) await replacePersonTablesView(trx);
   });
 }

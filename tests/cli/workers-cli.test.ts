@@ -3,11 +3,11 @@ import { once } from 'node:events';
 import { execFile } from 'node:child_process';
 import { request } from 'node:http';
 import { createServer, type AddressInfo, type Server } from 'node:net';
-import { rm } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { createTempDir, describeEachDatabase } from '../support/databases.ts';
-import { writeDefinition } from '../support/registry-fixture.ts';
+import { validId, writeDefinition } from '../support/registry-fixture.ts';
 import { runHubCli, startHubCli, type RunningHubCli } from '../support/run-hub-cli.ts';
 import { openTestContext } from '../support/hub-context.ts';
 import { closeContext } from '../../server/context.ts';
@@ -178,6 +178,69 @@ describeEachDatabase('hub start --workers: several processes serve one port', (d
       await closeContext(other);
     }
     assert.deepEqual([...new Set(busyStatuses)], [200]);
+  });
+
+  it('a connector run and an audit verification from the command line succeed while both workers are busy', async () => {
+    const vehicles = (ids: number[]) =>
+      writeFile(
+        path.join(dir, 'connectors', 'vehicles.csv'),
+        ['national_id', ...ids.map((n) => validId(n))].join('\n') + '\n',
+      );
+    const credentials = await runHubCli(
+      [
+        'clients',
+        'create',
+        'VEH',
+        '--rate-per-day',
+        '1000000000',
+        '--rate-per-minute',
+        '1000000000',
+        '--db',
+        db.url(),
+      ],
+      env,
+    );
+    assert.equal(credentials.code, 0, credentials.stderr);
+    const res = await fetch(`${hub.url}/api/v1/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ grant_type: 'client_credentials', ...JSON.parse(credentials.stdout) }),
+    });
+    const bearer = ((await res.json()) as { access_token: string }).access_token;
+    // Every answered request commits its audit row: the warehouse is written all the time.
+    let busy = true;
+    const statuses: number[] = [];
+    const loops = Array.from({ length: 4 }, async () => {
+      while (busy)
+        statuses.push(
+          (await fetch(`${hub.url}/api/v1/queries`, { headers: { authorization: `Bearer ${bearer}` } }))
+            .status,
+        );
+    });
+    try {
+      for (const ids of [
+        [1, 2, 3],
+        [2, 3, 4, 5],
+      ]) {
+        await vehicles(ids);
+        const run = await runHubCli(['connectors', 'run', 'veh-vehicles', '--db', db.url()], env);
+        assert.equal(run.code, 0, run.stdout + run.stderr);
+        const verified = await runHubCli(['audit', 'verify', '--db', db.url()], env);
+        assert.equal(verified.code, 0, verified.stdout + verified.stderr);
+      }
+    } finally {
+      busy = false;
+      await Promise.all(loops);
+    }
+    assert.ok(statuses.length > 20);
+    assert.deepEqual([...new Set(statuses)], [200]);
+    const other = openTestContext(db.url(), dir);
+    try {
+      const loaded = await other.knex('veh_vehicles').orderBy('national_id').pluck('national_id');
+      assert.deepEqual(loaded, [2, 3, 4, 5].map((n) => validId(n)).sort());
+    } finally {
+      await closeContext(other);
+    }
   });
 
   it('replaces a worker that dies, and logs it', async () => {

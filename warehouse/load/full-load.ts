@@ -9,6 +9,7 @@ import { FeedDeletions } from './feed-deletions.ts';
 import { emptyStats, type LoadBatch, type LoadContext, type LoadRun, type LoadStats } from './load-types.ts';
 import { buildRejectRows, saveRejects } from './save-rejects.ts';
 import { whereKeys } from './where-keys.ts';
+import { inWriteTransaction } from '../write-transaction.ts';
 
 const duplicateReason = (key: string[]) =>
   `duplicate record key (${key.join(', ')}): an earlier row of this load has it`;
@@ -182,7 +183,7 @@ async function swapIn(
   const declared = prepareDeclaredIndexes(ctx, run, next);
   try {
     await retryOnNewPersonRace(dialect, () =>
-      knex.transaction(async (trx) => {
+      inWriteTransaction(knex, async (trx) => {
         const previous = (await trx.schema.hasTable(spec.table))
           ? Number((await trx(spec.table).count({ n: '*' }).first<{ n: number | string }>())?.n ?? 0)
           : 0;

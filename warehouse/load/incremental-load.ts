@@ -10,6 +10,7 @@ import { buildKeyText } from './feed-deletions.ts';
 import { whereKeys } from './where-keys.ts';
 import { saveRejects } from './save-rejects.ts';
 import { spoolBatches } from './spool-batches.ts';
+import { inWriteTransaction } from '../write-transaction.ts';
 
 /** Key lookups and deletes go in statements of this many records at most, whatever the binding limit. */
 const KEY_CHUNK = 500;
@@ -82,7 +83,7 @@ async function applyChanges(
   const keyIndexes = spec.key.map((k) => target.columns.indexOf(k));
   const nidIndex = target.columns.indexOf(spec.nationalIdColumn);
   const applier = CHANGE_APPLIERS[ctx.dialect.name];
-  await ctx.knex.transaction(async (trx) => {
+  await inWriteTransaction(ctx.knex, async (trx) => {
     for await (const batch of batches) {
       stats.rejected += batch.rejects.length;
       await saveRejects(trx, run, batch.rejects);
