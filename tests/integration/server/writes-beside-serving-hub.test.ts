@@ -160,8 +160,11 @@ describe('SQLite: the command line and a second worker write beside a serving hu
       return client;
     });
     assert.ok(steps.turns > 0);
-    const status = await ctx.knex('hub_clients').where({ client_id: steps.result.client_id }).first('status');
-    assert.equal(status?.status, 'disabled');
+    const status: unknown[] = await ctx
+      .knex('hub_clients')
+      .where({ client_id: steps.result.client_id })
+      .pluck('status');
+    assert.deepEqual(status, ['disabled']);
   });
 
   it('verifying the audit chain while the hub appends to it finds no break', async () => {
