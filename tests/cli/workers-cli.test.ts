@@ -58,6 +58,17 @@ describeEachDatabase('hub start --workers: several processes serve one port', (d
   let token: string;
   let workerPids: number[];
 
+  /** A bearer token for the client, asked of the running hub. */
+  const tokenFor = async (credentials: ClientCredentials) => {
+    const res = await fetch(`${hub.url}/api/v1/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ grant_type: 'client_credentials', ...credentials }),
+    });
+    assert.equal(res.status, 200, await res.clone().text());
+    return ((await res.json()) as { access_token: string }).access_token;
+  };
+
   before(async function () {
     this.timeout(240_000);
     dir = await createTempDir('hub-workers-');
@@ -76,7 +87,7 @@ describeEachDatabase('hub start --workers: several processes serve one port', (d
       env,
     );
     assert.equal(created.code, 0, created.stderr);
-    const credentials = JSON.parse(created.stdout) as { client_id: string; client_secret: string };
+    const credentials = JSON.parse(created.stdout) as ClientCredentials;
     const probe = await listenOnFreePort();
     const port = (probe.address() as AddressInfo).port;
     probe.close();
@@ -86,13 +97,7 @@ describeEachDatabase('hub start --workers: several processes serve one port', (d
     });
     const listening = await hub.waitForLog((l) => l.msg === 'hub workers listening');
     workerPids = (listening.workers as Array<{ worker_pid: number }>).map((w) => w.worker_pid);
-    const res = await fetch(`${hub.url}/api/v1/token`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ grant_type: 'client_credentials', ...credentials }),
-    });
-    assert.equal(res.status, 200);
-    token = ((await res.json()) as { access_token: string }).access_token;
+    token = await tokenFor(credentials);
   });
 
   after(async () => {
@@ -145,15 +150,6 @@ describeEachDatabase('hub start --workers: several processes serve one port', (d
   it('another process creates and disables clients while both workers are busy, and a disabled client is refused on its next request', async () => {
     const other = openTestContext(db.url(), dir);
     const unlimited = { ratePerMinute: 1_000_000_000, ratePerDay: 1_000_000_000 };
-    const tokenFor = async (credentials: ClientCredentials) => {
-      const res = await fetch(`${hub.url}/api/v1/token`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ grant_type: 'client_credentials', ...credentials }),
-      });
-      assert.equal(res.status, 200, await res.clone().text());
-      return ((await res.json()) as { access_token: string }).access_token;
-    };
     const list = async (bearer: string) =>
       (await fetch(`${hub.url}/api/v1/queries`, { headers: { authorization: `Bearer ${bearer}` } })).status;
     // Other callers keep both workers reading, so a request always arrives amid reads in flight.
@@ -201,12 +197,7 @@ describeEachDatabase('hub start --workers: several processes serve one port', (d
       env,
     );
     assert.equal(credentials.code, 0, credentials.stderr);
-    const res = await fetch(`${hub.url}/api/v1/token`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ grant_type: 'client_credentials', ...JSON.parse(credentials.stdout) }),
-    });
-    const bearer = ((await res.json()) as { access_token: string }).access_token;
+    const bearer = await tokenFor(JSON.parse(credentials.stdout) as ClientCredentials);
     // Every answered request commits its audit row: the warehouse is written all the time.
     let busy = true;
     const statuses: number[] = [];
