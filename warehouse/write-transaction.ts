@@ -1,6 +1,9 @@
 import type { Knex } from 'knex';
 import { dialectOf } from './dialects/index.ts';
-import { SHORT_LOCK_WAIT_MS, writeWhenNotBusy } from './dialects/sqlite-turn-writer.ts';
+import { writeWhenNotBusy } from './dialects/sqlite-turn-writer.ts';
+
+/** How long SQLite itself waits for the lock: its wait stops the event loop of a serving process. */
+const SHORT_LOCK_WAIT_MS = 5;
 
 /**
  * A transaction that writes, on SQLite holding the write lock from its first statement. A SQLite

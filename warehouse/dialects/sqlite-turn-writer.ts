@@ -26,14 +26,14 @@ type Outcome = { ok: true; results: unknown[] } | { ok: false; error: unknown };
 const BUSY_RETRY_MS = 15_000;
 
 /**
- * How long a turn waits inside SQLite for a write lock another connection holds, as long as the
- * last try found none held for longer. Another hub worker's turn holds the lock for well under
- * a millisecond; sending every such collision to a pause of 5 to 25 ms between turns of the
- * event loop made two workers on one file barely faster than one, with twice the p99 (README,
- * API benchmark). A lock held past this wait (a load's index build or swap) sends the turn back
- * to waiting between turns of the event loop, without blocking it again, until a turn is written.
+ * How long a turn that found the write lock taken tries again at each next turn of the event
+ * loop, before pausing between tries. Another hub worker's turn holds the lock for well under a
+ * millisecond, and two busy workers on one file find it taken on four tries in ten (README, API
+ * benchmark): a pause of 5 to 25 ms per collision made two workers barely faster than one, and
+ * SQLite's own wait sleeps at least a millisecond with the event loop stopped. A lock held longer (a load
+ * run from the command line builds an index or swaps a table) is waited for with pauses.
  */
-export const SHORT_LOCK_WAIT_MS = 5;
+export const RETRY_EACH_TURN_MS = 5;
 
 const isSqliteBusy = (err: unknown): boolean =>
   typeof err === 'object' &&
@@ -61,8 +61,6 @@ export class SqliteTurnWriter {
   #queues = new Map<TurnWrite<unknown, unknown>, Queue>();
   #scheduled = false;
   #flushing: Promise<void> | null = null;
-  /** The wait inside SQLite for the next try: none once a lock outlasted the short wait, until a turn is written. */
-  #lockWaitMs = SHORT_LOCK_WAIT_MS;
 
   constructor(knex: Knex) {
     this.#knex = knex;
@@ -123,8 +121,9 @@ export class SqliteTurnWriter {
     this.#queues = new Map();
     let outcomes: Outcome[];
     try {
-      outcomes = await writeWhenNotBusy(() =>
-        withRawConnection(this.#knex, (db: Database) => this.#tryTurn(db, queues)),
+      outcomes = await writeWhenNotBusy(
+        () => withRawConnection(this.#knex, (db: Database) => this.#tryTurn(db, queues)),
+        RETRY_EACH_TURN_MS,
       );
     } catch (err) {
       for (const queue of queues) for (const waiter of queue.waiters) waiter.reject(err);
@@ -141,18 +140,11 @@ export class SqliteTurnWriter {
   #tryTurn(writerDb: Database, queues: readonly Queue[]): Outcome[] {
     const shared = this.#shared;
     shared?.endReads();
-    try {
-      const outcomes = writeTurn(shared?.db ?? writerDb, queues, this.#lockWaitMs);
-      this.#lockWaitMs = SHORT_LOCK_WAIT_MS;
-      return outcomes;
-    } catch (err) {
-      if (isSqliteBusy(err)) this.#lockWaitMs = 0;
-      throw err;
-    }
+    return writeTurn(shared?.db ?? writerDb, queues);
   }
 }
 
-function writeTurn(db: Database, queues: readonly Queue[], lockWaitMs: number): Outcome[] {
+function writeTurn(db: Database, queues: readonly Queue[]): Outcome[] {
   const outcomes: Outcome[] = [];
   const write = db.transaction(() => {
     for (const queue of queues) {
@@ -166,15 +158,15 @@ function writeTurn(db: Database, queues: readonly Queue[], lockWaitMs: number): 
       }
     }
   });
-  waitingForLockAtMost(db, lockWaitMs, () => write.immediate());
+  // Never inside SQLite: its busy handler would stop this process's event loop, every request with it.
+  waitingForLockAtMost(db, 0, () => write.immediate());
   return outcomes;
 }
 
 /**
  * Runs `work` with the connection's busy handler cut to `ms`: a write lock held longer by another
- * process (a load run from the command line builds an index or swaps a table in for seconds) is
- * answered SQLITE_BUSY, and writeWhenNotBusy waits for it between turns of the event loop.
- * SQLite's own wait would stop this process's event loop for as long, every request with it.
+ * process is answered SQLITE_BUSY, and writeWhenNotBusy waits for it between turns of the event
+ * loop. SQLite's own wait would stop this process's event loop for as long, every request with it.
  */
 function waitingForLockAtMost<T>(db: Database, ms: number, work: () => T): T {
   const usual = prepareOnce(db, 'PRAGMA busy_timeout').pluck().get() as number;
@@ -189,16 +181,20 @@ function waitingForLockAtMost<T>(db: Database, ms: number, work: () => T): T {
 /**
  * On SQLite a transaction that has read cannot wait for another connection's write lock: SQLite
  * answers SQLITE_BUSY at once instead of calling the busy handler, since waiting could deadlock.
- * Retrying after a short random pause lets the other writer commit first.
+ * Retrying after a short random pause lets the other writer commit first. For the first
+ * `retryEachTurnMs` after the first try, `work` runs again at the next turn of the event loop
+ * instead, for a lock that is about to be released.
  */
-export async function writeWhenNotBusy<T>(work: () => Promise<T>): Promise<T> {
-  const deadline = Date.now() + BUSY_RETRY_MS;
+export async function writeWhenNotBusy<T>(work: () => Promise<T>, retryEachTurnMs = 0): Promise<T> {
+  const start = Date.now();
   for (;;) {
     try {
       return await work();
     } catch (err) {
-      if (!isSqliteBusy(err) || Date.now() > deadline) throw err;
-      await new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 20));
+      const waited = Date.now() - start;
+      if (!isSqliteBusy(err) || waited > BUSY_RETRY_MS) throw err;
+      if (waited < retryEachTurnMs) await new Promise((resolve) => setImmediate(resolve));
+      else await new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 20));
     }
   }
 }
