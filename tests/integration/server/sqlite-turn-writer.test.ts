@@ -173,6 +173,27 @@ describe('SQLite turn writer: the small writes of one event-loop turn in one tra
     assert.equal(timeout, 15000);
   });
 
+  it('takes along, in the same commit, what was submitted while the turn waited for the lock', async () => {
+    // Each item is answered with the number of items its kind wrote in the same transaction.
+    const together: TurnWrite<string, number> = {
+      name: 'together',
+      write: (db, values) => {
+        for (const value of values) db.prepare('INSERT INTO first_kind (value) VALUES (?)').run(value);
+        return values.map(() => values.length);
+      },
+    };
+    const other = holdWriteLock(file, 300);
+    await other.locked;
+    const early = writer.submit(together, 'early');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const late = [writer.submit(together, 'late'), writer.submit(second, 'other kind')];
+    assert.deepEqual(await Promise.all([early, late[0]]), [2, 2]);
+    await Promise.all(late);
+    await other.exited;
+    assert.deepEqual(await readValues('first_kind'), ['early', 'late']);
+    assert.deepEqual(await readValues('second_kind'), ['other process', 'other kind']);
+  });
+
   it('settles once everything submitted is written', async () => {
     const writes = [writer.submit(first, 'a'), writer.submit(first, 'b')];
     await writer.settle();
