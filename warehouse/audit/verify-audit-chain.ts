@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { dialectOf } from '../dialects/index.ts';
 import {
   AUDIT_COLUMNS,
   computeAuditHash,
@@ -22,8 +23,6 @@ interface SubjectRow {
 }
 
 const PAGE_SIZE = 1000;
-/** Within SQL Server's 2,100 parameters and SQLite's limits. */
-const IDS_PER_STATEMENT = 1000;
 
 /**
  * Walks the log in id order, one page at a time, up to the row that was last when it started,
@@ -113,9 +112,10 @@ async function forgetEventsAppendedSince(
   tailId: number,
 ): Promise<void> {
   const later = [...subjects.keys()].filter((id) => id > tailId);
-  for (let i = 0; i < later.length; i += IDS_PER_STATEMENT) {
+  const { maxBindings } = dialectOf(knex);
+  for (let i = 0; i < later.length; i += maxBindings) {
     const present: Array<{ id: number | string }> = await knex('hub_audit')
-      .whereIn('id', later.slice(i, i + IDS_PER_STATEMENT))
+      .whereIn('id', later.slice(i, i + maxBindings))
       .select('id');
     for (const { id } of present) subjects.delete(Number(id));
   }

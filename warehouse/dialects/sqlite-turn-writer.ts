@@ -30,8 +30,9 @@ const BUSY_RETRY_MS = 15_000;
  * loop, before pausing between tries. Another hub worker's turn holds the lock for well under a
  * millisecond, and two busy workers on one file find it taken on four tries in ten (README, API
  * benchmark): a pause of 5 to 25 ms per collision made two workers barely faster than one, and
- * SQLite's own wait sleeps at least a millisecond with the event loop stopped. A lock held longer (a load
- * run from the command line builds an index or swaps a table) is waited for with pauses.
+ * SQLite's own wait sleeps at least a millisecond with the event loop stopped. A lock held
+ * longer (a load run from the command line builds an index or swaps a table) is waited for with
+ * pauses.
  */
 export const RETRY_EACH_TURN_MS = 5;
 
@@ -117,25 +118,24 @@ export class SqliteTurnWriter {
 
   /** Never rejects: each item's error goes to its waiter. */
   async #flush(): Promise<void> {
+    // Filled at each try: a turn that waited for the lock takes along what arrived meanwhile, one
+    // commit fewer, and with two workers one emptying of the other's page cache fewer.
     const taken = new Map<TurnWrite<unknown, unknown>, Queue>();
-    let queues: Queue[] = [];
     let outcomes: Outcome[];
     try {
       outcomes = await writeWhenNotBusy(
         () =>
           withRawConnection(this.#knex, (db: Database) => {
-            // A turn that waited for the lock takes along what arrived meanwhile: one commit fewer,
-            // and with two workers, one emptying of the other's page cache fewer.
-            queues = this.#takeQueued(taken);
-            return this.#tryTurn(db, queues);
+            this.#takeQueued(taken);
+            return this.#tryTurn(db, [...taken.values()]);
           }),
         RETRY_EACH_TURN_MS,
       );
     } catch (err) {
-      for (const queue of queues) for (const waiter of queue.waiters) waiter.reject(err);
+      for (const queue of taken.values()) for (const waiter of queue.waiters) waiter.reject(err);
       return;
     }
-    queues.forEach((queue, i) => {
+    [...taken.values()].forEach((queue, i) => {
       const outcome = outcomes[i]!;
       queue.waiters.forEach((waiter, j) =>
         outcome.ok ? waiter.resolve(outcome.results[j]) : waiter.reject(outcome.error),
@@ -144,7 +144,7 @@ export class SqliteTurnWriter {
   }
 
   /** Moves what was submitted since into `taken`, after the items of the same kind it holds. */
-  #takeQueued(taken: Map<TurnWrite<unknown, unknown>, Queue>): Queue[] {
+  #takeQueued(taken: Map<TurnWrite<unknown, unknown>, Queue>): void {
     for (const [kind, queue] of this.#queues) {
       const held = taken.get(kind);
       if (held === undefined) taken.set(kind, queue);
@@ -154,7 +154,6 @@ export class SqliteTurnWriter {
       }
     }
     this.#queues = new Map();
-    return [...taken.values()];
   }
 
   #tryTurn(writerDb: Database, queues: readonly Queue[]): Outcome[] {
@@ -178,19 +177,18 @@ function writeTurn(db: Database, queues: readonly Queue[]): Outcome[] {
       }
     }
   });
-  // Never inside SQLite: its busy handler would stop this process's event loop, every request with it.
-  waitingForLockAtMost(db, 0, () => write.immediate());
+  withoutWaitingForLock(db, () => write.immediate());
   return outcomes;
 }
 
 /**
- * Runs `work` with the connection's busy handler cut to `ms`: a write lock held longer by another
- * process is answered SQLITE_BUSY, and writeWhenNotBusy waits for it between turns of the event
- * loop. SQLite's own wait would stop this process's event loop for as long, every request with it.
+ * Runs `work` with the connection's busy handler off: a write lock another process holds is
+ * answered SQLITE_BUSY at once, and writeWhenNotBusy tries again between turns of the event loop.
+ * SQLite's own wait would stop this process's event loop, every request with it.
  */
-function waitingForLockAtMost<T>(db: Database, ms: number, work: () => T): T {
+function withoutWaitingForLock<T>(db: Database, work: () => T): T {
   const usual = prepareOnce(db, 'PRAGMA busy_timeout').pluck().get() as number;
-  prepareOnce(db, `PRAGMA busy_timeout = ${ms}`).run();
+  prepareOnce(db, 'PRAGMA busy_timeout = 0').run();
   try {
     return work();
   } finally {
