@@ -1,4 +1,4 @@
-import express, { type Express } from 'express';
+import express, { type Express, type RequestHandler } from 'express';
 import helmet from 'helmet';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
@@ -18,10 +18,19 @@ import { buildDciErrorHandler, buildDciRoutes } from './dci/dci-routes.ts';
 
 const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-/** The middleware order, in one place: a fresh read snapshot, security headers, request id, API outcome audit, body parsing, public pages, token, authenticated API, status pages, the portal (sessions on its own paths only), DCI APIs, errors. */
+/** Answers of the consumer and DCI APIs carry personal data: no browser or proxy may keep them. */
+const noStore: RequestHandler = (_req, res, next) => {
+  res.setHeader('Cache-Control', 'no-store');
+  next();
+};
+
+/** The middleware order, in one place: a fresh read snapshot, security headers, request id, no caching of API answers, API outcome audit, body parsing, public pages, token, authenticated API, status pages, the portal (sessions on its own paths only), DCI APIs, errors. */
 export function buildApp(ctx: AppContext): Express {
   const app = express();
   app.disable('x-powered-by');
+  // Every answer built here is private (personal data, a session's page): never stored, so an
+  // entity tag, with the hash of each body it costs and the 304s it allows, serves no one.
+  app.set('etag', false);
   app.set('trust proxy', ctx.config.trustProxy);
   app.set('views', path.join(ROOT, 'views'));
   app.set('view engine', 'ejs');
@@ -35,6 +44,7 @@ export function buildApp(ctx: AppContext): Express {
     res.setHeader('x-request-id', randomUUID());
     next();
   });
+  app.use(['/api/v1', '/dci'], noStore);
   app.use('/api/v1', buildAuditOutcome(ctx));
   app.use('/public', express.static(path.join(ROOT, 'views/public'), { maxAge: '1h' }));
   app.use(express.json({ limit: '100kb' }));

@@ -403,6 +403,27 @@ describeEachDatabase('Consumer API: tokens, persons, saved queries, rate limits'
       ]);
     });
 
+    it('lets no browser or proxy keep an answer, an error included, and gives no entity tag to ask again with', async () => {
+      const { token } = await hub.createCaller('NAF');
+      const answers = [
+        await person(token, PERSON.mohammad),
+        await person(token, UNKNOWN_PERSON),
+        await hub.call('POST', '/api/v1/persons:batch', { token, json: { national_ids: [PERSON.mohammad] } }),
+        await hub.call('GET', '/api/v1/queries', { token }),
+        await hub.call('GET', `/api/v1/persons/${PERSON.mohammad}`),
+      ];
+      assert.deepEqual(
+        answers.map((res) => [res.status, res.headers.get('cache-control'), res.headers.get('etag')]),
+        [
+          [200, 'no-store', null],
+          [404, 'no-store', null],
+          [200, 'no-store', null],
+          [200, 'no-store', null],
+          [401, 'no-store', null],
+        ],
+      );
+    });
+
     it('answers 404 for a well-formed ID no registry holds and 400 for a malformed one', async () => {
       const { token } = await hub.createCaller('NAF');
       const before = await fetchWarehouseFingerprint(hub.ctx);

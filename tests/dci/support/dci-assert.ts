@@ -18,7 +18,7 @@ export async function sendValid(
   return sendChecked(hub, registry, apiPath, body, token);
 }
 
-/** Sends any body (bad ones included) and checks that the answer, whatever its status, is what the YAML allows. */
+/** Sends any body (bad ones included) and checks that the answer, whatever its status, is what the YAML allows, and not to be stored. */
 export async function sendChecked(
   hub: DciHub,
   registry: Registry,
@@ -28,6 +28,9 @@ export async function sendChecked(
 ): Promise<ApiResponse> {
   const res = await hub.call(`/dci/${registry}${apiPath}`, body, token);
   assert.match(res.headers.get('content-type') ?? '', /^application\/json/, res.text);
+  // Answers carry personal data (or say whom the registry holds): no browser or proxy keeps one.
+  assert.equal(res.headers.get('cache-control'), 'no-store', `${res.status} answer of ${apiPath}`);
+  assert.equal(res.headers.get('etag'), null, `${res.status} answer of ${apiPath}`);
   assertValid(responseSchema(registry, apiPath, res.status), res.body, `${res.status} answer of ${apiPath}`);
   return res;
 }
