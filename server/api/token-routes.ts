@@ -24,7 +24,7 @@ export function buildTokenRoutes(
       body: req.body as unknown,
       authorization: req.headers.authorization,
     });
-    res.setHeader('Cache-Control', 'no-store');
+    // Cache-Control: no-store comes with every API answer (server/app.ts); RFC 6749 §5.1 adds Pragma.
     res.setHeader('Pragma', 'no-cache');
     res.json(body);
   });
@@ -53,7 +53,7 @@ function buildTokenErrorHandler(ctx: AppContext): ErrorRequestHandler {
     } else if (!(err instanceof HubError)) {
       error = await refuseMalformedTokenRequest(ctx, normalizeIp(req.socket.remoteAddress), error);
     }
-    res.setHeader('Cache-Control', 'no-store');
+    // Cache-Control: no-store comes with every API answer (server/app.ts); RFC 6749 §5.1 adds Pragma.
     res.setHeader('Pragma', 'no-cache');
     // RFC 7235: a 401 names the scheme to use; RFC 6749 §5.2 requires it when Basic was tried.
     if (error.status === 401)

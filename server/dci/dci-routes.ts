@@ -59,7 +59,6 @@ export function buildDciRoutes(ctx: AppContext, api: ApiState): Router {
   const router = Router();
 
   router.post('/dci/oauth2/client/token', async (req, res) => {
-    res.setHeader('Cache-Control', 'no-store');
     // The same issuer as /api/v1/token: Basic, JSON or form credentials, throttled and audited alike.
     const token = await issueToken(ctx, {
       ip: normalizeIp(req.socket.remoteAddress),

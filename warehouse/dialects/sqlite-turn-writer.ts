@@ -34,7 +34,7 @@ const BUSY_RETRY_MS = 15_000;
  * longer (a load run from the command line builds an index or swaps a table) is waited for with
  * pauses.
  */
-export const RETRY_EACH_TURN_MS = 5;
+const RETRY_EACH_TURN_MS = 5;
 
 const isSqliteBusy = (err: unknown): boolean =>
   typeof err === 'object' &&

@@ -27,11 +27,12 @@ export async function sendChecked(
   token?: string,
 ): Promise<ApiResponse> {
   const res = await hub.call(`/dci/${registry}${apiPath}`, body, token);
+  const answer = `${res.status} answer of ${apiPath}`;
   assert.match(res.headers.get('content-type') ?? '', /^application\/json/, res.text);
   // Answers carry personal data (or say whom the registry holds): no browser or proxy keeps one.
-  assert.equal(res.headers.get('cache-control'), 'no-store', `${res.status} answer of ${apiPath}`);
-  assert.equal(res.headers.get('etag'), null, `${res.status} answer of ${apiPath}`);
-  assertValid(responseSchema(registry, apiPath, res.status), res.body, `${res.status} answer of ${apiPath}`);
+  assert.equal(res.headers.get('cache-control'), 'no-store', answer);
+  assert.equal(res.headers.get('etag'), null, answer);
+  assertValid(responseSchema(registry, apiPath, res.status), res.body, answer);
   return res;
 }
 
