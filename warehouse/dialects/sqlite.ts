@@ -215,5 +215,8 @@ export const sqliteDialect: Dialect = {
   // SQLite plans these joins from the indexes alone.
   analyzeTable: () => Promise.resolve(),
 
-  isUniqueViolation: (error) => (error as { code?: unknown }).code === 'SQLITE_CONSTRAINT_UNIQUE',
+  isUniqueViolation: (error) =>
+    ['SQLITE_CONSTRAINT_UNIQUE', 'SQLITE_CONSTRAINT_PRIMARYKEY'].includes(
+      String((error as { code?: unknown }).code),
+    ),
 };

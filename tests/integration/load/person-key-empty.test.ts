@@ -1,0 +1,81 @@
+import assert from 'node:assert/strict';
+import { rm } from 'node:fs/promises';
+import { readConnectorDefinitions } from '../../../connectors/definition.ts';
+import { runConnector } from '../../../connectors/run-connector.ts';
+import { closeContext, type AppContext } from '../../../server/context.ts';
+import { prepareWarehouse } from '../../../server/services/connector-service.ts';
+import { createTempDir, describeEachDatabase } from '../../support/databases.ts';
+import { openTestContext } from '../../support/hub-context.ts';
+import { idRegistry, validId } from '../../support/registry-fixture.ts';
+
+const ids = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => validId(from + i));
+const CIVIL = ids(700, 739);
+const CARS = ids(720, 759);
+const EVERYONE = [...new Set([...CIVIL, ...CARS])].sort();
+
+describeEachDatabase("a hub's first registry loads fill the person key, its primary key intact", (db) => {
+  let dir: string;
+  let ctx: AppContext;
+
+  const runFull = async (name: string) => {
+    const def = (await readConnectorDefinitions(ctx.config.connectorsDir)).find((d) => d.name === name)!;
+    return runConnector(def, ctx, { full: true });
+  };
+  const persons = () => ctx.knex('hub_persons').orderBy('national_id').pluck<string[]>('national_id');
+
+  before(async () => {
+    dir = await createTempDir('hub-empty-key-');
+    ctx = openTestContext(db.url(), dir);
+    await idRegistry.define(ctx.config.connectorsDir, dir, 'reg-civil', 'reg_civil', ['national_id']);
+    await idRegistry.define(ctx.config.connectorsDir, dir, 'reg-cars', 'reg_cars', ['id']);
+    idRegistry.setIds(dir, 'reg-civil', CIVIL);
+    idRegistry.setIds(dir, 'reg-cars', [...CARS, ...CARS.slice(0, 5)]);
+    await prepareWarehouse(ctx);
+  });
+
+  after(async () => {
+    await closeContext(ctx);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('two first loads sharing persons, swapping at once into the empty key, both succeed and list each person once', async () => {
+    assert.deepEqual(await persons(), []);
+    // On PostgreSQL the test holds the key until both swaps wait for it, so that they meet there.
+    const holder = db.name === 'postgres' ? await ctx.knex.transaction() : null;
+    try {
+      await holder?.raw('LOCK TABLE hub_persons IN SHARE MODE');
+      const loads = Promise.all([runFull('reg-civil'), runFull('reg-cars')]);
+      if (holder !== null) await waitForLockWaiters(ctx, 2);
+      await holder?.commit();
+      const summaries = await loads;
+      for (const summary of summaries) assert.equal(summary.status, 'succeeded', summary.error ?? '');
+    } finally {
+      if (holder !== null && !holder.isCompleted()) await holder.rollback();
+    }
+    assert.deepEqual(await persons(), EVERYONE);
+    await assert.rejects(
+      ctx.knex('hub_persons').insert({ national_id: CIVIL[0], first_seen_at: '2026-01-01T00:00:00.000Z' }),
+      (err: unknown) => ctx.dialect.isUniqueViolation(err),
+      'the person key still refuses a national ID it holds',
+    );
+  });
+
+  it('a reload afterwards adds only the persons the key lacks', async () => {
+    idRegistry.setIds(dir, 'reg-civil', [...CIVIL, validId(760)]);
+    assert.equal((await runFull('reg-civil')).status, 'succeeded');
+    assert.deepEqual(await persons(), [...EVERYONE, validId(760)].sort());
+  });
+});
+
+/** Waits until `count` transactions wait for a lock on the person key. */
+async function waitForLockWaiters(ctx: AppContext, count: number): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const { rows } = await ctx.knex.raw<{ rows: Array<{ n: number }> }>(
+      "SELECT count(*)::int AS n FROM pg_locks WHERE relation = 'hub_persons'::regclass AND NOT granted",
+    );
+    if (rows[0]!.n >= count) return;
+    if (Date.now() > deadline) throw new Error(`${rows[0]!.n} of ${count} loads reached the person key`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
