@@ -92,8 +92,7 @@ async function insertNewPersons(
     );
     return;
   }
-  if (dialectOf(trx).name === 'postgres' && (await fillEmptyPersonKey(trx, table, nationalIdColumn, seenAt)))
-    return;
+  if (fillsEmptyKey(trx) && (await fillEmptyPersonKey(trx, table, nationalIdColumn, seenAt))) return;
   await trx.raw(
     'INSERT INTO hub_persons (national_id, first_seen_at) SELECT DISTINCT t.??, ? FROM ?? t WHERE t.?? IS NOT NULL ' +
       'AND NOT EXISTS (SELECT 1 FROM hub_persons p WHERE p.national_id = t.??)',
@@ -101,8 +100,19 @@ async function insertNewPersons(
   );
 }
 
-const personKeyIsEmpty = async (trx: Knex.Transaction) =>
-  (await trx('hub_persons').select('national_id').limit(1)).length === 0;
+const personKeyIsEmpty = async (executor: Knex | Knex.Transaction) =>
+  (await executor('hub_persons').select('national_id').limit(1)).length === 0;
+
+const fillsEmptyKey = (executor: Knex | Knex.Transaction) => dialectOf(executor).name === 'postgres';
+
+/**
+ * Whether a load's new persons will go into an empty person key by `fillEmptyPersonKey`, as far
+ * as can be told before its swap (another load may fill the key first): that insert compares with
+ * nothing, so it plans without the next table's statistics.
+ */
+export async function willFillEmptyPersonKey(knex: Knex): Promise<boolean> {
+  return fillsEmptyKey(knex) && (await personKeyIsEmpty(knex));
+}
 
 /**
  * PostgreSQL, when the person key is empty (a hub's first registry load): the rows go in without

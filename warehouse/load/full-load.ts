@@ -2,7 +2,7 @@ import { isoNow } from '../core/clock.ts';
 import type { WarehouseRow } from '../core/warehouse-value.ts';
 import { rowsPerStatement, type BulkTarget, type BulkWriter, type Dialect } from '../dialects/index.ts';
 import { buildDeclaredIndexesOnNext, type PreparedIndex } from '../declared-indexes.ts';
-import { rebuildPersonKey } from '../person-key.ts';
+import { rebuildPersonKey, willFillEmptyPersonKey } from '../person-key.ts';
 import { dropPersonTablesView, personTablesIsView, replacePersonTablesView } from '../person-tables-view.ts';
 import { createKeyIndex, createNationalIdIndex, createRegistryTable } from '../registry-tables.ts';
 import { FeedDeletions } from './feed-deletions.ts';
@@ -178,9 +178,15 @@ async function swapIn(
   const { knex, dialect } = ctx;
   const spec = run.spec;
   await createNationalIdIndex(knex, spec, next.target.table, next.suffix);
-  await dialect.analyzeTable(knex, next.target.table);
+  // The new persons' insert plans with the table's statistics, unless it fills an empty person
+  // key: then the analysis runs after the declared indexes, beside that insert, not before it.
+  const analyzeBeside = await willFillEmptyPersonKey(knex);
+  if (!analyzeBeside) await dialect.analyzeTable(knex, next.target.table);
   run.onProgress?.(stats, 'swapping');
-  const declared = prepareDeclaredIndexes(ctx, run, next);
+  const declared = prepareDeclaredIndexes(ctx, run, next).then(async (indexes) => {
+    if (analyzeBeside) await dialect.analyzeTable(knex, next.target.table);
+    return indexes;
+  });
   try {
     await retryOnNewPersonRace(dialect, () =>
       inWriteTransaction(knex, async (trx) => {
@@ -215,7 +221,7 @@ async function swapIn(
     );
   } finally {
     // A swap that failed early must not leave the build running into the next table's drop.
-    await declared;
+    await declared.catch(() => undefined);
   }
 }
 

@@ -142,6 +142,13 @@ describeEachDatabase('full loads in batches: every good row stored, every bad on
       // hub_person_tables is a view over the registry tables here, planned from their statistics.
       for (const table of ['hub_persons', 'reg_people'])
         assert.equal(await counted(table), await actual(table), `${table}: the planner's row count`);
+      // Analyzed before the swap, even where that ran beside the new persons' insert.
+      const analyzed = await ctx
+        .knex('pg_stats')
+        .where({ tablename: 'reg_people' })
+        .whereRaw('schemaname = current_schema()')
+        .pluck<string[]>('attname');
+      assert.ok(analyzed.includes('national_id'), `columns with statistics: ${analyzed.join(', ')}`);
     });
 
   it('a source failing in the middle of a load, after batches were written, leaves the previous table and names the error', async () => {
