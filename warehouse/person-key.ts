@@ -116,12 +116,12 @@ export async function willFillEmptyPersonKey(knex: Knex): Promise<boolean> {
 
 /**
  * PostgreSQL, when the person key is empty (a hub's first registry load): the rows go in without
- * the primary key, which is then built by one sort, as a bulk load builds an index, instead of
- * a million insertions into it. At 1,000,000 persons, beside the declared indexes' build, 1.6–1.7 s
- * for the rows and 0.6 s for the key against 2.4–2.8 s for the rows inserted into the key (alone:
- * 0.8 and 0.5–0.6 s against 1.7–1.9 s). The table stays locked to the end
- * of the transaction; only loads and the status page read it. Returns false, having written
- * nothing, when the key holds anyone, another load's persons included once it waited for them.
+ * the primary key, which is then built by one sort, as a bulk load builds an index, instead of a
+ * million insertions into it. At 1,000,000 persons, beside the declared indexes' build, 1.5–1.7 s
+ * for the rows and 0.5–0.7 s for the key, against 2.4–2.8 s for the rows inserted into the key.
+ * The table stays locked to the end of the transaction; only loads and the status page read it.
+ * Returns false, having written nothing, when the key holds anyone: another load's persons too,
+ * once this one has waited for its lock.
  */
 async function fillEmptyPersonKey(
   trx: Knex.Transaction,
