@@ -21,6 +21,7 @@ import { openTestContext } from '../support/hub-context.ts';
 import { startReplica, stopPostgres, type PostgresServer } from '../support/postgres.ts';
 import { harnessPostgresUrl } from '../support/root-hooks.ts';
 import { runHubCli } from '../support/run-hub-cli.ts';
+import { waitFor } from '../support/wait-for.ts';
 
 interface PersonBody {
   tables: Record<string, Array<Record<string, unknown>>>;
@@ -50,17 +51,6 @@ async function query<T extends pg.QueryResultRow>(
     return (await client.query<T>(sql, params)).rows;
   } finally {
     await client.end();
-  }
-}
-
-/** Polls (without asserting on time) until the check passes; fails with the last value after a generous wait. */
-async function waitFor<T>(what: string, read: () => Promise<T>, ok: (value: T) => boolean): Promise<T> {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const value = await read();
-    if (ok(value)) return value;
-    if (Date.now() > deadline) throw new Error(`${what}: still ${JSON.stringify(value)}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
 

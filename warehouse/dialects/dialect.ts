@@ -79,6 +79,20 @@ export interface Dialect {
    * (warehouse/declared-indexes.ts); without it they are built after the swap.
    */
   renameIndex?: (trx: Knex.Transaction, from: string, to: string) => Promise<void>;
+  /**
+   * Fills a table by `fill` with its primary key dropped, then builds the key again by one sort:
+   * for a large insert into an empty table, in place of an insertion into the key per row. The
+   * table is locked exclusively to the end of the transaction first; then `stillWanted`, asked of
+   * the table as no other writer can change it any more, may say no, and nothing is changed.
+   * Returns whether it filled the table (not when it has no primary key). Dialects without it
+   * insert into the key as it is.
+   */
+  fillWithoutPrimaryKey?: (
+    trx: Knex.Transaction,
+    table: string,
+    stillWanted: () => Promise<boolean>,
+    fill: () => Promise<void>,
+  ) => Promise<boolean>;
   /** Insert-or-update by record key. Rows must have distinct keys. */
   buildUpsert(
     executor: Knex | Knex.Transaction,

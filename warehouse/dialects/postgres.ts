@@ -132,6 +132,22 @@ export const postgresDialect: Dialect = {
   renameIndex: async (trx, from, to) => void (await trx.raw('ALTER INDEX ?? RENAME TO ??', [from, to])),
   analyzeTable: async (knex, table) => void (await knex.raw('ANALYZE ??', [table])),
 
+  async fillWithoutPrimaryKey(trx, table, stillWanted, fill) {
+    await trx.raw('LOCK TABLE ?? IN ACCESS EXCLUSIVE MODE', [table]);
+    if (!(await stillWanted())) return false;
+    const { rows } = await trx.raw<{ rows: Array<{ conname: string; definition: string }> }>(
+      'SELECT conname, pg_get_constraintdef(oid) AS definition FROM pg_constraint ' +
+        "WHERE conrelid = ?::regclass AND contype = 'p'",
+      [table],
+    );
+    const key = rows[0];
+    if (key === undefined) return false;
+    await trx.raw('ALTER TABLE ?? DROP CONSTRAINT ??', [table, key.conname]);
+    await fill();
+    await trx.raw(`ALTER TABLE ?? ADD CONSTRAINT ?? ${key.definition}`, [table, key.conname]);
+    return true;
+  },
+
   buildUpsert(executor, target, rows) {
     const updates = target.columns.filter((c) => !target.key.includes(c));
     const insert = executor(target.table).insert(rows.map((r) => toRecord(target.columns, r)));

@@ -7,6 +7,7 @@ import { prepareWarehouse } from '../../../server/services/connector-service.ts'
 import { createTempDir, describeEachDatabase } from '../../support/databases.ts';
 import { openTestContext } from '../../support/hub-context.ts';
 import { idRegistry, validId } from '../../support/registry-fixture.ts';
+import { waitFor } from '../../support/wait-for.ts';
 
 const ids = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => validId(from + i));
 const CIVIL = ids(700, 739);
@@ -45,7 +46,13 @@ describeEachDatabase("a hub's first registry loads fill the person key, its prim
     try {
       await holder?.raw('LOCK TABLE hub_persons IN SHARE MODE');
       const loads = Promise.all([runFull('reg-civil'), runFull('reg-cars')]);
-      if (holder !== null) await waitForLockWaiters(ctx, 2);
+      if (holder !== null) {
+        const waiting = () =>
+          ctx.knex.raw<{ rows: Array<{ n: number }> }>(
+            "SELECT count(*)::int AS n FROM pg_locks WHERE relation = 'hub_persons'::regclass AND NOT granted",
+          );
+        await waitFor('loads waiting for the person key', waiting, ({ rows }) => rows[0]!.n >= 2);
+      }
       await holder?.commit();
       const summaries = await loads;
       for (const summary of summaries) assert.equal(summary.status, 'succeeded', summary.error ?? '');
@@ -66,16 +73,3 @@ describeEachDatabase("a hub's first registry loads fill the person key, its prim
     assert.deepEqual(await persons(), [...EVERYONE, validId(760)].sort());
   });
 });
-
-/** Waits until `count` transactions wait for a lock on the person key. */
-async function waitForLockWaiters(ctx: AppContext, count: number): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const { rows } = await ctx.knex.raw<{ rows: Array<{ n: number }> }>(
-      "SELECT count(*)::int AS n FROM pg_locks WHERE relation = 'hub_persons'::regclass AND NOT granted",
-    );
-    if (rows[0]!.n >= count) return;
-    if (Date.now() > deadline) throw new Error(`${rows[0]!.n} of ${count} loads reached the person key`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
