@@ -65,6 +65,8 @@ export function buildDciRoutes(ctx: AppContext, api: ApiState): Router {
       body: req.body as unknown,
       authorization: req.headers.authorization,
     });
+    // Cache-Control: no-store comes with every DCI answer (server/app.ts); RFC 6749 §5.1 adds Pragma.
+    res.setHeader('Pragma', 'no-cache');
     // The authz YAML (OAuth2ClientTokenResponse) writes expires_in as a string.
     res.json({ ...token, expires_in: String(token.expires_in) });
   });
@@ -435,6 +437,13 @@ export function buildDciErrorHandler(ctx: AppContext): ErrorRequestHandler {
     let error: DciError;
     if (err instanceof DciError) error = err;
     else if (err instanceof HubError && req.path === '/dci/oauth2/client/token') {
+      // As /api/v1/token answers (RFC 6749 §5.1, §5.2): never cached, and a 401 names its scheme.
+      res.setHeader('Pragma', 'no-cache');
+      if (err.status === 401)
+        res.setHeader('WWW-Authenticate', 'Basic realm="Registry Hub", charset="UTF-8"');
+      const retryAfter = err.details?.retry_after;
+      if (err.status === 429 && typeof retryAfter === 'number')
+        res.setHeader('Retry-After', String(retryAfter));
       res.status(err.status).json({
         error: err.code,
         error_description: err.message,

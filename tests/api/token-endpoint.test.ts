@@ -128,6 +128,7 @@ describeEachDatabase('Token endpoint: OAuth2 client authentication, errors and t
         const body = res.body as { access_token: string; token_type: string; expires_in: number };
         assert.equal(body.token_type, 'Bearer');
         assert.equal(res.headers.get('cache-control'), 'no-store');
+        assert.equal(res.headers.get('pragma'), 'no-cache');
         assert.equal((await hub.call('GET', '/api/v1/queries', { token: body.access_token })).status, 200);
       }
     });

@@ -4,6 +4,7 @@ import { SignJWT } from 'jose';
 import { saveClientPublicKey } from '../../server/dci/client-keys.ts';
 import { buildDigest, parseSignature } from '../../server/dci/dci-signature.ts';
 import { TOKEN_TTL_SECONDS } from '../../server/services/token-service.ts';
+import { MAX_FAILURES_PER_CLIENT } from '../../server/services/token-throttle.ts';
 import { callApi } from '../support/api-hub.ts';
 import { describeEachDatabase } from '../support/databases.ts';
 import { assertDciError, recordsOf, searchItems, sendChecked, sendValid } from './support/dci-assert.ts';
@@ -60,6 +61,9 @@ describeEachDatabase('DCI security: bearer tokens, signatures, JWKS', (db) => {
     });
     assert.equal(res.status, 200, res.text);
     assertValid(schemaAt('authz', '/components/schemas/OAuth2ClientTokenResponse'), res.body, 'token answer');
+    // RFC 6749 §5.1: a token answer is never cached, here as at /api/v1/token.
+    assert.equal(res.headers.get('cache-control'), 'no-store');
+    assert.equal(res.headers.get('pragma'), 'no-cache');
     const dciToken = (res.body as { access_token: string }).access_token;
     assert.equal(
       (await callApi(hub.baseUrl, 'GET', `/api/v1/persons/${P.huda}`, { token: dciToken })).status,
@@ -78,6 +82,33 @@ describeEachDatabase('DCI security: bearer tokens, signatures, JWKS', (db) => {
     });
     assert.equal(wrong.status, 401);
     assert.equal((wrong.body as { error: string }).error, 'invalid_client');
+    assert.equal(wrong.headers.get('cache-control'), 'no-store');
+    assert.equal(wrong.headers.get('pragma'), 'no-cache');
+    assert.match(wrong.headers.get('www-authenticate') ?? '', /^Basic realm=/);
+  });
+
+  it('throttles the authz endpoint as /api/v1/token: after a client id’s failures, 429 with Retry-After, even for the right secret', async () => {
+    const { credentials } = await hub.createCaller('SPMIS');
+    const form = (secret: string) => ({
+      grant_type: 'client_credentials',
+      client_id: credentials.client_id,
+      client_secret: secret,
+    });
+    for (let i = 0; i < MAX_FAILURES_PER_CLIENT; i += 1) {
+      const res = await callApi(hub.baseUrl, 'POST', '/dci/oauth2/client/token', {
+        form: form(`guess-${i}`),
+      });
+      assert.equal(res.status, 401, res.text);
+    }
+    const refused = await callApi(hub.baseUrl, 'POST', '/dci/oauth2/client/token', {
+      form: form(credentials.client_secret),
+    });
+    assert.equal(refused.status, 429, refused.text);
+    assert.equal((refused.body as { error: string }).error, 'rate_limited');
+    const retryAfter = Number(refused.headers.get('retry-after'));
+    assert.ok(retryAfter >= 1 && retryAfter <= 60, `Retry-After: ${retryAfter}`);
+    assert.equal(refused.headers.get('pragma'), 'no-cache');
+    assert.ok(!('access_token' in (refused.body as object)), refused.text);
   });
 
   it('answers 401 with a JSON error for a missing, forged or expired token on every DCI path', async () => {
