@@ -177,15 +177,7 @@ export async function updatePersonKeyForIds(
       .pluck<string[]>(nationalIdColumn);
     if (held.length === 0) continue;
     if (membership) await addMembers(trx, table, held);
-    const known = new Set(
-      await trx('hub_persons').whereIn('national_id', held).pluck<string[]>('national_id'),
-    );
-    const newPersons = held.filter((id) => !known.has(id));
-    if (newPersons.length > 0) {
-      await trx('hub_persons').insert(
-        newPersons.map((national_id) => ({ national_id, first_seen_at: seenAt })),
-      );
-    }
+    await dialectOf(trx).insertMissingPersons(trx, held, seenAt);
   }
 }
 

@@ -93,6 +93,13 @@ export interface Dialect {
     stillWanted: () => Promise<boolean>,
     fill: () => Promise<void>,
   ) => Promise<boolean>;
+  /**
+   * Adds to hub_persons, first seen at `seenAt`, those of `ids` (distinct) it does not hold yet.
+   * Two transactions adding the same new person at once (incremental loads of two registries)
+   * must both commit: the later one waits for the earlier and then skips that person, where a
+   * read of the key followed by an insert fails on the key once the earlier commits.
+   */
+  insertMissingPersons(trx: Knex.Transaction, ids: string[], seenAt: string): Promise<void>;
   /** Insert-or-update by record key. Rows must have distinct keys. */
   buildUpsert(
     executor: Knex | Knex.Transaction,

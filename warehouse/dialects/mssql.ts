@@ -33,6 +33,28 @@ export function buildMssqlMerge(
   return executor.raw(sql, bindings as Knex.RawBinding[]);
 }
 
+/**
+ * SQL Server has no ON CONFLICT, and under READ COMMITTED (with or without row versioning) a
+ * NOT EXISTS alone does not see another transaction's uncommitted person, whose insert then
+ * fails on the key once that one commits. UPDLOCK, HOLDLOCK keep a key-range lock on each ID
+ * probed to the end of the transaction: the second transaction waits at its probe, then finds
+ * the person. `ids` must leave one binding for `seenAt` (see MSSQL_MAX_MISSING_PERSONS).
+ */
+export function buildMssqlMissingPersonsInsert(
+  executor: Knex | Knex.Transaction,
+  ids: string[],
+  seenAt: string,
+): Knex.Raw {
+  return executor.raw(
+    `INSERT INTO [hub_persons] ([national_id], [first_seen_at]) SELECT v.[id], ? FROM (VALUES ${ids.map(() => '(?)').join(', ')}) AS v ([id]) ` +
+      'WHERE NOT EXISTS (SELECT 1 FROM [hub_persons] AS p WITH (UPDLOCK, HOLDLOCK) WHERE p.[national_id] = v.[id])',
+    [seenAt, ...ids],
+  );
+}
+
+/** IDs one missing-persons insert takes: the parameter limit, less `seenAt`. */
+export const MSSQL_MAX_MISSING_PERSONS = 1999;
+
 /** INSERT ... VALUES takes at most 1000 rows on SQL Server (error 10738), however few parameters they have. */
 export const MSSQL_MAX_INSERT_ROWS = 1000;
 
@@ -70,6 +92,10 @@ export const mssqlDialect: Dialect = {
   // follows free space), so incremental runs into an empty table apply batch by batch.
 
   personTables: 'table',
+  async insertMissingPersons(trx, ids, seenAt) {
+    for (let i = 0; i < ids.length; i += MSSQL_MAX_MISSING_PERSONS)
+      await buildMssqlMissingPersonsInsert(trx, ids.slice(i, i + MSSQL_MAX_MISSING_PERSONS), seenAt);
+  },
   analyzeTable: async (knex, table) => void (await knex.raw('UPDATE STATISTICS ??', [table])),
 
   lockUntilCommit: async (trx, resource) =>

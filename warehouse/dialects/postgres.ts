@@ -129,6 +129,12 @@ export const postgresDialect: Dialect = {
 
   // Without statistics the planner takes a million-row table for an empty one and picks nested loops.
   personTables: 'view',
+  // ON CONFLICT waits for a transaction inserting the same national ID, then skips it once committed.
+  insertMissingPersons: async (trx, ids, seenAt) =>
+    void (await trx.raw(
+      'INSERT INTO hub_persons (national_id, first_seen_at) SELECT u.id, ? FROM unnest(?::varchar[]) AS u (id) ON CONFLICT (national_id) DO NOTHING',
+      [seenAt, ids],
+    )),
   renameIndex: async (trx, from, to) => void (await trx.raw('ALTER INDEX ?? RENAME TO ??', [from, to])),
   analyzeTable: async (knex, table) => void (await knex.raw('ANALYZE ??', [table])),
 

@@ -212,6 +212,12 @@ export const sqliteDialect: Dialect = {
   lockUntilCommit: () => Promise.resolve(),
 
   personTables: 'view',
+  // One writer at a time: INSERT OR IGNORE only has to skip the persons already there.
+  insertMissingPersons: async (trx, ids, seenAt) =>
+    void (await trx.raw(
+      'INSERT OR IGNORE INTO hub_persons (national_id, first_seen_at) SELECT value, ? FROM json_each(?)',
+      [seenAt, JSON.stringify(ids)],
+    )),
   // SQLite plans these joins from the indexes alone.
   analyzeTable: () => Promise.resolve(),
 

@@ -2,7 +2,13 @@ import assert from 'node:assert/strict';
 import knexFactory, { type Knex } from 'knex';
 import type { WarehouseRow } from '../../../warehouse/core/warehouse-value.ts';
 import { insertInChunks, rowsPerStatement, type BulkTarget } from '../../../warehouse/dialects/dialect.ts';
-import { MSSQL_MAX_INSERT_ROWS, buildMssqlMerge, mssqlDialect } from '../../../warehouse/dialects/mssql.ts';
+import {
+  MSSQL_MAX_INSERT_ROWS,
+  MSSQL_MAX_MISSING_PERSONS,
+  buildMssqlMerge,
+  buildMssqlMissingPersonsInsert,
+  mssqlDialect,
+} from '../../../warehouse/dialects/mssql.ts';
 import { createRegistryTable, type RegistryTableSpec } from '../../../warehouse/registry-tables.ts';
 
 // SQL Server cannot run here: these tests compile the statements knex would send. Neither
@@ -175,6 +181,45 @@ describe('SQL Server statements', () => {
           /too many rows for one MERGE/,
         );
       }
+    });
+  });
+
+  describe('new persons of an incremental load', () => {
+    const seenAt = '2026-03-01T00:00:00.000Z';
+
+    it('probes hub_persons with UPDLOCK, HOLDLOCK, so a second load adding the same person waits and skips it', () => {
+      const { sql, bindings } = buildMssqlMissingPersonsInsert(
+        mssql,
+        ['9872000001', '9872000002'],
+        seenAt,
+      ).toSQL();
+      assert.equal(
+        sql,
+        'INSERT INTO [hub_persons] ([national_id], [first_seen_at]) SELECT v.[id], ? FROM (VALUES (?), (?)) AS v ([id]) ' +
+          'WHERE NOT EXISTS (SELECT 1 FROM [hub_persons] AS p WITH (UPDLOCK, HOLDLOCK) WHERE p.[national_id] = v.[id])',
+      );
+      assert.deepEqual(bindings, [seenAt, '9872000001', '9872000002']);
+    });
+
+    it('keeps every statement within SQL Server’s parameter limit, and leaves out no ID', async () => {
+      const statements: Knex.Sql[] = [];
+      const executor = {
+        raw(sql: string, bindings: Knex.RawBinding[]) {
+          statements.push(mssql.raw(sql, bindings).toSQL());
+          return Promise.resolve();
+        },
+      } as unknown as Knex.Transaction;
+      const ids = Array.from({ length: 2 * MSSQL_MAX_MISSING_PERSONS + 5 }, (_, i) => String(9872000000 + i));
+      await mssqlDialect.insertMissingPersons(executor, ids, seenAt);
+      assert.equal(statements.length, 3);
+      for (const { bindings } of statements) {
+        assert.ok(bindings.length <= SQL_SERVER_MAX_PARAMETERS, `${bindings.length} parameters`);
+        assert.equal(bindings[0], seenAt);
+      }
+      assert.deepEqual(
+        statements.flatMap(({ bindings }) => bindings.slice(1)),
+        ids,
+      );
     });
   });
 
