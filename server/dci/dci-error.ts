@@ -18,11 +18,15 @@ export class DciError extends Error {
   readonly code: DciErrorCode;
   readonly status: number;
 
-  constructor(code: DciErrorCode, status: number, message: string) {
+  /** Seconds until a refused (429) sender may try again, sent as Retry-After. */
+  readonly retryAfter: number | undefined;
+
+  constructor(code: DciErrorCode, status: number, message: string, retryAfter?: number) {
     super(message.slice(0, 999));
     this.name = 'DciError';
     this.code = code;
     this.status = status;
+    this.retryAfter = retryAfter;
   }
 }
 

@@ -107,7 +107,12 @@ function buildRegistryRouter(ctx: AppContext, api: ApiState, state: DciState, re
       await api.limiter.consume(caller.clientId, caller.limits);
     } catch (err) {
       if (err instanceof HubError && err.status === 429)
-        throw new DciError('err.request.too_many_requests', 429, err.message);
+        throw new DciError(
+          'err.request.too_many_requests',
+          429,
+          err.message,
+          typeof err.details?.retry_after === 'number' ? err.details.retry_after : undefined,
+        );
       throw err;
     }
     (req as Request & { [CALLER]?: ApiCaller })[CALLER] = caller;
@@ -474,6 +479,7 @@ export function buildDciErrorHandler(ctx: AppContext): ErrorRequestHandler {
       ctx.logger.error({ err, requestId, path: req.path }, 'unhandled DCI error');
       error = new DciError('err.service.unavailable', 500, `internal error (request ${requestId})`);
     }
+    if (error.retryAfter !== undefined) res.setHeader('Retry-After', String(error.retryAfter));
     const timestamp = ctx.clock.now().toISOString();
     const errors = [{ code: error.code, message: error.message }];
     if (req.path.includes('/registry/sync/')) {

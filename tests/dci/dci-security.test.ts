@@ -111,6 +111,25 @@ describeEachDatabase('DCI security: bearer tokens, signatures, JWKS', (db) => {
     assert.ok(!('access_token' in (refused.body as object)), refused.text);
   });
 
+  it('refuses a sender over its rate limit with 429 err.request.too_many_requests and Retry-After, on sync and async paths', async () => {
+    const { token: limited } = await hub.createCaller('SPMIS', 2);
+    for (let i = 0; i < 2; i += 1)
+      assert.equal((await sendValid(hub, 'crvs', '/registry/sync/search', search(), limited)).status, 200);
+    for (const apiPath of ['/registry/sync/search', '/registry/search']) {
+      const refused = await sendChecked(hub, 'crvs', apiPath, search(), limited);
+      assert.match(assertDciError(refused, 429, 'err.request.too_many_requests'), /per minute/);
+      const retryAfter = Number(refused.headers.get('retry-after'));
+      assert.ok(retryAfter >= 1 && retryAfter <= 60, `Retry-After: ${retryAfter}`);
+      assert.doesNotMatch(refused.text, new RegExp(P.huda), 'a refused search returns no one');
+    }
+    hub.clock.advance(60_000);
+    try {
+      assert.equal((await sendValid(hub, 'crvs', '/registry/sync/search', search(), limited)).status, 200);
+    } finally {
+      hub.clock.advance(-60_000);
+    }
+  });
+
   it('answers 401 with a JSON error for a missing, forged or expired token on every DCI path', async () => {
     const forged = await new SignJWT({ ent: 'SPMIS' })
       .setProtectedHeader({ alg: 'HS256' })

@@ -122,7 +122,11 @@ export interface DciHub {
   baseUrl: string;
   dir: string;
   call(urlPath: string, body: unknown, token?: string): Promise<ApiResponse>;
-  createCaller(entity: string): Promise<{ credentials: ClientCredentials; token: string }>;
+  /** A client of the entity (10,000 calls a minute unless told) and a token for it. */
+  createCaller(
+    entity: string,
+    ratePerMinute?: number,
+  ): Promise<{ credentials: ClientCredentials; token: string }>;
   grant(consumer: string, table: string, columns?: string[]): Promise<void>;
   /** Rewrites a source file and runs its connector in full. */
   reload(
@@ -175,8 +179,8 @@ export async function startDciHub(databaseUrl: string, env: Record<string, strin
     dir,
     call: (urlPath, body, token) =>
       callApi(baseUrl, 'POST', urlPath, { json: body, ...(token === undefined ? {} : { token }) }),
-    async createCaller(entity) {
-      const credentials = await createClient(ctx, { entity, ratePerMinute: 10_000 }, superAdmin.name);
+    async createCaller(entity, ratePerMinute = 10_000) {
+      const credentials = await createClient(ctx, { entity, ratePerMinute }, superAdmin.name);
       const res = await callApi(baseUrl, 'POST', '/dci/oauth2/client/token', {
         form: { grant_type: 'client_credentials', ...credentials },
       });
