@@ -1,4 +1,4 @@
-import { Router, type ErrorRequestHandler, type RequestHandler } from 'express';
+import { Router, type ErrorRequestHandler, type RequestHandler, type Response } from 'express';
 import { HubError } from '../../warehouse/core/errors.ts';
 import type { AppContext } from '../context.ts';
 import { issueToken, normalizeIp, refuseMalformedTokenRequest } from '../services/token-service.ts';
@@ -53,16 +53,20 @@ function buildTokenErrorHandler(ctx: AppContext): ErrorRequestHandler {
     } else if (!(err instanceof HubError)) {
       error = await refuseMalformedTokenRequest(ctx, normalizeIp(req.socket.remoteAddress), error);
     }
-    // Cache-Control: no-store comes with every API answer (server/app.ts); RFC 6749 §5.1 adds Pragma.
-    res.setHeader('Pragma', 'no-cache');
-    // RFC 7235: a 401 names the scheme to use; RFC 6749 §5.2 requires it when Basic was tried.
-    if (error.status === 401)
-      res.setHeader('WWW-Authenticate', 'Basic realm="Registry Hub", charset="UTF-8"');
-    const retryAfter = error.details?.retry_after;
-    if (error.status === 429 && typeof retryAfter === 'number')
-      res.setHeader('Retry-After', String(retryAfter));
+    setTokenErrorHeaders(res, error);
     res.status(error.status).json({ error: error.code, error_description: error.message });
   };
+}
+
+/** The headers of a refused token request, at /api/v1/token and at the DCI authz endpoint alike. */
+export function setTokenErrorHeaders(res: Response, error: HubError): void {
+  // Cache-Control: no-store comes with every API answer (server/app.ts); RFC 6749 §5.1 adds Pragma.
+  res.setHeader('Pragma', 'no-cache');
+  // RFC 7235: a 401 names the scheme to use; RFC 6749 §5.2 requires it when Basic was tried.
+  if (error.status === 401) res.setHeader('WWW-Authenticate', 'Basic realm="Registry Hub", charset="UTF-8"');
+  const retryAfter = error.details?.retry_after;
+  if (error.status === 429 && typeof retryAfter === 'number')
+    res.setHeader('Retry-After', String(retryAfter));
 }
 
 /** The body parser's refusals (malformed JSON, a body over the limit, an unknown charset) as invalid_request. */

@@ -2,6 +2,7 @@ import { createPublicKey, randomUUID } from 'node:crypto';
 import { Router, type ErrorRequestHandler, type Request, type Response } from 'express';
 import { HubError } from '../../warehouse/core/errors.ts';
 import type { ApiState } from '../api/api-state.ts';
+import { setTokenErrorHeaders } from '../api/token-routes.ts';
 import type { AppContext } from '../context.ts';
 import { authenticateCaller, issueToken, normalizeIp, type ApiCaller } from '../services/token-service.ts';
 import { DciError, badRequest } from './dci-error.ts';
@@ -442,13 +443,7 @@ export function buildDciErrorHandler(ctx: AppContext): ErrorRequestHandler {
     let error: DciError;
     if (err instanceof DciError) error = err;
     else if (err instanceof HubError && req.path === '/dci/oauth2/client/token') {
-      // As /api/v1/token answers (RFC 6749 §5.1, §5.2): never cached, and a 401 names its scheme.
-      res.setHeader('Pragma', 'no-cache');
-      if (err.status === 401)
-        res.setHeader('WWW-Authenticate', 'Basic realm="Registry Hub", charset="UTF-8"');
-      const retryAfter = err.details?.retry_after;
-      if (err.status === 429 && typeof retryAfter === 'number')
-        res.setHeader('Retry-After', String(retryAfter));
+      setTokenErrorHeaders(res, err);
       res.status(err.status).json({
         error: err.code,
         error_description: err.message,
