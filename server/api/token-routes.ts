@@ -1,4 +1,4 @@
-import { Router, type ErrorRequestHandler, type RequestHandler, type Response } from 'express';
+import { Router, type ErrorRequestHandler, type Request, type RequestHandler, type Response } from 'express';
 import { HubError } from '../../warehouse/core/errors.ts';
 import type { AppContext } from '../context.ts';
 import { issueToken, normalizeIp, refuseMalformedTokenRequest } from '../services/token-service.ts';
@@ -45,17 +45,31 @@ function buildTokenErrorHandler(ctx: AppContext): ErrorRequestHandler {
       next(err);
       return;
     }
-    let error = err instanceof HubError ? err : readBodyParserError(err);
-    if (error === null) {
-      const requestId = String(res.getHeader('x-request-id') ?? '');
-      ctx.logger.error({ err, requestId, path: req.path }, 'unhandled error');
-      error = new HubError('server_error', 500, `internal error (request ${requestId})`);
-    } else if (!(err instanceof HubError)) {
-      error = await refuseMalformedTokenRequest(ctx, normalizeIp(req.socket.remoteAddress), error);
-    }
+    const error = await resolveTokenError(ctx, err, req, res);
     setTokenErrorHeaders(res, error);
     res.status(error.status).json({ error: error.code, error_description: error.message });
   };
+}
+
+/**
+ * What a failed token request is answered with, at /api/v1/token and at the DCI authz endpoint
+ * alike: the issuer's refusal as it is; a body the parser refused (malformed JSON, too large)
+ * as invalid_request, counted against the address and audited like any other failure; anything
+ * else as a logged 500.
+ */
+export async function resolveTokenError(
+  ctx: AppContext,
+  err: unknown,
+  req: Request,
+  res: Response,
+): Promise<HubError> {
+  if (err instanceof HubError) return err;
+  const refused = readBodyParserError(err);
+  if (refused !== null)
+    return refuseMalformedTokenRequest(ctx, normalizeIp(req.socket.remoteAddress), refused);
+  const requestId = String(res.getHeader('x-request-id') ?? '');
+  ctx.logger.error({ err, requestId, path: req.path }, 'unhandled error');
+  return new HubError('server_error', 500, `internal error (request ${requestId})`);
 }
 
 /** The headers of a refused token request, at /api/v1/token and at the DCI authz endpoint alike. */

@@ -2,7 +2,7 @@ import { createPublicKey, randomUUID } from 'node:crypto';
 import { Router, type ErrorRequestHandler, type Request, type Response } from 'express';
 import { HubError } from '../../warehouse/core/errors.ts';
 import type { ApiState } from '../api/api-state.ts';
-import { setTokenErrorHeaders } from '../api/token-routes.ts';
+import { resolveTokenError, setTokenErrorHeaders } from '../api/token-routes.ts';
 import type { AppContext } from '../context.ts';
 import { authenticateCaller, issueToken, normalizeIp, type ApiCaller } from '../services/token-service.ts';
 import { DciError, badRequest } from './dci-error.ts';
@@ -50,6 +50,9 @@ function buildAck(ctx: AppContext, correlationId: string): Json {
   };
 }
 
+/** The authz API's token endpoint: the same issuer as /api/v1/token. */
+const DCI_TOKEN_PATH = '/dci/oauth2/client/token';
+
 /**
  * The DCI APIs: the social registry under /dci/social, CRVS under /dci/crvs (each with its
  * YAML's paths), the authz token endpoint and the JWKS. Requests carry a bearer token of an
@@ -59,7 +62,7 @@ export function buildDciRoutes(ctx: AppContext, api: ApiState): Router {
   const state = new DciState(ctx);
   const router = Router();
 
-  router.post('/dci/oauth2/client/token', async (req, res) => {
+  router.post(DCI_TOKEN_PATH, async (req, res) => {
     // The same issuer as /api/v1/token: Basic, JSON or form credentials, throttled and audited alike.
     const token = await issueToken(ctx, {
       ip: normalizeIp(req.socket.remoteAddress),
@@ -435,22 +438,25 @@ async function verifySignature(ctx: AppContext, caller: ApiCaller, envelope: Dci
 
 /** DCI errors as the YAML has them: the acknowledgement with ack_status ERR, and the HTTP error list. */
 export function buildDciErrorHandler(ctx: AppContext): ErrorRequestHandler {
-  return (err: unknown, req, res, next) => {
+  return async (err: unknown, req, res, next) => {
     if (!req.path.startsWith('/dci/') && req.path !== '/.well-known/jwks.json') {
       next(err);
       return;
     }
-    let error: DciError;
-    if (err instanceof DciError) error = err;
-    else if (err instanceof HubError && req.path === '/dci/oauth2/client/token') {
-      setTokenErrorHeaders(res, err);
-      res.status(err.status).json({
-        error: err.code,
-        error_description: err.message,
-        errors: [{ code: err.code, message: err.message }],
+    if (req.path === DCI_TOKEN_PATH && !(err instanceof DciError)) {
+      // The issuer's refusals, throttled and audited as at /api/v1/token, malformed bodies included.
+      const refused = await resolveTokenError(ctx, err, req, res);
+      setTokenErrorHeaders(res, refused);
+      res.status(refused.status).json({
+        error: refused.code,
+        error_description: refused.message,
+        errors: [{ code: refused.code, message: refused.message }],
       });
       return;
-    } else if (err instanceof HubError)
+    }
+    let error: DciError;
+    if (err instanceof DciError) error = err;
+    else if (err instanceof HubError)
       error = new DciError(
         err.status === 401 ? 'err.request.unauthorized' : 'err.request.bad',
         err.status,

@@ -111,6 +111,41 @@ describeEachDatabase('DCI security: bearer tokens, signatures, JWKS', (db) => {
     assert.ok(!('access_token' in (refused.body as object)), refused.text);
   });
 
+  it('answers a malformed token request at the authz endpoint as /api/v1/token does: 400 invalid_request, counted and audited', async () => {
+    const failures = async () =>
+      Number(
+        (
+          await hub.ctx
+            .knex('hub_token_failures')
+            .where({ subject: 'address:127.0.0.1' })
+            .sum<Array<{ n: number | string | null }>>({ n: 'failures' })
+        )[0]?.n ?? 0,
+      );
+    const audited = async () =>
+      Number(
+        (
+          await hub.ctx
+            .knex('hub_audit')
+            .where({ action: 'token.failed' })
+            .count<Array<{ n: number | string }>>({ n: '*' })
+        )[0]?.n ?? 0,
+      );
+    const [countBefore, auditedBefore] = [await failures(), await audited()];
+    const res = await callApi(hub.baseUrl, 'POST', '/dci/oauth2/client/token', {
+      raw: '{"grant_type": "client_credentials",',
+      headers: { 'content-type': 'application/json' },
+    });
+    assert.equal(res.status, 400, res.text);
+    assert.deepEqual(res.body, {
+      error: 'invalid_request',
+      error_description: 'request body is not valid JSON',
+      errors: [{ code: 'invalid_request', message: 'request body is not valid JSON' }],
+    });
+    assert.equal(res.headers.get('pragma'), 'no-cache');
+    assert.equal(await failures(), countBefore + 1);
+    assert.equal(await audited(), auditedBefore + 1);
+  });
+
   it('refuses a sender over its rate limit with 429 err.request.too_many_requests and Retry-After, on sync and async paths', async () => {
     const { token: limited } = await hub.createCaller('SPMIS', 2);
     for (let i = 0; i < 2; i += 1)
