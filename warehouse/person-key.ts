@@ -11,6 +11,12 @@ export interface PersonKeyRebuild {
   nationalIdColumn: string;
   /** The table held no rows before this load: every ID is new to it. */
   firstLoad: boolean;
+  /**
+   * The person key was empty when probed before the swap (`willFillEmptyPersonKey`): the swap
+   * then takes the key's exclusive lock before reading it, and fills it without its primary key
+   * if it is still empty.
+   */
+  mayFillEmptyKey?: boolean;
 }
 
 /**
@@ -24,14 +30,14 @@ export async function rebuildPersonKey(
   rebuild: PersonKeyRebuild,
   seenAt: string,
 ): Promise<void> {
-  const { table, rowsIn, nationalIdColumn, firstLoad } = rebuild;
+  const { table, rowsIn, nationalIdColumn, firstLoad, mayFillEmptyKey = false } = rebuild;
   const membership = !personTablesIsView(trx);
   if (membership) {
     // On a table's first load there is nothing to compare against: every ID is new to it.
     if (firstLoad) await insertMemberships(trx, table, rowsIn, nationalIdColumn);
     else await applyMembershipDifference(trx, table, rowsIn, nationalIdColumn);
   }
-  await insertNewPersons(trx, rowsIn, nationalIdColumn, seenAt);
+  await insertNewPersons(trx, rowsIn, nationalIdColumn, seenAt, mayFillEmptyKey);
   if (firstLoad) {
     // The key grew by a whole registry at once. Planned from the statistics of before, PostgreSQL
     // computed the next reload's anti-joins against it as nested loops of index probes instead
@@ -82,6 +88,7 @@ async function insertNewPersons(
   table: string,
   nationalIdColumn: string,
   seenAt: string,
+  mayFillEmptyKey: boolean,
 ): Promise<void> {
   const ids = {
     sql: 'SELECT DISTINCT t.??, ? FROM ?? t WHERE t.?? IS NOT NULL',
@@ -95,7 +102,7 @@ async function insertNewPersons(
   }
   const insertAll = async () =>
     void (await trx.raw(`INSERT INTO hub_persons (national_id, first_seen_at) ${ids.sql}`, ids.bindings));
-  if (await fillEmptyPersonKey(trx, insertAll)) return;
+  if (mayFillEmptyKey && (await fillEmptyPersonKey(trx, insertAll))) return;
   await trx.raw(
     `INSERT INTO hub_persons (national_id, first_seen_at) ${ids.sql} ` +
       'AND NOT EXISTS (SELECT 1 FROM hub_persons p WHERE p.national_id = t.??)',
@@ -109,7 +116,8 @@ const personKeyIsEmpty = async (executor: Knex | Knex.Transaction) =>
 /**
  * Whether a load's new persons will go into an empty person key by `fillEmptyPersonKey`, as far
  * as can be told before its swap (another load may fill the key first): that insert compares with
- * nothing, so it plans without the next table's statistics.
+ * nothing, so it plans without the next table's statistics. The swap is told the answer
+ * (`mayFillEmptyKey`) rather than reading the key again before its lock.
  */
 export async function willFillEmptyPersonKey(knex: Knex): Promise<boolean> {
   return dialectOf(knex).fillWithoutPrimaryKey !== undefined && (await personKeyIsEmpty(knex));
@@ -126,7 +134,10 @@ export async function willFillEmptyPersonKey(knex: Knex): Promise<boolean> {
  */
 async function fillEmptyPersonKey(trx: Knex.Transaction, insertAll: () => Promise<void>): Promise<boolean> {
   const fillWithoutPrimaryKey = dialectOf(trx).fillWithoutPrimaryKey;
-  if (fillWithoutPrimaryKey === undefined || !(await personKeyIsEmpty(trx))) return false;
+  if (fillWithoutPrimaryKey === undefined) return false;
+  // The key is read only once its exclusive lock is held. Two first loads whose swaps each read
+  // it first held a share lock each to the end of their transactions, then both asked for the
+  // exclusive one and waited for each other: PostgreSQL ended one of them as a deadlock.
   return fillWithoutPrimaryKey(trx, 'hub_persons', () => personKeyIsEmpty(trx), insertAll);
 }
 

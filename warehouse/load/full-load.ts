@@ -200,6 +200,7 @@ async function swapIn(
             rowsIn: next.target.table,
             nationalIdColumn: spec.nationalIdColumn,
             firstLoad: previous === 0,
+            mayFillEmptyKey: analyzeBeside,
           },
           isoNow(ctx.clock),
         );

@@ -43,6 +43,13 @@ describeEachDatabase("a hub's first registry loads fill the person key, its prim
     assert.deepEqual(await persons(), []);
     // On PostgreSQL the test holds the key until both swaps wait for it, so that they meet there.
     const holder = db.name === 'postgres' ? await ctx.knex.transaction() : null;
+    // Each transaction's statements on the person key, in order.
+    const keyStatements = new Map<string, string[]>();
+    const listen = (query: { sql: string; __knexTxId?: string }) => {
+      if (query.__knexTxId === undefined || !query.sql.includes('hub_persons')) return;
+      keyStatements.set(query.__knexTxId, [...(keyStatements.get(query.__knexTxId) ?? []), query.sql]);
+    };
+    ctx.knex.on('query', listen);
     try {
       await holder?.raw('LOCK TABLE hub_persons IN SHARE MODE');
       const loads = Promise.all([runFull('reg-civil'), runFull('reg-cars')]);
@@ -57,8 +64,17 @@ describeEachDatabase("a hub's first registry loads fill the person key, its prim
       const summaries = await loads;
       for (const summary of summaries) assert.equal(summary.status, 'succeeded', summary.error ?? '');
     } finally {
+      ctx.knex.off('query', listen);
       if (holder !== null && !holder.isCompleted()) await holder.rollback();
     }
+    // A swap that fills the key takes its exclusive lock before reading it: two swaps that each
+    // read it first, then asked for the lock, waited for each other, and PostgreSQL ended one
+    // as a deadlock (whenever both read before either asked).
+    const fills = [...keyStatements.values()].filter((sqls) =>
+      sqls.some((sql) => /ACCESS EXCLUSIVE/i.test(sql)),
+    );
+    if (db.name === 'postgres') assert.ok(fills.length >= 1, 'a swap filled the empty key');
+    for (const sqls of fills) assert.match(sqls[0]!, /^LOCK TABLE "hub_persons" IN ACCESS EXCLUSIVE MODE/i);
     assert.deepEqual(await persons(), EVERYONE);
     await assert.rejects(
       ctx.knex('hub_persons').insert({ national_id: CIVIL[0], first_seen_at: '2026-01-01T00:00:00.000Z' }),
