@@ -1,5 +1,5 @@
 import { Router, type ErrorRequestHandler, type Request, type RequestHandler, type Response } from 'express';
-import { HubError } from '../../warehouse/core/errors.ts';
+import { HubError, readRetryAfter } from '../../warehouse/core/errors.ts';
 import type { AppContext } from '../context.ts';
 import { issueToken, normalizeIp, refuseMalformedTokenRequest } from '../services/token-service.ts';
 import type { ApiState } from './api-state.ts';
@@ -78,9 +78,8 @@ export function setTokenErrorHeaders(res: Response, error: HubError): void {
   res.setHeader('Pragma', 'no-cache');
   // RFC 7235: a 401 names the scheme to use; RFC 6749 §5.2 requires it when Basic was tried.
   if (error.status === 401) res.setHeader('WWW-Authenticate', 'Basic realm="Registry Hub", charset="UTF-8"');
-  const retryAfter = error.details?.retry_after;
-  if (error.status === 429 && typeof retryAfter === 'number')
-    res.setHeader('Retry-After', String(retryAfter));
+  const retryAfter = readRetryAfter(error);
+  if (retryAfter !== undefined) res.setHeader('Retry-After', String(retryAfter));
 }
 
 /** The body parser's refusals (malformed JSON, a body over the limit, an unknown charset) as invalid_request. */

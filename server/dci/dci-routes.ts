@@ -1,6 +1,6 @@
 import { createPublicKey, randomUUID } from 'node:crypto';
 import { Router, type ErrorRequestHandler, type Request, type Response } from 'express';
-import { HubError } from '../../warehouse/core/errors.ts';
+import { HubError, readRetryAfter } from '../../warehouse/core/errors.ts';
 import type { ApiState } from '../api/api-state.ts';
 import { resolveTokenError, setTokenErrorHeaders } from '../api/token-routes.ts';
 import type { AppContext } from '../context.ts';
@@ -111,12 +111,7 @@ function buildRegistryRouter(ctx: AppContext, api: ApiState, state: DciState, re
       await api.limiter.consume(caller.clientId, caller.limits);
     } catch (err) {
       if (err instanceof HubError && err.status === 429)
-        throw new DciError(
-          'err.request.too_many_requests',
-          429,
-          err.message,
-          typeof err.details?.retry_after === 'number' ? err.details.retry_after : undefined,
-        );
+        throw new DciError('err.request.too_many_requests', 429, err.message, readRetryAfter(err));
       throw err;
     }
     (req as Request & { [CALLER]?: ApiCaller })[CALLER] = caller;

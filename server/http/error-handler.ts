@@ -1,5 +1,5 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
-import { HubError } from '../../warehouse/core/errors.ts';
+import { HubError, readRetryAfter } from '../../warehouse/core/errors.ts';
 import type { AppContext } from '../context.ts';
 import { describeConnectionError } from '../../warehouse/db.ts';
 
@@ -36,9 +36,8 @@ export function buildErrorHandler(ctx: AppContext): ErrorRequestHandler {
       ctx.logger.error({ err, requestId, path: req.path }, 'unhandled error');
       hubError = new HubError('internal_error', 500, `internal error (request ${requestId})`);
     }
-    const retryAfter = hubError.details?.retry_after;
-    if (hubError.status === 429 && typeof retryAfter === 'number')
-      res.setHeader('Retry-After', String(retryAfter));
+    const retryAfter = readRetryAfter(hubError);
+    if (retryAfter !== undefined) res.setHeader('Retry-After', String(retryAfter));
     res.status(hubError.status).json({ error: { code: hubError.code, message: hubError.message } });
   };
 }

@@ -21,6 +21,7 @@ import {
 } from '../support/api-hub.ts';
 import { describeEachDatabase } from '../support/databases.ts';
 import { openTestContext } from '../support/hub-context.ts';
+import { countTokenFailures } from '../support/token-failures.ts';
 
 const TOKEN = '/api/v1/token';
 
@@ -81,15 +82,7 @@ describeEachDatabase('Token endpoint: OAuth2 client authentication, errors and t
     client_id: credentials.client_id,
     client_secret: `wrong-${n}`,
   });
-  const failures = async (subject: string) =>
-    Number(
-      (
-        await hub.ctx
-          .knex('hub_token_failures')
-          .where({ subject })
-          .sum<Array<{ n: number | string | null }>>({ n: 'failures' })
-      )[0]?.n ?? 0,
-    );
+  const failures = (subject: string) => countTokenFailures(hub.ctx.knex, subject);
 
   before(async () => {
     hub = await startApiHub(db.url());

@@ -7,6 +7,7 @@ import { TOKEN_TTL_SECONDS } from '../../server/services/token-service.ts';
 import { MAX_FAILURES_PER_CLIENT } from '../../server/services/token-throttle.ts';
 import { callApi } from '../support/api-hub.ts';
 import { describeEachDatabase } from '../support/databases.ts';
+import { countTokenFailures } from '../support/token-failures.ts';
 import { assertDciError, recordsOf, searchItems, sendChecked, sendValid } from './support/dci-assert.ts';
 import {
   buildEnvelope,
@@ -112,15 +113,7 @@ describeEachDatabase('DCI security: bearer tokens, signatures, JWKS', (db) => {
   });
 
   it('answers a malformed token request at the authz endpoint as /api/v1/token does: 400 invalid_request, counted and audited', async () => {
-    const failures = async () =>
-      Number(
-        (
-          await hub.ctx
-            .knex('hub_token_failures')
-            .where({ subject: 'address:127.0.0.1' })
-            .sum<Array<{ n: number | string | null }>>({ n: 'failures' })
-        )[0]?.n ?? 0,
-      );
+    const failures = () => countTokenFailures(hub.ctx.knex, 'address:127.0.0.1');
     const audited = async () =>
       Number(
         (

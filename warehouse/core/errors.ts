@@ -13,6 +13,12 @@ export class HubError extends Error {
   }
 }
 
+/** Seconds a refused (429) caller should wait, as the rate limit or the token throttle computed them. */
+export function readRetryAfter(error: HubError): number | undefined {
+  const retryAfter = error.details?.retry_after;
+  return error.status === 429 && typeof retryAfter === 'number' ? retryAfter : undefined;
+}
+
 export const invalidRequest = (message: string, details?: Record<string, unknown>) =>
   new HubError('invalid_request', 400, message, details);
 

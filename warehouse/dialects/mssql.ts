@@ -52,16 +52,18 @@ export function buildMssqlMissingPersonsInsert(
   );
 }
 
+/** SQL Server takes at most 2100 parameters per request; keep a margin for the statement's own. */
+const MSSQL_MAX_BINDINGS = 2000;
+
 /** IDs one missing-persons insert takes: the parameter limit, less `seenAt`. */
-export const MSSQL_MAX_MISSING_PERSONS = 1999;
+export const MSSQL_MAX_MISSING_PERSONS = MSSQL_MAX_BINDINGS - 1;
 
 /** INSERT ... VALUES takes at most 1000 rows on SQL Server (error 10738), however few parameters they have. */
 export const MSSQL_MAX_INSERT_ROWS = 1000;
 
 export const mssqlDialect: Dialect = {
   name: 'mssql',
-  // SQL Server takes at most 2100 parameters per request; keep a margin for the statement's own.
-  maxBindings: 2000,
+  maxBindings: MSSQL_MAX_BINDINGS,
   maxInsertRows: MSSQL_MAX_INSERT_ROWS,
   auditGatherMs: 0,
 

@@ -180,11 +180,11 @@ async function swapIn(
   await createNationalIdIndex(knex, spec, next.target.table, next.suffix);
   // The new persons' insert plans with the table's statistics, unless it fills an empty person
   // key: then the analysis runs after the declared indexes, beside that insert, not before it.
-  const analyzeBeside = await willFillEmptyPersonKey(knex);
-  if (!analyzeBeside) await dialect.analyzeTable(knex, next.target.table);
+  const fillsEmptyKey = await willFillEmptyPersonKey(knex);
+  if (!fillsEmptyKey) await dialect.analyzeTable(knex, next.target.table);
   run.onProgress?.(stats, 'swapping');
   const declared = prepareDeclaredIndexes(ctx, run, next).then(async (indexes) => {
-    if (analyzeBeside) await dialect.analyzeTable(knex, next.target.table);
+    if (fillsEmptyKey) await dialect.analyzeTable(knex, next.target.table);
     return indexes;
   });
   try {
@@ -200,7 +200,7 @@ async function swapIn(
             rowsIn: next.target.table,
             nationalIdColumn: spec.nationalIdColumn,
             firstLoad: previous === 0,
-            mayFillEmptyKey: analyzeBeside,
+            mayFillEmptyKey: fillsEmptyKey,
           },
           isoNow(ctx.clock),
         );
