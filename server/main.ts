@@ -15,6 +15,7 @@ import { prepareWarehouse } from './services/connector-service.ts';
 import { fetchWarehouseStatus } from './services/warehouse-status.ts';
 import { startAuditCheckpoints, type AuditCheckpointer } from './services/audit-log-service.ts';
 import { startServingCheckpoints } from '../warehouse/dialects/sqlite-serving-checkpoints.ts';
+import { startWhoReadIndexing } from './services/who-read-indexing.ts';
 
 export interface RunningHub {
   ctx: AppContext;
@@ -97,10 +98,10 @@ export async function serveHttp(ctx: AppContext, app: RequestListener): Promise<
   return server;
 }
 
-/** The audit checkpoints, the WAL's and the connector schedules: one process of a hub runs them. */
+/** The audit checkpoints, the WAL's, the who-read index and the connector schedules: one process of a hub runs them. */
 export interface BackgroundWork {
   scheduler: ConnectorScheduler;
-  /** Stops both kinds of checkpoint: the audit's last one is written, then the WAL thread ends. */
+  /** Stops the who-read index and both kinds of checkpoint: the audit's last one is written, then the WAL thread ends. */
   checkpoints: AuditCheckpointer;
 }
 
@@ -116,9 +117,11 @@ export async function startBackgroundWork(
     ctx.logger.warn({ err }, 'WAL checkpoint thread not started: commits checkpoint the WAL themselves');
     return null;
   });
+  const whoRead = startWhoReadIndexing(ctx);
   const checkpoints = {
     async stop() {
       try {
+        await whoRead.stop();
         await audit.stop();
       } finally {
         await wal?.stop();

@@ -9,6 +9,7 @@ import {
   type CheckpointFile,
 } from '../../warehouse/audit/audit-checkpoints.ts';
 import { verifyAuditChain } from '../../warehouse/audit/verify-audit-chain.ts';
+import { verifyWhoReadIndex } from '../../warehouse/audit/who-read-index.ts';
 import { HubError } from '../../warehouse/core/errors.ts';
 import type { AppContext } from '../context.ts';
 
@@ -116,12 +117,13 @@ export interface AuditLogReport {
   problems: string[];
 }
 
-/** The chain walk, then the chain against the latest signed checkpoint, and every bad checkpoint file named. */
+/** The chain walk, the who-read index against the log, then the chain against the latest signed checkpoint, and every bad checkpoint file named. */
 export async function verifyAuditLog(ctx: AppContext): Promise<AuditLogReport> {
   const dir = ctx.config.auditCheckpoints.dir;
   const problems: string[] = [];
   const chain = await verifyAuditChain(ctx.knex);
   if (!chain.ok) problems.push(`audit chain broken at row ${chain.brokenAt}: ${chain.reason}`);
+  problems.push(...(await verifyWhoReadIndex(ctx.knex)));
   const folder = await readAuditCheckpoints(
     dir,
     fetchCheckpointKeys(ctx),

@@ -4,6 +4,7 @@ import { generate } from 'otplib';
 import { closeContext, type AppContext } from '../../server/context.ts';
 import { verifyUserLogin } from '../../server/services/user-service.ts';
 import { recordAudit } from '../../warehouse/audit/record-audit.ts';
+import { indexWhoRead, WHO_READ_TABLE } from '../../warehouse/audit/who-read-index.ts';
 import type { WhoReadRow } from '../../warehouse/audit/who-read.ts';
 import { tamperWithAudit } from '../support/audit-attacker.ts';
 import { createTempDir, describeEachDatabase } from '../support/databases.ts';
@@ -224,6 +225,28 @@ describeEachDatabase('hub clients, users and audit (command line)', (db) => {
       );
       const nobody = await hub('audit', 'who-read', validId(779));
       assert.equal(nobody.stdout.trim(), `no recorded reads of ${validId(779)}`);
+    });
+
+    it('verify exits 1 naming a who-read index that lost a row, which would hide a read', async () => {
+      await indexWhoRead(ctx.knex, { flushTail: true });
+      const person = validId(777);
+      const row = await ctx
+        .knex(WHO_READ_TABLE)
+        .where({ national_id: person })
+        .orderBy('audit_id', 'desc')
+        .first<{ run: number | string; national_id: string; audit_id: number | string }>('*');
+      await ctx.knex(WHO_READ_TABLE).where(row).delete();
+      const hidden = JSON.parse((await hub('audit', 'who-read', person, '--json')).stdout) as WhoReadRow[];
+      assert.equal(hidden.length, 1, 'the read is gone from who-read');
+
+      const broken = await hub('audit', 'verify');
+      assert.equal(broken.code, 1);
+      assert.match(
+        broken.stderr,
+        new RegExp(`^hub: who-read index: run ${row.run} lacks 1 subject rows`, 'm'),
+      );
+      await ctx.knex(WHO_READ_TABLE).insert(row);
+      assert.equal((await hub('audit', 'verify')).code, 0);
     });
   });
 });

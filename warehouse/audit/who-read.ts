@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import { whereAboutEntity, type AuditScope } from './audit-scope.ts';
+import { WHO_READ_RUNS, WHO_READ_TABLE } from './who-read-index.ts';
 
 export interface WhoReadRow {
   at: string;
@@ -22,15 +23,35 @@ interface JoinedRow {
 
 const DEFAULT_LIMIT = 100;
 
+/**
+ * The events that returned this person's data: found in each live run of the who-read index by
+ * a seek, and among the subject rows not yet in a run by a scan of that tail. One statement, so
+ * it reads one snapshot: a run made or merged meanwhile is seen either wholly or not at all.
+ */
+function eventsThatRead(knex: Knex, nationalId: string): Knex.QueryBuilder {
+  const live = knex(WHO_READ_RUNS).where('state', 'live');
+  const indexed = knex(WHO_READ_TABLE)
+    .whereIn('run', live.clone().select('run'))
+    .andWhere('national_id', nationalId)
+    .select('audit_id');
+  const tail = knex('hub_audit_subjects')
+    .where(
+      'audit_id',
+      '>',
+      knex.raw('(?)', [live.clone().select(knex.raw('COALESCE(MAX(last_audit_id), 0)'))]),
+    )
+    .andWhere('national_id', nationalId)
+    .select('audit_id');
+  return indexed.unionAll(tail);
+}
+
 /** Events that returned this person's data, newest first; with a scope, only those about its entity. */
 export async function fetchWhoRead(
   knex: Knex,
   nationalId: string,
   options: { limit?: number; scope?: AuditScope } = {},
 ): Promise<WhoReadRow[]> {
-  const query = knex('hub_audit_subjects as s')
-    .join('hub_audit as a', 'a.id', 's.audit_id')
-    .where('s.national_id', nationalId);
+  const query = knex('hub_audit as a').whereIn('a.id', eventsThatRead(knex, nationalId));
   if (options.scope !== undefined) whereAboutEntity(query, options.scope, 'a');
   const rows: JoinedRow[] = await query
     .orderBy('a.id', 'desc')

@@ -12,6 +12,7 @@ import * as sessionKeyOutOfWarehouse from './014-session-key-out-of-warehouse.ts
 import * as personKeyClustered from './015-person-key-clustered.ts';
 import * as personTablesView from './016-person-tables-view.ts';
 import * as sqlitePersonTablesView from './017-sqlite-person-tables-view.ts';
+import * as whoReadRuns from './018-who-read-runs.ts';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -32,6 +33,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '015-person-key-clustered': personKeyClustered,
   '016-person-tables-view': personTablesView,
   '017-sqlite-person-tables-view': sqlitePersonTablesView,
+  '018-who-read-runs': whoReadRuns,
 };
 
 /** Migrations are compiled in, not read from a folder, so the installed hub carries its own schema. */

@@ -1,0 +1,404 @@
+import type { Knex } from 'knex';
+import { type Clock, isoNow, systemClock } from '../core/clock.ts';
+import { dialectOf } from '../dialects/index.ts';
+import { inWriteTransaction } from '../write-transaction.ts';
+
+/**
+ * "Who read this person" by national ID, kept as sorted runs (a log-structured merge tree).
+ *
+ * The audit's record of whose data each answer returned is `hub_audit_subjects`, keyed by event:
+ * an answer appends its rows at the end. Kept by national ID as well, each page of 200 persons
+ * landed on 200 random pages of that key, and SQLite's WAL wrote every one of them whole at each
+ * commit (about 0.8 MB per page of answers). Instead, subject rows are copied here in batches,
+ * each sorted once by national ID into a run of its own, appended after every other run; runs of
+ * one level are merged, a few thousand rows per transaction, into one of the next. A lookup seeks
+ * each live run (a few dozen) and scans the rows not yet in a run.
+ */
+export const WHO_READ_TABLE = 'hub_audit_who_read';
+export const WHO_READ_RUNS = 'hub_audit_who_read_runs';
+
+export interface WhoReadIndexOptions {
+  /** Subject rows in one new run; fewer wait for the next pass unless `flushTail`. */
+  runRows?: number;
+  /** Live runs of one level that are merged into one run of the next. */
+  fanIn?: number;
+  /** About how many rows one transaction of a merge copies or deletes, so the write lock is held briefly. */
+  chunkRows?: number;
+  /** Also put a tail shorter than `runRows` into a run (a quiet hub, the command line, tests). */
+  flushTail?: boolean;
+  /** Put the whole tail into one run, whatever its size (a migrated or copied log). */
+  wholeTail?: boolean;
+  clock?: Clock;
+  /** Stops the pass between two transactions; a merge stopped this way is given up at once. */
+  signal?: AbortSignal;
+  /** Called before each transaction of a merge; tests use it to look at the index between them. */
+  beforeMergeStep?: (step: MergeStep) => Promise<void>;
+}
+
+export type MergeStep = 'copy' | 'switch' | 'drop';
+
+export interface WhoReadIndexReport {
+  /** Subject rows put into new runs. */
+  indexed: number;
+  /** Runs merged into others. */
+  merged: number;
+  /** Rows deleted from runs that are no longer live. */
+  dropped: number;
+}
+
+/** At 50 pages of answers a second (10,000 subject rows), a run about every two seconds. */
+export const DEFAULT_RUN_ROWS = 20_000;
+export const DEFAULT_FAN_IN = 8;
+export const DEFAULT_CHUNK_ROWS = 20_000;
+/** A merge that has not copied a chunk for this long was left by a process that stopped. */
+const ABANDONED_MERGE_MS = 10 * 60_000;
+
+interface RunRow {
+  run: number | string;
+  level: number;
+  first_audit_id: number | string;
+  last_audit_id: number | string;
+  row_count: number | string;
+  state: 'live' | 'building';
+  touched_at: string;
+}
+
+interface Run {
+  run: number;
+  level: number;
+  firstAuditId: number;
+  lastAuditId: number;
+  rows: number;
+}
+
+const toRun = (r: RunRow): Run => ({
+  run: Number(r.run),
+  level: r.level,
+  firstAuditId: Number(r.first_audit_id),
+  lastAuditId: Number(r.last_audit_id),
+  rows: Number(r.row_count),
+});
+
+/** Two hub hosts may index at once; each step that reads and writes the runs holds this lock. */
+const lockRuns = (trx: Knex.Transaction) => dialectOf(trx).lockUntilCommit(trx, WHO_READ_RUNS);
+
+/**
+ * The level a run of this size belongs to: a run made by merging `fanIn` runs of level L is of
+ * level L + 1, and a large first run (a migrated or copied log) starts where its size puts it,
+ * rather than being merged again with every small one.
+ */
+export function levelOfSize(rows: number, runRows: number, fanIn: number): number {
+  let level = 0;
+  let size = runRows;
+  while (rows > size * fanIn) {
+    level += 1;
+    size *= fanIn;
+  }
+  return level;
+}
+
+/** Brings the index up to date: new runs from the tail, then every merge due, then the rows of runs merged away. */
+export async function indexWhoRead(
+  knex: Knex,
+  options: WhoReadIndexOptions = {},
+): Promise<WhoReadIndexReport> {
+  const report: WhoReadIndexReport = { indexed: 0, merged: 0, dropped: 0 };
+  for (;;) {
+    options.signal?.throwIfAborted();
+    const rows = await appendRun(knex, options);
+    report.indexed += rows;
+    if (rows === 0) break;
+  }
+  for (;;) {
+    options.signal?.throwIfAborted();
+    const merged = await mergeRuns(knex, options);
+    report.merged += merged;
+    if (merged === 0) break;
+  }
+  report.dropped = await dropDeadRuns(knex, options);
+  return report;
+}
+
+/** The last event whose subject rows are in a run: later ones are the tail. */
+export async function fetchIndexedUpTo(executor: Knex | Knex.Transaction): Promise<number> {
+  const [row] = await executor(WHO_READ_RUNS).max<Array<{ last: number | string | null }>>({
+    last: 'last_audit_id',
+  });
+  return Number(row?.last ?? 0);
+}
+
+/** A run id above every run, live, being built or waiting to be dropped. */
+async function nextRunId(trx: Knex.Transaction): Promise<number> {
+  const [listed] = await trx(WHO_READ_RUNS).max<Array<{ run: number | string | null }>>({ run: 'run' });
+  const [stored] = await trx(WHO_READ_TABLE).max<Array<{ run: number | string | null }>>({ run: 'run' });
+  return Math.max(Number(listed?.run ?? 0), Number(stored?.run ?? 0)) + 1;
+}
+
+const insertSorted = (
+  trx: Knex.Transaction,
+  run: number,
+  from: string,
+  where: string,
+  bindings: readonly Knex.Value[],
+) =>
+  trx.raw(
+    `INSERT INTO ?? (run, national_id, audit_id) SELECT CAST(? AS bigint), national_id, audit_id FROM ?? WHERE ${where} ORDER BY national_id, audit_id`,
+    [WHO_READ_TABLE, run, from, ...bindings],
+  );
+
+/**
+ * Puts the next `runRows` subject rows (whole events) after the last run into a new run, sorted
+ * by national ID. Returns the rows indexed: 0 when the tail is shorter and not flushed.
+ */
+async function appendRun(knex: Knex, options: WhoReadIndexOptions): Promise<number> {
+  const runRows = options.runRows ?? DEFAULT_RUN_ROWS;
+  const fanIn = options.fanIn ?? DEFAULT_FAN_IN;
+  return inWriteTransaction(knex, async (trx) => {
+    await lockRuns(trx);
+    const after = await fetchIndexedUpTo(trx);
+    const tail = () => trx('hub_audit_subjects').where('audit_id', '>', after);
+    const edge =
+      options.wholeTail === true
+        ? undefined
+        : await tail()
+            .orderBy('audit_id')
+            .offset(runRows - 1)
+            .first<{ audit_id: number | string } | undefined>('audit_id');
+    let last = edge === undefined ? null : Number(edge.audit_id);
+    if (last === null && (options.flushTail === true || options.wholeTail === true)) {
+      const [row] = await tail().max<Array<{ last: number | string | null }>>({ last: 'audit_id' });
+      last = row?.last == null ? null : Number(row.last);
+    }
+    if (last === null) return 0;
+    const run = await nextRunId(trx);
+    await insertSorted(trx, run, 'hub_audit_subjects', 'audit_id > ? AND audit_id <= ?', [after, last]);
+    const [counted] = await trx(WHO_READ_TABLE)
+      .where({ run })
+      .count<Array<{ n: number | string }>>({ n: '*' });
+    const rows = Number(counted?.n ?? 0);
+    await trx(WHO_READ_RUNS).insert({
+      run,
+      level: levelOfSize(rows, runRows, fanIn),
+      first_audit_id: after + 1,
+      last_audit_id: last,
+      row_count: rows,
+      state: 'live',
+      touched_at: isoNow(options.clock ?? systemClock),
+    });
+    return rows;
+  });
+}
+
+/** The oldest `fanIn` live runs of the lowest level that has that many, or null. */
+function pickMerge(live: readonly Run[], fanIn: number): Run[] | null {
+  const byLevel = new Map<number, Run[]>();
+  for (const run of live) byLevel.set(run.level, [...(byLevel.get(run.level) ?? []), run]);
+  const levels = [...byLevel.keys()].sort((a, b) => a - b);
+  for (const level of levels) {
+    const runs = byLevel.get(level)!;
+    if (runs.length >= fanIn) return runs.slice(0, fanIn);
+  }
+  return null;
+}
+
+/**
+ * One merge, if one is due: the sources are copied into a new run in national-ID order, a
+ * range of IDs per transaction, while lookups go on reading the sources; then one transaction
+ * makes the new run live and the sources not. Returns the number of runs merged away (0 when
+ * none was due, or another process merged the same runs first).
+ */
+async function mergeRuns(knex: Knex, options: WhoReadIndexOptions): Promise<number> {
+  const fanIn = options.fanIn ?? DEFAULT_FAN_IN;
+  const runRows = options.runRows ?? DEFAULT_RUN_ROWS;
+  const chunkRows = options.chunkRows ?? DEFAULT_CHUNK_ROWS;
+  const clock = options.clock ?? systemClock;
+  const planned = await inWriteTransaction(knex, async (trx) => {
+    await lockRuns(trx);
+    const live = (await trx(WHO_READ_RUNS).where({ state: 'live' }).orderBy('run').select<RunRow[]>('*')).map(
+      toRun,
+    );
+    const sources = pickMerge(live, fanIn);
+    if (sources === null) return null;
+    const rows = sources.reduce((sum, r) => sum + r.rows, 0);
+    const target: Run = {
+      run: await nextRunId(trx),
+      level: Math.max(sources[0]!.level + 1, levelOfSize(rows, runRows, fanIn)),
+      firstAuditId: Math.min(...sources.map((r) => r.firstAuditId)),
+      lastAuditId: Math.max(...sources.map((r) => r.lastAuditId)),
+      rows,
+    };
+    await trx(WHO_READ_RUNS).insert({
+      run: target.run,
+      level: target.level,
+      first_audit_id: target.firstAuditId,
+      last_audit_id: target.lastAuditId,
+      row_count: target.rows,
+      state: 'building',
+      touched_at: isoNow(clock),
+    });
+    return { sources, target };
+  });
+  if (planned === null) return 0;
+  const { sources, target } = planned;
+  const ids = sources.map((r) => r.run);
+  const largest = sources.reduce((a, b) => (b.rows > a.rows ? b : a));
+  // Each source adds at most as many rows to a range as the largest does.
+  const step = Math.max(1, Math.floor(chunkRows / sources.length));
+  let lower: string | null = null;
+  try {
+    for (;;) {
+      options.signal?.throwIfAborted();
+      await options.beforeMergeStep?.('copy');
+      const upper = await findBoundary(knex, largest.run, lower, step);
+      const range = rangeOf(ids, lower, upper);
+      await inWriteTransaction(knex, async (trx) => {
+        await insertSorted(trx, target.run, WHO_READ_TABLE, range.where, range.bindings);
+        await trx(WHO_READ_RUNS)
+          .where({ run: target.run })
+          .update({ touched_at: isoNow(clock) });
+      });
+      if (upper === null) break;
+      lower = upper;
+    }
+  } catch (err) {
+    // Stopped on purpose: the rows copied so far are dropped by the next pass, not ten minutes later.
+    if (options.signal?.aborted === true) await knex(WHO_READ_RUNS).where({ run: target.run }).delete();
+    throw err;
+  }
+  await options.beforeMergeStep?.('switch');
+  const switched = await inWriteTransaction(knex, async (trx) => {
+    await lockRuns(trx);
+    const stillLive = await trx(WHO_READ_RUNS).whereIn('run', ids).andWhere({ state: 'live' }).pluck('run');
+    const building = await trx(WHO_READ_RUNS).where({ run: target.run, state: 'building' }).pluck('run');
+    if (stillLive.length !== ids.length || building.length !== 1) {
+      await trx(WHO_READ_RUNS).where({ run: target.run }).delete();
+      return false;
+    }
+    await trx(WHO_READ_RUNS).whereIn('run', ids).delete();
+    await trx(WHO_READ_RUNS)
+      .where({ run: target.run })
+      .update({ state: 'live', touched_at: isoNow(clock) });
+    return true;
+  });
+  return switched ? ids.length : 0;
+}
+
+/** The national ID `step` rows after `lower` in a run (inclusive bound of the next range), or null past its end. */
+async function findBoundary(
+  knex: Knex,
+  run: number,
+  lower: string | null,
+  step: number,
+): Promise<string | null> {
+  const query = knex(WHO_READ_TABLE).where({ run });
+  if (lower !== null) void query.andWhere('national_id', '>', lower);
+  const row = await query
+    .orderBy('national_id')
+    .offset(step - 1)
+    .first<{ national_id: string } | undefined>('national_id');
+  return row?.national_id ?? null;
+}
+
+function rangeOf(
+  runs: readonly number[],
+  lower: string | null,
+  upper: string | null,
+): { where: string; bindings: Knex.Value[] } {
+  const where = [`run IN (${runs.map(() => '?').join(', ')})`];
+  const bindings: Knex.Value[] = [...runs];
+  if (lower !== null) {
+    where.push('national_id > ?');
+    bindings.push(lower);
+  }
+  if (upper !== null) {
+    where.push('national_id <= ?');
+    bindings.push(upper);
+  }
+  return { where: where.join(' AND '), bindings };
+}
+
+/**
+ * Deletes the rows of runs that are listed nowhere (merged away, or a merge given up), a range
+ * of IDs per transaction; a merge left unfinished for ten minutes is given up first.
+ */
+async function dropDeadRuns(knex: Knex, options: WhoReadIndexOptions): Promise<number> {
+  const chunkRows = options.chunkRows ?? DEFAULT_CHUNK_ROWS;
+  const clock = options.clock ?? systemClock;
+  const abandoned = new Date(clock.now().getTime() - ABANDONED_MERGE_MS).toISOString();
+  await inWriteTransaction(knex, async (trx) => {
+    await lockRuns(trx);
+    await trx(WHO_READ_RUNS).where({ state: 'building' }).andWhere('touched_at', '<', abandoned).delete();
+  });
+  let dropped = 0;
+  // The runs stored, found by seeking past each one rather than reading its rows.
+  for (let run = await nextStoredRun(knex, 0); run !== null; run = await nextStoredRun(knex, run)) {
+    for (;;) {
+      options.signal?.throwIfAborted();
+      const upper = await findBoundary(knex, run, null, chunkRows);
+      // Whether the run is listed is asked under the lock: another process may have just made it.
+      const deleted = await inWriteTransaction(knex, async (trx) => {
+        await lockRuns(trx);
+        if ((await trx(WHO_READ_RUNS).where({ run }).first('run')) !== undefined) return null;
+        const query = trx(WHO_READ_TABLE).where({ run });
+        if (upper !== null) void query.andWhere('national_id', '<=', upper);
+        return query.delete();
+      });
+      if (deleted === null) break;
+      await options.beforeMergeStep?.('drop');
+      dropped += deleted;
+      if (upper === null) break;
+    }
+  }
+  return dropped;
+}
+
+async function nextStoredRun(knex: Knex, after: number): Promise<number | null> {
+  const [row] = await knex(WHO_READ_TABLE)
+    .where('run', '>', after)
+    .min<Array<{ run: number | string | null }>>({ run: 'run' });
+  return row?.run == null ? null : Number(row.run);
+}
+
+/**
+ * Whether the index says what the log says: the live runs cover every event up to the last one
+ * indexed, once each, and each holds exactly its events' subject rows. The index is not part of
+ * the hash chain (merges delete rows), so this is how an edited index is caught. One sentence
+ * per problem; none when it holds.
+ */
+export async function verifyWhoReadIndex(knex: Knex): Promise<string[]> {
+  const problems: string[] = [];
+  const runs = (
+    await knex(WHO_READ_RUNS).where({ state: 'live' }).orderBy('first_audit_id').select<RunRow[]>('*')
+  ).map(toRun);
+  let expectedFirst = 1;
+  for (const run of runs) {
+    if (run.firstAuditId !== expectedFirst)
+      problems.push(
+        `who-read index: run ${run.run} starts at event ${run.firstAuditId}, expected ${expectedFirst}`,
+      );
+    expectedFirst = run.lastAuditId + 1;
+    const [stored] = await knex(WHO_READ_TABLE)
+      .where({ run: run.run })
+      .count<Array<{ n: number | string }>>({ n: '*' });
+    const [logged] = await knex('hub_audit_subjects')
+      .whereBetween('audit_id', [run.firstAuditId, run.lastAuditId])
+      .count<Array<{ n: number | string }>>({ n: '*' });
+    const [missing] = await knex('hub_audit_subjects as s')
+      .whereBetween('s.audit_id', [run.firstAuditId, run.lastAuditId])
+      .whereNotExists(
+        knex(`${WHO_READ_TABLE} as w`)
+          .select(knex.raw('1'))
+          .where('w.run', run.run)
+          .whereRaw('w.national_id = s.national_id')
+          .whereRaw('w.audit_id = s.audit_id'),
+      )
+      .count<Array<{ n: number | string }>>({ n: '*' });
+    const missingRows = Number(missing?.n ?? 0);
+    const extraRows = Number(stored?.n ?? 0) - (Number(logged?.n ?? 0) - missingRows);
+    if (missingRows > 0)
+      problems.push(`who-read index: run ${run.run} lacks ${missingRows} subject rows of its events`);
+    if (extraRows > 0)
+      problems.push(`who-read index: run ${run.run} holds ${extraRows} rows that are not in the log`);
+  }
+  return problems;
+}
