@@ -22,6 +22,12 @@ import { prepareApiFixture } from './api-fixture.ts';
 import { CONNECTIONS, requestsPerSecond, rotate, runLoad, successes } from './api-load.ts';
 import { QUERY_DEFINITION } from './api-shape.ts';
 import { startChildServer, type ChildServer } from './child-server.ts';
+import {
+  DEFAULT_FAN_IN,
+  DEFAULT_RUN_ROWS,
+  WHO_READ_RUNS,
+  WHO_READ_TABLE,
+} from '../../warehouse/audit/who-read-index.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const START_TIMEOUT_MS = 300_000;
@@ -176,9 +182,9 @@ async function timePages(
 const ms = (n: number) => `${n.toFixed(1)} ms`;
 
 /**
- * The audit's "who read this person" rows: every page the hub answers adds one per national ID
- * to an index keyed by national ID, and what that costs grows with the log, so the throughput
- * figures are printed with it.
+ * The audit's "who read this person" rows: every page the hub answers adds one per national ID,
+ * and the hub's primary process sorts them into the who-read index, so the throughput figures
+ * are printed with their number.
  */
 function countAuditSubjects(file: string): number {
   const db = new Database(file, { readonly: true });
@@ -187,6 +193,45 @@ function countAuditSubjects(file: string): number {
   } finally {
     db.close();
   }
+}
+
+/**
+ * Whether the hub's who-read indexing has caught up: no run being merged, no merge due, no rows
+ * of merged runs left to delete, and a tail shorter than a run. Until then the hub is still
+ * paying for the answers it gave.
+ */
+function whoReadIndexIdle(file: string): boolean {
+  const db = new Database(file, { readonly: true });
+  try {
+    const one = <T>(sql: string, ...bindings: unknown[]) => db.prepare(sql).get(...bindings) as T;
+    const indexedUpTo = one<{ last: number | null }>(
+      `SELECT max(last_audit_id) AS last FROM ${WHO_READ_RUNS}`,
+    ).last;
+    const tail = one<{ n: number }>(
+      'SELECT count(*) AS n FROM hub_audit_subjects WHERE audit_id > ?',
+      indexedUpTo ?? 0,
+    ).n;
+    const building = one<{ n: number }>(
+      `SELECT count(*) AS n FROM ${WHO_READ_RUNS} WHERE state = 'building'`,
+    ).n;
+    const crowded = one<{ n: number }>(
+      `SELECT count(*) AS n FROM (SELECT level FROM ${WHO_READ_RUNS} WHERE state = 'live' GROUP BY level HAVING count(*) >= ?)`,
+      DEFAULT_FAN_IN,
+    ).n;
+    const dead = one<{ n: number }>(
+      `SELECT count(*) AS n FROM (SELECT DISTINCT run FROM ${WHO_READ_TABLE}) WHERE run NOT IN (SELECT run FROM ${WHO_READ_RUNS})`,
+    ).n;
+    return tail < DEFAULT_RUN_ROWS && building === 0 && crowded === 0 && dead === 0;
+  } finally {
+    db.close();
+  }
+}
+
+/** Seconds until the hub's who-read indexing has caught up with the answers of a run. */
+async function waitForWhoReadIndex(file: string): Promise<number> {
+  const started = performance.now();
+  while (!whoReadIndexIdle(file)) await new Promise((resolve) => setTimeout(resolve, 100));
+  return (performance.now() - started) / 1000;
 }
 
 async function main(options: Options, cleanup: Array<() => Promise<void>>): Promise<void> {
@@ -274,6 +319,8 @@ async function main(options: Options, cleanup: Array<() => Promise<void>>): Prom
       );
     };
     const hubResult = await load(hub, hubWalk);
+    // The hub's deferred work is counted against the hub, and does not slow the bare server's run.
+    const catchUp = await waitForWhoReadIndex(warehouseFile);
     const bareResult = await load(bare, bareWalk);
     for (const [name, r] of [
       ['hub', hubResult],
@@ -282,10 +329,12 @@ async function main(options: Options, cleanup: Array<() => Promise<void>>): Prom
       if (successes(r) !== r.requests.total)
         throw new Error(`${name}: ${r.requests.total - successes(r)} requests were not answered 200`);
     }
-    const ratio = requestsPerSecond(hubResult) / requestsPerSecond(bareResult);
+    // Sustained: the requests answered over the run and the time the index took to catch up after it.
+    const sustained = (requestsPerSecond(hubResult) * hubResult.duration) / (hubResult.duration + catchUp);
+    const ratio = sustained / requestsPerSecond(bareResult);
     ratios.push(ratio);
     console.log(
-      `| all pages by \`${mode}\`, ${CONNECTIONS} connections | ${Math.round(requestsPerSecond(hubResult)).toLocaleString('en')} req/s, p99 ${hubResult.latency.p99} ms | ` +
+      `| all pages by \`${mode}\`, ${CONNECTIONS} connections | ${Math.round(sustained).toLocaleString('en')} req/s (${Math.round(requestsPerSecond(hubResult)).toLocaleString('en')} during the run, index caught up ${catchUp.toFixed(1)} s after), p99 ${hubResult.latency.p99} ms | ` +
         `${Math.round(requestsPerSecond(bareResult)).toLocaleString('en')} req/s, p99 ${bareResult.latency.p99} ms | ${ratio.toFixed(2)} |`,
     );
   }
