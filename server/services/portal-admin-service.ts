@@ -1,13 +1,14 @@
 import { stringify } from 'csv-stringify/sync';
 import { isIP } from 'node:net';
+import path from 'node:path';
 import type { Actor } from '../../privileges/actor.ts';
 import { recordAudit } from '../../warehouse/audit/record-audit.ts';
-import { verifyAuditChain, type AuditChainReport } from '../../warehouse/audit/verify-audit-chain.ts';
 import { whereAboutEntity, type AuditScope } from '../../warehouse/audit/audit-scope.ts';
 import { fetchWhoRead, type WhoReadRow } from '../../warehouse/audit/who-read.ts';
 import { fetchCatalog, fetchEntities, type Label } from '../../warehouse/catalog.ts';
 import { HubError, invalidRequest } from '../../warehouse/core/errors.ts';
 import type { AppContext } from '../context.ts';
+import { verifyAuditLog as verifyWholeAuditLog, type AuditLogReport } from './audit-log-service.ts';
 import { fetchClient, fetchClients, type ClientRecord } from './client-service.ts';
 import { fetchConnectorOverview, type ConnectorOverview } from './connector-service.ts';
 import { inWriteTransaction } from '../../warehouse/write-transaction.ts';
@@ -277,14 +278,24 @@ export async function exportAuditCsv(ctx: AppContext, actor: Actor, filter: Audi
   );
 }
 
-export async function verifyAuditLog(ctx: AppContext, actor: Actor): Promise<AuditChainReport> {
+/**
+ * What `hub audit verify` checks, from the portal: the hash chain, the who-read index against the
+ * record, and the chain against the latest signed checkpoint. The check is itself audited, with
+ * what it found.
+ */
+export async function verifyAuditLog(ctx: AppContext, actor: Actor): Promise<AuditLogReport> {
   assertChainVerifier(actor);
-  const report = await verifyAuditChain(ctx.knex);
+  const report = await verifyWholeAuditLog(ctx);
   await ctx.audit.append({
     actor: actor.name,
     entity: actor.entity,
     action: 'audit.verify',
-    details: { ...report },
+    details: {
+      ok: report.problems.length === 0,
+      rows: report.rows,
+      checkpoint: report.checkpoint === null ? null : path.basename(report.checkpoint.file),
+      problems: report.problems,
+    },
   });
   return report;
 }

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { indexWhoRead, WHO_READ_TABLE } from '../../warehouse/audit/who-read-index.ts';
 import { PERSON, startApiHub, type ApiHub } from '../support/api-hub.ts';
 import { describeEachDatabase } from '../support/databases.ts';
 import {
@@ -194,8 +195,40 @@ describeEachDatabase('Portal settings and audit screens', (db) => {
     );
     await operator.get('/audit');
     const verified = await operator.post('/audit/verify', {});
-    assert.match(verified.text, /data-testid="verify-result">[^<]*The audit chain is intact/);
+    assert.match(verified.text, /data-testid="verify-result"><p>The audit log verifies/);
     const who = await operator.get(`/audit?national_id=${PERSON.sara}`);
     assert.match(who.text, /data-testid="who-read"[\s\S]*NAF[\s\S]*reg_people\.full_name/);
+  });
+
+  it('verify names a who-read index that lost the row of a read, as hub audit verify does, and audits what it found', async () => {
+    const { token } = await hub.createCaller('NAF');
+    await hub.call('GET', `/api/v1/persons/${PERSON.fatima}`, { token });
+    await indexWhoRead(hub.ctx.knex, { flushTail: true });
+    const row = await hub.ctx
+      .knex(WHO_READ_TABLE)
+      .where({ national_id: PERSON.fatima })
+      .orderBy('audit_id', 'desc')
+      .first<{ run: number | string; national_id: string; audit_id: number | string }>('*');
+    assert.ok(row !== undefined, 'the read is in the index');
+    await hub.ctx.knex(WHO_READ_TABLE).where(row).delete();
+    try {
+      const broken = await operator.post('/audit/verify', {});
+      assert.match(broken.text, /data-testid="verify-result"><p>The audit log does not verify:/);
+      assert.match(broken.text, new RegExp(`<li>who-read index: run ${row.run} lacks 1 subject rows`));
+      const event = await hub.ctx
+        .knex('hub_audit')
+        .where({ action: 'audit.verify' })
+        .orderBy('id', 'desc')
+        .first<{ actor: string; details: string } | undefined>('actor', 'details');
+      assert.ok(event !== undefined, 'the check is audited');
+      const details = JSON.parse(event.details) as { ok: boolean; problems: string[] };
+      assert.equal(event.actor, 'hub.operator');
+      assert.equal(details.ok, false);
+      assert.match(details.problems.join('\n'), new RegExp(`who-read index: run ${row.run} lacks 1`));
+    } finally {
+      await hub.ctx.knex(WHO_READ_TABLE).insert(row);
+    }
+    const mended = await operator.post('/audit/verify', {});
+    assert.match(mended.text, /data-testid="verify-result"><p>The audit log verifies/);
   });
 });
