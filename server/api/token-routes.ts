@@ -28,15 +28,20 @@ export function buildTokenRoutes(
     res.setHeader('Pragma', 'no-cache');
     res.json(body);
   });
-  router.all(TOKEN_PATH, (req, res) => {
+  router.all(TOKEN_PATH, refuseTokenMethod(TOKEN_PATH));
+  return [router, buildTokenErrorHandler(ctx)];
+}
+
+/** Every method but POST at a token endpoint (this one and the DCI authz one): 405 with Allow: POST. */
+export function refuseTokenMethod(tokenPath: string): RequestHandler {
+  return (req, res) => {
     res.setHeader('Allow', 'POST');
     throw new HubError(
       'invalid_request',
       405,
-      `${req.method} is not allowed here: request a token with POST ${TOKEN_PATH}`,
+      `${req.method} is not allowed here: request a token with POST ${tokenPath}`,
     );
-  });
-  return [router, buildTokenErrorHandler(ctx)];
+  };
 }
 
 function buildTokenErrorHandler(ctx: AppContext): ErrorRequestHandler {

@@ -2,7 +2,7 @@ import { createPublicKey, randomUUID } from 'node:crypto';
 import { Router, type ErrorRequestHandler, type Request, type Response } from 'express';
 import { HubError, readRetryAfter } from '../../warehouse/core/errors.ts';
 import type { ApiState } from '../api/api-state.ts';
-import { resolveTokenError, setTokenErrorHeaders } from '../api/token-routes.ts';
+import { refuseTokenMethod, resolveTokenError, setTokenErrorHeaders } from '../api/token-routes.ts';
 import type { AppContext } from '../context.ts';
 import { authenticateCaller, issueToken, normalizeIp, type ApiCaller } from '../services/token-service.ts';
 import { DciError, badRequest } from './dci-error.ts';
@@ -74,6 +74,7 @@ export function buildDciRoutes(ctx: AppContext, api: ApiState): Router {
     // The authz YAML (OAuth2ClientTokenResponse) writes expires_in as a string.
     res.json({ ...token, expires_in: String(token.expires_in) });
   });
+  router.all(DCI_TOKEN_PATH, refuseTokenMethod(DCI_TOKEN_PATH));
 
   router.get('/.well-known/jwks.json', async (_req, res) => {
     const key = await state.fetchKey();

@@ -139,6 +139,21 @@ describeEachDatabase('DCI security: bearer tokens, signatures, JWKS', (db) => {
     assert.equal(await audited(), auditedBefore + 1);
   });
 
+  it('answers every method but POST at the token endpoint with 405 and Allow: POST, as /api/v1/token does', async () => {
+    for (const method of ['GET', 'PUT', 'DELETE', 'PATCH']) {
+      const res = await callApi(hub.baseUrl, method, '/dci/oauth2/client/token');
+      assert.equal(res.status, 405, `${method}: ${res.text}`);
+      assert.equal(res.headers.get('allow'), 'POST');
+      const body = res.body as { error: string; error_description: string; errors: unknown[] };
+      assert.equal(body.error, 'invalid_request');
+      assert.match(
+        body.error_description,
+        new RegExp(`^${method} is not allowed here: .*POST /dci/oauth2/client/token$`),
+      );
+      assert.deepEqual(body.errors, [{ code: 'invalid_request', message: body.error_description }]);
+    }
+  });
+
   it('refuses a sender over its rate limit with 429 err.request.too_many_requests and Retry-After, on sync and async paths', async () => {
     const { token: limited } = await hub.createCaller('SPMIS', 2);
     for (let i = 0; i < 2; i += 1)
