@@ -5,8 +5,10 @@ import { findSqliteTurnWriter } from './dialects/sqlite-turn-writer.ts';
 import { acquireRawConnection, withRawConnection } from './dialects/raw-connection.ts';
 import { TurnSnapshot } from './dialects/sqlite-turn-snapshot.ts';
 
-/** A binding of a prepared read: what every driver accepts. */
-export type ReadBinding = string | number | null;
+/** A binding of a prepared read: what every driver accepts (SQLite a boolean as 1 or 0, as knex binds it). */
+export type ReadBinding = string | number | boolean | null;
+
+const toSqliteBinding = (binding: ReadBinding) => (typeof binding === 'boolean' ? Number(binding) : binding);
 
 interface HeldConnection {
   db: Database;
@@ -74,7 +76,10 @@ export class PreparedReads {
       return runStatement<T>(held, sql, bindings);
     }
     if (this.#sqlite) {
-      return withRawConnection(this.#reader, (db: Database) => db.prepare(sql).all(...bindings) as T[]);
+      return withRawConnection(
+        this.#reader,
+        (db: Database) => db.prepare(sql).all(...bindings.map(toSqliteBinding)) as T[],
+      );
     }
     const result = (await this.#reader.raw(sql, [...bindings])) as { rows: T[] } | T[];
     return Array.isArray(result) ? result : result.rows;
@@ -134,7 +139,7 @@ function runStatement<T>(held: HeldConnection, sql: string, bindings: readonly R
     held.statements.set(sql, statement);
   }
   held.snapshot.enter();
-  return statement.all(...bindings) as T[];
+  return statement.all(...bindings.map(toSqliteBinding)) as T[];
 }
 
 /** The SQL text of a built query, placeholders left as `?`, for PreparedReads. */

@@ -5,7 +5,7 @@ import { explainInvalidNationalId } from '../../warehouse/core/national-id.ts';
 import { normalizeValue } from '../../warehouse/core/normalize-row.ts';
 import type { AppContext } from '../context.ts';
 import { fetchPersonLookupPlan, roundUpIdCount, type PersonLookupPlan } from './person-lookup-plan.ts';
-import type { ReadBinding } from '../../warehouse/prepared-reads.ts';
+import { readRegistryRows } from './registry-reads.ts';
 import type { ApiCaller } from './token-service.ts';
 
 export interface PersonRecord {
@@ -34,22 +34,6 @@ interface FoundPerson {
 }
 
 type Row = Record<string, unknown>;
-
-/**
- * Registry rows come from the read replica while it is within its allowed lag (HUB_DB_READ),
- * else from the prepared reads on the primary. The ability that chose the columns was read from
- * the primary, so a revoke counts however far the replica lags.
- */
-async function readRegistryRows<T>(
-  ctx: AppContext,
-  sql: string,
-  bindings: readonly ReadBinding[],
-): Promise<T[]> {
-  const replica = ctx.replica?.pick() ?? null;
-  if (replica === null) return ctx.reads.all<T>(sql, bindings);
-  const result = (await replica.raw(sql, [...bindings])) as { rows: T[] } | T[];
-  return Array.isArray(result) ? result : result.rows;
-}
 
 const describeUnknown = (nationalId: string) => `no person with national ID ${nationalId}`;
 

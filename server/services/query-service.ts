@@ -17,10 +17,13 @@ import {
   deleteQueryRecord,
   fetchQueryRecord,
   fetchQueryRecords,
+  fetchRunnableDefinition,
   saveQueryRecord,
 } from '../../warehouse/query/saved-queries.ts';
 import { pickRegistryReader, type AppContext } from '../context.ts';
 import { assertEntityExists } from './client-service.ts';
+import { readRegistryRows } from './registry-reads.ts';
+import type { ReadBinding } from '../../warehouse/prepared-reads.ts';
 import { buildPageTokenBinding, openPageToken, sealPageToken } from './query-page-token.ts';
 import type { ApiCaller } from './token-service.ts';
 import { inWriteTransaction } from '../../warehouse/write-transaction.ts';
@@ -119,7 +122,7 @@ export async function listRunnableQueries(ctx: AppContext, caller: ApiCaller): P
 
 /** Another entity's query answers 404, like a missing one: names of other entities' endpoints do not leak. */
 async function fetchCallersQuery(ctx: AppContext, entity: string, name: string): Promise<QueryDefinition> {
-  const def = QUERY_NAME.test(name) ? await fetchQueryRecord(ctx.reader, name) : null;
+  const def = QUERY_NAME.test(name) ? await fetchRunnableDefinition(ctx.reads, name) : null;
   if (def === null || def.entity !== entity) throw notFound(`no saved query named ${JSON.stringify(name)}`);
   return def;
 }
@@ -169,7 +172,8 @@ export async function runSavedQuery(
   // Fetched for the audit only: it names whose data left the hub, and is never returned.
   const base = catalog.find((t) => t.name === def.tables[0])!;
   compiled.builder.select({ [NATIONAL_ID_ALIAS]: `${base.name}.${base.nationalIdColumn}` });
-  const rows = await compiled.builder;
+  const { sql, bindings } = compiled.builder.toSQL();
+  const rows = await readRegistryRows<Record<string, unknown>>(ctx, sql, bindings as ReadBinding[]);
   const result = buildQueryPage(compiled, rows);
   const nextPosition = buildNextPosition(compiled, rows);
   const subjects = rows.slice(0, compiled.take).map((r) => String(r[NATIONAL_ID_ALIAS]));

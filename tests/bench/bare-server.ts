@@ -5,7 +5,8 @@
  * what a person would write by hand: better-sqlite3 prepared statements on one connection
  * (the hub's reader pragmas), in one read transaction a request, making the hub's reads — which of the tables hold the person
  * (one probe of each table's national-ID index), then each holding table's granted columns in
- * the hub's row order — and nothing else. The saved query's first page runs the SQL the hub compiles.
+ * the hub's row order — and nothing else. The saved query's first page is its join and filter
+ * written by hand, prepared once on the same connection and run in a read transaction.
  * Prints "Bare server listening on http://127.0.0.1:PORT".
  */
 import Database from 'better-sqlite3';
@@ -122,7 +123,17 @@ function buildWidowsQuery(knex: Knex, bornBefore: string, pageSize: number): Kne
     .select({ [ALIAS_OF_NATIONAL_ID]: 'cspd_personal_info.national_id' });
 }
 
-async function runWidowsQuery(knex: Knex, req: Request, res: Response): Promise<void> {
+/** The saved query's statement, prepared once: its SQL text is the same for every date and page size. */
+type WidowsStatement = (bornBefore: string, pageSize: number) => Array<Record<string, unknown>>;
+
+function prepareWidowsStatement(knex: Knex, prepare: (sql: string) => Database.Statement): WidowsStatement {
+  const { sql } = buildWidowsQuery(knex, '1970-01-01', 1).toSQL();
+  const statement = prepare(sql);
+  return (bornBefore, pageSize) =>
+    statement.all('W', bornBefore, Math.min(QUERY_LIMIT, pageSize + 1)) as Array<Record<string, unknown>>;
+}
+
+function runWidowsQuery(widows: WidowsStatement, req: Request, res: Response): void {
   const body = (req.body ?? {}) as QueryBody;
   const bornBefore = body.params?.born_before;
   const pageSize = typeof body.page_size === 'number' ? body.page_size : PAGE_SIZE;
@@ -130,7 +141,7 @@ async function runWidowsQuery(knex: Knex, req: Request, res: Response): Promise<
     res.status(400).json({ error: { code: 'invalid_parameter', message: 'params.born_before: required' } });
     return;
   }
-  const rows = (await buildWidowsQuery(knex, bornBefore, pageSize)) as Array<Record<string, unknown>>;
+  const rows = widows(bornBefore, pageSize);
   res.json({
     query: QUERY_NAME,
     columns: [...QUERY_COLUMNS],
@@ -156,7 +167,8 @@ async function main(): Promise<void> {
   app.use(express.json({ limit: '100kb' }));
   app.get('/persons/:nid', (req, res) => lookUpPerson(read, req, res));
   app.post('/persons\\:batch', (req, res) => lookUpBatch(read, req, res));
-  app.post('/queries/widows', (req, res, next) => runWidowsQuery(warehouse.knex, req, res).catch(next));
+  const widows = db.transaction(prepareWidowsStatement(warehouse.knex, prepare));
+  app.post('/queries/widows', (req, res) => runWidowsQuery(widows, req, res));
   const server = app.listen(0, HOST);
   await once(server, 'listening');
   const { port } = server.address() as AddressInfo;

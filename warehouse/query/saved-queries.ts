@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import { isoNow, type Clock } from '../core/clock.ts';
 import { conflict } from '../core/errors.ts';
+import type { PreparedReads } from '../prepared-reads.ts';
 import { parseQueryDefinition, type QueryDefinition } from './query-definition.ts';
 
 export interface SavedQueryRecord {
@@ -53,7 +54,40 @@ export async function fetchQueryRecord(
   name: string,
 ): Promise<QueryDefinition | null> {
   const row = await knex<QueryRow>(QUERIES).where({ name }).first('definition');
-  return row === undefined ? null : parseQueryDefinition(JSON.parse(row.definition));
+  return row === undefined ? null : parseStoredDefinition(row.definition);
+}
+
+const DEFINITION_SQL = 'SELECT definition FROM hub_queries WHERE name = ?';
+
+/**
+ * fetchQueryRecord for every run of a saved query: the row is read at each run, so an edit or a
+ * delete counts from the next one, as one prepared primary-key read (see PreparedReads).
+ */
+export async function fetchRunnableDefinition(
+  reads: PreparedReads,
+  name: string,
+): Promise<QueryDefinition | null> {
+  const row = await reads.first<{ definition: string }>(DEFINITION_SQL, [name]);
+  return row === undefined ? null : parseStoredDefinition(row.definition);
+}
+
+/** More distinct definitions than a hub holds; past it the memo starts over rather than grow. */
+const MAX_PARSED = 1_000;
+const parsed = new Map<string, QueryDefinition>();
+
+/**
+ * A stored definition's text, validated: the same text always gives the same definition, so it
+ * is validated once per process and then looked up by its text. It is frozen, since every run
+ * of the query shares it.
+ */
+function parseStoredDefinition(text: string): QueryDefinition {
+  let def = parsed.get(text);
+  if (def === undefined) {
+    def = deepFreeze(parseQueryDefinition(JSON.parse(text)));
+    if (parsed.size >= MAX_PARSED) parsed.clear();
+    parsed.set(text, def);
+  }
+  return def;
 }
 
 export async function fetchQueryRecords(
@@ -73,4 +107,12 @@ export async function fetchQueryRecords(
 /** True when a query was deleted. */
 export async function deleteQueryRecord(executor: Knex | Knex.Transaction, name: string): Promise<boolean> {
   return (await executor<QueryRow>(QUERIES).where({ name }).delete()) > 0;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const inner of Object.values(value)) deepFreeze(inner);
+  }
+  return value;
 }

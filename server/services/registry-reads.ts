@@ -1,0 +1,20 @@
+import type { ReadBinding } from '../../warehouse/prepared-reads.ts';
+import type { AppContext } from '../context.ts';
+
+/**
+ * Registry rows from the read replica while it is within its allowed lag (HUB_DB_READ), else
+ * from the prepared reads on the primary: on SQLite the connection the API keeps, whose page
+ * cache the process's own audit writes leave warm (a pooled reader's is emptied by every commit).
+ * The ability that chose the columns was read from the primary, so a revoke counts however far
+ * the replica lags.
+ */
+export async function readRegistryRows<T>(
+  ctx: Pick<AppContext, 'replica' | 'reads'>,
+  sql: string,
+  bindings: readonly ReadBinding[],
+): Promise<T[]> {
+  const replica = ctx.replica?.pick() ?? null;
+  if (replica === null) return ctx.reads.all<T>(sql, bindings);
+  const result = (await replica.raw(sql, [...bindings])) as { rows: T[] } | T[];
+  return Array.isArray(result) ? result : result.rows;
+}
