@@ -22,8 +22,7 @@ import {
 } from '../../warehouse/query/saved-queries.ts';
 import { pickRegistryReader, type AppContext } from '../context.ts';
 import { assertEntityExists } from './client-service.ts';
-import { readRegistryRows } from './registry-reads.ts';
-import type { ReadBinding } from '../../warehouse/prepared-reads.ts';
+import { readBuiltRows } from './registry-reads.ts';
 import { buildPageTokenBinding, openPageToken, sealPageToken } from './query-page-token.ts';
 import type { ApiCaller } from './token-service.ts';
 import { inWriteTransaction } from '../../warehouse/write-transaction.ts';
@@ -172,8 +171,7 @@ export async function runSavedQuery(
   // Fetched for the audit only: it names whose data left the hub, and is never returned.
   const base = catalog.find((t) => t.name === def.tables[0])!;
   compiled.builder.select({ [NATIONAL_ID_ALIAS]: `${base.name}.${base.nationalIdColumn}` });
-  const { sql, bindings } = compiled.builder.toSQL();
-  const rows = await readRegistryRows<Record<string, unknown>>(ctx, sql, bindings as ReadBinding[]);
+  const rows = await readBuiltRows<Record<string, unknown>>(ctx, compiled.builder);
   const result = buildQueryPage(compiled, rows);
   const nextPosition = buildNextPosition(compiled, rows);
   const subjects = rows.slice(0, compiled.take).map((r) => String(r[NATIONAL_ID_ALIAS]));
@@ -366,12 +364,13 @@ export async function runQueryDefinition(
     .clear('limit')
     .clear('offset')
     .select(db.raw('1 as one'));
-  const [countRow] = await db
-    .count<Array<{ n: number | string }>>({ n: '*' })
-    .from(counted.as('hub_counted'));
+  const [countRow] = await readBuiltRows<{ n: number | string }>(
+    ctx,
+    db.count({ n: '*' }).from(counted.as('hub_counted')),
+  );
   const base = catalog.find((t) => t.name === def.tables[0])!;
   compiled.builder.select({ [NATIONAL_ID_ALIAS]: `${base.name}.${base.nationalIdColumn}` });
-  const rows = await compiled.builder;
+  const rows = await readBuiltRows<Record<string, unknown>>(ctx, compiled.builder);
   const result = buildQueryPage(compiled, rows);
   const subjects = [...new Set(rows.slice(0, input.pageSize).map((r) => String(r[NATIONAL_ID_ALIAS])))];
   await ctx.audit.append({

@@ -1,3 +1,4 @@
+import type { Knex } from 'knex';
 import type { ReadBinding } from '../../warehouse/prepared-reads.ts';
 import type { AppContext } from '../context.ts';
 
@@ -17,4 +18,13 @@ export async function readRegistryRows<T>(
   if (replica === null) return ctx.reads.all<T>(sql, bindings);
   const result = (await replica.raw(sql, [...bindings])) as { rows: T[] } | T[];
   return Array.isArray(result) ? result : result.rows;
+}
+
+/** readRegistryRows of a query built by the query engine (its bindings are strings, numbers, booleans and nulls). */
+export function readBuiltRows<T>(
+  ctx: Pick<AppContext, 'replica' | 'reads'>,
+  query: Knex.QueryBuilder,
+): Promise<T[]> {
+  const { sql, bindings } = query.toSQL();
+  return readRegistryRows<T>(ctx, sql, bindings as ReadBinding[]);
 }
