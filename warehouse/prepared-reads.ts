@@ -81,8 +81,7 @@ export class PreparedReads {
         (db: Database) => db.prepare(sql).all(...bindings.map(toSqliteBinding)) as T[],
       );
     }
-    const result = (await this.#reader.raw(sql, [...bindings])) as { rows: T[] } | T[];
-    return Array.isArray(result) ? result : result.rows;
+    return readRawRows<T>(this.#reader, sql, bindings);
   }
 
   /** The first row, or undefined. */
@@ -140,6 +139,16 @@ function runStatement<T>(held: HeldConnection, sql: string, bindings: readonly R
   }
   held.snapshot.enter();
   return statement.all(...bindings.map(toSqliteBinding)) as T[];
+}
+
+/** The rows of one statement run through a knex pool, as every driver returns them (PostgreSQL's in `rows`). */
+export async function readRawRows<T>(
+  knex: Knex,
+  sql: string,
+  bindings: readonly ReadBinding[],
+): Promise<T[]> {
+  const result = (await knex.raw(sql, [...bindings])) as { rows: T[] } | T[];
+  return Array.isArray(result) ? result : result.rows;
 }
 
 /** The SQL text of a built query, placeholders left as `?`, for PreparedReads. */

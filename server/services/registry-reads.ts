@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import type { ReadBinding } from '../../warehouse/prepared-reads.ts';
+import { readRawRows, type ReadBinding } from '../../warehouse/prepared-reads.ts';
 import type { AppContext } from '../context.ts';
 
 /**
@@ -9,15 +9,13 @@ import type { AppContext } from '../context.ts';
  * The ability that chose the columns was read from the primary, so a revoke counts however far
  * the replica lags.
  */
-export async function readRegistryRows<T>(
+export function readRegistryRows<T>(
   ctx: Pick<AppContext, 'replica' | 'reads'>,
   sql: string,
   bindings: readonly ReadBinding[],
 ): Promise<T[]> {
   const replica = ctx.replica?.pick() ?? null;
-  if (replica === null) return ctx.reads.all<T>(sql, bindings);
-  const result = (await replica.raw(sql, [...bindings])) as { rows: T[] } | T[];
-  return Array.isArray(result) ? result : result.rows;
+  return replica === null ? ctx.reads.all<T>(sql, bindings) : readRawRows<T>(replica, sql, bindings);
 }
 
 /** readRegistryRows of a query built by the query engine (its bindings are strings, numbers, booleans and nulls). */

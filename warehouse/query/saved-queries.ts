@@ -98,7 +98,7 @@ export async function fetchQueryRecords(
   if (entity !== undefined) query.where({ entity });
   const rows = await query;
   return rows.map((r) => ({
-    definition: parseQueryDefinition(JSON.parse(r.definition)),
+    definition: parseStoredDefinition(r.definition),
     savedBy: r.saved_by,
     savedAt: r.saved_at,
   }));
