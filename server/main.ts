@@ -15,7 +15,7 @@ import { prepareWarehouse } from './services/connector-service.ts';
 import { fetchWarehouseStatus } from './services/warehouse-status.ts';
 import { startAuditCheckpoints, type AuditCheckpointer } from './services/audit-log-service.ts';
 import { startServingCheckpoints } from '../warehouse/dialects/sqlite-serving-checkpoints.ts';
-import { startWhoReadIndexing } from './services/who-read-indexing.ts';
+import { startHubWhoReadIndexing } from './services/who-read-index-thread.ts';
 
 export interface RunningHub {
   ctx: AppContext;
@@ -117,7 +117,7 @@ export async function startBackgroundWork(
     ctx.logger.warn({ err }, 'WAL checkpoint thread not started: commits checkpoint the WAL themselves');
     return null;
   });
-  const whoRead = startWhoReadIndexing(ctx);
+  const whoRead = await startHubWhoReadIndexing(ctx);
   const checkpoints = {
     async stop() {
       try {

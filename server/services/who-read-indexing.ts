@@ -1,5 +1,9 @@
-import { indexWhoRead, type WhoReadIndexOptions } from '../../warehouse/audit/who-read-index.ts';
-import type { AppContext } from '../context.ts';
+import type { Knex } from 'knex';
+import {
+  indexWhoRead,
+  type WhoReadIndexOptions,
+  type WhoReadIndexReport,
+} from '../../warehouse/audit/who-read-index.ts';
 
 /** Often enough that the tail a who-read lookup scans stays within a run or two of rows. */
 export const WHO_READ_INDEX_INTERVAL_MS = 1000;
@@ -11,14 +15,25 @@ export interface WhoReadIndexing {
   stop(): Promise<void>;
 }
 
+/** What a pass has to tell: runs merged (worth a debug line), or a pass that failed. */
+export interface WhoReadIndexingLog {
+  merged(report: WhoReadIndexReport): void;
+  failed(err: unknown): void;
+}
+
+export interface WhoReadIndexingOptions {
+  intervalMs?: number;
+  index?: Omit<WhoReadIndexOptions, 'flushTail' | 'signal'>;
+}
+
 /**
- * Keeps the who-read index up to date (see who-read-index.ts), one pass at a time: the hub's
- * primary process runs it, beside the audit checkpoints. A failed pass is logged and the next
- * one starts where the index stands.
+ * Keeps the who-read index up to date (see who-read-index.ts), one pass at a time, on the
+ * calling thread. A failed pass is logged and the next one starts where the index stands.
  */
 export function startWhoReadIndexing(
-  ctx: AppContext,
-  options: { intervalMs?: number; index?: Omit<WhoReadIndexOptions, 'flushTail' | 'signal'> } = {},
+  knex: Knex,
+  log: WhoReadIndexingLog,
+  options: WhoReadIndexingOptions = {},
 ): WhoReadIndexing {
   const stopping = new AbortController();
   let running: Promise<void> | null = null;
@@ -26,12 +41,11 @@ export function startWhoReadIndexing(
   const pass = async () => {
     const flushTail = Date.now() - flushedAt >= FLUSH_TAIL_MS;
     try {
-      const report = await indexWhoRead(ctx.knex, { ...options.index, flushTail, signal: stopping.signal });
+      const report = await indexWhoRead(knex, { ...options.index, flushTail, signal: stopping.signal });
       if (flushTail) flushedAt = Date.now();
-      if (report.merged > 0) ctx.logger.debug(report, 'who-read index runs merged');
+      if (report.merged > 0) log.merged(report);
     } catch (err) {
-      if (!stopping.signal.aborted)
-        ctx.logger.warn({ err }, 'who-read index pass failed; the next pass goes on');
+      if (!stopping.signal.aborted) log.failed(err);
     }
   };
   const timer = setInterval(() => {

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
+import Database from 'better-sqlite3';
 import { closeContext, type AppContext } from '../../../server/context.ts';
 import { recordAudit, type AuditEvent } from '../../../warehouse/audit/record-audit.ts';
 import {
+  fetchIndexedUpTo,
   indexWhoRead,
   verifyWhoReadIndex,
   WHO_READ_RUNS,
@@ -10,9 +12,11 @@ import {
   type WhoReadIndexOptions,
 } from '../../../warehouse/audit/who-read-index.ts';
 import { fetchWhoRead } from '../../../warehouse/audit/who-read.ts';
+import { sqliteFilename } from '../../../warehouse/dialects/sqlite.ts';
 import { migrateWarehouse } from '../../../warehouse/migrations/migrate.ts';
 import * as whoReadRuns from '../../../warehouse/migrations/018-who-read-runs.ts';
 import { startWhoReadIndexing } from '../../../server/services/who-read-indexing.ts';
+import { startWhoReadIndexingThread } from '../../../server/services/who-read-index-thread.ts';
 import { createTempDir, describeEachDatabase } from '../../support/databases.ts';
 import { createManualClock, openTestContext } from '../../support/hub-context.ts';
 import { validId } from '../../support/registry-fixture.ts';
@@ -36,6 +40,9 @@ const read = (i: number): AuditEvent => ({
   details: { status: 200 },
   subjects: subjectsOf(i),
 });
+
+/** A pass that fails fails the test that looks at the index next; nothing to log meanwhile. */
+const quietLog = { merged: () => undefined, failed: () => undefined, driver: () => undefined };
 
 /** Small runs, merged three at a time, a few rows per transaction: every path of the index in a few hundred events. */
 const SMALL: WhoReadIndexOptions = { runRows: 40, fanIn: 3, chunkRows: 12 };
@@ -178,7 +185,7 @@ describeEachDatabase('who read this person: the index of sorted runs', (db) => {
     const before = await countRows(WHO_READ_TABLE);
     let stopped = undefined as Promise<void> | undefined;
     let copies = 0;
-    const indexing = startWhoReadIndexing(ctx, {
+    const indexing = startWhoReadIndexing(ctx.knex, quietLog, {
       intervalMs: 10,
       index: {
         ...SMALL,
@@ -208,6 +215,69 @@ describeEachDatabase('who read this person: the index of sorted runs', (db) => {
     await assertAnswersExact('after the indexing stopped');
     await indexWhoRead(ctx.knex, { ...SMALL, flushTail: true });
     assert.deepEqual(await verifyWhoReadIndex(ctx.knex), []);
+  });
+
+  it('a thread of its own keeps runs coming while this thread never yields, and its stop gives up its merge', async () => {
+    await write(150);
+    const indexedBefore = await fetchIndexedUpTo(ctx.knex);
+    const indexing = await startWhoReadIndexingThread(
+      { databaseUrl: db.url(), intervalMs: 10, index: SMALL },
+      quietLog,
+    );
+    try {
+      const file = sqliteFilename(ctx.knex);
+      if (file !== null) {
+        // Held in a synchronous loop, this thread runs nothing else: a run it sees was made by another.
+        const probe = new Database(file, { readonly: true });
+        try {
+          const indexedUpTo = probe
+            .prepare(`SELECT COALESCE(MAX(last_audit_id), 0) FROM ${WHO_READ_RUNS}`)
+            .pluck();
+          const deadline = Date.now() + 60_000;
+          while (Number(indexedUpTo.get()) <= indexedBefore && Date.now() < deadline);
+          assert.ok(Number(indexedUpTo.get()) > indexedBefore, 'a run was made while this thread was held');
+        } finally {
+          probe.close();
+        }
+      }
+      await write(100);
+      await waitFor(
+        'the index caught up with the events written',
+        () => fetchIndexedUpTo(ctx.knex),
+        (upTo) => upTo > indexedBefore + 150,
+      );
+    } finally {
+      await indexing.stop();
+    }
+    assert.deepEqual(
+      await ctx.knex(WHO_READ_RUNS).where({ state: 'building' }).pluck('run'),
+      [],
+      'no merge left half-made',
+    );
+    const runs = await countRows(WHO_READ_RUNS);
+    await write(100);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(await countRows(WHO_READ_RUNS), runs, 'no pass after stop');
+    await assertAnswersExact('after the thread stopped');
+    await indexWhoRead(ctx.knex, { ...SMALL, flushTail: true });
+    assert.deepEqual(await verifyWhoReadIndex(ctx.knex), []);
+  });
+
+  it('a thread that cannot open the warehouse fails its start with the reason', async () => {
+    const unreachable =
+      db.name === 'sqlite'
+        ? `sqlite:${dir}`
+        : db.url().replace(/\/hub_test_[0-9a-f]+/, '/hub_test_never_created');
+    await assert.rejects(
+      startWhoReadIndexingThread({ databaseUrl: unreachable, intervalMs: 10 }, quietLog),
+      (err: Error) => {
+        assert.match(
+          err.message,
+          /who-read index thread could not start: .*(unable to open|does not exist)/s,
+        );
+        return true;
+      },
+    );
   });
 
   describe('verify names every way the index can disagree with the log', () => {
