@@ -12,6 +12,18 @@ function readChildren(pid: number): number[] {
   }
 }
 
+/** A process and its live descendants, from /proc; on other systems the process alone. */
+export function listProcessTree(pid: number): number[] {
+  const tree: number[] = [];
+  const pending = [pid];
+  while (pending.length > 0) {
+    const next = pending.pop()!;
+    tree.push(next);
+    pending.push(...readChildren(next));
+  }
+  return tree;
+}
+
 function readOwnCpuTicks(pid: number): number {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -32,11 +44,6 @@ function readOwnCpuTicks(pid: number): number {
 export function readProcessTreeCpuSeconds(pid: number): number | null {
   if (process.platform !== 'linux') return null;
   let ticks = 0;
-  const pending = [pid];
-  while (pending.length > 0) {
-    const next = pending.pop()!;
-    ticks += readOwnCpuTicks(next);
-    pending.push(...readChildren(next));
-  }
+  for (const each of listProcessTree(pid)) ticks += readOwnCpuTicks(each);
   return ticks / TICKS_PER_SECOND;
 }

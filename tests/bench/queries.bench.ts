@@ -1,11 +1,13 @@
 /**
- * npm run bench:queries [-- --persons N] [-- --dir DIR] [-- --duration S] [-- --page-size P]
+ * npm run bench:queries [-- --persons N] [-- --dir DIR] [-- --duration S] [-- --page-size P] [-- --hub-workers N]
  * Times the first, middle and last pages of `widows-with-vehicles` (limit 10,000) continued
  * with `next` and asked for by `page`, one request at a time, then the throughput of a mix of
  * all its pages at 50 connections, next to a bare express + better-sqlite3 server running the
  * same SQL on the same file. The hub runs as it ships (tokens, grants, sealed next tokens, rate
  * limits, audit). --dir keeps the generated warehouse for a later run (it is reused when its
- * hub.sqlite exists); without it a temporary folder is used and removed.
+ * hub.sqlite exists); without it a temporary folder is used and removed. --hub-workers is passed
+ * to `hub start --workers`. During each 50-connection run the hub's serving processes measure
+ * how long their event loop was held (event-loop-delay.mjs).
  */
 import Database from 'better-sqlite3';
 import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
@@ -22,6 +24,7 @@ import { prepareApiFixture } from './api-fixture.ts';
 import { CONNECTIONS, requestsPerSecond, rotate, runLoad, successes } from './api-load.ts';
 import { QUERY_DEFINITION } from './api-shape.ts';
 import { startChildServer, type ChildServer } from './child-server.ts';
+import { EventLoopProbe } from './event-loop-probe.ts';
 import {
   DEFAULT_FAN_IN,
   DEFAULT_RUN_ROWS,
@@ -44,6 +47,8 @@ interface Options {
   duration: number;
   pageSize: number;
   bornBefore: string;
+  /** `hub start --workers`; the hub's own default (one per core) when not given. */
+  hubWorkers: number | null;
 }
 
 interface Answer {
@@ -70,6 +75,7 @@ function readOptions(argv: string[]): Options {
     duration: integer('--duration', 10),
     pageSize: integer('--page-size', 200),
     bornBefore: value('--born-before') ?? '2000-12-31',
+    hubWorkers: value('--hub-workers') === undefined ? null : integer('--hub-workers', 1),
   };
 }
 
@@ -98,11 +104,18 @@ async function prepare(dir: string, options: Options): Promise<ClientCredentials
   }
 }
 
-function startHub(dir: string): Promise<ChildServer> {
+function startHub(dir: string, workers: number | null, probe: EventLoopProbe): Promise<ChildServer> {
   return startChildServer({
     name: 'the hub',
-    args: [path.join(ROOT, 'server/cli/hub.mjs'), 'start', '--port', '0'],
-    env: { ...process.env, HUB_DATA_DIR: dir, HUB_SCHEDULER: 'off', LOG_LEVEL: 'warn' },
+    args: [
+      ...probe.args,
+      path.join(ROOT, 'server/cli/hub.mjs'),
+      'start',
+      '--port',
+      '0',
+      ...(workers === null ? [] : ['--workers', String(workers)]),
+    ],
+    env: { ...process.env, ...probe.env, HUB_DATA_DIR: dir, HUB_SCHEDULER: 'off', LOG_LEVEL: 'warn' },
     ready: /Registry Hub listening on (http:\/\/\S+)/,
     timeoutMs: START_TIMEOUT_MS,
   });
@@ -244,7 +257,9 @@ async function main(options: Options, cleanup: Array<() => Promise<void>>): Prom
     await mkdir(dir, { recursive: true });
   }
   const client = await prepare(dir, options);
-  const hubServer = await startHub(dir);
+  const probe = new EventLoopProbe();
+  cleanup.push(() => Promise.resolve(probe.close()));
+  const hubServer = await startHub(dir, options.hubWorkers, probe);
   cleanup.push(() => hubServer.stop());
   const bareServer = await startBare(path.join(dir, 'hub.sqlite'));
   cleanup.push(() => bareServer.stop());
@@ -318,7 +333,9 @@ async function main(options: Options, cleanup: Array<() => Promise<void>>): Prom
         options.duration,
       );
     };
+    await probe.mark(hubServer.pid);
     const hubResult = await load(hub, hubWalk);
+    const delay = await probe.mark(hubServer.pid);
     // The hub's deferred work is counted against the hub, and does not slow the bare server's run.
     const catchUp = await waitForWhoReadIndex(warehouseFile);
     const bareResult = await load(bare, bareWalk);
@@ -334,7 +351,7 @@ async function main(options: Options, cleanup: Array<() => Promise<void>>): Prom
     const ratio = sustained / requestsPerSecond(bareResult);
     ratios.push(ratio);
     console.log(
-      `| all pages by \`${mode}\`, ${CONNECTIONS} connections | ${Math.round(sustained).toLocaleString('en')} req/s (${Math.round(requestsPerSecond(hubResult)).toLocaleString('en')} during the run, index caught up ${catchUp.toFixed(1)} s after), p99 ${hubResult.latency.p99} ms | ` +
+      `| all pages by \`${mode}\`, ${CONNECTIONS} connections | ${Math.round(sustained).toLocaleString('en')} req/s (${Math.round(requestsPerSecond(hubResult)).toLocaleString('en')} during the run, index caught up ${catchUp.toFixed(1)} s after), p99 ${hubResult.latency.p99} ms, event loop held p99 ${delay.p99} / max ${delay.max} ms | ` +
         `${Math.round(requestsPerSecond(bareResult)).toLocaleString('en')} req/s, p99 ${bareResult.latency.p99} ms | ${ratio.toFixed(2)} |`,
     );
   }
