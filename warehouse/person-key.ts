@@ -129,8 +129,8 @@ export async function willFillEmptyPersonKey(knex: Knex): Promise<boolean> {
  * instead of a million insertions into it. On PostgreSQL at 1,000,000 persons, beside the declared
  * indexes' build, 1.5–1.7 s for the rows and 0.5–0.7 s for the key, against 2.4–2.8 s for the rows
  * inserted into the key. The table stays locked to the end of the transaction; only loads and the
- * status page read it. Returns false, having written nothing, when the key holds anyone: another
- * load's persons too, once this one has waited for its lock.
+ * status page read it. Returns false, having written nothing and released the lock, when the key
+ * holds anyone: another load's persons too, once this one has waited for its lock.
  */
 async function fillEmptyPersonKey(trx: Knex.Transaction, insertAll: () => Promise<void>): Promise<boolean> {
   const fillWithoutPrimaryKey = dialectOf(trx).fillWithoutPrimaryKey;

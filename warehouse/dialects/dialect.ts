@@ -82,10 +82,10 @@ export interface Dialect {
   /**
    * Fills a table by `fill` with its primary key dropped, then builds the key again by one sort:
    * for a large insert into an empty table, in place of an insertion into the key per row. The
-   * table is locked exclusively to the end of the transaction first; then `stillWanted`, asked of
-   * the table as no other writer can change it any more, may say no, and nothing is changed.
-   * Returns whether it filled the table (not when it has no primary key). Dialects without it
-   * insert into the key as it is.
+   * table is locked exclusively first; then `stillWanted`, asked of the table as no other writer
+   * can change it any more, may say no, and nothing is changed and the lock released. A table it
+   * fills stays locked to the end of the transaction. Returns whether it filled the table (not
+   * when it has no primary key). Dialects without it insert into the key as it is.
    */
   fillWithoutPrimaryKey?: (
     trx: Knex.Transaction,

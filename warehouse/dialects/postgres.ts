@@ -139,18 +139,25 @@ export const postgresDialect: Dialect = {
   analyzeTable: async (knex, table) => void (await knex.raw('ANALYZE ??', [table])),
 
   async fillWithoutPrimaryKey(trx, table, stillWanted, fill) {
+    // The lock is taken in a savepoint: rolling back to it releases the lock, so a table found no
+    // longer wanted (another load filled the key first) is not held from every reader until the
+    // caller's transaction ends.
+    await trx.raw('SAVEPOINT fill_without_primary_key');
     await trx.raw('LOCK TABLE ?? IN ACCESS EXCLUSIVE MODE', [table]);
-    if (!(await stillWanted())) return false;
     const { rows } = await trx.raw<{ rows: Array<{ conname: string; definition: string }> }>(
       'SELECT conname, pg_get_constraintdef(oid) AS definition FROM pg_constraint ' +
         "WHERE conrelid = ?::regclass AND contype = 'p'",
       [table],
     );
     const key = rows[0];
-    if (key === undefined) return false;
+    if (key === undefined || !(await stillWanted())) {
+      await trx.raw('ROLLBACK TO SAVEPOINT fill_without_primary_key');
+      return false;
+    }
     await trx.raw('ALTER TABLE ?? DROP CONSTRAINT ??', [table, key.conname]);
     await fill();
     await trx.raw(`ALTER TABLE ?? ADD CONSTRAINT ?? ${key.definition}`, [table, key.conname]);
+    await trx.raw('RELEASE SAVEPOINT fill_without_primary_key');
     return true;
   },
 

@@ -83,6 +83,40 @@ describeEachDatabase("a hub's first registry loads fill the person key, its prim
     );
   });
 
+  it('a swap that finds the key filled once it holds the lock lets go of it at once, leaving it to readers', async function () {
+    const fillWithoutPrimaryKey = ctx.dialect.fillWithoutPrimaryKey;
+    if (fillWithoutPrimaryKey === undefined) this.skip();
+    const swap = await ctx.knex.transaction();
+    try {
+      let filled = false;
+      const stillWanted = async () => (await swap('hub_persons').first('national_id')) === undefined;
+      const done = await fillWithoutPrimaryKey(swap, 'hub_persons', stillWanted, () => {
+        filled = true;
+        return Promise.resolve();
+      });
+      assert.equal(done, false);
+      assert.equal(filled, false);
+      const held = await swap.raw<{ rows: Array<{ mode: string }> }>(
+        "SELECT mode FROM pg_locks WHERE relation = 'hub_persons'::regclass AND pid = pg_backend_pid()",
+      );
+      assert.deepEqual(
+        held.rows.filter((r) => r.mode === 'AccessExclusiveLock'),
+        [],
+        'no exclusive lock left',
+      );
+      // Another session reads the key while the swap's transaction is still open; were the lock
+      // still held, the read would give up after the timeout instead of answering.
+      const counted = await ctx.knex.transaction(async (reader) => {
+        await reader.raw("SET LOCAL lock_timeout = '10s'");
+        return reader('hub_persons').count<Array<{ n: number | string }>>({ n: '*' });
+      });
+      assert.equal(Number(counted[0]!.n), EVERYONE.length);
+    } finally {
+      await swap.rollback();
+    }
+    assert.deepEqual(await persons(), EVERYONE, 'the key as it was');
+  });
+
   it('a reload afterwards adds only the persons the key lacks', async () => {
     idRegistry.setIds(dir, 'reg-civil', [...CIVIL, validId(760)]);
     assert.equal((await runFull('reg-civil')).status, 'succeeded');
