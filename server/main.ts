@@ -117,7 +117,7 @@ export async function startBackgroundWork(
     ctx.logger.warn({ err }, 'WAL checkpoint thread not started: commits checkpoint the WAL themselves');
     return null;
   });
-  const whoRead = await startHubWhoReadIndexing(ctx);
+  const whoRead = startHubWhoReadIndexing(ctx);
   const checkpoints = {
     async stop() {
       try {

@@ -22,6 +22,12 @@ export type WhoReadThreadMessage =
 /** knex, the indexer and tsx's loader; without a limit V8 would size the thread's heap like a process's. */
 const THREAD_OLD_GENERATION_MB = 96;
 
+export interface WhoReadThreadLog extends WhoReadIndexingLog {
+  driver(message: string): void;
+  /** The thread ended without being asked to (it failed, or ran out of memory). */
+  exited(err: unknown): void;
+}
+
 /**
  * Keeps the who-read index from a thread of its own, on its own connection to the warehouse.
  * better-sqlite3 is synchronous: on the serving thread each step of a pass (sorting 20,000 subject
@@ -32,7 +38,7 @@ const THREAD_OLD_GENERATION_MB = 96;
  */
 export async function startWhoReadIndexingThread(
   data: WhoReadThreadData,
-  log: WhoReadIndexingLog & { driver(message: string): void },
+  log: WhoReadThreadLog,
 ): Promise<WhoReadIndexing> {
   const worker = new Worker(new URL('./who-read-index-worker.mjs', import.meta.url), {
     // The thread registers the TypeScript loader itself; inherited flags would load it twice.
@@ -40,32 +46,37 @@ export async function startWhoReadIndexingThread(
     resourceLimits: { maxOldGenerationSizeMb: THREAD_OLD_GENERATION_MB },
     workerData: data,
   });
+  let lastError: unknown = null;
+  let stopping: Promise<void> | null = null;
+  let answered: () => void = () => undefined;
   const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
-  let stopped: () => void = () => undefined;
   const first = await new Promise<WhoReadThreadMessage>((resolve, reject) => {
     worker.on('message', (message: WhoReadThreadMessage) => {
       if (message.type === 'ready' || message.type === 'failed') resolve(message);
       else if (message.type === 'merged') log.merged(message.report);
       else if (message.type === 'pass-failed') log.failed(new Error(message.message));
       else if (message.type === 'driver') log.driver(message.message);
-      else stopped();
+      else answered();
     });
-    worker.once('error', reject);
+    worker.on('error', (err) => {
+      lastError = err;
+      reject(err);
+    });
     void exited.then(() => reject(new Error('the who-read index thread exited before it started')));
   });
   if (first.type === 'failed') {
     await worker.terminate();
     throw new Error(`the who-read index thread could not start: ${first.message}`);
   }
-  // Once started, an error that ends the thread is logged; the index waits for the next start.
-  worker.on('error', (err) => log.failed(err));
-  let stopping: Promise<void> | null = null;
+  void exited.then(() => {
+    if (stopping === null) log.exited(lastError ?? new Error('the who-read index thread exited'));
+  });
   return {
     stop() {
       stopping ??= (async () => {
-        const answered = new Promise<void>((resolve) => (stopped = resolve));
+        const stopped = new Promise<void>((resolve) => (answered = resolve));
         worker.postMessage({ type: 'stop' });
-        await Promise.race([answered, exited]);
+        await Promise.race([stopped, exited]);
         await worker.terminate();
       })();
       return stopping;
@@ -76,26 +87,52 @@ export async function startWhoReadIndexingThread(
 /**
  * The who-read indexing of a serving hub: on a thread of its own for a SQLite file, whose
  * statements stop the thread that runs them; on the serving thread elsewhere (PostgreSQL and
- * SQL Server work in their own processes while the event loop goes on), for a database in
- * memory (no other connection can open it), and should the thread not start.
+ * SQL Server work in their own processes while the event loop goes on) and for a database in
+ * memory (no other connection can open it). The thread starts beside the hub rather than before
+ * it serves (loading it takes about half a second); should it fail to start, or end without
+ * being stopped, the serving thread keeps the index from then on, so it never stops catching up.
+ * `thread` replaces what the thread is started with (tests).
  */
-export async function startHubWhoReadIndexing(ctx: AppContext): Promise<WhoReadIndexing> {
-  const log = {
-    merged: (report: WhoReadIndexReport) => ctx.logger.debug(report, 'who-read index runs merged'),
-    failed: (err: unknown) => ctx.logger.warn({ err }, 'who-read index pass failed; the next pass goes on'),
-    driver: (message: string) => ctx.logger.debug({ driver: message }, 'who-read index driver message'),
+export function startHubWhoReadIndexing(
+  ctx: AppContext,
+  options: { thread?: Partial<WhoReadThreadData> } = {},
+): WhoReadIndexing {
+  const log: WhoReadThreadLog = {
+    merged: (report) => ctx.logger.debug(report, 'who-read index runs merged'),
+    failed: (err) => ctx.logger.warn({ err }, 'who-read index pass failed; the next pass goes on'),
+    driver: (message) => ctx.logger.debug({ driver: message }, 'who-read index driver message'),
+    exited: (err) => fallBack(err, 'who-read index thread ended: the serving thread keeps the index'),
   };
+  const data = { databaseUrl: ctx.config.databaseUrl, ...options.thread };
   const { warehouse } = ctx;
   const ownThread =
     warehouse.dialect === 'sqlite' &&
     warehouse.reader !== warehouse.knex &&
     sqliteFilename(ctx.knex) !== null;
-  if (ownThread) {
-    try {
-      return await startWhoReadIndexingThread({ databaseUrl: ctx.config.databaseUrl }, log);
-    } catch (err) {
-      ctx.logger.warn({ err }, 'who-read index thread not started: the serving thread keeps the index');
-    }
-  }
-  return startWhoReadIndexing(ctx.knex, log);
+  const onThisThread = () =>
+    startWhoReadIndexing(ctx.knex, log, { intervalMs: data.intervalMs, index: data.index });
+  let current: WhoReadIndexing | null = null;
+  let stopped = false;
+  const fallBack = (err: unknown, message: string) => {
+    if (stopped) return;
+    ctx.logger.warn({ err }, message);
+    current = onThisThread();
+  };
+  if (!ownThread) return onThisThread();
+  const starting = startWhoReadIndexingThread(data, log).then(
+    (thread) => {
+      // Stopped while it started: it goes at once.
+      if (stopped) return thread.stop();
+      current = thread;
+      return undefined;
+    },
+    (err: unknown) => fallBack(err, 'who-read index thread not started: the serving thread keeps the index'),
+  );
+  return {
+    async stop() {
+      stopped = true;
+      await starting;
+      await current?.stop();
+    },
+  };
 }

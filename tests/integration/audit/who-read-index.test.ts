@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
 import Database from 'better-sqlite3';
+import pino from 'pino';
 import { closeContext, type AppContext } from '../../../server/context.ts';
 import { recordAudit, type AuditEvent } from '../../../warehouse/audit/record-audit.ts';
 import {
@@ -16,7 +17,10 @@ import { sqliteFilename } from '../../../warehouse/dialects/sqlite.ts';
 import { migrateWarehouse } from '../../../warehouse/migrations/migrate.ts';
 import * as whoReadRuns from '../../../warehouse/migrations/018-who-read-runs.ts';
 import { startWhoReadIndexing } from '../../../server/services/who-read-indexing.ts';
-import { startWhoReadIndexingThread } from '../../../server/services/who-read-index-thread.ts';
+import {
+  startHubWhoReadIndexing,
+  startWhoReadIndexingThread,
+} from '../../../server/services/who-read-index-thread.ts';
 import { createTempDir, describeEachDatabase } from '../../support/databases.ts';
 import { createManualClock, openTestContext } from '../../support/hub-context.ts';
 import { validId } from '../../support/registry-fixture.ts';
@@ -42,7 +46,12 @@ const read = (i: number): AuditEvent => ({
 });
 
 /** A pass that fails fails the test that looks at the index next; nothing to log meanwhile. */
-const quietLog = { merged: () => undefined, failed: () => undefined, driver: () => undefined };
+const quietLog = {
+  merged: () => undefined,
+  failed: () => undefined,
+  driver: () => undefined,
+  exited: () => undefined,
+};
 
 /** Small runs, merged three at a time, a few rows per transaction: every path of the index in a few hundred events. */
 const SMALL: WhoReadIndexOptions = { runRows: 40, fanIn: 3, chunkRows: 12 };
@@ -78,6 +87,11 @@ describeEachDatabase('who read this person: the index of sorted runs', (db) => {
       .where({ state: 'live' })
       .orderBy('run')
       .select<Array<{ run: number; level: number }>>('run', 'level');
+  /** A warehouse of the same kind that cannot be opened: a folder, a database never created. */
+  const unreachableUrl = () =>
+    db.name === 'sqlite'
+      ? `sqlite:${dir}`
+      : db.url().replace(/\/hub_test_[0-9a-f]+/, '/hub_test_never_created');
   const countRows = async (table: string) =>
     Number((await ctx.knex(table).count<Array<{ n: number | string }>>({ n: '*' }))[0]?.n);
 
@@ -264,12 +278,8 @@ describeEachDatabase('who read this person: the index of sorted runs', (db) => {
   });
 
   it('a thread that cannot open the warehouse fails its start with the reason', async () => {
-    const unreachable =
-      db.name === 'sqlite'
-        ? `sqlite:${dir}`
-        : db.url().replace(/\/hub_test_[0-9a-f]+/, '/hub_test_never_created');
     await assert.rejects(
-      startWhoReadIndexingThread({ databaseUrl: unreachable, intervalMs: 10 }, quietLog),
+      startWhoReadIndexingThread({ databaseUrl: unreachableUrl(), intervalMs: 10 }, quietLog),
       (err: Error) => {
         assert.match(
           err.message,
@@ -278,6 +288,32 @@ describeEachDatabase('who read this person: the index of sorted runs', (db) => {
         return true;
       },
     );
+  });
+
+  it('a hub whose index thread cannot start keeps the index on its serving thread, and says so', async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) });
+    await write(150);
+    const indexedBefore = await fetchIndexedUpTo(ctx.knex);
+    const indexing = startHubWhoReadIndexing(
+      { ...ctx, logger },
+      { thread: { databaseUrl: unreachableUrl(), intervalMs: 10, index: SMALL } },
+    );
+    try {
+      await waitFor(
+        'the index caught up with the events written',
+        () => fetchIndexedUpTo(ctx.knex),
+        (upTo) => upTo > indexedBefore + 100,
+      );
+    } finally {
+      await indexing.stop();
+    }
+    // PostgreSQL's indexing never had a thread to lose: its statements run in the database.
+    if (db.name === 'sqlite')
+      assert.match(lines.join('\n'), /who-read index thread not started: the serving thread keeps the index/);
+    await assertAnswersExact('indexed by the serving thread');
+    await indexWhoRead(ctx.knex, { ...SMALL, flushTail: true });
+    assert.deepEqual(await verifyWhoReadIndex(ctx.knex), []);
   });
 
   describe('verify names every way the index can disagree with the log', () => {
