@@ -22,6 +22,9 @@ export type WhoReadThreadMessage =
 /** knex, the indexer and tsx's loader; without a limit V8 would size the thread's heap like a process's. */
 const THREAD_OLD_GENERATION_MB = 96;
 
+/** The thread's entry point: registers the TypeScript loader, then runs who-read-index-thread-main.ts. */
+const THREAD_ENTRY = new URL('./who-read-index-worker.mjs', import.meta.url);
+
 export interface WhoReadThreadLog extends WhoReadIndexingLog {
   driver(message: string): void;
   /** The thread ended without being asked to (it failed, or ran out of memory). */
@@ -39,8 +42,9 @@ export interface WhoReadThreadLog extends WhoReadIndexingLog {
 export async function startWhoReadIndexingThread(
   data: WhoReadThreadData,
   log: WhoReadThreadLog,
+  entry: URL = THREAD_ENTRY,
 ): Promise<WhoReadIndexing> {
-  const worker = new Worker(new URL('./who-read-index-worker.mjs', import.meta.url), {
+  const worker = new Worker(entry, {
     // The thread registers the TypeScript loader itself; inherited flags would load it twice.
     execArgv: [],
     resourceLimits: { maxOldGenerationSizeMb: THREAD_OLD_GENERATION_MB },
@@ -91,11 +95,11 @@ export async function startWhoReadIndexingThread(
  * memory (no other connection can open it). The thread starts beside the hub rather than before
  * it serves (loading it takes about half a second); should it fail to start, or end without
  * being stopped, the serving thread keeps the index from then on, so it never stops catching up.
- * `thread` replaces what the thread is started with (tests).
+ * `thread` replaces what the thread is started with, `entry` the thread's code (tests).
  */
 export function startHubWhoReadIndexing(
   ctx: AppContext,
-  options: { thread?: Partial<WhoReadThreadData> } = {},
+  options: { thread?: Partial<WhoReadThreadData>; entry?: URL } = {},
 ): WhoReadIndexing {
   const log: WhoReadThreadLog = {
     merged: (report) => ctx.logger.debug(report, 'who-read index runs merged'),
@@ -119,7 +123,7 @@ export function startHubWhoReadIndexing(
     current = onThisThread();
   };
   if (!ownThread) return onThisThread();
-  const starting = startWhoReadIndexingThread(data, log).then(
+  const starting = startWhoReadIndexingThread(data, log, options.entry).then(
     (thread) => {
       // Stopped while it started: it goes at once.
       if (stopped) return thread.stop();

@@ -316,6 +316,35 @@ describeEachDatabase('who read this person: the index of sorted runs', (db) => {
     assert.deepEqual(await verifyWhoReadIndex(ctx.knex), []);
   });
 
+  it('a hub whose index thread ends unasked hands the index to its serving thread, and says so', async function () {
+    // Only a SQLite file's index has a thread to lose.
+    if (db.name !== 'sqlite') this.skip();
+    const lines: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) });
+    await write(150);
+    const indexedBefore = await fetchIndexedUpTo(ctx.knex);
+    const indexing = startHubWhoReadIndexing(
+      { ...ctx, logger },
+      {
+        thread: { intervalMs: 10, index: SMALL },
+        entry: new URL('../../fixtures/threads/exits-after-ready.mjs', import.meta.url),
+      },
+    );
+    try {
+      await waitFor(
+        'the index caught up with the events written',
+        () => fetchIndexedUpTo(ctx.knex),
+        (upTo) => upTo > indexedBefore + 100,
+      );
+    } finally {
+      await indexing.stop();
+    }
+    assert.match(lines.join('\n'), /who-read index thread ended: the serving thread keeps the index/);
+    await assertAnswersExact('indexed by the serving thread after the thread ended');
+    await indexWhoRead(ctx.knex, { ...SMALL, flushTail: true });
+    assert.deepEqual(await verifyWhoReadIndex(ctx.knex), []);
+  });
+
   describe('verify names every way the index can disagree with the log', () => {
     const anyRow = () =>
       ctx
