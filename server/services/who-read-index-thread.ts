@@ -101,27 +101,27 @@ export function startHubWhoReadIndexing(
   ctx: AppContext,
   options: { thread?: Partial<WhoReadThreadData>; entry?: URL } = {},
 ): WhoReadIndexing {
+  const data = { databaseUrl: ctx.config.databaseUrl, ...options.thread };
+  let current: WhoReadIndexing | null = null;
+  let stopped = false;
   const log: WhoReadThreadLog = {
     merged: (report) => ctx.logger.debug(report, 'who-read index runs merged'),
     failed: (err) => ctx.logger.warn({ err }, 'who-read index pass failed; the next pass goes on'),
     driver: (message) => ctx.logger.debug({ driver: message }, 'who-read index driver message'),
     exited: (err) => fallBack(err, 'who-read index thread ended: the serving thread keeps the index'),
   };
-  const data = { databaseUrl: ctx.config.databaseUrl, ...options.thread };
+  const onThisThread = () =>
+    startWhoReadIndexing(ctx.knex, log, { intervalMs: data.intervalMs, index: data.index });
+  function fallBack(err: unknown, message: string): void {
+    if (stopped) return;
+    ctx.logger.warn({ err }, message);
+    current = onThisThread();
+  }
   const { warehouse } = ctx;
   const ownThread =
     warehouse.dialect === 'sqlite' &&
     warehouse.reader !== warehouse.knex &&
     sqliteFilename(ctx.knex) !== null;
-  const onThisThread = () =>
-    startWhoReadIndexing(ctx.knex, log, { intervalMs: data.intervalMs, index: data.index });
-  let current: WhoReadIndexing | null = null;
-  let stopped = false;
-  const fallBack = (err: unknown, message: string) => {
-    if (stopped) return;
-    ctx.logger.warn({ err }, message);
-    current = onThisThread();
-  };
   if (!ownThread) return onThisThread();
   const starting = startWhoReadIndexingThread(data, log, options.entry).then(
     (thread) => {
