@@ -1,3 +1,4 @@
+import type { Database } from 'better-sqlite3';
 import type { Knex } from 'knex';
 import type { DialectName } from './db.ts';
 import { prepareOnce } from './dialects/sqlite-statements.ts';
@@ -44,6 +45,23 @@ WHEN NOT MATCHED THEN INSERT (client_id, minute_start, minute_count, day_start, 
   VALUES (s.client_id, s.minute_start, 1, s.day_start, 1)
 OUTPUT inserted.minute_count, inserted.day_count;`;
 
+const SELECT_WINDOWS =
+  'SELECT minute_start, minute_count, day_start, day_count FROM hub_rate_limits WHERE client_id = ?';
+
+interface WindowRow {
+  minute_start: number | string;
+  minute_count: number | string;
+  day_start: number | string;
+  day_count: number | string;
+}
+
+const readWindows = (row: WindowRow): RateWindowCounts => ({
+  minuteStart: Number(row.minute_start),
+  minuteCount: Number(row.minute_count),
+  dayStart: Number(row.day_start),
+  dayCount: Number(row.day_count),
+});
+
 const STATEMENTS: Record<DialectName, string> = { sqlite: UPSERT, postgres: UPSERT, mssql: MERGE };
 
 function readRows(dialect: DialectName, result: unknown): unknown[] {
@@ -73,36 +91,31 @@ export async function consumeRateWindows(
 }
 
 /**
- * consumeRateWindows as part of a SQLite turn (see SqliteTurnWriter): a prepared statement per
- * request in the turn's one transaction. Each request's statement sees the ones before it, so
- * the answers are what one statement each would give, in order.
+ * consumeRateWindows on a SQLite connection, synchronously, with a prepared statement: inside a
+ * turn's transaction (see SqliteTurnWriter), each call sees the ones before it, so the answers
+ * are what one statement each would give, in order.
  */
+export function consumeRateWindowsOnSqlite(db: Database, input: RateWindowsInput): boolean {
+  const { clientId, minuteStart, dayStart, perMinute, perDay } = input;
+  return prepareOnce(db, UPSERT).all(clientId, minuteStart, dayStart, perMinute, perDay).length > 0;
+}
+
+/** The client's windows as counted, read on a SQLite connection (in the transaction that was refused). */
+export function fetchRateWindowsOnSqlite(db: Database, clientId: string): RateWindowCounts | null {
+  const row = prepareOnce(db, SELECT_WINDOWS).get(clientId) as WindowRow | undefined;
+  return row === undefined ? null : readWindows(row);
+}
+
+/** consumeRateWindows as part of a SQLite turn: a prepared statement per request in the turn's one transaction. */
 export const RATE_WINDOWS_TURN_WRITE: TurnWrite<RateWindowsInput, boolean> = {
   name: 'rate windows',
-  write: (db, inputs) => {
-    const upsert = prepareOnce(db, UPSERT);
-    return inputs.map(
-      (i) => upsert.all(i.clientId, i.minuteStart, i.dayStart, i.perMinute, i.perDay).length > 0,
-    );
-  },
+  write: (db, inputs) => inputs.map((input) => consumeRateWindowsOnSqlite(db, input)),
 };
 
 /** The client's windows as counted, for saying which one is full. */
 export async function fetchRateWindows(knex: Knex, clientId: string): Promise<RateWindowCounts | null> {
-  const row = await knex('hub_rate_limits').where({ client_id: clientId }).first<
-    | {
-        minute_start: number | string;
-        minute_count: number | string;
-        day_start: number | string;
-        day_count: number | string;
-      }
-    | undefined
-  >('minute_start', 'minute_count', 'day_start', 'day_count');
-  if (row === undefined) return null;
-  return {
-    minuteStart: Number(row.minute_start),
-    minuteCount: Number(row.minute_count),
-    dayStart: Number(row.day_start),
-    dayCount: Number(row.day_count),
-  };
+  const row = await knex('hub_rate_limits')
+    .where({ client_id: clientId })
+    .first<WindowRow | undefined>('minute_start', 'minute_count', 'day_start', 'day_count');
+  return row === undefined ? null : readWindows(row);
 }

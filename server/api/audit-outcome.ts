@@ -6,9 +6,11 @@ import {
   findNationalIdColumns,
   type NationalIdColumns,
 } from '../../warehouse/audit/returned-national-ids.ts';
+import type { HubError } from '../../warehouse/core/errors.ts';
 import type { AppContext } from '../context.ts';
+import { sendHubError } from '../http/error-handler.ts';
 import { normalizeIp } from '../services/token-service.ts';
-import { findAuditedClient } from './authenticate.ts';
+import { findAuditedClient, takePendingCount } from './authenticate.ts';
 
 /** How one API request is named in the log: its action, its route and what it asked for (details). */
 interface Endpoint {
@@ -107,42 +109,75 @@ function collectReturnedIds(columns: NationalIdColumns, body: unknown, ids: Set<
   }
 }
 
-async function buildOutcomeEvent(
-  ctx: AppContext,
+/** What an answer adds to its event: the audit note and returned IDs of a success, the error code of a refusal. */
+interface AnswerFacts {
+  details?: Record<string, unknown>;
+  subjects?: string[];
+  error?: string;
+}
+
+/** Read from the answer's body; a success's catalog is needed to find the national IDs it carries. */
+async function readAnswerFacts(ctx: AppContext, status: number, body: unknown): Promise<AnswerFacts> {
+  if (status >= 400) {
+    const error = (body as { error?: { code?: unknown } } | null)?.error;
+    return typeof error?.code === 'string' ? { error: error.code } : {};
+  }
+  const note = readAuditNote(body);
+  const returned = new Set<string>();
+  collectReturnedIds(findNationalIdColumns(await ctx.catalog.fetch()), body, returned);
+  return { details: note?.details, subjects: [...(note?.subjects ?? []), ...returned] };
+}
+
+function buildOutcomeEvent(
   req: Request,
   res: Response,
-  body: unknown,
+  status: number,
+  facts: AnswerFacts,
   at: Date,
-): Promise<AuditEvent> {
+): AuditEvent {
   const endpoint = classifyRequest(req);
   const caller = findAuditedClient(req);
-  const status = res.statusCode;
   const outcome: Record<string, unknown> = {
     status,
     ip: normalizeIp(req.socket.remoteAddress),
     request_id: String(res.getHeader('x-request-id') ?? ''),
   };
-  let subjects: string[] = [];
-  let details: Record<string, unknown> = { ...endpoint.asked };
-  if (status < 400) {
-    const note = readAuditNote(body);
-    if (note !== null) details = { ...details, ...note.details };
-    const returned = new Set<string>();
-    collectReturnedIds(findNationalIdColumns(await ctx.catalog.fetch()), body, returned);
-    subjects = [...(note?.subjects ?? []), ...returned];
-  } else {
-    const error = (body as { error?: { code?: unknown } } | null)?.error;
-    if (typeof error?.code === 'string') outcome.error = error.code;
-  }
+  if (facts.error !== undefined) outcome.error = facts.error;
   return {
     at,
     actor: caller?.clientId ?? 'anonymous',
     entity: caller?.entity ?? null,
     action: endpoint.action,
     target: endpoint.target,
-    details: { ...outcome, ...details },
-    subjects,
+    details: { ...outcome, ...endpoint.asked, ...facts.details },
+    subjects: facts.subjects ?? [],
   };
+}
+
+/**
+ * Writes the answer's event; where the request's rate count is still to be taken
+ * (takePendingCount), takes it in the same transaction and returns the refusal that replaces
+ * the answer when its windows had no room, with the refusal's event written instead.
+ */
+async function auditAnswer(
+  ctx: AppContext,
+  req: Request,
+  res: Response,
+  body: unknown,
+  at: Date,
+): Promise<HubError | null> {
+  const status = res.statusCode;
+  const event = buildOutcomeEvent(req, res, status, await readAnswerFacts(ctx, status, body), at);
+  const count = takePendingCount(req);
+  if (count === null) {
+    await ctx.audit.append(event);
+    return null;
+  }
+  const verdict = await ctx.audit.appendDecided({
+    decide: (db) => count.take(db),
+    eventFor: (v) => (v.counted ? event : buildOutcomeEvent(req, res, 429, { error: 'rate_limited' }, at)),
+  });
+  return verdict.counted ? null : verdict.refusal;
 }
 
 /**
@@ -163,28 +198,26 @@ export function buildAuditOutcome(ctx: AppContext): RequestHandler {
     const send = res.json.bind(res);
     res.json = (body: unknown) => {
       const at = ctx.clock.now();
-      buildOutcomeEvent(ctx, req, res, body, at)
-        .then((event) => ctx.audit.append(event))
-        .then(
-          () => send(body),
-          (err: unknown) => {
-            ctx.logger.error(
-              { err, requestId: res.getHeader('x-request-id'), path: req.path },
-              'API outcome not audited',
-            );
-            if (res.statusCode >= 400) {
-              send(body);
-              return;
-            }
-            res.status(500);
-            send({
-              error: {
-                code: 'internal_error',
-                message: `the answer could not be audited, so it was not sent (request ${String(res.getHeader('x-request-id') ?? '')})`,
-              },
-            });
-          },
-        );
+      auditAnswer(ctx, req, res, body, at).then(
+        (refusal) => (refusal === null ? send(body) : sendHubError(res, refusal, send)),
+        (err: unknown) => {
+          ctx.logger.error(
+            { err, requestId: res.getHeader('x-request-id'), path: req.path },
+            'API outcome not audited',
+          );
+          if (res.statusCode >= 400) {
+            send(body);
+            return;
+          }
+          res.status(500);
+          send({
+            error: {
+              code: 'internal_error',
+              message: `the answer could not be audited, so it was not sent (request ${String(res.getHeader('x-request-id') ?? '')})`,
+            },
+          });
+        },
+      );
       return res;
     };
     next();

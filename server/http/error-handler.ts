@@ -1,4 +1,4 @@
-import type { ErrorRequestHandler, RequestHandler } from 'express';
+import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
 import { HubError, readRetryAfter } from '../../warehouse/core/errors.ts';
 import type { AppContext } from '../context.ts';
 import { describeConnectionError } from '../../warehouse/db.ts';
@@ -36,10 +36,20 @@ export function buildErrorHandler(ctx: AppContext): ErrorRequestHandler {
       ctx.logger.error({ err, requestId, path: req.path }, 'unhandled error');
       hubError = new HubError('internal_error', 500, `internal error (request ${requestId})`);
     }
-    const retryAfter = readRetryAfter(hubError);
-    if (retryAfter !== undefined) res.setHeader('Retry-After', String(retryAfter));
-    res.status(hubError.status).json({ error: { code: hubError.code, message: hubError.message } });
+    sendHubError(res, hubError);
   };
+}
+
+/** The answer an error gets: its status, Retry-After for a 429, and {"error": {"code", "message"}}. */
+export function sendHubError(
+  res: Response,
+  error: HubError,
+  json: (body: unknown) => unknown = (body) => res.json(body),
+): void {
+  const retryAfter = readRetryAfter(error);
+  if (retryAfter !== undefined) res.setHeader('Retry-After', String(retryAfter));
+  res.status(error.status);
+  json({ error: { code: error.code, message: error.message } });
 }
 
 function isBodyParserError(err: unknown): boolean {

@@ -6,7 +6,13 @@ import {
   type SqliteTurnWriter,
   type TurnWrite,
 } from '../dialects/sqlite-turn-writer.ts';
-import { buildAuditTurnWrite, recordAudit, type AuditEvent } from './record-audit.ts';
+import {
+  buildAuditTurnWrite,
+  buildDecidedAuditTurnWrite,
+  recordAudit,
+  type AuditEvent,
+  type DecidedEvent,
+} from './record-audit.ts';
 
 interface Waiter {
   event: AuditEvent;
@@ -32,7 +38,11 @@ export class AuditWriter {
   private flushing: Promise<void> | null = null;
   private scheduled = false;
   private closed = false;
-  private readonly turns: { writer: SqliteTurnWriter; write: TurnWrite<AuditEvent, void> } | null;
+  private readonly turns: {
+    writer: SqliteTurnWriter;
+    write: TurnWrite<AuditEvent, void>;
+    decided: TurnWrite<DecidedEvent<unknown>, unknown>;
+  } | null;
 
   /** gatherMs: how long the first event of an idle writer waits for company (see Dialect.auditGatherMs). */
   constructor(knex: Knex, clock: Clock, options: { maxGroup?: number; gatherMs?: number } = {}) {
@@ -42,7 +52,11 @@ export class AuditWriter {
     this.gatherMs = options.gatherMs ?? 0;
     this.turns =
       this.gatherMs === 0 && dialectOf(knex).name === 'sqlite'
-        ? { writer: findSqliteTurnWriter(knex), write: buildAuditTurnWrite(knex, clock) }
+        ? {
+            writer: findSqliteTurnWriter(knex),
+            write: buildAuditTurnWrite(knex, clock),
+            decided: buildDecidedAuditTurnWrite(knex, clock),
+          }
         : null;
   }
 
@@ -58,6 +72,22 @@ export class AuditWriter {
       this.pending.push({ event: stamped, resolve, reject });
       this.scheduleFlush();
     });
+  }
+
+  /** Whether events go into the turns of a SQLite warehouse, where appendDecided is offered. */
+  get writesInTurns(): boolean {
+    return this.turns !== null;
+  }
+
+  /**
+   * Resolves with the verdict once the event it picked is committed to the chain, in the same
+   * transaction as the decision. Only where writesInTurns: elsewhere the decision and the event
+   * would be two transactions, and callers decide first (say, RateLimiter.consume).
+   */
+  appendDecided<V>(item: DecidedEvent<V>): Promise<V> {
+    if (this.closed) return Promise.reject(new Error('the audit writer is closed'));
+    if (this.turns === null) return Promise.reject(new Error('decided events need a SQLite warehouse'));
+    return this.turns.writer.submit(this.turns.decided, item) as Promise<V>;
   }
 
   /** Refuses new events, then waits until every queued event is flushed. */

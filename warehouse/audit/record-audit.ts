@@ -153,6 +153,33 @@ export function buildAuditTurnWrite(knex: Knex, clock: Clock): TurnWrite<AuditEv
   };
 }
 
+/**
+ * An event whose content waits on a decision taken in the same transaction that writes it: the
+ * verdict of `decide` (say, whether a rate window still had room) picks the event, so the two
+ * commit together or not at all.
+ */
+export interface DecidedEvent<V> {
+  /** Runs in the turn's transaction, before the event is chained; its verdict is the item's result. */
+  decide(db: Database): V;
+  eventFor(verdict: V): AuditEvent;
+}
+
+/** Decided events as part of a SQLite turn: every item decided in order, then their events chained. */
+export function buildDecidedAuditTurnWrite(
+  knex: Knex,
+  clock: Clock,
+): TurnWrite<DecidedEvent<unknown>, unknown> {
+  return {
+    name: 'decided audit',
+    write: (db, items) => {
+      const verdicts = items.map((item) => item.decide(db));
+      const events = items.map((item, i) => item.eventFor(verdicts[i]));
+      writeEventsOnSqlite(knex, db, events, isoNow(clock));
+      return verdicts;
+    },
+  };
+}
+
 /** Appends events to the hash-chained log, in the caller's transaction or a new one. */
 export async function recordAudit(
   executor: Knex | Knex.Transaction,

@@ -85,6 +85,28 @@ describeEachDatabase('Rate limits counted in the warehouse', (db) => {
     await consumeAt(1, client, limits);
   });
 
+  it('once it has seen a window full, refuses the client at once until the window ends, without asking the warehouse', async () => {
+    const client = newClient();
+    const limits = { perMinute: 2, perDay: 100 };
+    await consumeAt(0, client, limits);
+    await consumeAt(0, client, limits);
+    clock.advance(20_000);
+    await assert.rejects(consumeAt(0, client, limits), rateLimited(40, 'minute'));
+    // With the counts out of reach, only an answer that needs no statement can still be given.
+    await first.knex.schema.renameTable('hub_rate_limits', 'hub_rate_limits_away');
+    try {
+      clock.advance(10_000);
+      await assert.rejects(consumeAt(0, client, limits), rateLimited(30, 'minute'));
+      // The other process has not seen it, and other limits are other windows: both ask.
+      await assert.rejects(consumeAt(1, client, limits), /hub_rate_limits/);
+      await assert.rejects(consumeAt(0, client, { perMinute: 3, perDay: 100 }), /hub_rate_limits/);
+    } finally {
+      await first.knex.schema.renameTable('hub_rate_limits_away', 'hub_rate_limits');
+    }
+    clock.advance(30_000);
+    await consumeAt(0, client, limits);
+  });
+
   it('lets exactly the limit through when two processes race with many calls at once', async () => {
     const client = newClient();
     const limits = { perMinute: 20, perDay: 1000 };

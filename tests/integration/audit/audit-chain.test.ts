@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
+import type { Database } from 'better-sqlite3';
 import type { Knex } from 'knex';
 import { closeContext, type AppContext } from '../../../server/context.ts';
 import { AuditWriter } from '../../../warehouse/audit/audit-writer.ts';
@@ -7,6 +8,7 @@ import { computeAuditHash, recordAudit, type AuditEvent } from '../../../warehou
 import { verifyAuditChain } from '../../../warehouse/audit/verify-audit-chain.ts';
 import { fetchWhoRead } from '../../../warehouse/audit/who-read.ts';
 import { migrateWarehouse } from '../../../warehouse/migrations/migrate.ts';
+import { consumeRateWindowsOnSqlite } from '../../../warehouse/rate-windows.ts';
 import { tamperWithAudit } from '../../support/audit-attacker.ts';
 import { createTempDir, describeEachDatabase } from '../../support/databases.ts';
 import { openTestContext } from '../../support/hub-context.ts';
@@ -114,6 +116,60 @@ describeEachDatabase('audit chain', (db) => {
     assert.equal(await countRows(first), before + 1);
     assert.equal((await verifyAuditChain(first.knex)).ok, true);
   });
+
+  const decideRateWindow = (clientId: string) => (database: Database) =>
+    consumeRateWindowsOnSqlite(database, {
+      clientId,
+      minuteStart: 0,
+      dayStart: 0,
+      perMinute: 1,
+      perDay: 10,
+    });
+  const windowCount = async (clientId: string) =>
+    (await first.knex('hub_rate_limits').where({ client_id: clientId }).first<{ minute_count: number }>())
+      ?.minute_count ?? 0;
+
+  if (db.name === 'sqlite')
+    it('writes a decided event and its decision in one transaction, or neither', async () => {
+      const writer = new AuditWriter(first.knex, first.clock);
+      const before = await countRows(first);
+      const decided = (clientId: string, i: number) =>
+        writer.appendDecided({
+          decide: decideRateWindow(clientId),
+          eventFor: (counted) => apiCall(i, counted ? [validId(i)] : []),
+        });
+      // The second decision sees the first: the window of one is full.
+      assert.deepEqual(await Promise.all([decided('decided-a', 1), decided('decided-a', 2)]), [true, false]);
+      assert.equal(await windowCount('decided-a'), 1);
+      const [read, refused] = await first
+        .knex('hub_audit')
+        .orderBy('id')
+        .offset(before)
+        .select<Array<{ subjects_hash: string }>>('subjects_hash');
+      assert.notEqual(read?.subjects_hash, refused?.subjects_hash, 'each verdict picked its own event');
+
+      // An event that cannot be written takes its decision with it.
+      await assert.rejects(
+        writer.appendDecided({
+          decide: decideRateWindow('decided-b'),
+          eventFor: () => ({ ...apiCall(3), details: { big: 10n } }),
+        }),
+      );
+      assert.equal(await windowCount('decided-b'), 0);
+      assert.equal(await countRows(first), before + 2);
+      await writer.close();
+      assert.equal((await verifyAuditChain(first.knex)).ok, true);
+    });
+  else
+    it('offers decided events only where the decision and the event share a turn (SQLite)', async () => {
+      const writer = new AuditWriter(first.knex, first.clock);
+      assert.equal(writer.writesInTurns, false);
+      await assert.rejects(
+        writer.appendDecided({ decide: () => true, eventFor: () => apiCall(1) }),
+        /SQLite/,
+      );
+      await writer.close();
+    });
 
   it('keeps one chain when two processes append at the same time', async () => {
     const before = await countRows(first);
