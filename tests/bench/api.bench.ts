@@ -1,5 +1,5 @@
 /**
- * npm run bench:api [-- --persons N] [-- --duration S] [-- --cpu-prof DIR] [-- --only persons] [-- --hub-workers N]
+ * npm run bench:api [-- --persons N] [-- --duration S] [-- --cpu-prof DIR] [-- --only persons] [-- --hub-workers N] [-- --rounds N]
  * Loads the demo (default 1,000,000 persons) into a SQLite warehouse, then puts the hub's person
  * lookup and batch lookup (10 connections) and a saved-query endpoint (50 connections) under load
  * (autocannon, loopback) next to a bare express server making the same reads on the same file,
@@ -8,6 +8,8 @@
  * process (as the scheduler does): with no load, during a full load, and during an incremental
  * load after 1% of the citizens changed, p99 next to p99, in a second table.
  * --hub-workers N starts the compared hub with `--workers N` (default: one per core, as `hub start` runs).
+ * --rounds N alternates each endpoint's hub and bare runs N times (one table row a round), since
+ * the first round after the hub starts runs on cold code and caches.
  * --cpu-prof DIR writes V8 CPU profiles of the hub process into DIR/hub and of the bare server into DIR/bare.
  */
 import Database from 'better-sqlite3';
@@ -40,6 +42,8 @@ interface Options {
   duration: number;
   cpuProfDir: string | null;
   onlyPersons: boolean;
+  /** Times each endpoint's hub and bare runs alternate: the first round after a start runs on cold code and caches. */
+  rounds: number;
 }
 
 interface Side {
@@ -66,6 +70,7 @@ interface Run {
 
 interface Measured {
   endpoint: Endpoint;
+  round: number;
   hub: Run;
   bare: Run;
 }
@@ -85,6 +90,7 @@ function readOptions(argv: string[]): Options {
     duration: readNumber(argv, '--duration', 10),
     cpuProfDir: prof === -1 ? null : path.resolve(argv[prof + 1] ?? 'cpu-profiles'),
     onlyPersons: argv.includes('--only') && argv[argv.indexOf('--only') + 1] === 'persons',
+    rounds: readNumber(argv, '--rounds', 1),
   };
 }
 
@@ -306,11 +312,12 @@ function printTable(rows: Measured[], options: Options): void {
     '| endpoint | connections | hub req/s | bare req/s | hub / bare | hub p50 / p99 ms | bare p50 / p99 ms | CPU ms a request (hub / bare) | bare CPU / hub CPU | hub non-2xx | errors (hub / bare) |',
   );
   console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
-  for (const { endpoint, hub: hubRun, bare: bareRun } of rows) {
+  for (const row of rows) {
+    const { endpoint, hub: hubRun, bare: bareRun } = row;
     const [hub, bare] = [hubRun.result, bareRun.result];
     const ratio = requestsPerSecond(hub) / requestsPerSecond(bare);
     console.log(
-      `| ${endpoint.label} | ${endpoint.connections} | ${formatRate(hub)} | ${formatRate(bare)} | ${(100 * ratio).toFixed(0)}% | ` +
+      `| ${labelOf(row, options)} | ${endpoint.connections} | ${formatRate(hub)} | ${formatRate(bare)} | ${(100 * ratio).toFixed(0)}% | ` +
         `${hub.latency.p50} / ${hub.latency.p99} | ${bare.latency.p50} / ${bare.latency.p99} | ` +
         `${formatCpu(hubRun.cpuMsPerRequest)} / ${formatCpu(bareRun.cpuMsPerRequest)} | ${formatCpuShare(hubRun, bareRun)} | ` +
         `${hub.non2xx} | ${hub.errors} / ${bare.errors} |`,
@@ -318,14 +325,15 @@ function printTable(rows: Measured[], options: Options): void {
   }
 }
 
-function printVerdict(rows: Measured[]): void {
+function printVerdict(rows: Measured[], options: Pick<Options, 'rounds'>): void {
   const yes = (ok: boolean) => (ok ? 'met' : 'NOT met');
   console.log('');
-  for (const { endpoint, hub: hubRun, bare: bareRun } of rows) {
+  for (const row of rows) {
+    const { endpoint, hub: hubRun, bare: bareRun } = row;
     const [hub, bare] = [hubRun.result, bareRun.result];
     const { ratio, p99Ms } = endpoint.targets;
     console.log(
-      `targets, ${endpoint.label}: hub ≥ ${100 * ratio}% of bare req/s ${yes(requestsPerSecond(hub) >= ratio * requestsPerSecond(bare))}; ` +
+      `targets, ${labelOf(row, options)}: hub ≥ ${100 * ratio}% of bare req/s ${yes(requestsPerSecond(hub) >= ratio * requestsPerSecond(bare))}; ` +
         `hub p99 < ${p99Ms} ms ${yes(hub.latency.p99 < p99Ms)}; zero hub non-2xx and errors ${yes(hub.non2xx + hub.errors === 0)}`,
     );
   }
@@ -370,13 +378,19 @@ async function runEndpoints(
 ): Promise<Measured[]> {
   const rows: Measured[] = [];
   for (const endpoint of buildEndpoints(fixture, options)) {
-    // Hub and bare runs alternate, so a noisy neighbour hurts both alike.
-    const hubResult = await measure(endpoint, 'hub', hub, options.duration, hubSuccesses);
-    const bareResult = await measure(endpoint, 'bare', bare, options.duration, hubSuccesses);
-    rows.push({ endpoint, hub: hubResult, bare: bareResult });
+    for (let round = 1; round <= options.rounds; round++) {
+      // Hub and bare runs alternate, so a noisy neighbour hurts both alike.
+      const hubResult = await measure(endpoint, 'hub', hub, options.duration, hubSuccesses);
+      const bareResult = await measure(endpoint, 'bare', bare, options.duration, hubSuccesses);
+      rows.push({ endpoint, round, hub: hubResult, bare: bareResult });
+    }
   }
   return rows;
 }
+
+/** The endpoint's label, with its round when there are several. */
+const labelOf = (row: Measured, options: Pick<Options, 'rounds'>) =>
+  options.rounds === 1 ? row.endpoint.label : `${row.endpoint.label}, round ${row.round}`;
 
 async function main(cleanup: Cleanup): Promise<void> {
   const started = Date.now();
@@ -406,7 +420,7 @@ async function main(cleanup: Cleanup): Promise<void> {
   await bareServer.stop();
   if (options.onlyPersons) {
     printTable(rows, options);
-    printVerdict(rows);
+    printVerdict(rows, options);
     await reportAudit(
       fixture.databaseFile,
       hubSuccesses.reduce((a, b) => a + b, 0),
@@ -446,7 +460,7 @@ async function main(cleanup: Cleanup): Promise<void> {
   hubSuccesses.push(...duringLoads.map((d) => successes(d.result)));
 
   printTable(rows, options);
-  printVerdict(rows);
+  printVerdict(rows, options);
   printWorkersTable(byWorkers, options.persons, options.duration);
   printDuringLoadTable(duringLoads, options.persons);
   await reportAudit(
