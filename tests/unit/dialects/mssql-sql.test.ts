@@ -9,6 +9,8 @@ import {
   buildMssqlMissingPersonsInsert,
   mssqlDialect,
 } from '../../../warehouse/dialects/mssql.ts';
+import * as access from '../../../warehouse/migrations/002-access.ts';
+import { reshapeForWhoReadRuns } from '../../../warehouse/migrations/018-who-read-runs.ts';
 import { createRegistryTable, type RegistryTableSpec } from '../../../warehouse/registry-tables.ts';
 
 // SQL Server cannot run here: these tests compile the statements knex would send. Neither
@@ -45,6 +47,30 @@ function compilingExecutor(statements: Knex.Sql[]): Knex {
     },
   });
   return executor as unknown as Knex;
+}
+
+/**
+ * An executor for schema changes that compiles each CREATE or ALTER TABLE and each INSERT (and
+ * keeps each raw statement) with the SQL Server client instead of running it.
+ */
+function compilingSchemaExecutor(statements: Knex.Sql[]): Knex {
+  const capture = (builder: Knex.SchemaBuilder) => {
+    statements.push(...builder.toSQL());
+    return Promise.resolve();
+  };
+  return Object.assign(compilingExecutor(statements), {
+    client: mssql.client as unknown,
+    schema: {
+      createTable: (name: string, build: (t: Knex.CreateTableBuilder) => void) =>
+        capture(mssql.schema.createTable(name, build)),
+      alterTable: (name: string, build: (t: Knex.AlterTableBuilder) => void) =>
+        capture(mssql.schema.alterTable(name, build)),
+    },
+    raw: (sql: string) => {
+      statements.push({ sql, bindings: [] } as unknown as Knex.Sql);
+      return Promise.resolve();
+    },
+  });
 }
 
 describe('SQL Server statements', () => {
@@ -354,18 +380,7 @@ describe('SQL Server statements', () => {
   describe('createRegistryTable (compiled, not run)', () => {
     it('creates bounded, non-null key columns and the indexes', async () => {
       const statements: Knex.Sql[] = [];
-      const capture = (builder: Knex.SchemaBuilder) => {
-        statements.push(...builder.toSQL());
-        return Promise.resolve();
-      };
-      const executor = {
-        schema: {
-          createTable: (name: string, build: (t: Knex.CreateTableBuilder) => void) =>
-            capture(mssql.schema.createTable(name, build)),
-          alterTable: (name: string, build: (t: Knex.AlterTableBuilder) => void) =>
-            capture(mssql.schema.alterTable(name, build)),
-        },
-      } as unknown as Knex;
+      const executor = compilingSchemaExecutor(statements);
       const spec: RegistryTableSpec = {
         table: 'cspd_people',
         nationalIdColumn: 'national_id',
@@ -396,6 +411,32 @@ describe('SQL Server statements', () => {
         ],
       );
       for (const s of statements) assert.deepEqual(s.bindings, []);
+    });
+  });
+  describe('migration 018, who-read runs (compiled, not run)', () => {
+    it("drops the subjects' key by the name migration 002 gave it, then keys them by event", async () => {
+      const created: Knex.Sql[] = [];
+      await access.up(compilingSchemaExecutor(created));
+      const subjects = created.find((s) => s.sql.startsWith('CREATE TABLE [hub_audit_subjects]'));
+      const key = /CONSTRAINT \[([^\]]+)\] PRIMARY KEY/.exec(subjects?.sql ?? '')?.[1];
+      assert.equal(key, 'hub_audit_subjects_pkey');
+
+      const reshaped: Knex.Sql[] = [];
+      await reshapeForWhoReadRuns(compilingSchemaExecutor(reshaped));
+      assert.deepEqual(
+        reshaped.map((s) => s.sql),
+        [
+          `ALTER TABLE [hub_audit_subjects] DROP CONSTRAINT [${key}]`,
+          'DROP INDEX [hub_audit_subjects_by_event] ON [hub_audit_subjects]',
+          'ALTER TABLE [hub_audit_subjects] ADD CONSTRAINT [hub_audit_subjects_pkey] PRIMARY KEY ([audit_id], [national_id])',
+          'CREATE TABLE [hub_audit_who_read] ([run] bigint not null, [national_id] nvarchar(32) not null, ' +
+            '[audit_id] bigint not null, CONSTRAINT [hub_audit_who_read_pkey] PRIMARY KEY ([run], [national_id], [audit_id]))',
+          'CREATE TABLE [hub_audit_who_read_runs] ([run] bigint not null, [level] int not null, ' +
+            '[first_audit_id] bigint not null, [last_audit_id] bigint not null, [row_count] bigint not null, ' +
+            '[state] nvarchar(16) not null, [touched_at] nvarchar(32) not null, ' +
+            'CONSTRAINT [hub_audit_who_read_runs_pkey] PRIMARY KEY ([run]))',
+        ],
+      );
     });
   });
 });
