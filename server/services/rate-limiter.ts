@@ -51,7 +51,7 @@ const DAY = 86_400_000;
  * until that window ends (for the same limits).
  */
 export class RateLimiter {
-  readonly #knowFull = new Map<string, KnownFull>();
+  readonly #seenFull = new Map<string, KnownFull>();
 
   constructor(
     private readonly knex: Knex,
@@ -91,11 +91,11 @@ export class RateLimiter {
   }
 
   #refuseIfKnownFull(clientId: string, limits: RateLimits, now: number): void {
-    const known = this.#knowFull.get(clientId);
+    const known = this.#seenFull.get(clientId);
     if (known === undefined) return;
     const sameLimits = known.limits.perMinute === limits.perMinute && known.limits.perDay === limits.perDay;
     if (now < known.until && sameLimits) throw known.refusal(now);
-    if (now >= known.until) this.#knowFull.delete(clientId);
+    if (now >= known.until) this.#seenFull.delete(clientId);
   }
 
   /** The refusal of a request its windows had no room for, remembered until the full window ends. */
@@ -108,7 +108,7 @@ export class RateLimiter {
       ? (['minute', limits.perMinute, input.minuteStart + MINUTE] as const)
       : (['day', limits.perDay, input.dayStart + DAY] as const);
     const refusal = (at: number) => rateLimited(period, limit, until - at);
-    this.#knowFull.set(input.clientId, { until, limits, refusal });
+    this.#seenFull.set(input.clientId, { until, limits, refusal });
     return refusal(now);
   }
 }
