@@ -150,8 +150,11 @@ export async function printWarehouseSummary(
   print: (line: string) => void,
 ): Promise<void> {
   const status = await fetchWarehouseStatus(ctx);
+  const tables = `${status.tables.length} registry tables`;
   print(
-    `Warehouse: ${status.persons.toLocaleString('en')} persons in ${status.tables.length} registry tables`,
+    status.persons === null
+      ? `Warehouse: ${tables}, the person key being filled by a load`
+      : `Warehouse: ${status.persons.toLocaleString('en')} persons in ${tables}`,
   );
   for (const t of status.tables)
     print(`  ${t.name.padEnd(24)} ${String(t.rowCount).padStart(10)} rows  (${t.entity}, ${t.connector})`);

@@ -1,10 +1,15 @@
+import type { Knex } from 'knex';
 import { fetchCatalog, type CatalogTable } from '../../warehouse/catalog.ts';
 import { describeConnectionError } from '../../warehouse/db.ts';
 import type { AppContext } from '../context.ts';
 
+/** PostgreSQL's SQLSTATE when lock_timeout ran out. */
+const LOCK_NOT_AVAILABLE = '55P03';
+
 export interface WarehouseStatus {
   database: string;
-  persons: number;
+  /** Null while a load holds the person key (see countPersons). */
+  persons: number | null;
   tables: Array<
     Pick<CatalogTable, 'name' | 'entity' | 'label' | 'rowCount' | 'loadedAt' | 'connector'> & {
       columns: number;
@@ -43,13 +48,36 @@ export async function fetchLastRuns(ctx: AppContext, entity?: string | null): Pr
   return rows.map((r) => ({ ...r, rows_read: Number(r.rows_read), rows_rejected: Number(r.rows_rejected) }));
 }
 
+/** How long the count waits for a lock on the person key before saying a load holds it. */
+const PERSON_KEY_WAIT = '1s';
+
+/**
+ * The persons in the key, or null on PostgreSQL while a load holds the key's lock: a first load
+ * into an empty key fills it under an exclusive lock (fillWithoutPrimaryKey), for as long as the
+ * fill takes, and the hub's start waits for nothing that long.
+ */
+async function countPersons(ctx: AppContext): Promise<number | null> {
+  const count = async (executor: Knex | Knex.Transaction) =>
+    Number((await executor('hub_persons').count({ n: '*' }).first<{ n: number | string }>())?.n ?? 0);
+  if (ctx.dialect.name !== 'postgres') return count(ctx.knex);
+  try {
+    return await ctx.knex.transaction(async (trx) => {
+      await trx.raw(`SET LOCAL lock_timeout = '${PERSON_KEY_WAIT}'`);
+      return count(trx);
+    });
+  } catch (err) {
+    if ((err as { code?: unknown }).code === LOCK_NOT_AVAILABLE) return null;
+    throw err;
+  }
+}
+
 export async function fetchWarehouseStatus(ctx: AppContext): Promise<WarehouseStatus> {
   const catalog = await fetchCatalog(ctx.knex);
-  const persons = await ctx.knex('hub_persons').count({ n: '*' }).first<{ n: number | string }>();
+  const persons = await countPersons(ctx);
   const lastRuns = (await fetchLastRuns(ctx)).map(({ entity: _entity, ...run }) => run);
   return {
     database: ctx.warehouse.displayUrl,
-    persons: Number(persons?.n ?? 0),
+    persons,
     tables: catalog.map((t) => ({
       name: t.name,
       entity: t.entity,
