@@ -95,6 +95,25 @@ describeEachDatabase('who read this person: the index of sorted runs', (db) => {
   const countRows = async (table: string) =>
     Number((await ctx.knex(table).count<Array<{ n: number | string }>>({ n: '*' }))[0]?.n);
 
+  /**
+   * What a stopped indexing leaves: no merge half-made, no pass after the stop, every answer
+   * exact, and an index that a final pass completes and verifies.
+   */
+  const assertStoppedCleanly = async (noMergeLeft: string, when: string) => {
+    assert.deepEqual(
+      await ctx.knex(WHO_READ_RUNS).where({ state: 'building' }).pluck('run'),
+      [],
+      noMergeLeft,
+    );
+    const runs = await countRows(WHO_READ_RUNS);
+    await write(100);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(await countRows(WHO_READ_RUNS), runs, 'no pass after stop');
+    await assertAnswersExact(when);
+    await indexWhoRead(ctx.knex, { ...SMALL, flushTail: true });
+    assert.deepEqual(await verifyWhoReadIndex(ctx.knex), []);
+  };
+
   before(async () => {
     dir = await createTempDir('who-read-index-');
     ctx = openTestContext(db.url(), dir);
@@ -217,18 +236,7 @@ describeEachDatabase('who read this person: the index of sorted runs', (db) => {
     );
     await started.stopping;
     assert.ok((await countRows(WHO_READ_TABLE)) > before, 'new runs were made');
-    assert.deepEqual(
-      await ctx.knex(WHO_READ_RUNS).where({ state: 'building' }).pluck('run'),
-      [],
-      'the merge was given up',
-    );
-    const runs = await countRows(WHO_READ_RUNS);
-    await write(100);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    assert.equal(await countRows(WHO_READ_RUNS), runs, 'no pass after stop');
-    await assertAnswersExact('after the indexing stopped');
-    await indexWhoRead(ctx.knex, { ...SMALL, flushTail: true });
-    assert.deepEqual(await verifyWhoReadIndex(ctx.knex), []);
+    await assertStoppedCleanly('the merge was given up', 'after the indexing stopped');
   });
 
   it('a thread of its own keeps runs coming while this thread never yields, and its stop gives up its merge', async () => {
@@ -263,18 +271,7 @@ describeEachDatabase('who read this person: the index of sorted runs', (db) => {
     } finally {
       await indexing.stop();
     }
-    assert.deepEqual(
-      await ctx.knex(WHO_READ_RUNS).where({ state: 'building' }).pluck('run'),
-      [],
-      'no merge left half-made',
-    );
-    const runs = await countRows(WHO_READ_RUNS);
-    await write(100);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    assert.equal(await countRows(WHO_READ_RUNS), runs, 'no pass after stop');
-    await assertAnswersExact('after the thread stopped');
-    await indexWhoRead(ctx.knex, { ...SMALL, flushTail: true });
-    assert.deepEqual(await verifyWhoReadIndex(ctx.knex), []);
+    await assertStoppedCleanly('no merge left half-made', 'after the thread stopped');
   });
 
   it('a thread that cannot open the warehouse fails its start with the reason', async () => {

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import knexFactory, { type Knex } from 'knex';
 import { printWarehouseSummary } from '../../../server/main.ts';
 import { PERSON, startApiHub, type ApiHub } from '../../support/api-hub.ts';
 import { describeEachDatabase } from '../../support/databases.ts';
@@ -36,26 +35,14 @@ describeEachDatabase('The warehouse summary a starting hub prints', (db) => {
   if (db.name === 'postgres')
     it('does not wait for a load that holds the person key: it says so and lists the tables', async () => {
       // Another connection, as a first load filling an empty key holds it (fillWithoutPrimaryKey).
-      const other: Knex = knexFactory({ client: 'pg', connection: db.url(), pool: { min: 0, max: 1 } });
-      let release: () => void = () => undefined;
-      const released = new Promise<void>((resolve) => (release = resolve));
-      let holder: Promise<void> = Promise.resolve();
-      await new Promise<void>((locked, failed) => {
-        holder = other.transaction(async (trx) => {
-          await trx.raw('LOCK TABLE hub_persons IN ACCESS EXCLUSIVE MODE');
-          locked();
-          await released;
-        });
-        holder.catch(failed);
-      });
+      const holder = await hub.ctx.knex.transaction();
       try {
+        await holder.raw('LOCK TABLE hub_persons IN ACCESS EXCLUSIVE MODE');
         const lines = await summaryOf(hub);
         assert.equal(lines[0], 'Warehouse: 3 registry tables, the person key being filled by a load');
         assert.equal(lines.length, 4, lines.join('\n'));
       } finally {
-        release();
-        await holder;
-        await other.destroy();
+        await holder.rollback();
       }
       assert.match((await summaryOf(hub))[0]!, /^Warehouse: \d+ persons in 3 registry tables$/);
     });
