@@ -1,44 +1,33 @@
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { buildApp } from '../../server/app.ts';
-import { closeContext, type AppContext } from '../../server/context.ts';
 import { verifyAuditChain } from '../../warehouse/audit/verify-audit-chain.ts';
 import { fetchWhoRead } from '../../warehouse/audit/who-read.ts';
 import {
   assertApiError,
   callApi,
   PERSON,
+  serveAnotherHub,
   startApiHub,
+  type AnotherHub,
   type ApiHub,
   type ApiResponse,
 } from '../support/api-hub.ts';
 import { describeEachDatabase } from '../support/databases.ts';
-import { openTestContext } from '../support/hub-context.ts';
 
 const MINUTE = 60_000;
 
 describeEachDatabase('Consumer API: a rate limit decided with the answer', (db) => {
   let hub: ApiHub;
   // A second hub process on the same warehouse, with its own connections, limiter and audit writer.
-  let second: { ctx: AppContext; server: Server; url: string };
+  let second: AnotherHub;
 
   before(async () => {
     hub = await startApiHub(db.url());
     await hub.grant('NAF', 'reg_people', ['national_id', 'full_name', 'gender']);
-    const ctx = openTestContext(db.url(), hub.dir, { clock: hub.clock });
-    const server = buildApp(ctx).listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    second = { ctx, server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+    second = await serveAnotherHub(hub, db.url());
   });
 
   after(async () => {
-    if (second !== undefined) {
-      second.server.closeAllConnections();
-      await new Promise((resolve) => second.server.close(resolve));
-      await closeContext(second.ctx);
-    }
+    await second?.close();
     await hub?.close();
   });
 
@@ -69,7 +58,7 @@ describeEachDatabase('Consumer API: a rate limit decided with the answer', (db) 
     const readsBefore = (await fetchWhoRead(hub.ctx.knex, PERSON.sara)).length;
     const answers = await Promise.all(
       Array.from({ length: 40 }, (_, i) =>
-        lookUp(i % 2 === 0 ? hub.baseUrl : second.url, token, PERSON.sara),
+        lookUp(i % 2 === 0 ? hub.baseUrl : second.baseUrl, token, PERSON.sara),
       ),
     );
     const answered = answers.filter((res) => res.status === 200);
@@ -94,14 +83,14 @@ describeEachDatabase('Consumer API: a rate limit decided with the answer', (db) 
   it("counts no refused call in the day's window, whichever process refused it", async () => {
     hub.clock.advance(MINUTE);
     const { token } = await hub.createCaller('NAF', { ratePerMinute: 2, ratePerDay: 5 });
-    const urls = [hub.baseUrl, second.url];
+    const urls = [hub.baseUrl, second.baseUrl];
     for (const url of urls) assert.equal((await lookUp(url, token, PERSON.sara)).status, 200);
     for (const url of [...urls, ...urls]) assertRefused(await lookUp(url, token, PERSON.sara));
     // Two more minutes hold the day's other three calls, had the four refusals not been counted.
     hub.clock.advance(MINUTE);
     for (const url of urls) assert.equal((await lookUp(url, token, PERSON.sara)).status, 200);
     hub.clock.advance(MINUTE);
-    assert.equal((await lookUp(second.url, token, PERSON.sara)).status, 200);
+    assert.equal((await lookUp(second.baseUrl, token, PERSON.sara)).status, 200);
     const pastDay = await lookUp(hub.baseUrl, token, PERSON.sara);
     assertApiError(pastDay, 429, 'rate_limited', /per day/);
   });
@@ -110,7 +99,7 @@ describeEachDatabase('Consumer API: a rate limit decided with the answer', (db) 
     hub.clock.advance(MINUTE);
     const { credentials, token } = await hub.createCaller('NAF', { ratePerMinute: 2 });
     assert.equal((await lookUp(hub.baseUrl, token, 'not-an-id')).status, 400);
-    assert.equal((await lookUp(second.url, token, PERSON.sara)).status, 200);
+    assert.equal((await lookUp(second.baseUrl, token, PERSON.sara)).status, 200);
     assertRefused(await lookUp(hub.baseUrl, token, 'not-an-id'));
     assert.deepEqual(
       (await statusesOf(credentials.client_id)).map((e) => e.status),

@@ -1,23 +1,19 @@
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import pg from 'pg';
-import { buildApp } from '../../server/app.ts';
-import { closeContext, type AppContext } from '../../server/context.ts';
 import { saveQuery } from '../../server/services/query-service.ts';
 import { REPLICA_APPLICATION_NAME } from '../../warehouse/read-replica.ts';
 import {
   callApi,
   PERSON,
+  serveAnotherHub,
   startApiHub,
   superAdmin,
+  type AnotherHub,
   type ApiHub,
   type ApiResponse,
 } from '../support/api-hub.ts';
 import { testDatabases } from '../support/databases.ts';
-import { openTestContext } from '../support/hub-context.ts';
 import { startReplica, stopPostgres, type PostgresServer } from '../support/postgres.ts';
 import { harnessPostgresUrl } from '../support/root-hooks.ts';
 import { runHubCli } from '../support/run-hub-cli.ts';
@@ -54,25 +50,13 @@ async function query<T extends pg.QueryResultRow>(
   }
 }
 
-/** A second hub process on the same warehouse and key file, with its own replica settings. */
-async function serveAnotherHub(
-  hub: ApiHub,
-  databaseUrl: string,
-  env: NodeJS.ProcessEnv,
-): Promise<{ ctx: AppContext; baseUrl: string; server: Server }> {
-  const ctx = openTestContext(databaseUrl, hub.dir, { clock: hub.clock, env });
-  const server = buildApp(ctx).listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return { ctx, server, baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
-}
-
 describe('Read replica (HUB_DB_READ): registry reads on a streaming replica, grants on the primary [postgres]', function () {
   this.timeout(240_000);
   let replica: PostgresServer;
   let primaryDb: string;
   let replicaDb: string;
   let hub: ApiHub;
-  let strict: { ctx: AppContext; baseUrl: string; server: Server };
+  let strict: AnotherHub;
   let token: string;
   let replayPaused = false;
   let replicaRunning = false;
@@ -125,9 +109,7 @@ describe('Read replica (HUB_DB_READ): registry reads on a streaming replica, gra
 
   after(async () => {
     if (replayPaused && replicaRunning) await setReplay(false).catch(() => undefined);
-    strict?.server.closeAllConnections();
-    strict?.server.close();
-    if (strict) await closeContext(strict.ctx);
+    await strict?.close();
     await hub?.close();
     if (primaryDb) await postgres.dropUrl(primaryDb);
     if (replicaRunning) await stopPostgres(replica);

@@ -1,9 +1,5 @@
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { request, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { buildApp } from '../../server/app.ts';
-import { closeContext, type AppContext } from '../../server/context.ts';
+import { request } from 'node:http';
 import type { ClientCredentials } from '../../server/services/client-service.ts';
 import {
   MAX_FAILURES_PER_ADDRESS,
@@ -14,13 +10,13 @@ import {
   assertOAuthError,
   callApi,
   fetchWarehouseFingerprint,
+  serveAnotherHub,
   startApiHub,
   type ApiHub,
   type ApiResponse,
   type CallOptions,
 } from '../support/api-hub.ts';
 import { describeEachDatabase } from '../support/databases.ts';
-import { openTestContext } from '../support/hub-context.ts';
 import { countTokenFailures } from '../support/token-failures.ts';
 
 const TOKEN = '/api/v1/token';
@@ -279,14 +275,9 @@ describeEachDatabase('Token endpoint: OAuth2 client authentication, errors and t
     });
 
     it('shares the count between hub processes on one warehouse', async () => {
-      const second: { ctx: AppContext; server: Server } = await (async () => {
-        const ctx = openTestContext(db.url(), hub.dir, { clock: hub.clock });
-        const server = buildApp(ctx).listen(0, '127.0.0.1');
-        await once(server, 'listening');
-        return { ctx, server };
-      })();
+      const second = await serveAnotherHub(hub, db.url());
       try {
-        const secondUrl = `http://127.0.0.1:${(second.server.address() as AddressInfo).port}`;
+        const secondUrl = second.baseUrl;
         const target = await hub.createClient('REG');
         for (let i = 0; i < MAX_FAILURES_PER_CLIENT; i += 1) {
           // Alternately to each process.
@@ -303,9 +294,7 @@ describeEachDatabase('Token endpoint: OAuth2 client authentication, errors and t
         const token = (issued.body as { access_token: string }).access_token;
         assert.equal((await hub.call('GET', '/api/v1/queries', { token })).status, 200);
       } finally {
-        second.server.closeAllConnections();
-        await new Promise<void>((resolve) => second.server.close(() => resolve()));
-        await closeContext(second.ctx);
+        await second.close();
       }
     });
 

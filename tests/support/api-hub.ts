@@ -289,6 +289,34 @@ export async function startApiHub(
   return hub;
 }
 
+/** Another hub process on a hub's warehouse and key file, with its own connections, caches, limiter and audit writer. */
+export interface AnotherHub {
+  ctx: AppContext;
+  baseUrl: string;
+  close(): Promise<void>;
+}
+
+/** Serves another hub process on the same warehouse (`databaseUrl`, the hub's) with the hub's clock and the environment given. */
+export async function serveAnotherHub(
+  hub: ApiHub,
+  databaseUrl: string,
+  env?: NodeJS.ProcessEnv,
+): Promise<AnotherHub> {
+  const ctx = openTestContext(databaseUrl, hub.dir, { clock: hub.clock, ...(env ? { env } : {}) });
+  const server = await listen(ctx).catch(async (err: unknown) => {
+    await closeContext(ctx);
+    throw err;
+  });
+  return {
+    ctx,
+    baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    async close() {
+      await stopServer(server);
+      await closeContext(ctx);
+    },
+  };
+}
+
 const STACK_TRACE = [
   /\n\s+at /,
   /\bat .+:\d+:\d+/,
