@@ -1,8 +1,3 @@
-import type { Knex } from 'knex';
-import { type Clock, isoNow, systemClock } from '../core/clock.ts';
-import { dialectOf } from '../dialects/index.ts';
-import { inWriteTransaction } from '../write-transaction.ts';
-
 /**
  * "Who read this person" by national ID, kept as sorted runs (a log-structured merge tree).
  *
@@ -14,8 +9,42 @@ import { inWriteTransaction } from '../write-transaction.ts';
  * one level are merged, a few thousand rows per transaction, into one of the next. A lookup seeks
  * each live run (a few dozen) and scans the rows not yet in a run.
  */
-export const WHO_READ_TABLE = 'hub_audit_who_read';
-export const WHO_READ_RUNS = 'hub_audit_who_read_runs';
+import type { Knex } from 'knex';
+import { type Clock, isoNow, systemClock } from '../core/clock.ts';
+import { dialectOf } from '../dialects/index.ts';
+import { inWriteTransaction } from '../write-transaction.ts';
+import {
+  copySortedRows,
+  countLoggedRows,
+  countRowsMissingFromRun,
+  countRunRows,
+  deleteRunRows,
+  eventsBetween,
+  listRun,
+  makeRunLive,
+  readAggregate,
+  runsBetween,
+  selectBoundary,
+  selectBuilding,
+  selectHighestListedRun,
+  selectHighestStoredRun,
+  selectIndexedUpTo,
+  selectListing,
+  selectLiveRuns,
+  selectLiveRunsInLogOrder,
+  selectNextStoredRun,
+  selectStillLive,
+  selectTailEdge,
+  selectTailEnd,
+  touchRun,
+  unlistAbandonedMerges,
+  unlistRuns,
+  WHO_READ_RUNS,
+  WHO_READ_TABLE,
+  type RunRow,
+} from './who-read-statements.ts';
+
+export { WHO_READ_RUNS, WHO_READ_TABLE };
 
 export interface WhoReadIndexOptions {
   /** Subject rows in one new run; fewer wait for the next pass unless `flushTail`. */
@@ -59,16 +88,6 @@ export const DEFAULT_FAN_IN = 32;
 export const DEFAULT_CHUNK_ROWS = 20_000;
 /** A merge that has not copied a chunk for this long was left by a process that stopped. */
 const ABANDONED_MERGE_MS = 10 * 60_000;
-
-interface RunRow {
-  run: number | string;
-  level: number;
-  first_audit_id: number | string;
-  last_audit_id: number | string;
-  row_count: number | string;
-  state: 'live' | 'building';
-  touched_at: string;
-}
 
 interface Run {
   run: number;
@@ -128,30 +147,15 @@ export async function indexWhoRead(
 
 /** The last event whose subject rows are in a run: later ones are the tail. */
 export async function fetchIndexedUpTo(executor: Knex | Knex.Transaction): Promise<number> {
-  const [row] = await executor(WHO_READ_RUNS).max<Array<{ last: number | string | null }>>({
-    last: 'last_audit_id',
-  });
-  return Number(row?.last ?? 0);
+  return readAggregate(await selectIndexedUpTo(executor)) ?? 0;
 }
 
 /** A run id above every run, live, being built or waiting to be dropped. */
 async function nextRunId(trx: Knex.Transaction): Promise<number> {
-  const [listed] = await trx(WHO_READ_RUNS).max<Array<{ run: number | string | null }>>({ run: 'run' });
-  const [stored] = await trx(WHO_READ_TABLE).max<Array<{ run: number | string | null }>>({ run: 'run' });
-  return Math.max(Number(listed?.run ?? 0), Number(stored?.run ?? 0)) + 1;
+  const listed = readAggregate(await selectHighestListedRun(trx)) ?? 0;
+  const stored = readAggregate(await selectHighestStoredRun(trx)) ?? 0;
+  return Math.max(listed, stored) + 1;
 }
-
-const insertSorted = (
-  trx: Knex.Transaction,
-  run: number,
-  from: string,
-  where: string,
-  bindings: readonly Knex.Value[],
-) =>
-  trx.raw(
-    `INSERT INTO ?? (run, national_id, audit_id) SELECT CAST(? AS bigint), national_id, audit_id FROM ?? WHERE ${where} ORDER BY national_id, audit_id`,
-    [WHO_READ_TABLE, run, from, ...bindings],
-  );
 
 /**
  * Puts the next `runRows` subject rows (whole events) after the last run into a new run, sorted
@@ -163,27 +167,16 @@ async function appendRun(knex: Knex, options: WhoReadIndexOptions): Promise<numb
   return inWriteTransaction(knex, async (trx) => {
     await lockRuns(trx);
     const after = await fetchIndexedUpTo(trx);
-    const tail = () => trx('hub_audit_subjects').where('audit_id', '>', after);
-    const edge =
-      options.wholeTail === true
-        ? undefined
-        : await tail()
-            .orderBy('audit_id')
-            .offset(runRows - 1)
-            .first<{ audit_id: number | string } | undefined>('audit_id');
+    const edge = options.wholeTail === true ? undefined : await selectTailEdge(trx, after, runRows);
     let last = edge === undefined ? null : Number(edge.audit_id);
-    if (last === null && (options.flushTail === true || options.wholeTail === true)) {
-      const [row] = await tail().max<Array<{ last: number | string | null }>>({ last: 'audit_id' });
-      last = row?.last == null ? null : Number(row.last);
-    }
+    if (last === null && (options.flushTail === true || options.wholeTail === true))
+      last = readAggregate(await selectTailEnd(trx, after));
     if (last === null) return 0;
     const run = await nextRunId(trx);
-    await insertSorted(trx, run, 'hub_audit_subjects', 'audit_id > ? AND audit_id <= ?', [after, last]);
-    const [counted] = await trx(WHO_READ_TABLE)
-      .where({ run })
-      .count<Array<{ n: number | string }>>({ n: '*' });
+    await copySortedRows(trx, run, 'hub_audit_subjects', eventsBetween(after, last));
+    const [counted] = await countRunRows(trx, run);
     const rows = Number(counted?.n ?? 0);
-    await trx(WHO_READ_RUNS).insert({
+    await listRun(trx, {
       run,
       level: levelOfSize(rows, runRows, fanIn),
       first_audit_id: after + 1,
@@ -221,9 +214,7 @@ async function mergeRuns(knex: Knex, options: WhoReadIndexOptions): Promise<numb
   const clock = options.clock ?? systemClock;
   const planned = await inWriteTransaction(knex, async (trx) => {
     await lockRuns(trx);
-    const live = (await trx(WHO_READ_RUNS).where({ state: 'live' }).orderBy('run').select<RunRow[]>('*')).map(
-      toRun,
-    );
+    const live = (await selectLiveRuns(trx)).map(toRun);
     const sources = pickMerge(live, fanIn);
     if (sources === null) return null;
     const rows = sources.reduce((sum, r) => sum + r.rows, 0);
@@ -234,7 +225,7 @@ async function mergeRuns(knex: Knex, options: WhoReadIndexOptions): Promise<numb
       lastAuditId: Math.max(...sources.map((r) => r.lastAuditId)),
       rows,
     };
-    await trx(WHO_READ_RUNS).insert({
+    await listRun(trx, {
       run: target.run,
       level: target.level,
       first_audit_id: target.firstAuditId,
@@ -256,72 +247,34 @@ async function mergeRuns(knex: Knex, options: WhoReadIndexOptions): Promise<numb
     for (;;) {
       options.signal?.throwIfAborted();
       await options.beforeMergeStep?.('copy');
-      const upper = await findBoundary(knex, largest.run, lower, step);
-      const range = rangeOf(ids, lower, upper);
+      const upper: string | null =
+        (await selectBoundary(knex, largest.run, lower, step))?.national_id ?? null;
       await inWriteTransaction(knex, async (trx) => {
-        await insertSorted(trx, target.run, WHO_READ_TABLE, range.where, range.bindings);
-        await trx(WHO_READ_RUNS)
-          .where({ run: target.run })
-          .update({ touched_at: isoNow(clock) });
+        await copySortedRows(trx, target.run, WHO_READ_TABLE, runsBetween(ids, lower, upper));
+        await touchRun(trx, target.run, isoNow(clock));
       });
       if (upper === null) break;
       lower = upper;
     }
   } catch (err) {
     // Stopped on purpose: the rows copied so far are dropped by the next pass, not ten minutes later.
-    if (options.signal?.aborted === true) await knex(WHO_READ_RUNS).where({ run: target.run }).delete();
+    if (options.signal?.aborted === true) await unlistRuns(knex, [target.run]);
     throw err;
   }
   await options.beforeMergeStep?.('switch');
   const switched = await inWriteTransaction(knex, async (trx) => {
     await lockRuns(trx);
-    const stillLive = await trx(WHO_READ_RUNS).whereIn('run', ids).andWhere({ state: 'live' }).pluck('run');
-    const building = await trx(WHO_READ_RUNS).where({ run: target.run, state: 'building' }).pluck('run');
+    const stillLive = await selectStillLive(trx, ids);
+    const building = await selectBuilding(trx, target.run);
     if (stillLive.length !== ids.length || building.length !== 1) {
-      await trx(WHO_READ_RUNS).where({ run: target.run }).delete();
+      await unlistRuns(trx, [target.run]);
       return false;
     }
-    await trx(WHO_READ_RUNS).whereIn('run', ids).delete();
-    await trx(WHO_READ_RUNS)
-      .where({ run: target.run })
-      .update({ state: 'live', touched_at: isoNow(clock) });
+    await unlistRuns(trx, ids);
+    await makeRunLive(trx, target.run, isoNow(clock));
     return true;
   });
   return switched ? ids.length : 0;
-}
-
-/** The national ID `step` rows after `lower` in a run (inclusive bound of the next range), or null past its end. */
-async function findBoundary(
-  knex: Knex,
-  run: number,
-  lower: string | null,
-  step: number,
-): Promise<string | null> {
-  const query = knex(WHO_READ_TABLE).where({ run });
-  if (lower !== null) void query.andWhere('national_id', '>', lower);
-  const row = await query
-    .orderBy('national_id')
-    .offset(step - 1)
-    .first<{ national_id: string } | undefined>('national_id');
-  return row?.national_id ?? null;
-}
-
-function rangeOf(
-  runs: readonly number[],
-  lower: string | null,
-  upper: string | null,
-): { where: string; bindings: Knex.Value[] } {
-  const where = [`run IN (${runs.map(() => '?').join(', ')})`];
-  const bindings: Knex.Value[] = [...runs];
-  if (lower !== null) {
-    where.push('national_id > ?');
-    bindings.push(lower);
-  }
-  if (upper !== null) {
-    where.push('national_id <= ?');
-    bindings.push(upper);
-  }
-  return { where: where.join(' AND '), bindings };
 }
 
 /**
@@ -334,21 +287,19 @@ async function dropDeadRuns(knex: Knex, options: WhoReadIndexOptions): Promise<n
   const abandoned = new Date(clock.now().getTime() - ABANDONED_MERGE_MS).toISOString();
   await inWriteTransaction(knex, async (trx) => {
     await lockRuns(trx);
-    await trx(WHO_READ_RUNS).where({ state: 'building' }).andWhere('touched_at', '<', abandoned).delete();
+    await unlistAbandonedMerges(trx, abandoned);
   });
   let dropped = 0;
   // The runs stored, found by seeking past each one rather than reading its rows.
   for (let run = await nextStoredRun(knex, 0); run !== null; run = await nextStoredRun(knex, run)) {
     for (;;) {
       options.signal?.throwIfAborted();
-      const upper = await findBoundary(knex, run, null, chunkRows);
+      const upper = (await selectBoundary(knex, run, null, chunkRows))?.national_id ?? null;
       // Whether the run is listed is asked under the lock: another process may have just made it.
       const deleted = await inWriteTransaction(knex, async (trx) => {
         await lockRuns(trx);
-        if ((await trx(WHO_READ_RUNS).where({ run }).first('run')) !== undefined) return null;
-        const query = trx(WHO_READ_TABLE).where({ run });
-        if (upper !== null) void query.andWhere('national_id', '<=', upper);
-        return query.delete();
+        if ((await selectListing(trx, run)) !== undefined) return null;
+        return deleteRunRows(trx, run, upper);
       });
       if (deleted === null) break;
       await options.beforeMergeStep?.('drop');
@@ -360,10 +311,7 @@ async function dropDeadRuns(knex: Knex, options: WhoReadIndexOptions): Promise<n
 }
 
 async function nextStoredRun(knex: Knex, after: number): Promise<number | null> {
-  const [row] = await knex(WHO_READ_TABLE)
-    .where('run', '>', after)
-    .min<Array<{ run: number | string | null }>>({ run: 'run' });
-  return row?.run == null ? null : Number(row.run);
+  return readAggregate(await selectNextStoredRun(knex, after));
 }
 
 /**
@@ -374,9 +322,7 @@ async function nextStoredRun(knex: Knex, after: number): Promise<number | null> 
  */
 export async function verifyWhoReadIndex(knex: Knex): Promise<string[]> {
   const problems: string[] = [];
-  const runs = (
-    await knex(WHO_READ_RUNS).where({ state: 'live' }).orderBy('first_audit_id').select<RunRow[]>('*')
-  ).map(toRun);
+  const runs = (await selectLiveRunsInLogOrder(knex)).map(toRun);
   let expectedFirst = 1;
   for (const run of runs) {
     if (run.firstAuditId !== expectedFirst)
@@ -384,22 +330,9 @@ export async function verifyWhoReadIndex(knex: Knex): Promise<string[]> {
         `who-read index: run ${run.run} starts at event ${run.firstAuditId}, expected ${expectedFirst}`,
       );
     expectedFirst = run.lastAuditId + 1;
-    const [stored] = await knex(WHO_READ_TABLE)
-      .where({ run: run.run })
-      .count<Array<{ n: number | string }>>({ n: '*' });
-    const [logged] = await knex('hub_audit_subjects')
-      .whereBetween('audit_id', [run.firstAuditId, run.lastAuditId])
-      .count<Array<{ n: number | string }>>({ n: '*' });
-    const [missing] = await knex('hub_audit_subjects as s')
-      .whereBetween('s.audit_id', [run.firstAuditId, run.lastAuditId])
-      .whereNotExists(
-        knex(`${WHO_READ_TABLE} as w`)
-          .select(knex.raw('1'))
-          .where('w.run', run.run)
-          .whereRaw('w.national_id = s.national_id')
-          .whereRaw('w.audit_id = s.audit_id'),
-      )
-      .count<Array<{ n: number | string }>>({ n: '*' });
+    const [stored] = await countRunRows(knex, run.run);
+    const [logged] = await countLoggedRows(knex, run.firstAuditId, run.lastAuditId);
+    const [missing] = await countRowsMissingFromRun(knex, run.run, run.firstAuditId, run.lastAuditId);
     const missingRows = Number(missing?.n ?? 0);
     const extraRows = Number(stored?.n ?? 0) - (Number(logged?.n ?? 0) - missingRows);
     if (missingRows > 0)

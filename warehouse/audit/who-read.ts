@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import { whereAboutEntity, type AuditScope } from './audit-scope.ts';
-import { WHO_READ_RUNS, WHO_READ_TABLE } from './who-read-index.ts';
+import { WHO_READ_RUNS, WHO_READ_TABLE } from './who-read-statements.ts';
 
 export interface WhoReadRow {
   at: string;
@@ -45,18 +45,32 @@ function eventsThatRead(knex: Knex, nationalId: string): Knex.QueryBuilder {
   return indexed.unionAll(tail);
 }
 
+interface WhoReadOptions {
+  limit?: number;
+  scope?: AuditScope;
+}
+
+/** fetchWhoRead's statement, unrun, so that each dialect's SQL can be compiled and checked. */
+export function selectWhoRead(
+  knex: Knex,
+  nationalId: string,
+  options: WhoReadOptions = {},
+): Knex.QueryBuilder {
+  const query = knex('hub_audit as a').whereIn('a.id', eventsThatRead(knex, nationalId));
+  if (options.scope !== undefined) whereAboutEntity(query, options.scope, 'a');
+  return query
+    .orderBy('a.id', 'desc')
+    .limit(options.limit ?? DEFAULT_LIMIT)
+    .select('a.at', 'a.entity', 'a.actor', 'a.action', 'a.target', 'a.details');
+}
+
 /** Events that returned this person's data, newest first; with a scope, only those about its entity. */
 export async function fetchWhoRead(
   knex: Knex,
   nationalId: string,
-  options: { limit?: number; scope?: AuditScope } = {},
+  options: WhoReadOptions = {},
 ): Promise<WhoReadRow[]> {
-  const query = knex('hub_audit as a').whereIn('a.id', eventsThatRead(knex, nationalId));
-  if (options.scope !== undefined) whereAboutEntity(query, options.scope, 'a');
-  const rows: JoinedRow[] = await query
-    .orderBy('a.id', 'desc')
-    .limit(options.limit ?? DEFAULT_LIMIT)
-    .select('a.at', 'a.entity', 'a.actor', 'a.action', 'a.target', 'a.details');
+  const rows = (await selectWhoRead(knex, nationalId, options)) as JoinedRow[];
   return rows.map(({ details, ...row }) => ({ ...row, columns: readColumns(details) }));
 }
 
