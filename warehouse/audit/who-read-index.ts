@@ -247,8 +247,7 @@ async function mergeRuns(knex: Knex, options: WhoReadIndexOptions): Promise<numb
     for (;;) {
       options.signal?.throwIfAborted();
       await options.beforeMergeStep?.('copy');
-      const upper: string | null =
-        (await selectBoundary(knex, largest.run, lower, step))?.national_id ?? null;
+      const upper = await findBoundary(knex, largest.run, lower, step);
       await inWriteTransaction(knex, async (trx) => {
         await copySortedRows(trx, target.run, WHO_READ_TABLE, runsBetween(ids, lower, upper));
         await touchRun(trx, target.run, isoNow(clock));
@@ -277,6 +276,16 @@ async function mergeRuns(knex: Knex, options: WhoReadIndexOptions): Promise<numb
   return switched ? ids.length : 0;
 }
 
+/** The national ID `step` rows after `lower` in a run (inclusive bound of the next range), or null past its end. */
+async function findBoundary(
+  knex: Knex,
+  run: number,
+  lower: string | null,
+  step: number,
+): Promise<string | null> {
+  return (await selectBoundary(knex, run, lower, step))?.national_id ?? null;
+}
+
 /**
  * Deletes the rows of runs that are listed nowhere (merged away, or a merge given up), a range
  * of IDs per transaction; a merge left unfinished for ten minutes is given up first.
@@ -294,7 +303,7 @@ async function dropDeadRuns(knex: Knex, options: WhoReadIndexOptions): Promise<n
   for (let run = await nextStoredRun(knex, 0); run !== null; run = await nextStoredRun(knex, run)) {
     for (;;) {
       options.signal?.throwIfAborted();
-      const upper = (await selectBoundary(knex, run, null, chunkRows))?.national_id ?? null;
+      const upper = await findBoundary(knex, run, null, chunkRows);
       // Whether the run is listed is asked under the lock: another process may have just made it.
       const deleted = await inWriteTransaction(knex, async (trx) => {
         await lockRuns(trx);
