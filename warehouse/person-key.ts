@@ -17,7 +17,16 @@ export interface PersonKeyRebuild {
    * if it is still empty.
    */
   mayFillEmptyKey?: boolean;
+  /**
+   * The national ID is the table's record key, so `rowsIn` holds each ID once (its key's unique
+   * index is built before the swap): its IDs are read without DISTINCT, which made PostgreSQL
+   * sort or hash every ID of the table once more for nothing.
+   */
+  nationalIdIsKey?: boolean;
 }
+
+/** Each national ID of a table once: as it is where it is the table's unique key, else by DISTINCT. */
+const selectIds = (nationalIdIsKey: boolean) => (nationalIdIsKey ? 'SELECT' : 'SELECT DISTINCT');
 
 /**
  * The centre of the star: one row per national ID ever seen (hub_persons) and which registry
@@ -30,14 +39,21 @@ export async function rebuildPersonKey(
   rebuild: PersonKeyRebuild,
   seenAt: string,
 ): Promise<void> {
-  const { table, rowsIn, nationalIdColumn, firstLoad, mayFillEmptyKey = false } = rebuild;
+  const {
+    table,
+    rowsIn,
+    nationalIdColumn,
+    firstLoad,
+    mayFillEmptyKey = false,
+    nationalIdIsKey = false,
+  } = rebuild;
   const membership = !personTablesIsView(trx);
   if (membership) {
     // On a table's first load there is nothing to compare against: every ID is new to it.
-    if (firstLoad) await insertMemberships(trx, table, rowsIn, nationalIdColumn);
-    else await applyMembershipDifference(trx, table, rowsIn, nationalIdColumn);
+    if (firstLoad) await insertMemberships(trx, table, rowsIn, nationalIdColumn, nationalIdIsKey);
+    else await applyMembershipDifference(trx, table, rowsIn, nationalIdColumn, nationalIdIsKey);
   }
-  await insertNewPersons(trx, rowsIn, nationalIdColumn, seenAt, mayFillEmptyKey);
+  await insertNewPersons(trx, rowsIn, nationalIdColumn, seenAt, { mayFillEmptyKey, nationalIdIsKey });
   if (firstLoad) {
     // The key grew by a whole registry at once. Planned from the statistics of before, PostgreSQL
     // computed the next reload's anti-joins against it as nested loops of index probes instead
@@ -76,9 +92,10 @@ export async function insertMemberships(
   table: string,
   rowsIn: string,
   nationalIdColumn: string,
+  nationalIdIsKey = false,
 ): Promise<void> {
   await executor.raw(
-    'INSERT INTO hub_person_tables (national_id, table_name) SELECT DISTINCT t.??, ? FROM ?? t WHERE t.?? IS NOT NULL',
+    `INSERT INTO hub_person_tables (national_id, table_name) ${selectIds(nationalIdIsKey)} t.??, ? FROM ?? t WHERE t.?? IS NOT NULL`,
     [nationalIdColumn, table, rowsIn, nationalIdColumn],
   );
 }
@@ -88,10 +105,10 @@ async function insertNewPersons(
   table: string,
   nationalIdColumn: string,
   seenAt: string,
-  mayFillEmptyKey: boolean,
+  { mayFillEmptyKey, nationalIdIsKey }: { mayFillEmptyKey: boolean; nationalIdIsKey: boolean },
 ): Promise<void> {
   const ids = {
-    sql: 'SELECT DISTINCT t.??, ? FROM ?? t WHERE t.?? IS NOT NULL',
+    sql: `${selectIds(nationalIdIsKey)} t.??, ? FROM ?? t WHERE t.?? IS NOT NULL`,
     bindings: [nationalIdColumn, seenAt, table, nationalIdColumn],
   };
   if (dialectOf(trx).name === 'sqlite') {
@@ -146,6 +163,7 @@ async function applyMembershipDifference(
   table: string,
   rowsIn: string,
   nationalIdColumn: string,
+  nationalIdIsKey: boolean,
 ) {
   // Applied as a difference, not delete-all-and-insert: a nightly reload of a registry changes
   // few memberships, and both sides are indexed on the national ID.
@@ -154,7 +172,7 @@ async function applyMembershipDifference(
     [table, rowsIn, nationalIdColumn],
   );
   await trx.raw(
-    'INSERT INTO hub_person_tables (national_id, table_name) SELECT DISTINCT t.??, ? FROM ?? t WHERE t.?? IS NOT NULL ' +
+    `INSERT INTO hub_person_tables (national_id, table_name) ${selectIds(nationalIdIsKey)} t.??, ? FROM ?? t WHERE t.?? IS NOT NULL ` +
       'AND NOT EXISTS (SELECT 1 FROM hub_person_tables pt WHERE pt.table_name = ? AND pt.national_id = t.??)',
     [nationalIdColumn, table, rowsIn, nationalIdColumn, table, nationalIdColumn],
   );

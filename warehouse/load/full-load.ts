@@ -201,6 +201,7 @@ async function swapIn(
             nationalIdColumn: spec.nationalIdColumn,
             firstLoad: previous === 0,
             mayFillEmptyKey: fillsEmptyKey,
+            nationalIdIsKey: spec.key.length === 1 && spec.key[0] === spec.nationalIdColumn,
           },
           isoNow(ctx.clock),
         );
