@@ -25,7 +25,7 @@ export interface PersonKeyRebuild {
   nationalIdIsKey?: boolean;
 }
 
-/** Each national ID of a table once: as it is where it is the table's unique key, else by DISTINCT. */
+/** Reads each national ID of a table once: plainly where it is the table's unique key, else through DISTINCT. */
 const selectIds = (nationalIdIsKey: boolean) => (nationalIdIsKey ? 'SELECT' : 'SELECT DISTINCT');
 
 /**
