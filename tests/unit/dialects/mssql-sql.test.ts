@@ -11,6 +11,7 @@ import {
 } from '../../../warehouse/dialects/mssql.ts';
 import * as access from '../../../warehouse/migrations/002-access.ts';
 import { reshapeForWhoReadRuns } from '../../../warehouse/migrations/018-who-read-runs.ts';
+import { insertMemberships } from '../../../warehouse/person-key.ts';
 import { createRegistryTable, type RegistryTableSpec } from '../../../warehouse/registry-tables.ts';
 
 // SQL Server cannot run here: these tests compile the statements knex would send. Neither
@@ -246,6 +247,32 @@ describe('SQL Server statements', () => {
         statements.flatMap(({ bindings }) => bindings.slice(1)),
         ids,
       );
+    });
+  });
+
+  describe('table memberships of a load (a table on SQL Server, which has no view for them)', () => {
+    async function compileMemberships(nationalIdIsKey: boolean): Promise<string[]> {
+      const statements: string[] = [];
+      const executor = {
+        raw(sql: string, bindings: Knex.RawBinding[]) {
+          statements.push(mssql.raw(sql, bindings).toSQL().toNative().sql);
+          return Promise.resolve();
+        },
+      } as unknown as Knex.Transaction;
+      await insertMemberships(executor, 'cspd_people', 'cspd_people_next', 'national_id', nationalIdIsKey);
+      return statements;
+    }
+
+    it('lists each person once per table: by DISTINCT where the table may hold several rows per person', async () => {
+      assert.deepEqual(await compileMemberships(false), [
+        'INSERT INTO hub_person_tables (national_id, table_name) SELECT DISTINCT t.[national_id], @p0 FROM [cspd_people_next] t WHERE t.[national_id] IS NOT NULL',
+      ]);
+    });
+
+    it('reads the IDs plainly where the national ID is the unique record key', async () => {
+      assert.deepEqual(await compileMemberships(true), [
+        'INSERT INTO hub_person_tables (national_id, table_name) SELECT t.[national_id], @p0 FROM [cspd_people_next] t WHERE t.[national_id] IS NOT NULL',
+      ]);
     });
   });
 
