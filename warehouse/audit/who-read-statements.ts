@@ -32,28 +32,28 @@ type Aggregate = Array<{ result: number | string | null }>;
 type Counted = Array<{ n: number | string }>;
 
 /** The last event whose subject rows are in a run. */
-export const selectIndexedUpTo = (x: Executor) =>
-  x(WHO_READ_RUNS).max<Aggregate>({ result: 'last_audit_id' });
+export const selectIndexedUpTo = (db: Executor) =>
+  db(WHO_READ_RUNS).max<Aggregate>({ result: 'last_audit_id' });
 
 /** The subject row `rows` rows into the tail after `after`: a new run ends at its event. */
-export const selectTailEdge = (x: Executor, after: number, rows: number) =>
-  x(SUBJECTS)
+export const selectTailEdge = (db: Executor, after: number, rows: number) =>
+  db(SUBJECTS)
     .where('audit_id', '>', after)
     .orderBy('audit_id')
     .offset(rows - 1)
     .first<{ audit_id: number | string } | undefined>('audit_id');
 
 /** The last event in the tail after `after`, for a run that takes the whole tail. */
-export const selectTailEnd = (x: Executor, after: number) =>
-  x(SUBJECTS).where('audit_id', '>', after).max<Aggregate>({ result: 'audit_id' });
+export const selectTailEnd = (db: Executor, after: number) =>
+  db(SUBJECTS).where('audit_id', '>', after).max<Aggregate>({ result: 'audit_id' });
 
 /** The highest run listed, and the highest with rows stored: a new run's id is above both. */
-export const selectHighestListedRun = (x: Executor) => x(WHO_READ_RUNS).max<Aggregate>({ result: 'run' });
-export const selectHighestStoredRun = (x: Executor) => x(WHO_READ_TABLE).max<Aggregate>({ result: 'run' });
+export const selectHighestListedRun = (db: Executor) => db(WHO_READ_RUNS).max<Aggregate>({ result: 'run' });
+export const selectHighestStoredRun = (db: Executor) => db(WHO_READ_TABLE).max<Aggregate>({ result: 'run' });
 
 /** The subject rows of new events, or a merge's range of its sources' rows, into `run` in national-ID order. */
-export const copySortedRows = (x: Executor, run: number, from: string, range: RowRange) =>
-  x.raw(
+export const copySortedRows = (db: Executor, run: number, from: string, range: RowRange) =>
+  db.raw(
     `INSERT INTO ?? (run, national_id, audit_id) SELECT CAST(? AS bigint), national_id, audit_id FROM ?? WHERE ${range.where} ORDER BY national_id, audit_id`,
     [WHO_READ_TABLE, run, from, ...range.bindings],
   );
@@ -79,20 +79,20 @@ export function runsBetween(runs: readonly number[], lower: string | null, upper
   return { where: where.join(' AND '), bindings };
 }
 
-export const countRunRows = (x: Executor, run: number) =>
-  x(WHO_READ_TABLE).where({ run }).count<Counted>({ n: '*' });
+export const countRunRows = (db: Executor, run: number) =>
+  db(WHO_READ_TABLE).where({ run }).count<Counted>({ n: '*' });
 
-export const listRun = (x: Executor, listing: RunRow) => x(WHO_READ_RUNS).insert(listing);
+export const listRun = (db: Executor, listing: RunRow) => db(WHO_READ_RUNS).insert(listing);
 
-export const selectLiveRuns = (x: Executor) =>
-  x(WHO_READ_RUNS).where({ state: 'live' }).orderBy('run').select<RunRow[]>('*');
+export const selectLiveRuns = (db: Executor) =>
+  db(WHO_READ_RUNS).where({ state: 'live' }).orderBy('run').select<RunRow[]>('*');
 
-export const touchRun = (x: Executor, run: number, at: string) =>
-  x(WHO_READ_RUNS).where({ run }).update({ touched_at: at });
+export const touchRun = (db: Executor, run: number, at: string) =>
+  db(WHO_READ_RUNS).where({ run }).update({ touched_at: at });
 
 /** The national ID `step` rows after `lower` in a run: the inclusive upper bound of the next range. */
-export function selectBoundary(x: Executor, run: number, lower: string | null, step: number) {
-  const query = x(WHO_READ_TABLE).where({ run });
+export function selectBoundary(db: Executor, run: number, lower: string | null, step: number) {
+  const query = db(WHO_READ_TABLE).where({ run });
   if (lower !== null) void query.andWhere('national_id', '>', lower);
   return query
     .orderBy('national_id')
@@ -101,49 +101,49 @@ export function selectBoundary(x: Executor, run: number, lower: string | null, s
 }
 
 /** Which of `runs` are still live, and whether `run` is still being built: a merge switches only if all are. */
-export const selectStillLive = (x: Executor, runs: readonly number[]) =>
-  x(WHO_READ_RUNS).whereIn('run', runs).andWhere({ state: 'live' }).pluck('run');
-export const selectBuilding = (x: Executor, run: number) =>
-  x(WHO_READ_RUNS).where({ run, state: 'building' }).pluck('run');
+export const selectStillLive = (db: Executor, runs: readonly number[]) =>
+  db(WHO_READ_RUNS).whereIn('run', runs).andWhere({ state: 'live' }).pluck('run');
+export const selectBuilding = (db: Executor, run: number) =>
+  db(WHO_READ_RUNS).where({ run, state: 'building' }).pluck('run');
 
-export const unlistRuns = (x: Executor, runs: readonly number[]) =>
-  x(WHO_READ_RUNS).whereIn('run', runs).delete();
+export const unlistRuns = (db: Executor, runs: readonly number[]) =>
+  db(WHO_READ_RUNS).whereIn('run', runs).delete();
 
-export const makeRunLive = (x: Executor, run: number, at: string) =>
-  x(WHO_READ_RUNS).where({ run }).update({ state: 'live', touched_at: at });
+export const makeRunLive = (db: Executor, run: number, at: string) =>
+  db(WHO_READ_RUNS).where({ run }).update({ state: 'live', touched_at: at });
 
 /** Merges left unfinished since `before`: given up, their rows dropped with the dead runs'. */
-export const unlistAbandonedMerges = (x: Executor, before: string) =>
-  x(WHO_READ_RUNS).where({ state: 'building' }).andWhere('touched_at', '<', before).delete();
+export const unlistAbandonedMerges = (db: Executor, before: string) =>
+  db(WHO_READ_RUNS).where({ state: 'building' }).andWhere('touched_at', '<', before).delete();
 
-export const selectListing = (x: Executor, run: number) =>
-  x(WHO_READ_RUNS).where({ run }).first<{ run: number | string } | undefined>('run');
+export const selectListing = (db: Executor, run: number) =>
+  db(WHO_READ_RUNS).where({ run }).first<{ run: number | string } | undefined>('run');
 
 /** A dead run's rows up to `upper` (all of them when null). */
-export function deleteRunRows(x: Executor, run: number, upper: string | null) {
-  const query = x(WHO_READ_TABLE).where({ run });
+export function deleteRunRows(db: Executor, run: number, upper: string | null) {
+  const query = db(WHO_READ_TABLE).where({ run });
   if (upper !== null) void query.andWhere('national_id', '<=', upper);
   return query.delete();
 }
 
 /** The lowest run with rows stored above `after`: a seek, not a read of its rows. */
-export const selectNextStoredRun = (x: Executor, after: number) =>
-  x(WHO_READ_TABLE).where('run', '>', after).min<Aggregate>({ result: 'run' });
+export const selectNextStoredRun = (db: Executor, after: number) =>
+  db(WHO_READ_TABLE).where('run', '>', after).min<Aggregate>({ result: 'run' });
 
-export const selectLiveRunsInLogOrder = (x: Executor) =>
-  x(WHO_READ_RUNS).where({ state: 'live' }).orderBy('first_audit_id').select<RunRow[]>('*');
+export const selectLiveRunsInLogOrder = (db: Executor) =>
+  db(WHO_READ_RUNS).where({ state: 'live' }).orderBy('first_audit_id').select<RunRow[]>('*');
 
 /** The subject rows of the events `first`..`last` in the log. */
-export const countLoggedRows = (x: Executor, first: number, last: number) =>
-  x(SUBJECTS).whereBetween('audit_id', [first, last]).count<Counted>({ n: '*' });
+export const countLoggedRows = (db: Executor, first: number, last: number) =>
+  db(SUBJECTS).whereBetween('audit_id', [first, last]).count<Counted>({ n: '*' });
 
 /** The subject rows of the events `first`..`last` that run `run` lacks. */
-export const countRowsMissingFromRun = (x: Knex, run: number, first: number, last: number) =>
-  x(`${SUBJECTS} as s`)
+export const countRowsMissingFromRun = (db: Knex, run: number, first: number, last: number) =>
+  db(`${SUBJECTS} as s`)
     .whereBetween('s.audit_id', [first, last])
     .whereNotExists(
-      x(`${WHO_READ_TABLE} as w`)
-        .select(x.raw('1'))
+      db(`${WHO_READ_TABLE} as w`)
+        .select(db.raw('1'))
         .where('w.run', run)
         .whereRaw('w.national_id = s.national_id')
         .whereRaw('w.audit_id = s.audit_id'),
