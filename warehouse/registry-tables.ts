@@ -86,6 +86,10 @@ export async function createKeyIndex(
   );
 }
 
+/** The record key is the national ID alone: the table holds each national ID once, under a unique index. */
+export const isKeyedByNationalId = (spec: RegistryTableSpec): boolean =>
+  spec.key.length === 1 && spec.key[0] === spec.nationalIdColumn;
+
 /** When the record key is the national ID, its unique index already serves lookups by national ID. */
 export async function createNationalIdIndex(
   executor: Knex | Knex.Transaction,
@@ -93,7 +97,7 @@ export async function createNationalIdIndex(
   tableName: string,
   suffix: string,
 ): Promise<void> {
-  if (spec.key.length === 1 && spec.key[0] === spec.nationalIdColumn) return;
+  if (isKeyedByNationalId(spec)) return;
   await executor.schema.alterTable(tableName, (t) =>
     t.index([spec.nationalIdColumn], indexNames(spec, suffix).nationalId),
   );

@@ -23,7 +23,7 @@ describeEachDatabase('Consumer API: a rate limit decided with the answer', (db) 
   before(async () => {
     hub = await startApiHub(db.url());
     await hub.grant('NAF', 'reg_people', ['national_id', 'full_name', 'gender']);
-    second = await serveAnotherHub(hub, db.url());
+    second = await serveAnotherHub(hub);
   });
 
   after(async () => {

@@ -90,7 +90,7 @@ describe('Read replica (HUB_DB_READ): registry reads on a streaming replica, gra
       env: { HUB_DB_READ: replicaDb, HUB_DB_READ_MAX_LAG_MS: '3600000' },
     });
     // This one allows a quarter of a second: a paused replica is soon too far behind for it.
-    strict = await serveAnotherHub(hub, primaryDb, { HUB_DB_READ: replicaDb, HUB_DB_READ_MAX_LAG_MS: '250' });
+    strict = await serveAnotherHub(hub, { HUB_DB_READ: replicaDb, HUB_DB_READ_MAX_LAG_MS: '250' });
     await hub.grant('VEH', 'reg_people');
     ({ token } = await hub.createCaller('VEH'));
     // The revoke test shows the replica still holding the grant: it must have replayed it first.

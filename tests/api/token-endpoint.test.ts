@@ -275,21 +275,20 @@ describeEachDatabase('Token endpoint: OAuth2 client authentication, errors and t
     });
 
     it('shares the count between hub processes on one warehouse', async () => {
-      const second = await serveAnotherHub(hub, db.url());
+      const second = await serveAnotherHub(hub);
       try {
-        const secondUrl = second.baseUrl;
         const target = await hub.createClient('REG');
         for (let i = 0; i < MAX_FAILURES_PER_CLIENT; i += 1) {
           // Alternately to each process.
-          const url = i % 2 === 0 ? hub.baseUrl : secondUrl;
+          const url = i % 2 === 0 ? hub.baseUrl : second.baseUrl;
           assertOAuthError(await postTokenFrom(url, freshAddress(), wrong(target, i)), 401, 'invalid_client');
         }
-        for (const url of [hub.baseUrl, secondUrl]) {
+        for (const url of [hub.baseUrl, second.baseUrl]) {
           assertOAuthError(await postTokenFrom(url, freshAddress(), good(target)), 429, 'rate_limited');
         }
         // A token from the second process is good at the first: the key is shared through the key file.
         hub.clock.advance(TOKEN_FAILURE_WINDOW_MS);
-        const issued = await callApi(secondUrl, 'POST', TOKEN, { json: good(target) });
+        const issued = await callApi(second.baseUrl, 'POST', TOKEN, { json: good(target) });
         assert.equal(issued.status, 200, issued.text);
         const token = (issued.body as { access_token: string }).access_token;
         assert.equal((await hub.call('GET', '/api/v1/queries', { token })).status, 200);

@@ -296,13 +296,12 @@ export interface AnotherHub {
   close(): Promise<void>;
 }
 
-/** Serves another hub process on the same warehouse (`databaseUrl`, the hub's) with the hub's clock and the environment given. */
-export async function serveAnotherHub(
-  hub: ApiHub,
-  databaseUrl: string,
-  env?: NodeJS.ProcessEnv,
-): Promise<AnotherHub> {
-  const ctx = openTestContext(databaseUrl, hub.dir, { clock: hub.clock, ...(env ? { env } : {}) });
+/** Serves another hub process on the hub's warehouse, with the hub's clock and the environment given. */
+export async function serveAnotherHub(hub: ApiHub, env?: NodeJS.ProcessEnv): Promise<AnotherHub> {
+  const ctx = openTestContext(hub.ctx.config.databaseUrl, hub.dir, {
+    clock: hub.clock,
+    ...(env ? { env } : {}),
+  });
   const server = await listen(ctx).catch(async (err: unknown) => {
     await closeContext(ctx);
     throw err;

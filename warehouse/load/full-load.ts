@@ -4,7 +4,12 @@ import { rowsPerStatement, type BulkTarget, type BulkWriter, type Dialect } from
 import { buildDeclaredIndexesOnNext, type PreparedIndex } from '../declared-indexes.ts';
 import { rebuildPersonKey, willFillEmptyPersonKey } from '../person-key.ts';
 import { dropPersonTablesView, personTablesIsView, replacePersonTablesView } from '../person-tables-view.ts';
-import { createKeyIndex, createNationalIdIndex, createRegistryTable } from '../registry-tables.ts';
+import {
+  createKeyIndex,
+  createNationalIdIndex,
+  createRegistryTable,
+  isKeyedByNationalId,
+} from '../registry-tables.ts';
 import { FeedDeletions } from './feed-deletions.ts';
 import { emptyStats, type LoadBatch, type LoadContext, type LoadRun, type LoadStats } from './load-types.ts';
 import { buildRejectRows, saveRejects } from './save-rejects.ts';
@@ -201,7 +206,7 @@ async function swapIn(
             nationalIdColumn: spec.nationalIdColumn,
             firstLoad: previous === 0,
             mayFillEmptyKey: fillsEmptyKey,
-            nationalIdIsKey: spec.key.length === 1 && spec.key[0] === spec.nationalIdColumn,
+            nationalIdIsKey: isKeyedByNationalId(spec),
           },
           isoNow(ctx.clock),
         );

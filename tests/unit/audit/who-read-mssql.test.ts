@@ -28,13 +28,11 @@ import {
 } from '../../../warehouse/audit/who-read-statements.ts';
 import { selectWhoRead } from '../../../warehouse/audit/who-read.ts';
 import { mssqlDialect } from '../../../warehouse/dialects/mssql.ts';
+import { compilingRawTransaction, SQL_SERVER_MAX_PARAMETERS } from '../../support/mssql-compiler.ts';
 
 // SQL Server cannot run here: the who-read index's statements and the who-read lookup are
 // compiled with knex's SQL Server client (no connection is opened) and checked as it would send them.
 const mssql = knexFactory({ client: 'mssql' });
-
-/** SQL Server's limit on parameters per request. */
-const SQL_SERVER_MAX_PARAMETERS = 2100;
 
 /** A national ID that would break out of a string literal if it were ever put into the SQL text. */
 const HOSTILE_ID = "J'; DROP TABLE hub_audit; --";
@@ -159,20 +157,17 @@ describe('the who-read index and lookup on SQL Server (compiled, not run)', () =
   });
 
   it('takes the runs lock as a transaction-owned application lock', async () => {
-    const sent: Array<{ sql: string; bindings: readonly unknown[] }> = [];
-    const trx = {
-      raw: (sql: string, bindings: readonly Knex.Value[]) => {
-        sent.push(mssql.raw(sql, bindings).toSQL().toNative());
-        return Promise.resolve();
-      },
-    } as unknown as Knex.Transaction;
-    await mssqlDialect.lockUntilCommit(trx, WHO_READ_RUNS);
-    assert.deepEqual(sent, [
-      {
-        sql: "EXEC sp_getapplock @Resource = @p0, @LockMode = 'Exclusive', @LockOwner = 'Transaction'",
-        bindings: [WHO_READ_RUNS],
-      },
-    ]);
+    const sent: Knex.Sql[] = [];
+    await mssqlDialect.lockUntilCommit(compilingRawTransaction(mssql, sent), WHO_READ_RUNS);
+    assert.deepEqual(
+      sent.map((s) => s.toNative()),
+      [
+        {
+          sql: "EXEC sp_getapplock @Resource = @p0, @LockMode = 'Exclusive', @LockOwner = 'Transaction'",
+          bindings: [WHO_READ_RUNS],
+        },
+      ],
+    );
   });
 
   it('looks up who read a person in one statement: each live run sought, the tail scanned, newest first', () => {

@@ -13,13 +13,11 @@ import * as access from '../../../warehouse/migrations/002-access.ts';
 import { reshapeForWhoReadRuns } from '../../../warehouse/migrations/018-who-read-runs.ts';
 import { insertMemberships } from '../../../warehouse/person-key.ts';
 import { createRegistryTable, type RegistryTableSpec } from '../../../warehouse/registry-tables.ts';
+import { compilingRawTransaction, SQL_SERVER_MAX_PARAMETERS } from '../../support/mssql-compiler.ts';
 
 // SQL Server cannot run here: these tests compile the statements knex would send. Neither
 // toSQL() nor toString() opens a connection.
 const mssql = knexFactory({ client: 'mssql' });
-
-/** SQL Server's limit on parameters per request. */
-const SQL_SERVER_MAX_PARAMETERS = 2100;
 
 const target: BulkTarget = {
   table: 'cspd_people',
@@ -230,12 +228,7 @@ describe('SQL Server statements', () => {
 
     it('keeps every statement within SQL Server’s parameter limit, and leaves out no ID', async () => {
       const statements: Knex.Sql[] = [];
-      const executor = {
-        raw(sql: string, bindings: Knex.RawBinding[]) {
-          statements.push(mssql.raw(sql, bindings).toSQL());
-          return Promise.resolve();
-        },
-      } as unknown as Knex.Transaction;
+      const executor = compilingRawTransaction(mssql, statements);
       const ids = Array.from({ length: 2 * MSSQL_MAX_MISSING_PERSONS + 5 }, (_, i) => String(9872000000 + i));
       await mssqlDialect.insertMissingPersons(executor, ids, seenAt);
       assert.equal(statements.length, 3);
@@ -252,15 +245,10 @@ describe('SQL Server statements', () => {
 
   describe('table memberships of a load (a table on SQL Server, which has no view for them)', () => {
     async function compileMemberships(nationalIdIsKey: boolean): Promise<string[]> {
-      const statements: string[] = [];
-      const executor = {
-        raw(sql: string, bindings: Knex.RawBinding[]) {
-          statements.push(mssql.raw(sql, bindings).toSQL().toNative().sql);
-          return Promise.resolve();
-        },
-      } as unknown as Knex.Transaction;
+      const statements: Knex.Sql[] = [];
+      const executor = compilingRawTransaction(mssql, statements);
       await insertMemberships(executor, 'cspd_people', 'cspd_people_next', 'national_id', nationalIdIsKey);
-      return statements;
+      return statements.map((s) => s.toNative().sql);
     }
 
     it('lists each person once per table: by DISTINCT where the table may hold several rows per person', async () => {
