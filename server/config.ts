@@ -86,7 +86,10 @@ export interface DciConfig {
   signingKeyFile: string;
 }
 
-/** The only place that reads process.env. */
+/** The variables readConfig reads; the command line and loads read a few more where they are used. */
+export const CONFIG_VARIABLES: readonly string[] = Object.keys(envSchema.shape);
+
+/** Reads the hub's configuration from the environment (the variables of CONFIG_VARIABLES). */
 export function readConfig(
   env: NodeJS.ProcessEnv = process.env,
   overrides: { databaseUrl?: string; port?: number } = {},
