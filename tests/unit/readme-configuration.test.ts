@@ -1,17 +1,16 @@
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { CONFIG_VARIABLES } from '../../server/config.ts';
+import { PROJECT_ROOT, readFirstTable, readReadmeSection } from '../support/readme.ts';
 
-const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const SOURCE_FOLDERS = ['server', 'warehouse', 'connectors', 'privileges'];
 
 /** Every `.ts` file of the hub itself, tests aside. */
 function sourceFiles(folder: string): string[] {
-  return readdirSync(path.join(ROOT, folder), { recursive: true, encoding: 'utf8' })
+  return readdirSync(path.join(PROJECT_ROOT, folder), { recursive: true, encoding: 'utf8' })
     .filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'))
-    .map((f) => path.join(ROOT, folder, f));
+    .map((f) => path.join(PROJECT_ROOT, folder, f));
 }
 
 /** Variables read straight from an environment object (`env.NAME`, `env['NAME']`) outside readConfig. */
@@ -25,25 +24,9 @@ function variablesReadInSource(): Set<string> {
   return names;
 }
 
-/** The first cell of each row of the table under "## Configuration", as a list of its backticked names. */
-function documentedVariables(): { rows: string[][]; strayRows: string[] } {
-  const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
-  const start = readme.indexOf('\n## Configuration\n');
-  assert.notEqual(start, -1, 'README has a "## Configuration" section');
-  const end = readme.indexOf('\n## ', start + 1);
-  const lines = readme.slice(start, end === -1 ? undefined : end).split('\n');
-  const tableStart = lines.findIndex((l) => l.startsWith('|'));
-  let tableEnd = tableStart;
-  while (tableEnd < lines.length && lines[tableEnd]!.startsWith('|')) tableEnd++;
-  const rows = lines
-    .slice(tableStart + 2, tableEnd)
-    .map((l) => [...l.split('|')[1]!.matchAll(/`([A-Z][A-Z0-9_]*)`/g)].map((m) => m[1]!));
-  const strayRows = lines.slice(tableEnd).filter((l) => l.startsWith('|'));
-  return { rows, strayRows };
-}
-
 describe('README configuration table', () => {
-  const { rows, strayRows } = documentedVariables();
+  const { firstCells, strayRows } = readFirstTable(readReadmeSection('Configuration'));
+  const rows = firstCells.map((cell) => [...cell.matchAll(/`([A-Z][A-Z0-9_]*)`/g)].map((m) => m[1]!));
   const documented = new Set(rows.flat());
   const read = new Set([...CONFIG_VARIABLES, ...variablesReadInSource()]);
 
