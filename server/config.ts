@@ -86,10 +86,12 @@ export interface DciConfig {
   signingKeyFile: string;
 }
 
-/** The variables readConfig reads; the command line and loads read a few more where they are used. */
+/**
+ * The variables readConfig reads, for the README's table to be checked against; the command line
+ * and the loads read a few more (`HUB_DEBUG`, `HUB_LOAD_THREADS`) where they are used.
+ */
 export const CONFIG_VARIABLES: readonly string[] = Object.keys(envSchema.shape);
 
-/** Reads the hub's configuration from the environment (the variables of CONFIG_VARIABLES). */
 export function readConfig(
   env: NodeJS.ProcessEnv = process.env,
   overrides: { databaseUrl?: string; port?: number } = {},
