@@ -5,22 +5,19 @@ import { fileURLToPath } from 'node:url';
 
 export const PROJECT_ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
-/** The README's section under `## <title>`, as lines, up to the next section of that level. */
-export function readReadmeSection(title: string): string[] {
-  const readme = readFileSync(path.join(PROJECT_ROOT, 'README.md'), 'utf8');
-  const start = readme.indexOf(`\n## ${title}\n`);
-  assert.notEqual(start, -1, `README has a "## ${title}" section`);
-  const end = readme.indexOf('\n## ', start + 1);
-  return readme.slice(start, end === -1 ? undefined : end).split('\n');
-}
-
 /**
- * The section's first table: the first cell of each body row, and the table-like lines that
- * stand apart from it further down (a row that lost its table renders as plain text).
+ * The first table of the README's section `## <title>`: the first cell of each body row, and the
+ * table-like lines that stand apart from it further down the section (a row that lost its table
+ * renders as plain text).
  */
-export function readFirstTable(lines: string[]): { firstCells: string[]; strayRows: string[] } {
+export function readReadmeTable(title: string): { firstCells: string[]; strayRows: string[] } {
+  const readme = readFileSync(path.join(PROJECT_ROOT, 'README.md'), 'utf8');
+  const sectionStart = readme.indexOf(`\n## ${title}\n`);
+  assert.notEqual(sectionStart, -1, `README has a "## ${title}" section`);
+  const sectionEnd = readme.indexOf('\n## ', sectionStart + 1);
+  const lines = readme.slice(sectionStart, sectionEnd === -1 ? undefined : sectionEnd).split('\n');
   const start = lines.findIndex((l) => l.startsWith('|'));
-  assert.notEqual(start, -1, 'the section has a table');
+  assert.notEqual(start, -1, `the README's "${title}" section has a table`);
   let end = start;
   while (end < lines.length && lines[end]!.startsWith('|')) end++;
   // A cell may hold an escaped pipe (`a\|b`), which does not end it.

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import type { Command } from 'commander';
 import { buildProgram } from '../../server/cli/main.ts';
-import { readFirstTable, readReadmeSection } from '../support/readme.ts';
+import { readReadmeTable } from '../support/readme.ts';
 
 const silentIo = { out: () => undefined, err: () => undefined, setExitCode: () => undefined };
 /** Taken by every command and described once above the table. */
@@ -23,7 +23,7 @@ function leafCommands(command: Command, prefix: string[] = []): LeafCommand[] {
 }
 
 describe('README command table', () => {
-  const { firstCells, strayRows } = readFirstTable(readReadmeSection('Command line'));
+  const { firstCells, strayRows } = readReadmeTable('Command line');
   // A cell may list several commands: `hub clients list [--json]` · `hub clients disable <id>`.
   const documented = firstCells.flatMap((cell) => [...cell.matchAll(/`(hub [^`]*)`/g)].map((m) => m[1]!));
   const commands = leafCommands(buildProgram(silentIo));

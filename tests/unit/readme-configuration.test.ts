@@ -2,14 +2,14 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { CONFIG_VARIABLES } from '../../server/config.ts';
-import { PROJECT_ROOT, readFirstTable, readReadmeSection } from '../support/readme.ts';
+import { PROJECT_ROOT, readReadmeTable } from '../support/readme.ts';
 
 const SOURCE_FOLDERS = ['server', 'warehouse', 'connectors', 'privileges'];
 
-/** Every `.ts` file of the hub itself, tests aside. */
+/** Every `.ts` file of the hub itself. */
 function sourceFiles(folder: string): string[] {
   return readdirSync(path.join(PROJECT_ROOT, folder), { recursive: true, encoding: 'utf8' })
-    .filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'))
+    .filter((f) => f.endsWith('.ts'))
     .map((f) => path.join(PROJECT_ROOT, folder, f));
 }
 
@@ -25,7 +25,7 @@ function variablesReadInSource(): Set<string> {
 }
 
 describe('README configuration table', () => {
-  const { firstCells, strayRows } = readFirstTable(readReadmeSection('Configuration'));
+  const { firstCells, strayRows } = readReadmeTable('Configuration');
   const rows = firstCells.map((cell) => [...cell.matchAll(/`([A-Z][A-Z0-9_]*)`/g)].map((m) => m[1]!));
   const documented = new Set(rows.flat());
   const read = new Set([...CONFIG_VARIABLES, ...variablesReadInSource()]);
