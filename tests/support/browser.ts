@@ -1,11 +1,10 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { PROJECT_ROOT } from './project-root.ts';
 
-const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const SCREENSHOT_DIR = path.join(ROOT, 'tests/artifacts/browser');
+export const SCREENSHOT_DIR = path.join(PROJECT_ROOT, 'tests/artifacts/browser');
 const AXE_SOURCE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 let axeSource: string | undefined;
 

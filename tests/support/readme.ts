@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-export const PROJECT_ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '../..');
+import { PROJECT_ROOT } from './project-root.ts';
 
 /**
  * The first table of the README's section `## <title>`: the first cell of each body row, and the

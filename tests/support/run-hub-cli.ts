@@ -1,8 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { PROJECT_ROOT } from './project-root.ts';
 
-const HUB = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../server/cli/hub.mjs');
+const HUB = path.join(PROJECT_ROOT, 'server/cli/hub.mjs');
 
 export interface CliResult {
   code: number | null;

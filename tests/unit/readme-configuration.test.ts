@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { CONFIG_VARIABLES } from '../../server/config.ts';
-import { PROJECT_ROOT, readReadmeTable } from '../support/readme.ts';
+import { PROJECT_ROOT } from '../support/project-root.ts';
+import { readReadmeTable } from '../support/readme.ts';
 
 const SOURCE_FOLDERS = ['server', 'warehouse', 'connectors', 'privileges'];
 

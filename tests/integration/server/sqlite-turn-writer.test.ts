@@ -3,7 +3,6 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import type { Database as Connection } from 'better-sqlite3';
 import { closeWarehouse, openWarehouse, type Warehouse } from '../../../warehouse/db.ts';
@@ -15,8 +14,7 @@ import {
 } from '../../../warehouse/dialects/sqlite-turn-writer.ts';
 import { PreparedReads } from '../../../warehouse/prepared-reads.ts';
 import { createTempDir } from '../../support/databases.ts';
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+import { PROJECT_ROOT } from '../../support/project-root.ts';
 
 /** Appends values to a table; a value of 'refuse' breaks the kind's whole part of the turn. */
 const appendTo = (table: string): TurnWrite<string, number> => ({
@@ -37,7 +35,7 @@ function holdWriteLock(file: string, ms: number): { locked: Promise<void>; exite
     process.stdout.write('locked\\n');
     setTimeout(() => { db.exec('COMMIT'); db.close(); }, Number(process.argv[2]));`;
   const child = spawn(process.execPath, ['-e', script, file, String(ms)], {
-    cwd: ROOT,
+    cwd: PROJECT_ROOT,
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const locked = new Promise<void>((resolve, reject) => {

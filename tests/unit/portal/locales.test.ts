@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { loadLocale } from '../../../server/portal/locale.ts';
+import { PROJECT_ROOT } from '../../support/project-root.ts';
 
-const VIEWS = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../../views');
+const VIEWS = path.join(PROJECT_ROOT, 'views');
 
 function readTemplates(): Array<{ file: string; text: string }> {
   const files: Array<{ file: string; text: string }> = [];
