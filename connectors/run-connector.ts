@@ -18,6 +18,7 @@ import { openSource } from './sources/open-source.ts';
 import { readInTwoThreads } from './parallel-read/read-in-two-threads.ts';
 import type { ReadOptions, Source, SourceRecord } from './sources/source.ts';
 import { notifyAfterRun } from '../server/dci/notify-after-run.ts';
+import { inBatches } from '../warehouse/core/in-batches.ts';
 import { ensureDeclaredIndexes } from '../warehouse/declared-indexes.ts';
 import type { RegistryTableSpec } from '../warehouse/registry-tables.ts';
 
@@ -297,16 +298,8 @@ async function* readChunks(
     return;
   }
   const mapper = compileRowMapper(def, rule);
-  const size = Math.min(CHUNK, def.batch_size);
-  let records: SourceRecord[] = [];
-  for await (const record of source.read(options)) {
-    records.push(record);
-    if (records.length >= size) {
-      yield { mapper, records, describe: (r: SourceRecord) => r };
-      records = [];
-    }
-  }
-  if (records.length > 0) yield { mapper, records, describe: (r: SourceRecord) => r };
+  for await (const records of inBatches(source.read(options), Math.min(CHUNK, def.batch_size)))
+    yield { mapper, records, describe: (r: SourceRecord) => r };
 }
 
 async function* readBatches(

@@ -2,6 +2,7 @@ import knexFactory from 'knex';
 import type { Knex } from 'knex';
 import type { Database } from 'better-sqlite3';
 import type { ConnectorDefinition, SqlSourceDefinition } from '../definition.ts';
+import { inBatches } from '../../warehouse/core/in-batches.ts';
 import { acquireRawConnection } from '../../warehouse/dialects/raw-connection.ts';
 import { resolveDefinitionPath } from '../resolve-path.ts';
 import type { ReadOptions, RecordChunk, Source, SourceRecord } from './source.ts';
@@ -149,15 +150,7 @@ async function* iterateBetterSqliteChunks(
   try {
     const statement = connection.prepare<unknown[], unknown[]>(sql).raw(true);
     const fields = statement.columns().map((c) => c.name);
-    let rows: unknown[][] = [];
-    for (const row of statement.iterate(bindings)) {
-      rows.push(row);
-      if (rows.length >= size) {
-        yield { fields, rows };
-        rows = [];
-      }
-    }
-    if (rows.length > 0) yield { fields, rows };
+    for await (const rows of inBatches(statement.iterate(bindings), size)) yield { fields, rows };
   } finally {
     await release();
   }

@@ -2,7 +2,7 @@ import { stringify } from 'csv-stringify/sync';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import type { Actor } from '../../privileges/actor.ts';
-import { recordAudit } from '../../warehouse/audit/record-audit.ts';
+import { recordAudit, type ChainedFields } from '../../warehouse/audit/record-audit.ts';
 import { whereAboutEntity, type AuditScope } from '../../warehouse/audit/audit-scope.ts';
 import { fetchWhoRead, type WhoReadRow } from '../../warehouse/audit/who-read.ts';
 import { fetchCatalog, fetchEntities, type Label } from '../../warehouse/catalog.ts';
@@ -191,14 +191,9 @@ export interface AuditFilter {
   to?: string;
 }
 
-export interface AuditEntry {
+/** An event as the portal lists it: without the chain's digests, and with the id as a number. */
+export interface AuditEntry extends Omit<ChainedFields, 'subjects_hash'> {
   id: number;
-  at: string;
-  actor: string;
-  entity: string | null;
-  action: string;
-  target: string | null;
-  details: string;
 }
 
 export const AUDIT_PAGE_SIZE = 50;

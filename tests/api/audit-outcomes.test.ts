@@ -5,30 +5,20 @@ import { readConnectorDefinitions } from '../../connectors/definition.ts';
 import { runConnector } from '../../connectors/run-connector.ts';
 import type { ClientCredentials } from '../../server/services/client-service.ts';
 import { prepareWarehouse } from '../../server/services/connector-service.ts';
-import { saveQuery } from '../../server/services/query-service.ts';
 import { AuditWriter } from '../../warehouse/audit/audit-writer.ts';
 import { verifyAuditChain } from '../../warehouse/audit/verify-audit-chain.ts';
 import { fetchWhoRead } from '../../warehouse/audit/who-read.ts';
 import {
   PERSON,
+  saveQueryAsSuperAdmin,
   startApiHub,
-  superAdmin,
   UNKNOWN_PERSON,
   type ApiHub,
   type ApiResponse,
 } from '../support/api-hub.ts';
+import { countAuditRows, fetchAuditEvents, type AuditEventRow } from '../support/audit-rows.ts';
 import { describeEachDatabase } from '../support/databases.ts';
 import { writeDefinition } from '../support/registry-fixture.ts';
-
-interface AuditRow {
-  id: number | string;
-  at: string;
-  actor: string;
-  entity: string | null;
-  action: string;
-  target: string | null;
-  details: string;
-}
 
 /** What the log must say about one answer. */
 interface Expected {
@@ -68,21 +58,17 @@ describeEachDatabase('Consumer API: every outcome is audited, with every nationa
   let naf: ClientCredentials;
   let token: string;
 
-  const countRows = async () =>
-    Number((await hub.ctx.knex('hub_audit').count<Array<{ n: number | string }>>({ n: '*' }))[0]?.n);
-
   /** Makes one request and returns the audit rows it added: there must be exactly one. */
-  async function expectAudited(request: () => Promise<ApiResponse>, expected: Expected): Promise<AuditRow> {
-    const before = await countRows();
+  async function expectAudited(
+    request: () => Promise<ApiResponse>,
+    expected: Expected,
+  ): Promise<AuditEventRow> {
+    const before = await countAuditRows(hub.ctx.knex);
     hub.clock.advance(SECOND);
     const at = hub.clock.now().toISOString();
     const res = await request();
     assert.equal(res.status, expected.status, res.text);
-    const added = await hub.ctx
-      .knex('hub_audit')
-      .orderBy('id')
-      .offset(before)
-      .select<AuditRow[]>('id', 'at', 'actor', 'entity', 'action', 'target', 'details');
+    const added = await fetchAuditEvents(hub.ctx.knex, {}, before);
     assert.equal(
       added.length,
       1,
@@ -123,30 +109,22 @@ describeEachDatabase('Consumer API: every outcome is audited, with every nationa
       'father_national_id',
       'registration_number',
     ]);
-    await saveQuery(
-      hub.ctx,
-      {
-        name: 'out-births',
-        entity: 'NAF',
-        tables: ['reg_births'],
-        columns: ['reg_births.registration_number', 'reg_births.mother_national_id'],
-        conditions: [],
-        params: {},
-      },
-      superAdmin.name,
-    );
-    await saveQuery(
-      hub.ctx,
-      {
-        name: 'out-gender',
-        entity: 'NAF',
-        tables: ['reg_people'],
-        columns: ['reg_people.full_name', 'reg_people.gender'],
-        conditions: [{ column: 'reg_people.gender', op: '=', param: 'gender' }],
-        params: { gender: { type: 'string', required: true } },
-      },
-      superAdmin.name,
-    );
+    await saveQueryAsSuperAdmin(hub, {
+      name: 'out-births',
+      entity: 'NAF',
+      tables: ['reg_births'],
+      columns: ['reg_births.registration_number', 'reg_births.mother_national_id'],
+      conditions: [],
+      params: {},
+    });
+    await saveQueryAsSuperAdmin(hub, {
+      name: 'out-gender',
+      entity: 'NAF',
+      tables: ['reg_people'],
+      columns: ['reg_people.full_name', 'reg_people.gender'],
+      conditions: [{ column: 'reg_people.gender', op: '=', param: 'gender' }],
+      params: { gender: { type: 'string', required: true } },
+    });
     naf = await hub.createClient('NAF');
     token = await hub.fetchToken(naf);
   });
@@ -312,13 +290,13 @@ describeEachDatabase('Consumer API: every outcome is audited, with every nationa
     );
     assert.ok(row.details.length < 3000, `details of ${row.details.length} characters`);
     // Sent together, a poisoned request and a good one are both answered and both audited.
-    const before = await countRows();
+    const before = await countAuditRows(hub.ctx.knex);
     const [bad, good] = await Promise.all([
       hub.call('GET', `/api/v1/persons/${'9'.repeat(500)}%00`, { token }),
       hub.call('GET', `/api/v1/persons/${P.sara}`, { token }),
     ]);
     assert.deepEqual([bad.status, good.status], [400, 200]);
-    assert.equal(await countRows(), before + 2);
+    assert.equal(await countAuditRows(hub.ctx.knex), before + 2);
   });
 
   it("counts every national ID that leaves as a read: a mother's and a father's in a person record", async () => {

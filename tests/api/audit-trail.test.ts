@@ -1,23 +1,20 @@
 import assert from 'node:assert/strict';
-import { saveQuery } from '../../server/services/query-service.ts';
 import { verifyAuditChain } from '../../warehouse/audit/verify-audit-chain.ts';
 import { fetchWhoRead } from '../../warehouse/audit/who-read.ts';
-import { PERSON, REGISTRY_TABLES, startApiHub, superAdmin, type ApiHub } from '../support/api-hub.ts';
+import {
+  PERSON,
+  REGISTRY_TABLES,
+  saveQueryAsSuperAdmin,
+  startApiHub,
+  superAdmin,
+  type ApiHub,
+} from '../support/api-hub.ts';
 import type { ClientCredentials } from '../../server/services/client-service.ts';
 import { dropAuditGuards, restoreAuditGuards } from '../support/audit-attacker.ts';
+import { countAuditRows, fetchAuditEvents, type AuditEventRow } from '../support/audit-rows.ts';
 import { describeEachDatabase } from '../support/databases.ts';
 import { runHubCli } from '../support/run-hub-cli.ts';
 import { GRANT_TERMS } from '../support/hub-context.ts';
-
-interface AuditRow {
-  id: number | string;
-  at: string;
-  actor: string;
-  entity: string | null;
-  action: string;
-  target: string | null;
-  details: string;
-}
 
 const MINUTE = 60_000;
 const qualified = (table: keyof typeof REGISTRY_TABLES, columns: readonly string[]) =>
@@ -38,12 +35,7 @@ describeEachDatabase('Consumer API: audit trail, who read whom, tamper evidence'
       vehicleOnlyLookup: '',
     };
 
-  const auditRows = (where: Partial<AuditRow>) =>
-    hub.ctx
-      .knex('hub_audit')
-      .where(where)
-      .orderBy('id')
-      .select<AuditRow[]>('id', 'at', 'actor', 'entity', 'action', 'target', 'details');
+  const auditRows = (where: Partial<AuditEventRow>) => fetchAuditEvents(hub.ctx.knex, where);
   const now = () => hub.clock.now().toISOString();
 
   // One scenario, read by every test: two clients of two entities look people up and run a query.
@@ -52,18 +44,14 @@ describeEachDatabase('Consumer API: audit trail, who read whom, tamper evidence'
     await hub.grant('NAF', 'reg_people', NAF_PEOPLE_COLUMNS);
     await hub.grant('NAF', 'veh_vehicles');
     await hub.grant('NARROW', 'reg_people', ['national_id']);
-    await saveQuery(
-      hub.ctx,
-      {
-        name: 'aud-by-gender',
-        entity: 'NAF',
-        tables: ['reg_people'],
-        columns: ['reg_people.national_id', 'reg_people.full_name'],
-        conditions: [{ column: 'reg_people.gender', op: '=', param: 'gender' }],
-        params: { gender: { type: 'string', required: true } },
-      },
-      superAdmin.name,
-    );
+    await saveQueryAsSuperAdmin(hub, {
+      name: 'aud-by-gender',
+      entity: 'NAF',
+      tables: ['reg_people'],
+      columns: ['reg_people.national_id', 'reg_people.full_name'],
+      conditions: [{ column: 'reg_people.gender', op: '=', param: 'gender' }],
+      params: { gender: { type: 'string', required: true } },
+    });
     naf = await hub.createClient('NAF');
     narrow = await hub.createClient('NARROW');
     const token = await hub.fetchToken(naf);
@@ -189,7 +177,7 @@ describeEachDatabase('Consumer API: audit trail, who read whom, tamper evidence'
     const refused = await auditRows({ action: 'token.failed', actor: naf.client_id });
     assert.equal(refused.length, 1);
 
-    const answered = (rows: AuditRow[], status: number) =>
+    const answered = (rows: AuditEventRow[], status: number) =>
       rows.filter((r) => (JSON.parse(r.details) as { status: number }).status === status);
     const calls = answered(await auditRows({ action: 'api.call', actor: naf.client_id }), 200);
     assert.deepEqual(
@@ -246,9 +234,7 @@ describeEachDatabase('Consumer API: audit trail, who read whom, tamper evidence'
   });
 
   it('verifyAuditChain is ok, names a row whose details were edited in SQL, and so does hub audit verify', async () => {
-    const count = Number(
-      (await hub.ctx.knex('hub_audit').count({ n: '*' }).first<{ n: number | string }>())?.n,
-    );
+    const count = await countAuditRows(hub.ctx.knex);
     assert.deepEqual(await verifyAuditChain(hub.ctx.knex), { ok: true, rows: count });
     const cli = (...args: string[]) => runHubCli([...args, '--db', db.url()], { HUB_DATA_DIR: hub.dir });
     const fine = await cli('audit', 'verify');

@@ -5,7 +5,7 @@ import { SignJWT } from 'jose';
 import { revokeAccess, grantAccess } from '../../privileges/grants.ts';
 import { closeContext } from '../../server/context.ts';
 import { disableClient, rotateClientSecret } from '../../server/services/client-service.ts';
-import { saveQuery } from '../../server/services/query-service.ts';
+import type { QueryRunResult } from '../../server/services/query-service.ts';
 import { HubError } from '../../warehouse/core/errors.ts';
 import { TOKEN_KEY_PURPOSE } from '../../server/services/token-service.ts';
 import {
@@ -14,6 +14,7 @@ import {
   fetchWarehouseFingerprint,
   PERSON,
   REGISTRY_TABLES,
+  saveQueryAsSuperAdmin,
   startApiHub,
   superAdmin,
   UNKNOWN_PERSON,
@@ -22,6 +23,7 @@ import {
   type CallOptions,
   describePersonColumns,
 } from '../support/api-hub.ts';
+import { fetchAuditEvents } from '../support/audit-rows.ts';
 import { createTempDir, describeEachDatabase } from '../support/databases.ts';
 import { GRANT_TERMS, openTestContext } from '../support/hub-context.ts';
 import { badCheckDigitId } from '../support/registry-fixture.ts';
@@ -29,15 +31,6 @@ import { badCheckDigitId } from '../support/registry-fixture.ts';
 interface PersonBody {
   national_id: string;
   tables: Record<string, Array<Record<string, unknown>>>;
-}
-
-interface RunBody {
-  query: string;
-  columns: string[];
-  rows: Array<Record<string, unknown>>;
-  page: number;
-  page_size: number;
-  has_more: boolean;
 }
 
 interface OpenApiBody {
@@ -61,9 +54,9 @@ describeEachDatabase('Consumer API: tokens, persons, saved queries, rate limits'
     assert.equal(res.status, 200, res.text);
     return res.body as PersonBody;
   };
-  const runBody = (res: ApiResponse): RunBody => {
+  const runBody = (res: ApiResponse): QueryRunResult => {
     assert.equal(res.status, 200, res.text);
-    return res.body as RunBody;
+    return res.body as QueryRunResult;
   };
 
   before(async () => {
@@ -75,53 +68,42 @@ describeEachDatabase('Consumer API: tokens, persons, saved queries, rate limits'
     await hub.grant('PAY', 'reg_people');
     await hub.grant('PAY', 'veh_vehicles');
     await hub.grant('MOH', 'reg_people');
-    await saveQuery(
-      hub.ctx,
-      {
-        name: 'pay-widows-born-before',
-        entity: 'PAY',
-        description: 'Widows born before a date',
-        tables: ['reg_people'],
-        columns: ['reg_people.national_id', 'reg_people.full_name', 'reg_people.birth_date'],
-        conditions: [
-          { column: 'reg_people.marital_status', op: '=', value: 'W' },
-          { column: 'reg_people.birth_date', op: '<=', param: 'born_before' },
-        ],
-        params: { born_before: { type: 'date', required: true } },
-      },
-      superAdmin.name,
-    );
-    await saveQuery(
-      hub.ctx,
-      {
-        name: 'pay-people',
-        entity: 'PAY',
-        description: 'Everyone, optionally of one gender',
-        tables: ['reg_people'],
-        columns: ['reg_people.national_id', 'reg_people.full_name'],
-        conditions: [{ column: 'reg_people.gender', op: '=', param: 'gender' }],
-        params: { gender: { type: 'string', required: false } },
-      },
-      superAdmin.name,
-    );
-    await saveQuery(
-      hub.ctx,
-      {
-        name: 'pay-vehicle-owners',
-        entity: 'PAY',
-        description: 'Owners and their vehicles',
-        tables: ['reg_people', 'veh_vehicles'],
-        columns: ['reg_people.full_name', 'veh_vehicles.registration_number', 'veh_vehicles.vehicle_type'],
-        conditions: [{ column: 'veh_vehicles.model_year', op: '>=', param: 'from_year' }],
-        params: { from_year: { type: 'integer' } },
-      },
-      superAdmin.name,
-    );
-    await saveQuery(
-      hub.ctx,
-      { name: 'moh-people', entity: 'MOH', tables: ['reg_people'], columns: ['reg_people.national_id'] },
-      superAdmin.name,
-    );
+    await saveQueryAsSuperAdmin(hub, {
+      name: 'pay-widows-born-before',
+      entity: 'PAY',
+      description: 'Widows born before a date',
+      tables: ['reg_people'],
+      columns: ['reg_people.national_id', 'reg_people.full_name', 'reg_people.birth_date'],
+      conditions: [
+        { column: 'reg_people.marital_status', op: '=', value: 'W' },
+        { column: 'reg_people.birth_date', op: '<=', param: 'born_before' },
+      ],
+      params: { born_before: { type: 'date', required: true } },
+    });
+    await saveQueryAsSuperAdmin(hub, {
+      name: 'pay-people',
+      entity: 'PAY',
+      description: 'Everyone, optionally of one gender',
+      tables: ['reg_people'],
+      columns: ['reg_people.national_id', 'reg_people.full_name'],
+      conditions: [{ column: 'reg_people.gender', op: '=', param: 'gender' }],
+      params: { gender: { type: 'string', required: false } },
+    });
+    await saveQueryAsSuperAdmin(hub, {
+      name: 'pay-vehicle-owners',
+      entity: 'PAY',
+      description: 'Owners and their vehicles',
+      tables: ['reg_people', 'veh_vehicles'],
+      columns: ['reg_people.full_name', 'veh_vehicles.registration_number', 'veh_vehicles.vehicle_type'],
+      conditions: [{ column: 'veh_vehicles.model_year', op: '>=', param: 'from_year' }],
+      params: { from_year: { type: 'integer' } },
+    });
+    await saveQueryAsSuperAdmin(hub, {
+      name: 'moh-people',
+      entity: 'MOH',
+      tables: ['reg_people'],
+      columns: ['reg_people.national_id'],
+    });
   });
 
   after(async () => {
@@ -173,10 +155,10 @@ describeEachDatabase('Consumer API: tokens, persons, saved queries, rate limits'
         assertOAuthError(unknown, 401, 'invalid_client'),
       );
       assert.deepEqual(await fetchWarehouseFingerprint(hub.ctx), before);
-      const refused = await hub.ctx
-        .knex('hub_audit')
-        .where({ action: 'token.failed', actor: credentials.client_id })
-        .select<Array<{ details: string }>>('details');
+      const refused = await fetchAuditEvents(hub.ctx.knex, {
+        action: 'token.failed',
+        actor: credentials.client_id,
+      });
       assert.deepEqual(
         refused.map((r) => JSON.parse(r.details) as unknown),
         [{ ip: '127.0.0.1', error: 'invalid_client', status: 401, reason: 'bad_secret' }],
@@ -589,7 +571,7 @@ describeEachDatabase('Consumer API: tokens, persons, saved queries, rate limits'
 
     it('pages without repeating or skipping rows, and says whether more follow', async () => {
       const { token } = await hub.createCaller('PAY');
-      const pages: RunBody[] = [];
+      const pages: QueryRunResult[] = [];
       for (let page = 1; page <= 4; page++)
         pages.push(runBody(await runQuery(token, 'pay-people', { page, page_size: 2 })));
       assert.deepEqual(
@@ -704,16 +686,12 @@ describeEachDatabase('Consumer API: tokens, persons, saved queries, rate limits'
       await hub.grant('JOIN', 'reg_people');
       await hub.grant('JOIN', 'reg_households');
       // Selects only people, but the inner join keeps those with a household: the households table shapes the rows.
-      await saveQuery(
-        hub.ctx,
-        {
-          name: 'join-people-in-households',
-          entity: 'JOIN',
-          tables: ['reg_people', 'reg_households'],
-          columns: ['reg_people.full_name'],
-        },
-        superAdmin.name,
-      );
+      await saveQueryAsSuperAdmin(hub, {
+        name: 'join-people-in-households',
+        entity: 'JOIN',
+        tables: ['reg_people', 'reg_households'],
+        columns: ['reg_people.full_name'],
+      });
       const { token } = await hub.createCaller('JOIN');
       const listed = async () => {
         const res = await hub.call('GET', '/api/v1/queries', { token });
@@ -741,16 +719,12 @@ describeEachDatabase('Consumer API: tokens, persons, saved queries, rate limits'
       );
       assert.deepEqual(await listed(), { queries: [], openapi: [] });
       await assert.rejects(
-        saveQuery(
-          hub.ctx,
-          {
-            name: 'join-again',
-            entity: 'JOIN',
-            tables: ['reg_people', 'reg_households'],
-            columns: ['reg_people.full_name'],
-          },
-          superAdmin.name,
-        ),
+        saveQueryAsSuperAdmin(hub, {
+          name: 'join-again',
+          entity: 'JOIN',
+          tables: ['reg_people', 'reg_households'],
+          columns: ['reg_people.full_name'],
+        }),
         (err: unknown) => err instanceof HubError && err.code === 'table_not_granted',
       );
 
@@ -770,18 +744,14 @@ describeEachDatabase('Consumer API: tokens, persons, saved queries, rate limits'
 
     it('lists and documents a query only while every column it filters and sorts on is readable', async () => {
       await hub.grant('SORT', 'reg_people');
-      await saveQuery(
-        hub.ctx,
-        {
-          name: 'sort-names-by-birth',
-          entity: 'SORT',
-          tables: ['reg_people'],
-          columns: ['reg_people.full_name'],
-          conditions: [{ column: 'reg_people.gender', op: '=', value: 'F' }],
-          order_by: [{ column: 'reg_people.birth_date', direction: 'desc' }],
-        },
-        superAdmin.name,
-      );
+      await saveQueryAsSuperAdmin(hub, {
+        name: 'sort-names-by-birth',
+        entity: 'SORT',
+        tables: ['reg_people'],
+        columns: ['reg_people.full_name'],
+        conditions: [{ column: 'reg_people.gender', op: '=', value: 'F' }],
+        order_by: [{ column: 'reg_people.birth_date', direction: 'desc' }],
+      });
       const { token } = await hub.createCaller('SORT');
       const names = async () => {
         const res = await hub.call('GET', '/api/v1/queries', { token });
@@ -811,25 +781,19 @@ describeEachDatabase('Consumer API: tokens, persons, saved queries, rate limits'
 
     it('limit is the total over all pages; the page where it cuts rows off says "truncated": true', async () => {
       for (const limit of [4, 6]) {
-        await saveQuery(
-          hub.ctx,
-          {
-            name: `pay-first-${limit}`,
-            entity: 'PAY',
-            tables: ['reg_people'],
-            columns: ['reg_people.national_id'],
-            limit,
-          },
-          superAdmin.name,
-        );
+        await saveQueryAsSuperAdmin(hub, {
+          name: `pay-first-${limit}`,
+          entity: 'PAY',
+          tables: ['reg_people'],
+          columns: ['reg_people.national_id'],
+          limit,
+        });
       }
       const { token } = await hub.createCaller('PAY');
       const pages = async (name: string, pageSize: number, count: number) => {
         const shapes: unknown[] = [];
         for (let page = 1; page <= count; page++) {
-          const body = runBody(await runQuery(token, name, { page, page_size: pageSize })) as RunBody & {
-            truncated?: unknown;
-          };
+          const body = runBody(await runQuery(token, name, { page, page_size: pageSize }));
           shapes.push([body.rows.length, body.has_more, 'truncated' in body ? body.truncated : '-']);
         }
         return shapes;
@@ -872,11 +836,12 @@ describeEachDatabase('Consumer API: tokens, persons, saved queries, rate limits'
         ['doc-people', ['reg_people.national_id', 'reg_people.full_name']],
         ['doc-vehicles', ['veh_vehicles.registration_number', 'veh_vehicles.model_year']],
       ] as const) {
-        await saveQuery(
-          hub.ctx,
-          { name, entity: 'DOC', tables: [columns[0].split('.')[0]], columns: [...columns] },
-          superAdmin.name,
-        );
+        await saveQueryAsSuperAdmin(hub, {
+          name,
+          entity: 'DOC',
+          tables: [columns[0].split('.')[0]],
+          columns: [...columns],
+        });
       }
       const { token } = await hub.createCaller('DOC');
       const fetchDoc = async () => {

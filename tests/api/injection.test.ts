@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { saveQuery } from '../../server/services/query-service.ts';
 import { TOKEN_FAILURE_WINDOW_MS } from '../../server/services/token-throttle.ts';
 import { HubError } from '../../warehouse/core/errors.ts';
 import {
@@ -7,8 +6,8 @@ import {
   assertOAuthError,
   fetchWarehouseFingerprint,
   PERSON,
+  saveQueryAsSuperAdmin,
   startApiHub,
-  superAdmin,
   type ApiHub,
   type TableFingerprint,
 } from '../support/api-hub.ts';
@@ -67,37 +66,29 @@ describeEachDatabase('Consumer API: injection attempts change nothing', (db) => 
     hub = await startApiHub(db.url());
     await hub.grant('INJ', 'reg_people');
     await hub.grant('INJ', 'veh_vehicles');
-    await saveQuery(
-      hub.ctx,
-      {
-        name: 'inj-by-name',
-        entity: 'INJ',
-        tables: ['reg_people'],
-        columns: ['reg_people.national_id', 'reg_people.full_name'],
-        conditions: [
-          { column: 'reg_people.full_name', op: '=', param: 'name' },
-          { column: 'reg_people.full_name', op: 'like', param: 'pattern' },
-          { column: 'reg_people.full_name', op: 'starts_with', param: 'prefix' },
-        ],
-        params: { name: { type: 'string' }, pattern: { type: 'string' }, prefix: { type: 'string' } },
-      },
-      superAdmin.name,
-    );
-    await saveQuery(
-      hub.ctx,
-      {
-        name: 'inj-born-before',
-        entity: 'INJ',
-        tables: ['reg_people', 'veh_vehicles'],
-        columns: ['reg_people.national_id', 'veh_vehicles.registration_number'],
-        conditions: [
-          { column: 'reg_people.birth_date', op: '<=', param: 'born_before' },
-          { column: 'veh_vehicles.model_year', op: '>=', param: 'from_year' },
-        ],
-        params: { born_before: { type: 'date', required: true }, from_year: { type: 'integer' } },
-      },
-      superAdmin.name,
-    );
+    await saveQueryAsSuperAdmin(hub, {
+      name: 'inj-by-name',
+      entity: 'INJ',
+      tables: ['reg_people'],
+      columns: ['reg_people.national_id', 'reg_people.full_name'],
+      conditions: [
+        { column: 'reg_people.full_name', op: '=', param: 'name' },
+        { column: 'reg_people.full_name', op: 'like', param: 'pattern' },
+        { column: 'reg_people.full_name', op: 'starts_with', param: 'prefix' },
+      ],
+      params: { name: { type: 'string' }, pattern: { type: 'string' }, prefix: { type: 'string' } },
+    });
+    await saveQueryAsSuperAdmin(hub, {
+      name: 'inj-born-before',
+      entity: 'INJ',
+      tables: ['reg_people', 'veh_vehicles'],
+      columns: ['reg_people.national_id', 'veh_vehicles.registration_number'],
+      conditions: [
+        { column: 'reg_people.birth_date', op: '<=', param: 'born_before' },
+        { column: 'veh_vehicles.model_year', op: '>=', param: 'from_year' },
+      ],
+      params: { born_before: { type: 'date', required: true }, from_year: { type: 'integer' } },
+    });
     token = (await hub.createCaller('INJ', { ratePerMinute: 10_000 })).token;
     baseline = await fetchWarehouseFingerprint(hub.ctx);
   });
@@ -273,11 +264,7 @@ describeEachDatabase('Consumer API: injection attempts change nothing', (db) => 
     for (const [what, change] of attacks) {
       await assert.rejects(
         () =>
-          saveQuery(
-            hub.ctx,
-            { ...base, name: `inj-${what.replace(/[^a-z]+/g, '-')}`, ...change },
-            superAdmin.name,
-          ),
+          saveQueryAsSuperAdmin(hub, { ...base, name: `inj-${what.replace(/[^a-z]+/g, '-')}`, ...change }),
         (err: unknown) => {
           assert.ok(err instanceof HubError, `${what}: expected a HubError, got ${String(err)}`);
           assert.ok(err.status >= 400 && err.status < 500, `${what}: status ${err.status}`);
@@ -293,7 +280,7 @@ describeEachDatabase('Consumer API: injection attempts change nothing', (db) => 
       await assertUnchanged(`saving a definition with ${what}`);
     }
     // The control: the unchanged definition saves.
-    await saveQuery(hub.ctx, base, superAdmin.name);
+    await saveQueryAsSuperAdmin(hub, base);
     const saved = await hub.ctx
       .knex('hub_queries')
       .where({ name: 'inj-base' })

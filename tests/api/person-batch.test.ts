@@ -13,6 +13,7 @@ import {
   type ApiHub,
   type ApiResponse,
 } from '../support/api-hub.ts';
+import { fetchAuditEvents } from '../support/audit-rows.ts';
 import { describeEachDatabase } from '../support/databases.ts';
 import { badCheckDigitId, validId } from '../support/registry-fixture.ts';
 
@@ -21,14 +22,6 @@ type Tables = Record<string, Array<Record<string, unknown>>>;
 type BatchResult =
   | { national_id: string; status: 200; tables: Tables }
   | { national_id: string; status: 404; error: { code: string; message: string } };
-
-interface AuditRow {
-  id: number | string;
-  actor: string;
-  action: string;
-  target: string | null;
-  details: string;
-}
 
 const BATCH_ROUTE = 'POST /api/v1/persons:batch';
 const SECOND = 1000;
@@ -43,12 +36,7 @@ describeEachDatabase('Consumer API: POST /api/v1/persons:batch', (db) => {
     assert.equal(res.status, 200, res.text);
     return (res.body as { results: BatchResult[] }).results;
   };
-  const batchAudit = () =>
-    hub.ctx
-      .knex('hub_audit')
-      .where({ target: BATCH_ROUTE })
-      .orderBy('id')
-      .select<AuditRow[]>('id', 'actor', 'action', 'target', 'details');
+  const batchAudit = () => fetchAuditEvents(hub.ctx.knex, { target: BATCH_ROUTE });
 
   /** Each result must be what the single lookup of its ID answers: the same record, or the same 404. */
   async function assertSameAsSingle(token: string, ids: string[]): Promise<BatchResult[]> {

@@ -1,20 +1,9 @@
 import assert from 'node:assert/strict';
 import { rebuildPersonKeyForTable } from '../../warehouse/person-key.ts';
-import { saveQuery } from '../../server/services/query-service.ts';
-import { assertApiError, startApiHub, superAdmin, type ApiHub } from '../support/api-hub.ts';
+import type { QueryRunResult } from '../../server/services/query-service.ts';
+import { assertApiError, saveQueryAsSuperAdmin, startApiHub, type ApiHub } from '../support/api-hub.ts';
 import { describeEachDatabase } from '../support/databases.ts';
 import { validId } from '../support/registry-fixture.ts';
-
-interface RunBody {
-  query: string;
-  columns: string[];
-  rows: Array<Record<string, unknown>>;
-  page: number;
-  page_size: number;
-  has_more: boolean;
-  truncated?: true;
-  next?: string;
-}
 
 /** Persons added to the fixture so that sort keys repeat and hold NULLs. */
 const EXTRA_PEOPLE = Array.from({ length: 24 }, (_, i) => ({
@@ -34,6 +23,17 @@ const EXTRA_VEHICLES = Array.from({ length: 10 }, (_, i) => ({
   insured: i % 2 === 0,
 }));
 
+/** NAF's and VEH's queries differ only in name and entity: a next token must not cross between them. */
+const BY_BIRTH = {
+  tables: ['reg_people'],
+  columns: ['reg_people.full_name', 'reg_people.birth_date', 'reg_people.marital_status'],
+  order_by: [
+    { column: 'reg_people.birth_date', direction: 'desc' },
+    { column: 'reg_people.marital_status', direction: 'asc' },
+  ],
+  limit: 1000,
+};
+
 describeEachDatabase('Consumer API: saved query pages continued with next', (db) => {
   let hub: ApiHub;
   let naf: string;
@@ -42,10 +42,10 @@ describeEachDatabase('Consumer API: saved query pages continued with next', (db)
 
   const run = (token: string, name: string, body: unknown) =>
     hub.call('POST', `/api/v1/queries/${name}`, { token, json: body });
-  const ok = async (token: string, name: string, body: unknown): Promise<RunBody> => {
+  const ok = async (token: string, name: string, body: unknown): Promise<QueryRunResult> => {
     const res = await run(token, name, body);
     assert.equal(res.status, 200, res.text);
-    return res.body as RunBody;
+    return res.body as QueryRunResult;
   };
 
   /** Every page from the first, each continued with the previous answer's next. */
@@ -55,7 +55,7 @@ describeEachDatabase('Consumer API: saved query pages continued with next', (db)
     params: Record<string, unknown>,
     pageSize: number,
     first: Record<string, unknown> = {},
-  ): Promise<RunBody[]> {
+  ): Promise<QueryRunResult[]> {
     const pages = [await ok(token, name, { params, page_size: pageSize, ...first })];
     while (pages.at(-1)!.next !== undefined) {
       const previous = pages.at(-1)!;
@@ -73,8 +73,6 @@ describeEachDatabase('Consumer API: saved query pages continued with next', (db)
     assert.equal(all.next, undefined);
     return all.rows;
   };
-
-  const save = (definition: Record<string, unknown>) => saveQuery(hub.ctx, definition, superAdmin.name);
 
   before(async () => {
     hub = await startApiHub(db.url());
@@ -95,18 +93,8 @@ describeEachDatabase('Consumer API: saved query pages continued with next', (db)
     veh = (await hub.createCaller('VEH', unlimited)).token;
     part = (await hub.createCaller('PART', unlimited)).token;
 
-    await save({
-      name: 'pages-by-birth',
-      entity: 'NAF',
-      tables: ['reg_people'],
-      columns: ['reg_people.full_name', 'reg_people.birth_date', 'reg_people.marital_status'],
-      order_by: [
-        { column: 'reg_people.birth_date', direction: 'desc' },
-        { column: 'reg_people.marital_status', direction: 'asc' },
-      ],
-      limit: 1000,
-    });
-    await save({
+    await saveQueryAsSuperAdmin(hub, { name: 'pages-by-birth', entity: 'NAF', ...BY_BIRTH });
+    await saveQueryAsSuperAdmin(hub, {
       name: 'pages-owners',
       entity: 'NAF',
       tables: ['reg_people', 'veh_vehicles'],
@@ -120,7 +108,7 @@ describeEachDatabase('Consumer API: saved query pages continued with next', (db)
       ],
       limit: 1000,
     });
-    await save({
+    await saveQueryAsSuperAdmin(hub, {
       name: 'pages-born-before',
       entity: 'NAF',
       tables: ['reg_people'],
@@ -130,7 +118,7 @@ describeEachDatabase('Consumer API: saved query pages continued with next', (db)
       order_by: [{ column: 'reg_people.birth_date', direction: 'desc' }],
       limit: 7,
     });
-    await save({
+    await saveQueryAsSuperAdmin(hub, {
       name: 'pages-look-alike',
       entity: 'PART',
       tables: ['reg_people'],
@@ -138,17 +126,7 @@ describeEachDatabase('Consumer API: saved query pages continued with next', (db)
       order_by: [{ column: 'reg_people.birth_date', direction: 'asc' }],
       limit: 1000,
     });
-    await save({
-      name: 'pages-vehicles',
-      entity: 'VEH',
-      tables: ['reg_people'],
-      columns: ['reg_people.full_name', 'reg_people.birth_date', 'reg_people.marital_status'],
-      order_by: [
-        { column: 'reg_people.birth_date', direction: 'desc' },
-        { column: 'reg_people.marital_status', direction: 'asc' },
-      ],
-      limit: 1000,
-    });
+    await saveQueryAsSuperAdmin(hub, { name: 'pages-vehicles', entity: 'VEH', ...BY_BIRTH });
   });
 
   after(async () => {
@@ -308,21 +286,17 @@ describeEachDatabase('Consumer API: saved query pages continued with next', (db)
     });
 
     it('a token issued before the query was saved again → 400', async () => {
-      await save({
-        name: 'pages-resaved',
-        entity: 'NAF',
-        tables: ['reg_people'],
-        columns: ['reg_people.full_name'],
-        limit: 1000,
-      });
+      const saveWithLimit = (limit: number) =>
+        saveQueryAsSuperAdmin(hub, {
+          name: 'pages-resaved',
+          entity: 'NAF',
+          tables: ['reg_people'],
+          columns: ['reg_people.full_name'],
+          limit,
+        });
+      await saveWithLimit(1000);
       const token = await tokenOf('pages-resaved');
-      await save({
-        name: 'pages-resaved',
-        entity: 'NAF',
-        tables: ['reg_people'],
-        columns: ['reg_people.full_name'],
-        limit: 999,
-      });
+      await saveWithLimit(999);
       refused(await run(naf, 'pages-resaved', { page_size: 2, next: token }));
     });
 
@@ -339,7 +313,7 @@ describeEachDatabase('Consumer API: saved query pages continued with next', (db)
   describe('grants are checked again on every page', () => {
     it('a revoke between pages → 403 on the next page', async () => {
       await hub.grant('REV', 'reg_people');
-      await save({
+      await saveQueryAsSuperAdmin(hub, {
         name: 'pages-revoked',
         entity: 'REV',
         tables: ['reg_people'],
@@ -359,7 +333,7 @@ describeEachDatabase('Consumer API: saved query pages continued with next', (db)
 
     it('a grant that changes the order between pages → 400 asking to start again', async () => {
       await hub.grant('ORD', 'reg_people', ['full_name', 'birth_date']);
-      await save({
+      await saveQueryAsSuperAdmin(hub, {
         name: 'pages-reordered',
         entity: 'ORD',
         tables: ['reg_people'],

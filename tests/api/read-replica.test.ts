@@ -1,14 +1,13 @@
 import assert from 'node:assert/strict';
 import { tmpdir } from 'node:os';
 import pg from 'pg';
-import { saveQuery } from '../../server/services/query-service.ts';
 import { REPLICA_APPLICATION_NAME } from '../../warehouse/read-replica.ts';
 import {
   callApi,
   PERSON,
+  saveQueryAsSuperAdmin,
   serveAnotherHub,
   startApiHub,
-  superAdmin,
   type AnotherHub,
   type ApiHub,
   type ApiResponse,
@@ -129,20 +128,16 @@ describe('Read replica (HUB_DB_READ): registry reads on a streaming replica, gra
   });
 
   it('serves a saved query from the replica too', async () => {
-    await saveQuery(
-      hub.ctx,
-      {
-        name: 'replica-people',
-        entity: 'VEH',
-        description: 'people by national ID',
-        tables: ['reg_people'],
-        columns: ['reg_people.national_id', 'reg_people.full_name'],
-        conditions: [{ column: 'reg_people.national_id', op: '=', param: 'id' }],
-        params: { id: { type: 'string', required: true } },
-        limit: 10,
-      },
-      superAdmin.name,
-    );
+    await saveQueryAsSuperAdmin(hub, {
+      name: 'replica-people',
+      entity: 'VEH',
+      description: 'people by national ID',
+      tables: ['reg_people'],
+      columns: ['reg_people.national_id', 'reg_people.full_name'],
+      conditions: [{ column: 'reg_people.national_id', op: '=', param: 'id' }],
+      params: { id: { type: 'string', required: true } },
+      limit: 10,
+    });
     const res = await callApi(hub.baseUrl, 'POST', '/api/v1/queries/replica-people', {
       token,
       json: { params: { id: PERSON.mohammad } },

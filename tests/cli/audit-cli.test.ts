@@ -8,7 +8,7 @@ import { indexWhoRead, WHO_READ_TABLE } from '../../warehouse/audit/who-read-ind
 import type { WhoReadRow } from '../../warehouse/audit/who-read.ts';
 import { tamperWithAudit } from '../support/audit-attacker.ts';
 import { createTempDir, describeEachDatabase } from '../support/databases.ts';
-import { openTestContext } from '../support/hub-context.ts';
+import { insertEntities, openTestContext } from '../support/hub-context.ts';
 import { validId } from '../support/registry-fixture.ts';
 import { runHubCli } from '../support/run-hub-cli.ts';
 
@@ -26,10 +26,7 @@ describeEachDatabase('hub clients, users and audit (command line)', (db) => {
     const migrated = await hub('migrate');
     assert.equal(migrated.code, 0, migrated.stderr);
     ctx = openTestContext(db.url(), dir);
-    await ctx.knex('hub_entities').insert([
-      { code: 'NAF', label_en: 'National Aid Fund', label_ar: 'صندوق المعونة الوطنية' },
-      { code: 'CSPD', label_en: 'Civil Status', label_ar: 'الأحوال المدنية' },
-    ]);
+    await insertEntities(ctx, 'NAF', 'CSPD');
   });
 
   after(async () => {

@@ -17,6 +17,7 @@ import {
   type ClientInput,
 } from '../../server/services/client-service.ts';
 import { prepareWarehouse } from '../../server/services/connector-service.ts';
+import { saveQuery } from '../../server/services/query-service.ts';
 import { createTempDir } from './databases.ts';
 import { createManualClock, GRANT_TERMS, openTestContext } from './hub-context.ts';
 import { validId, writeDefinition } from './registry-fixture.ts';
@@ -288,6 +289,10 @@ export async function startApiHub(
   };
   return hub;
 }
+
+/** Saves a query definition as the super admin, who may save one for any entity. */
+export const saveQueryAsSuperAdmin = (hub: Pick<ApiHub, 'ctx'>, definition: unknown) =>
+  saveQuery(hub.ctx, definition, superAdmin.name);
 
 /** Another hub process on a hub's warehouse and key file, with its own connections, caches, limiter and audit writer. */
 export interface AnotherHub {

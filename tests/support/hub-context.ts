@@ -32,3 +32,16 @@ export const GRANT_TERMS = {
   purpose: 'means test for cash assistance',
   legalBasis: 'National Aid Fund Law, art. 4',
 };
+
+const ENTITY_LABELS = {
+  NAF: { label_en: 'National Aid Fund', label_ar: 'صندوق المعونة الوطنية' },
+  CSPD: { label_en: 'Civil Status', label_ar: 'الأحوال المدنية' },
+};
+
+/** Entities as an operator declares them, for tests whose clients and users must belong to one. */
+export async function insertEntities(
+  ctx: AppContext,
+  ...codes: Array<keyof typeof ENTITY_LABELS>
+): Promise<void> {
+  await ctx.knex('hub_entities').insert(codes.map((code) => ({ code, ...ENTITY_LABELS[code] })));
+}

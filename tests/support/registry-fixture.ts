@@ -109,3 +109,35 @@ export const idRegistry = {
     });
   },
 };
+
+/** A connector definition that only puts its table in the catalog: its CSV source is never read. */
+export const catalogOnlyDefinition = (name: string, entity: string, table: string, columns: string[]) => ({
+  name,
+  entity,
+  source: { kind: 'csv', path: `${name}.csv` },
+  target: { table },
+  columns: Object.fromEntries(columns.map((c) => [c, c === 'national_id' ? { required: true } : {}])),
+});
+
+/**
+ * The two registries the privilege tests grant on, catalog only: CSPD's `cspd_people` (national_id,
+ * full_name, gender, birth_date) and SSC's `ssc_insured`, whose columns each test names because
+ * what a revoke leaves of a whole-table grant depends on them.
+ */
+export async function writeGrantRegistries(connectorsDir: string, insuredColumns: string[]): Promise<void> {
+  await writeDefinition(
+    connectorsDir,
+    'ssc-insured',
+    catalogOnlyDefinition('ssc-insured', 'SSC', 'ssc_insured', insuredColumns),
+  );
+  await writeDefinition(
+    connectorsDir,
+    'cspd-people',
+    catalogOnlyDefinition('cspd-people', 'CSPD', 'cspd_people', [
+      'national_id',
+      'full_name',
+      'gender',
+      'birth_date',
+    ]),
+  );
+}

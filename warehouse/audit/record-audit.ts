@@ -37,6 +37,23 @@ export interface ChainedFields {
   subjects_hash: string | null;
 }
 
+/** A row of hub_audit as written: the chained fields, the hash they follow and their own hash. */
+export interface ChainedRow extends ChainedFields {
+  prev_hash: string;
+  hash: string;
+}
+
+/** A row of hub_audit as read back; PostgreSQL returns the bigint id as a string. */
+export interface StoredAuditRow extends ChainedRow {
+  id: number | string;
+}
+
+/** A row of hub_audit_subjects as read back: one person an event's answer named. */
+export interface StoredSubjectRow {
+  audit_id: number | string;
+  national_id: string;
+}
+
 /**
  * The hash covers the previous row's hash, so editing or deleting any row breaks every hash after
  * it, and the digest of the row's subjects, so editing, adding or deleting a "who read this
@@ -75,10 +92,8 @@ const lockChain = (trx: Knex.Transaction) => dialectOf(trx).lockUntilCommit(trx,
 /** Within SQLite's 500-row compound limit and SQL Server's 2100 parameters (audit rows have 9 columns). */
 const ROWS_PER_INSERT = 200;
 
-type AuditRow = ChainedFields & { prev_hash: string; hash: string };
-
 /** The events as chained rows after `prevHash`, in order. */
-function buildChainedRows(list: readonly AuditEvent[], prevHash: string, now: string): AuditRow[] {
+function buildChainedRows(list: readonly AuditEvent[], prevHash: string, now: string): ChainedRow[] {
   let prev = prevHash;
   return list.map((event) => {
     const fields: ChainedFields = {

@@ -5,22 +5,12 @@ import {
   computeAuditHash,
   computeSubjectsHash,
   GENESIS_HASH,
-  type ChainedFields,
+  type StoredAuditRow,
+  type StoredSubjectRow,
 } from './record-audit.ts';
 
 export type AuditChainReport =
   { ok: true; rows: number } | { ok: false; rows: number; brokenAt: number; reason: string };
-
-interface AuditRow extends ChainedFields {
-  id: number | string;
-  prev_hash: string;
-  hash: string;
-}
-
-interface SubjectRow {
-  audit_id: number | string;
-  national_id: string;
-}
 
 const PAGE_SIZE = 1000;
 
@@ -46,7 +36,7 @@ export async function verifyAuditChain(
   const head = await knex('hub_audit').max<Array<{ id: number | string | null }>>({ id: 'id' });
   const headId = Number(head[0]?.id ?? 0);
   for (;;) {
-    const page: AuditRow[] = await knex('hub_audit')
+    const page: StoredAuditRow[] = await knex('hub_audit')
       .where('id', '>', prev?.id ?? 0)
       .andWhere('id', '<=', headId)
       .orderBy('id')
@@ -89,7 +79,7 @@ async function fetchSubjectsBetween(
 ): Promise<Map<number, string[]>> {
   const query = knex('hub_audit_subjects').where('audit_id', '>', afterId);
   if (upToId !== null) void query.andWhere('audit_id', '<=', upToId);
-  const rows: SubjectRow[] = await query.select('audit_id', 'national_id');
+  const rows: StoredSubjectRow[] = await query.select('audit_id', 'national_id');
   const byEvent = new Map<number, string[]>();
   for (const r of rows) {
     const id = Number(r.audit_id);
@@ -124,7 +114,7 @@ async function forgetEventsAppendedSince(
 function findBreak(
   prev: { id: number; hash: string } | null,
   id: number,
-  row: AuditRow,
+  row: StoredAuditRow,
   subjects: string[],
 ): string | null {
   const expectedPrev = prev?.hash ?? GENESIS_HASH;

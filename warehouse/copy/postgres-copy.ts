@@ -4,6 +4,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import QueryStream from 'pg-query-stream';
 import { withRawConnection } from '../dialects/raw-connection.ts';
 import { quoteIdentifier as q, type CopyDialect, type CopyRow, type CopyValue } from './copy-dialect.ts';
+import { inBatches } from '../core/in-batches.ts';
 
 const SOURCE_LOCK = 'hub_copy_source';
 const ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
@@ -74,15 +75,7 @@ export const postgresCopy: CopyDialect = {
         rowMode: 'array',
       }),
     );
-    let batch: CopyRow[] = [];
-    for await (const row of stream as AsyncIterable<CopyRow>) {
-      batch.push(row);
-      if (batch.length === batchRows) {
-        yield batch;
-        batch = [];
-      }
-    }
-    if (batch.length > 0) yield batch;
+    yield* inBatches(stream as AsyncIterable<CopyRow>, batchRows);
   },
 
   async openRowWriter(trx, table, columns) {

@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3';
 import { withRawConnection } from '../dialects/raw-connection.ts';
 import { quoteIdentifier as q, type CopyDialect, type CopyRow, type CopyValue } from './copy-dialect.ts';
+import { inBatches } from '../core/in-batches.ts';
 
 /** better-sqlite3 binds numbers, BigInt, strings, Buffers and null. */
 function bindable(value: CopyValue): string | number | bigint | Buffer | null {
@@ -48,15 +49,10 @@ export const sqliteCopy: CopyDialect = {
     const statement = db.prepare(
       `SELECT ${columns.map(q).join(', ')} FROM ${q(table)} ORDER BY ${storedOrder(db, table)}`,
     );
-    let batch: CopyRow[] = [];
-    for (const row of statement.safeIntegers(true).raw(true).iterate() as IterableIterator<CopyRow>) {
-      batch.push(row);
-      if (batch.length === batchRows) {
-        yield batch;
-        batch = [];
-      }
-    }
-    if (batch.length > 0) yield batch;
+    yield* inBatches(
+      statement.safeIntegers(true).raw(true).iterate() as IterableIterator<CopyRow>,
+      batchRows,
+    );
   },
 
   async openRowWriter(trx, table, columns) {

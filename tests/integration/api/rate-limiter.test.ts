@@ -6,13 +6,13 @@ import { prepareWarehouse } from '../../../server/services/connector-service.ts'
 import { HubError } from '../../../warehouse/core/errors.ts';
 import { createTempDir, describeEachDatabase } from '../../support/databases.ts';
 import { createManualClock, openTestContext } from '../../support/hub-context.ts';
+import { isHubError } from '../../support/hub-errors.ts';
 
-const rateLimited = (retryAfter: number, period: string) => (err: unknown) =>
-  err instanceof HubError &&
-  err.status === 429 &&
-  err.code === 'rate_limited' &&
-  err.details?.retry_after === retryAfter &&
-  err.message.includes(`per ${period}`);
+const rateLimited = (retryAfter: number, period: 'minute' | 'day') => (err: unknown) => {
+  isHubError('rate_limited', 429, new RegExp(`per ${period}`))(err);
+  assert.equal((err as HubError).details?.retry_after, retryAfter);
+  return true;
+};
 
 describeEachDatabase('Rate limits counted in the warehouse', (db) => {
   let dir: string;

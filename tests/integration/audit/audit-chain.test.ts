@@ -4,12 +4,18 @@ import type { Database } from 'better-sqlite3';
 import type { Knex } from 'knex';
 import { closeContext, type AppContext } from '../../../server/context.ts';
 import { AuditWriter } from '../../../warehouse/audit/audit-writer.ts';
-import { computeAuditHash, recordAudit, type AuditEvent } from '../../../warehouse/audit/record-audit.ts';
+import {
+  computeAuditHash,
+  recordAudit,
+  type AuditEvent,
+  type StoredAuditRow,
+} from '../../../warehouse/audit/record-audit.ts';
 import { verifyAuditChain } from '../../../warehouse/audit/verify-audit-chain.ts';
 import { fetchWhoRead } from '../../../warehouse/audit/who-read.ts';
 import { migrateWarehouse } from '../../../warehouse/migrations/migrate.ts';
 import { consumeRateWindowsOnSqlite } from '../../../warehouse/rate-windows.ts';
 import { tamperWithAudit } from '../../support/audit-attacker.ts';
+import { countAuditRows } from '../../support/audit-rows.ts';
 import { createTempDir, describeEachDatabase } from '../../support/databases.ts';
 import { openTestContext } from '../../support/hub-context.ts';
 import { validId } from '../../support/registry-fixture.ts';
@@ -23,24 +29,8 @@ const apiCall = (i: number, subjects: string[] = []): AuditEvent => ({
   subjects,
 });
 
-interface StoredRow {
-  id: number | string;
-  at: string;
-  actor: string;
-  entity: string | null;
-  action: string;
-  target: string | null;
-  details: string;
-  subjects_hash: string | null;
-  prev_hash: string;
-  hash: string;
-}
-
-const countRows = async (ctx: AppContext) =>
-  Number((await ctx.knex('hub_audit').count<Array<{ n: number | string }>>({ n: '*' }))[0]?.n);
-
-const fetchMiddleRow = async (ctx: AppContext): Promise<StoredRow & { id: number }> => {
-  const row = await ctx.knex('hub_audit').orderBy('id').offset(5).first<StoredRow>('*');
+const fetchMiddleRow = async (ctx: AppContext): Promise<StoredAuditRow & { id: number }> => {
+  const row = await ctx.knex('hub_audit').orderBy('id').offset(5).first<StoredAuditRow>('*');
   return { ...row, id: Number(row.id) };
 };
 
@@ -82,7 +72,7 @@ describeEachDatabase('audit chain', (db) => {
     const writer = new AuditWriter(first.knex, first.clock);
     await Promise.all(Array.from({ length: 300 }, (_, i) => writer.append(apiCall(i, [validId(i % 10)]))));
     await writer.close();
-    const rows = await countRows(first);
+    const rows = await countAuditRows(first.knex);
     assert.equal(rows, 302);
     assert.deepEqual(await verifyAuditChain(first.knex), { ok: true, rows });
     assert.deepEqual(await verifyAuditChain(first.knex, { pageSize: 7 }), { ok: true, rows });
@@ -102,7 +92,7 @@ describeEachDatabase('audit chain', (db) => {
 
   it('rejects every waiter of a failed flush, and the writer goes on', async () => {
     const writer = new AuditWriter(first.knex, first.clock);
-    const before = await countRows(first);
+    const before = await countAuditRows(first.knex);
     const unserializable: AuditEvent = { ...apiCall(7), details: { big: 10n } };
     const group = [writer.append(apiCall(5)), writer.append(unserializable), writer.append(apiCall(6))];
     const outcomes = await Promise.allSettled(group);
@@ -113,7 +103,7 @@ describeEachDatabase('audit chain', (db) => {
     await writer.append(apiCall(8));
     await writer.close();
     await assert.rejects(writer.append(apiCall(9)), /closed/);
-    assert.equal(await countRows(first), before + 1);
+    assert.equal(await countAuditRows(first.knex), before + 1);
     assert.equal((await verifyAuditChain(first.knex)).ok, true);
   });
 
@@ -132,7 +122,7 @@ describeEachDatabase('audit chain', (db) => {
   if (db.name === 'sqlite')
     it('writes a decided event and its decision in one transaction, or neither', async () => {
       const writer = new AuditWriter(first.knex, first.clock);
-      const before = await countRows(first);
+      const before = await countAuditRows(first.knex);
       const decided = (clientId: string, i: number) =>
         writer.appendDecided({
           decide: decideRateWindow(clientId),
@@ -156,7 +146,7 @@ describeEachDatabase('audit chain', (db) => {
         }),
       );
       assert.equal(await windowCount('decided-b'), 0);
-      assert.equal(await countRows(first), before + 2);
+      assert.equal(await countAuditRows(first.knex), before + 2);
       await writer.close();
       assert.equal((await verifyAuditChain(first.knex)).ok, true);
     });
@@ -172,7 +162,7 @@ describeEachDatabase('audit chain', (db) => {
     });
 
   it('keeps one chain when two processes append at the same time', async () => {
-    const before = await countRows(first);
+    const before = await countAuditRows(first.knex);
     const writers = [new AuditWriter(first.knex, first.clock), new AuditWriter(second.knex, second.clock)];
     await Promise.all([
       ...writers.flatMap((w, k) => Array.from({ length: 100 }, (_, i) => w.append(apiCall(k * 1000 + i)))),
@@ -225,7 +215,10 @@ describeEachDatabase('audit chain', (db) => {
     });
     await assert.rejects(rollback, /rolled back/);
     await recordAudit(first.knex, first.clock, apiCall(2));
-    assert.deepEqual(await verifyAuditChain(first.knex), { ok: true, rows: await countRows(first) });
+    assert.deepEqual(await verifyAuditChain(first.knex), {
+      ok: true,
+      rows: await countAuditRows(first.knex),
+    });
   });
 
   it('names the gap left by a deleted row', async () => {
@@ -241,7 +234,10 @@ describeEachDatabase('audit chain', (db) => {
       assert.equal(report.brokenAt, id + 1);
       assert.match(report.reason, new RegExp(`row ${id} is missing`));
       assert.equal(report.rows, 5);
-      assert.deepEqual(await verifyAuditChain(first.knex), { ok: true, rows: await countRows(first) });
+      assert.deepEqual(await verifyAuditChain(first.knex), {
+        ok: true,
+        rows: await countAuditRows(first.knex),
+      });
     });
   });
 
@@ -299,7 +295,7 @@ describeEachDatabase('audit chain', (db) => {
   });
   it('verifies a row written before subjects were chained as it was written, and still names an edit of it', async () => {
     // A row as the hub wrote it before migration 004: no subjects_hash, its hash without one.
-    const tail = await first.knex('hub_audit').orderBy('id', 'desc').first<StoredRow>('*');
+    const tail = await first.knex('hub_audit').orderBy('id', 'desc').first<StoredAuditRow>('*');
     const legacy = {
       at: '2026-01-01T00:00:00.000Z',
       actor: 'naf-0001',
@@ -311,7 +307,10 @@ describeEachDatabase('audit chain', (db) => {
     };
     const hash = computeAuditHash(tail.hash, legacy);
     await first.knex('hub_audit').insert({ ...legacy, prev_hash: tail.hash, hash });
-    assert.deepEqual(await verifyAuditChain(first.knex), { ok: true, rows: await countRows(first) });
+    assert.deepEqual(await verifyAuditChain(first.knex), {
+      ok: true,
+      rows: await countAuditRows(first.knex),
+    });
 
     await tamperWithAudit(first.knex, async () => {
       await first.knex('hub_audit').where({ hash }).update({ actor: 'someone-else' });

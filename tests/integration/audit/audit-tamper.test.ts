@@ -19,6 +19,8 @@ import {
   GENESIS_HASH,
   recordAudit,
   type AuditEvent,
+  type StoredAuditRow,
+  type StoredSubjectRow,
 } from '../../../warehouse/audit/record-audit.ts';
 import { verifyAuditChain } from '../../../warehouse/audit/verify-audit-chain.ts';
 import { fetchWhoRead } from '../../../warehouse/audit/who-read.ts';
@@ -27,24 +29,6 @@ import { restoreAuditGuards, tamperWithAudit } from '../../support/audit-attacke
 import { createTempDir, describeEachDatabase } from '../../support/databases.ts';
 import { openTestContext } from '../../support/hub-context.ts';
 import { validId } from '../../support/registry-fixture.ts';
-
-interface AuditRow {
-  id: number | string;
-  at: string;
-  actor: string;
-  entity: string | null;
-  action: string;
-  target: string | null;
-  details: string;
-  subjects_hash: string | null;
-  prev_hash: string;
-  hash: string;
-}
-
-interface SubjectRow {
-  audit_id: number | string;
-  national_id: string;
-}
 
 const read = (i: number): AuditEvent => ({
   actor: `naf-client-${i % 2}`,
@@ -62,13 +46,13 @@ describeEachDatabase(
     let ctx: AppContext;
     let key: KeyObject;
     let keys: KeyObject[];
-    let rows: AuditRow[];
-    let subjects: SubjectRow[];
+    let rows: StoredAuditRow[];
+    let subjects: StoredSubjectRow[];
     let anchor: CheckpointFile;
 
-    const fetchRows = () => ctx.knex('hub_audit').orderBy('id').select<AuditRow[]>('*');
+    const fetchRows = () => ctx.knex('hub_audit').orderBy('id').select<StoredAuditRow[]>('*');
     const fetchSubjects = () =>
-      ctx.knex('hub_audit_subjects').orderBy(['audit_id', 'national_id']).select<SubjectRow[]>('*');
+      ctx.knex('hub_audit_subjects').orderBy(['audit_id', 'national_id']).select<StoredSubjectRow[]>('*');
     const problems = async () => (await verifyAuditLog(ctx)).problems;
 
     /** Puts every row back as it was before the test tampered, as an attacker with DDL rights could. */

@@ -12,7 +12,6 @@ import {
   verifyUserPassword,
   type NewUser,
 } from '../../../server/services/user-service.ts';
-import { HubError } from '../../../warehouse/core/errors.ts';
 import { openWarehouse, closeWarehouse } from '../../../warehouse/db.ts';
 import * as hubTables from '../../../warehouse/migrations/001-hub-tables.ts';
 import * as access from '../../../warehouse/migrations/002-access.ts';
@@ -20,13 +19,13 @@ import * as settings from '../../../warehouse/migrations/003-settings.ts';
 import * as keysOutOfWarehouse from '../../../warehouse/migrations/005-keys-out-of-warehouse.ts';
 import { migrateWarehouse } from '../../../warehouse/migrations/migrate.ts';
 import { createTempDir, describeEachDatabase, testDatabases } from '../../support/databases.ts';
-import { createManualClock, openTestContext } from '../../support/hub-context.ts';
+import { createManualClock, insertEntities, openTestContext } from '../../support/hub-context.ts';
+import { isHubError } from '../../support/hub-errors.ts';
 
 const ACTOR = 'test:admin';
 const STEP_MS = 30_000;
 
-const isInvalidLogin = (err: unknown) =>
-  err instanceof HubError && err.code === 'invalid_login' && err.status === 401;
+const isInvalidLogin = isHubError('invalid_login', 401);
 const readSecretFromUri = (uri: string) => new URL(uri).searchParams.get('secret') ?? '';
 
 describeEachDatabase('TOTP secrets sealed and accepted once; client secrets as HMAC', (db) => {
@@ -57,9 +56,7 @@ describeEachDatabase('TOTP secrets sealed and accepted once; client secrets as H
     dir = await createTempDir('hub-totp-');
     ctx = openTestContext(db.url(), dir, { clock });
     await migrateWarehouse(ctx.knex);
-    await ctx
-      .knex('hub_entities')
-      .insert([{ code: 'NAF', label_en: 'National Aid Fund', label_ar: 'صندوق المعونة الوطنية' }]);
+    await insertEntities(ctx, 'NAF');
   });
 
   after(async () => {
@@ -148,10 +145,7 @@ describeEachDatabase('TOTP secrets sealed and accepted once; client secrets as H
     });
     assert.equal((await verifyUserLogin(ctx, 'cleared.user', user.password, code)).username, 'cleared.user');
     assert.deepEqual(await loginReasons('cleared.user'), ['totp_not_enrolled', 'bad_code', 'success']);
-    await assert.rejects(
-      resetUserTotp(ctx, 'nobody.here', ACTOR),
-      (err: unknown) => err instanceof HubError && err.code === 'unknown_user',
-    );
+    await assert.rejects(resetUserTotp(ctx, 'nobody.here', ACTOR), isHubError('unknown_user'));
     const resets = await ctx
       .knex('hub_audit')
       .where({ action: 'user.totp_reset', target: 'cleared.user' })

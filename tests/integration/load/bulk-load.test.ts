@@ -1,22 +1,10 @@
 import assert from 'node:assert/strict';
-import { rm } from 'node:fs/promises';
-import path from 'node:path';
 import Database from 'better-sqlite3';
-import { readConnectorDefinitions, type ConnectorDefinition } from '../../../connectors/definition.ts';
 import { runConnector } from '../../../connectors/run-connector.ts';
-import { closeContext, type AppContext } from '../../../server/context.ts';
-import { prepareWarehouse } from '../../../server/services/connector-service.ts';
 import { parseSqliteFilename } from '../../../warehouse/db.ts';
-import { createTempDir, describeEachDatabase } from '../../support/databases.ts';
-import { openTestContext } from '../../support/hub-context.ts';
-import {
-  badCheckDigitId,
-  peopleDefinition,
-  validId,
-  writeDefinition,
-  writePeopleSource,
-  type PersonSourceRow,
-} from '../../support/registry-fixture.ts';
+import { describeEachDatabase } from '../../support/databases.ts';
+import { openPeopleHub, type PeopleHub } from '../../support/load-people-hub.ts';
+import { badCheckDigitId, validId, type PersonSourceRow } from '../../support/registry-fixture.ts';
 
 const ROWS = 60;
 
@@ -56,44 +44,29 @@ function expectedRows(surname: string) {
 }
 
 describeEachDatabase('full loads in batches: every good row stored, every bad one kept as a reject', (db) => {
-  let dir: string;
-  let ctx: AppContext;
-  let sourceFile: string;
-  const definitionFile = (overrides: Record<string, unknown> = {}) =>
-    writeDefinition(
-      ctx.config.connectorsDir,
-      'reg-people',
-      peopleDefinition(sourceFile, { batch_size: 4, ...overrides }),
-    );
-  const connector = async (): Promise<ConnectorDefinition> =>
-    (await readConnectorDefinitions(ctx.config.connectorsDir))[0]!;
+  let hub: PeopleHub;
   const tableRows = () =>
-    ctx.knex('reg_people').select('national_id', 'full_name', 'gender', 'birth_date').orderBy('national_id');
+    hub.ctx
+      .knex('reg_people')
+      .select('national_id', 'full_name', 'gender', 'birth_date')
+      .orderBy('national_id');
 
   before(async () => {
-    dir = await createTempDir('hub-bulk-load-');
-    sourceFile = path.join(dir, 'people.sqlite');
-    writePeopleSource(
-      sourceFile,
-      Array.from({ length: ROWS }, (_, i) => sourceRow(i + 1, 'الأول')),
-    );
-    ctx = openTestContext(db.url(), dir);
-    await definitionFile();
-    await prepareWarehouse(ctx);
+    const rows = Array.from({ length: ROWS }, (_, i) => sourceRow(i + 1, 'الأول'));
+    hub = await openPeopleHub(db.url(), 'hub-bulk-load-', rows, { batch_size: 4 });
   });
 
   after(async () => {
-    await closeContext(ctx);
-    await rm(dir, { recursive: true, force: true });
+    await hub?.close();
   });
 
   it('stores exactly the valid rows of 15 batches and rejects each bad row beside them with its reason and source row', async () => {
-    const summary = await runConnector(await connector(), ctx, { full: true });
+    const summary = await runConnector(await hub.connector(), hub.ctx, { full: true });
     assert.equal(summary.status, 'succeeded', summary.error ?? '');
     assert.deepEqual([summary.read, summary.inserted, summary.rejected], [ROWS, ROWS - BAD.size, BAD.size]);
     assert.deepEqual(await tableRows(), expectedRows('الأول'));
 
-    const rejects = await ctx
+    const rejects = await hub.ctx
       .knex('hub_rejects')
       .where({ run_id: summary.run_id })
       .select<Array<{ source_key: string; reason: string; raw_row: string }>>(
@@ -114,7 +87,7 @@ describeEachDatabase('full loads in batches: every good row stored, every bad on
     assert.match(byKey.get(validId(23))!.reason, /gender: "7" is not in the code list/);
     assert.match(byKey.get(validId(38))!.reason, /full_name: required value is missing/);
 
-    const members = await ctx
+    const members = await hub.ctx
       .knex('hub_person_tables')
       .where({ table_name: 'reg_people' })
       .orderBy('national_id')
@@ -130,7 +103,7 @@ describeEachDatabase('full loads in batches: every good row stored, every bad on
       const counted = async (table: string) =>
         Number(
           (
-            await ctx
+            await hub.ctx
               .knex('pg_class')
               .where({ relname: table })
               .whereRaw('relnamespace = current_schema()::regnamespace')
@@ -138,12 +111,12 @@ describeEachDatabase('full loads in batches: every good row stored, every bad on
           ).reltuples,
         );
       const actual = async (table: string) =>
-        Number((await ctx.knex(table).count({ n: '*' }).first<{ n: string }>()).n);
+        Number((await hub.ctx.knex(table).count({ n: '*' }).first<{ n: string }>()).n);
       // hub_person_tables is a view over the registry tables here, planned from their statistics.
       for (const table of ['hub_persons', 'reg_people'])
         assert.equal(await counted(table), await actual(table), `${table}: the planner's row count`);
       // Analyzed before the swap, even where that ran beside the new persons' insert.
-      const analyzed = await ctx
+      const analyzed = await hub.ctx
         .knex('pg_stats')
         .where({ tablename: 'reg_people' })
         .whereRaw('schemaname = current_schema()')
@@ -154,32 +127,35 @@ describeEachDatabase('full loads in batches: every good row stored, every bad on
   it('a source failing in the middle of a load, after batches were written, leaves the previous table and names the error', async () => {
     const before = await tableRows();
     // SQLite raises "integer overflow" when the read reaches row 30: a registry that breaks mid-read.
-    await definitionFile({
+    await hub.define({
       source: {
         kind: 'sql',
         client: 'better-sqlite3',
-        connection: { filename: sourceFile },
+        connection: { filename: hub.sourceFile },
         query:
           'SELECT *, CASE WHEN rowid = 30 THEN abs(-9223372036854775808) ELSE 0 END AS CHECKED FROM people',
         cursor: 'UPDATED_AT',
       },
     });
-    const failed = await runConnector(await connector(), ctx, { full: true });
+    const failed = await runConnector(await hub.connector(), hub.ctx, { full: true });
     assert.equal(failed.status, 'failed');
     assert.match(failed.error ?? '', /integer overflow/);
     assert.deepEqual(await tableRows(), before);
-    assert.equal(await ctx.knex.schema.hasTable('reg_people__next'), false);
-    const run = await ctx.knex('hub_connector_runs').where({ id: failed.run_id }).first<{ status: string }>();
+    assert.equal(await hub.ctx.knex.schema.hasTable('reg_people__next'), false);
+    const run = await hub.ctx
+      .knex('hub_connector_runs')
+      .where({ id: failed.run_id })
+      .first<{ status: string }>();
     assert.equal(run.status, 'failed');
 
-    await definitionFile();
-    const rerun = await runConnector(await connector(), ctx, { full: true });
+    await hub.define();
+    const rerun = await runConnector(await hub.connector(), hub.ctx, { full: true });
     assert.equal(rerun.status, 'succeeded', rerun.error ?? '');
     assert.deepEqual(await tableRows(), before);
   });
 
   it('a row whose record key is empty is a reject, and the load goes on', async () => {
-    await definitionFile({
+    await hub.define({
       target: { table: 'reg_people', key: ['national_id', 'full_name'] },
       columns: {
         national_id: { from: 'NATNO', required: true },
@@ -188,24 +164,24 @@ describeEachDatabase('full loads in batches: every good row stored, every bad on
         birth_date: { from: 'DOB', type: 'date', format: 'DD/MM/YYYY' },
       },
     });
-    const summary = await runConnector(await connector(), ctx, { full: true });
+    const summary = await runConnector(await hub.connector(), hub.ctx, { full: true });
     assert.equal(summary.status, 'succeeded', summary.error ?? '');
-    const reject = await ctx
+    const reject = await hub.ctx
       .knex('hub_rejects')
       .where({ run_id: summary.run_id, source_key: `${validId(38)}|` })
       .first<{ reason: string }>();
     assert.match(reject.reason, /full_name: record key value is missing/);
     assert.equal((await tableRows()).length, ROWS - BAD.size);
-    await definitionFile();
+    await hub.define();
   });
 
   if (db.name === 'sqlite') {
     it('when the writer thread fails mid-load (its table dropped under it), the previous table stays and the run names the error', async () => {
-      await definitionFile();
+      await hub.define();
       const before = await tableRows();
       const file = parseSqliteFilename(db.url());
       let dropped = false;
-      const failed = await runConnector(await connector(), ctx, {
+      const failed = await runConnector(await hub.connector(), hub.ctx, {
         full: true,
         onProgress: () => {
           if (dropped) return;
@@ -220,9 +196,9 @@ describeEachDatabase('full loads in batches: every good row stored, every bad on
       assert.equal(failed.status, 'failed');
       assert.match(failed.error ?? '', /no such table: reg_people__next/);
       assert.deepEqual(await tableRows(), before);
-      assert.equal(await ctx.knex.schema.hasTable('reg_people__next'), false);
+      assert.equal(await hub.ctx.knex.schema.hasTable('reg_people__next'), false);
 
-      const rerun = await runConnector(await connector(), ctx, { full: true });
+      const rerun = await runConnector(await hub.connector(), hub.ctx, { full: true });
       assert.equal(rerun.status, 'succeeded', rerun.error ?? '');
       assert.deepEqual(await tableRows(), before);
     });

@@ -1,21 +1,14 @@
 import assert from 'node:assert/strict';
-import { rm } from 'node:fs/promises';
 import { once } from 'node:events';
-import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
-import { readConnectorDefinitions, type ConnectorDefinition } from '../../../connectors/definition.ts';
 import { runConnector, type RunSummary } from '../../../connectors/run-connector.ts';
-import { closeContext, type AppContext } from '../../../server/context.ts';
-import { prepareWarehouse } from '../../../server/services/connector-service.ts';
 import { parseSqliteFilename } from '../../../warehouse/db.ts';
-import { createTempDir, describeEachDatabase } from '../../support/databases.ts';
-import { openTestContext } from '../../support/hub-context.ts';
+import { describeEachDatabase } from '../../support/databases.ts';
+import { openPeopleHub, type PeopleHub } from '../../support/load-people-hub.ts';
 import {
   badCheckDigitId,
-  peopleDefinition,
   validId,
-  writeDefinition,
   writePeopleSource,
   type PersonSourceRow,
 } from '../../support/registry-fixture.ts';
@@ -65,18 +58,12 @@ function holdWriteLockFromThread(file: string, ms: number): Promise<void> {
 }
 
 describeEachDatabase('full loads store every value as the source has it, and keep every reject', (db) => {
-  let dir: string;
-  let ctx: AppContext;
-  let sourceFile: string;
-  const useDefinition = (overrides: Record<string, unknown> = {}) =>
-    writeDefinition(ctx.config.connectorsDir, 'reg-people', peopleDefinition(sourceFile, overrides));
-  const connector = async (): Promise<ConnectorDefinition> =>
-    (await readConnectorDefinitions(ctx.config.connectorsDir))[0]!;
+  let hub: PeopleHub;
   const writeSource = (rows: PersonSourceRow[]) => {
-    const source = new Database(sourceFile);
+    const source = new Database(hub.sourceFile);
     source.exec('DROP TABLE IF EXISTS people');
     source.close();
-    writePeopleSource(sourceFile, rows);
+    writePeopleSource(hub.sourceFile, rows);
   };
 
   /** 450 people, every other one (225) with a wrong check digit in the national ID. */
@@ -85,7 +72,7 @@ describeEachDatabase('full loads store every value as the source has it, and kee
       person(i + 1, `name ${i + 1}`, i % 2 === 0 ? badCheckDigitId(i + 1) : validId(i + 1)),
     );
   const countPeople = () =>
-    ctx
+    hub.ctx
       .knex('reg_people')
       .count({ n: '*' })
       .first()
@@ -95,7 +82,7 @@ describeEachDatabase('full loads store every value as the source has it, and kee
   const sourceFailingAtRow = (rowid: number) => ({
     kind: 'sql',
     client: 'better-sqlite3',
-    connection: { filename: sourceFile },
+    connection: { filename: hub.sourceFile },
     query: `SELECT *, CASE WHEN rowid = ${rowid} THEN abs(-9223372036854775808) ELSE 0 END AS CHECKED FROM people`,
     cursor: 'UPDATED_AT',
   });
@@ -103,7 +90,7 @@ describeEachDatabase('full loads store every value as the source has it, and kee
   const assertFailedKeepingRejects = async (failed: RunSummary, read: PersonSourceRow[]) => {
     assert.equal(failed.status, 'failed');
     assert.match(failed.error ?? '', /integer overflow/);
-    const rejects = await ctx.knex('hub_rejects').where({ run_id: failed.run_id }).pluck('source_key');
+    const rejects = await hub.ctx.knex('hub_rejects').where({ run_id: failed.run_id }).pluck('source_key');
     assert.deepEqual(
       rejects.sort(),
       read
@@ -114,24 +101,18 @@ describeEachDatabase('full loads store every value as the source has it, and kee
   };
 
   before(async () => {
-    dir = await createTempDir('hub-bulk-values-');
-    sourceFile = path.join(dir, 'people.sqlite');
-    writeSource([person(1, 'first')]);
-    ctx = openTestContext(db.url(), dir);
-    await useDefinition();
-    await prepareWarehouse(ctx);
+    hub = await openPeopleHub(db.url(), 'hub-bulk-values-', [person(1, 'first')]);
   });
 
   after(async () => {
-    await closeContext(ctx);
-    await rm(dir, { recursive: true, force: true });
+    await hub?.close();
   });
 
   it('text with tabs, line breaks, backslashes and a literal \\N is stored exactly as the source has it, beside plain text and nulls', async () => {
     const rows = NAMES.map((name, i) => person(i + 1, name));
     rows.push({ ...person(NAMES.length + 1, null), SEX: '' });
     writeSource(rows);
-    await useDefinition({
+    await hub.define({
       batch_size: 4,
       columns: {
         national_id: { from: 'NATNO', required: true },
@@ -139,9 +120,9 @@ describeEachDatabase('full loads store every value as the source has it, and kee
         gender: { from: 'SEX', codes: { '1': 'M', '2': 'F' } },
       },
     });
-    const summary = await runConnector(await connector(), ctx, { full: true });
+    const summary = await runConnector(await hub.connector(), hub.ctx, { full: true });
     assert.equal(summary.status, 'succeeded', summary.error ?? '');
-    const stored = await ctx
+    const stored = await hub.ctx
       .knex('reg_people')
       .select('national_id', 'full_name', 'gender')
       .orderBy('national_id');
@@ -157,12 +138,12 @@ describeEachDatabase('full loads store every value as the source has it, and kee
 
   it('a boolean column stores true and false, and integer and number columns their values, in the same rows as text', async () => {
     writeSource([1, 2, 3, 4].map((n) => person(n, `name ${n}`)));
-    await useDefinition({
+    await hub.define({
       batch_size: 3,
       source: {
         kind: 'sql',
         client: 'better-sqlite3',
-        connection: { filename: sourceFile },
+        connection: { filename: hub.sourceFile },
         query:
           "SELECT *, CASE WHEN SEX = '1' THEN 'yes' ELSE 'no' END AS ACTIVE, rowid * 1000 AS POINTS, rowid + 0.5 AS SCORE FROM people",
         cursor: 'UPDATED_AT',
@@ -175,9 +156,9 @@ describeEachDatabase('full loads store every value as the source has it, and kee
         score: { from: 'SCORE', type: 'number' },
       },
     });
-    const summary = await runConnector(await connector(), ctx, { full: true });
+    const summary = await runConnector(await hub.connector(), hub.ctx, { full: true });
     assert.equal(summary.status, 'succeeded', summary.error ?? '');
-    const stored = await ctx
+    const stored = await hub.ctx
       .knex('reg_people')
       .select('national_id', 'full_name', 'active', 'points', 'score')
       .orderBy('national_id');
@@ -202,11 +183,11 @@ describeEachDatabase('full loads store every value as the source has it, and kee
     // Every odd row has a wrong check digit: 225 rejects in batches of 50 rows.
     const rows = everyOtherIdBad();
     writeSource(rows);
-    await useDefinition({ batch_size: 50 });
-    const summary = await runConnector(await connector(), ctx, { full: true });
+    await hub.define({ batch_size: 50 });
+    const summary = await runConnector(await hub.connector(), hub.ctx, { full: true });
     assert.equal(summary.status, 'succeeded', summary.error ?? '');
     assert.deepEqual([summary.inserted, summary.rejected], [225, 225]);
-    const rejects = await ctx
+    const rejects = await hub.ctx
       .knex('hub_rejects')
       .where({ run_id: summary.run_id })
       .select<Array<{ source_key: string; reason: string }>>('source_key', 'reason');
@@ -224,12 +205,12 @@ describeEachDatabase('full loads store every value as the source has it, and kee
   it('a load whose source fails keeps the rejects of the rows read before the failure with the failed run, and the previous table', async () => {
     const rows = everyOtherIdBad();
     writeSource(rows);
-    await useDefinition({ batch_size: 50 });
-    const loaded = await runConnector(await connector(), ctx, { full: true });
+    await hub.define({ batch_size: 50 });
+    const loaded = await runConnector(await hub.connector(), hub.ctx, { full: true });
     assert.equal(loaded.status, 'succeeded', loaded.error ?? '');
     // SQLite raises "integer overflow" when the read reaches row 301, after six whole batches.
-    await useDefinition({ batch_size: 50, source: sourceFailingAtRow(301) });
-    const failed = await runConnector(await connector(), ctx, { full: true });
+    await hub.define({ batch_size: 50, source: sourceFailingAtRow(301) });
+    const failed = await runConnector(await hub.connector(), hub.ctx, { full: true });
     await assertFailedKeepingRejects(failed, rows.slice(0, 300));
     assert.equal(await countPeople(), 225);
   });
@@ -239,9 +220,9 @@ describeEachDatabase('full loads store every value as the source has it, and kee
       const rows = everyOtherIdBad();
       writeSource(rows);
       // Rows 1-100 make two batches; the read fails at row 101 while the writer is held back.
-      await useDefinition({ batch_size: 50, source: sourceFailingAtRow(101) });
+      await hub.define({ batch_size: 50, source: sourceFailingAtRow(101) });
       const holder: { released?: Promise<void> } = {};
-      const failed = await runConnector(await connector(), ctx, {
+      const failed = await runConnector(await hub.connector(), hub.ctx, {
         full: true,
         onProgress: () => {
           holder.released ??= holdWriteLockFromThread(parseSqliteFilename(db.url()), 300);
@@ -253,17 +234,17 @@ describeEachDatabase('full loads store every value as the source has it, and kee
 
     it('gives the warehouse connection back with its usual page cache after a full load, and after a failed one', async () => {
       const cacheSize = async () =>
-        Number((await ctx.knex.raw<Array<{ cache_size: number }>>('PRAGMA cache_size'))[0]?.cache_size);
+        Number((await hub.ctx.knex.raw<Array<{ cache_size: number }>>('PRAGMA cache_size'))[0]?.cache_size);
       const usual = await cacheSize();
       assert.equal(usual, -16384);
       writeSource([1, 2, 3, 4, 5].map((n) => person(n, `name ${n}`)));
-      await useDefinition({ batch_size: 2 });
-      const loaded = await runConnector(await connector(), ctx, { full: true });
+      await hub.define({ batch_size: 2 });
+      const loaded = await runConnector(await hub.connector(), hub.ctx, { full: true });
       assert.equal(loaded.status, 'succeeded', loaded.error ?? '');
       assert.equal(await cacheSize(), usual);
 
-      await useDefinition({ batch_size: 2, source: sourceFailingAtRow(4) });
-      const failed = await runConnector(await connector(), ctx, { full: true });
+      await hub.define({ batch_size: 2, source: sourceFailingAtRow(4) });
+      const failed = await runConnector(await hub.connector(), hub.ctx, { full: true });
       assert.equal(failed.status, 'failed');
       assert.equal(await cacheSize(), usual);
     });

@@ -3,7 +3,7 @@ import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { readConnectorDefinitions } from '../../../connectors/definition.ts';
-import { runConnector } from '../../../connectors/run-connector.ts';
+import { runConnector, type RunSummary } from '../../../connectors/run-connector.ts';
 import { closeContext, type AppContext } from '../../../server/context.ts';
 import { prepareWarehouse } from '../../../server/services/connector-service.ts';
 import { createTempDir, describeEachDatabase } from '../../support/databases.ts';
@@ -120,6 +120,18 @@ describeEachDatabase('the first incremental run into an empty table', (db) => {
       { plate: 'P-9', unit, national_id: validId(611) },
     ];
   };
+  /**
+   * FEED run into an empty table: P-2 and P-7 deleted, each present before its cancellation; P-3
+   * and P-8 registered again after theirs; P-4 never sent; P-5 a reject.
+   */
+  const assertWholeFeedApplied = async (summary: RunSummary, table: string) => {
+    assert.equal(summary.status, 'succeeded', summary.error ?? '');
+    assert.deepEqual(
+      [summary.read, summary.inserted, summary.deleted, summary.rejected, summary.watermark_to],
+      [16, 4, 2, 1, '16'],
+    );
+    assert.deepEqual(await tableRows(table), endOfFeed());
+  };
   const rowCountOf = async (table: string) =>
     Number(
       (await ctx.knex('hub_tables').where({ name: table }).first<{ row_count: number | string }>()).row_count,
@@ -149,14 +161,7 @@ describeEachDatabase('the first incremental run into an empty table', (db) => {
 
   it('keeps the last version of each record, removes what a later cancellation removes, and keeps the bad row as a reject', async () => {
     const summary = await run('veh-feed');
-    assert.equal(summary.status, 'succeeded', summary.error ?? '');
-    // Deleted: P-2 and P-7, each present before its cancellation. P-3 and P-8 are registered
-    // again after theirs, P-4 was never sent.
-    assert.deepEqual(
-      [summary.read, summary.inserted, summary.deleted, summary.rejected, summary.watermark_to],
-      [16, 4, 2, 1, '16'],
-    );
-    assert.deepEqual(await tableRows('veh_feed'), endOfFeed());
+    await assertWholeFeedApplied(summary, 'veh_feed');
     assert.deepEqual(await members('veh_feed'), [validId(603), validId(605), validId(610), validId(611)]);
     const rejects = await ctx.knex('hub_rejects').where({ run_id: summary.run_id }).pluck('source_key');
     assert.deepEqual(rejects, ['P-5|1']);
@@ -193,13 +198,7 @@ describeEachDatabase('the first incremental run into an empty table', (db) => {
     assert.equal(await ctx.knex.schema.hasTable('veh_refused__next'), false);
 
     await allowWatermark(ctx, db.name);
-    const rerun = await run('veh-refused');
-    assert.equal(rerun.status, 'succeeded', rerun.error ?? '');
-    assert.deepEqual(
-      [rerun.read, rerun.inserted, rerun.deleted, rerun.rejected, rerun.watermark_to],
-      [16, 4, 2, 1, '16'],
-    );
-    assert.deepEqual(await tableRows('veh_refused'), endOfFeed());
+    await assertWholeFeedApplied(await run('veh-refused'), 'veh_refused');
     assert.equal(await watermarkOf('veh-refused'), '16');
   });
 

@@ -2,36 +2,26 @@ import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
 import { createAbilityCache, fetchAbility, fetchGrantsVersion } from '../../../privileges/ability-cache.ts';
 import type { Actor } from '../../../privileges/actor.ts';
-import { fetchGrants, grantAccess, revokeAccess } from '../../../privileges/grants.ts';
+import {
+  fetchGrants,
+  grantAccess,
+  revokeAccess,
+  type AccessInput,
+  type GrantInput,
+} from '../../../privileges/grants.ts';
 import { previewRevoke } from '../../../privileges/preview-revoke.ts';
 import { closeContext, type AppContext } from '../../../server/context.ts';
 import { createClient } from '../../../server/services/client-service.ts';
 import { prepareWarehouse } from '../../../server/services/connector-service.ts';
 import { saveQuery } from '../../../server/services/query-service.ts';
-import { HubError } from '../../../warehouse/core/errors.ts';
 import { createTempDir, describeEachDatabase } from '../../support/databases.ts';
 import { createManualClock, GRANT_TERMS, openTestContext } from '../../support/hub-context.ts';
-import { writeDefinition } from '../../support/registry-fixture.ts';
+import { isHubError } from '../../support/hub-errors.ts';
+import { writeGrantRegistries } from '../../support/registry-fixture.ts';
 
 const operator: Actor = { name: 'test-operator', role: 'super-admin', entity: null };
 const nafAdmin: Actor = { name: 'naf-admin', role: 'entity-admin', entity: 'NAF' };
 const HOUR = 3600_000;
-
-const csvDefinition = (name: string, entity: string, table: string, columns: string[]) => ({
-  name,
-  entity,
-  source: { kind: 'csv', path: `${name}.csv` },
-  target: { table },
-  columns: Object.fromEntries(columns.map((c) => [c, c === 'national_id' ? { required: true } : {}])),
-});
-
-const isHubError = (code: string, status: number, message?: RegExp) => (err: unknown) => {
-  assert.ok(err instanceof HubError, `expected a HubError, got ${String(err)}`);
-  assert.equal(err.code, code);
-  assert.equal(err.status, status);
-  if (message) assert.match(err.message, message);
-  return true;
-};
 
 describeEachDatabase('privileges: purpose, legal basis, expiry and the revoke preview', (db) => {
   let dir: string;
@@ -45,25 +35,22 @@ describeEachDatabase('privileges: purpose, legal basis, expiry and the revoke pr
     queries: await ctx.knex('hub_queries').orderBy('name').select('*'),
     clients: await ctx.knex('hub_clients').orderBy('client_id').select('client_id', 'status'),
   });
+  // Most changes here are the operator's on the usual terms; a test passes only what differs.
+  const grant = (consumer: string, table: string, columns: string[], overrides: Partial<GrantInput> = {}) =>
+    grantAccess(ctx, { ...GRANT_TERMS, consumer, table, columns, actor: operator, ...overrides });
+  const revoke = (consumer: string, table: string, columns: string[], overrides: Partial<AccessInput> = {}) =>
+    revokeAccess(ctx, { consumer, table, columns, actor: operator, ...overrides });
+  const preview = (
+    consumer: string,
+    table: string,
+    columns: string[],
+    overrides: Partial<AccessInput> = {},
+  ) => previewRevoke(ctx, { consumer, table, columns, actor: operator, ...overrides });
 
   before(async () => {
     dir = await createTempDir('hub-grant-terms-');
     ctx = openTestContext(db.url(), dir, { clock });
-    await writeDefinition(
-      ctx.config.connectorsDir,
-      'ssc-insured',
-      csvDefinition('ssc-insured', 'SSC', 'ssc_insured', ['national_id', 'employer_name', 'monthly_salary']),
-    );
-    await writeDefinition(
-      ctx.config.connectorsDir,
-      'cspd-people',
-      csvDefinition('cspd-people', 'CSPD', 'cspd_people', [
-        'national_id',
-        'full_name',
-        'gender',
-        'birth_date',
-      ]),
-    );
+    await writeGrantRegistries(ctx.config.connectorsDir, ['national_id', 'employer_name', 'monthly_salary']);
     await prepareWarehouse(ctx);
   });
 
@@ -112,23 +99,9 @@ describeEachDatabase('privileges: purpose, legal basis, expiry and the revoke pr
 
   it('an expired grant stops counting at its expiry with no one acting, even for an ability already cached', async () => {
     // Counts through 2026-04-02 (UTC): until 2026-04-03T00:00Z.
-    await grantAccess(ctx, {
-      ...GRANT_TERMS,
-      consumer: 'WFP',
-      table: 'ssc_insured',
-      columns: [],
-      actor: operator,
-      expires: '2026-04-02',
-    });
+    await grant('WFP', 'ssc_insured', [], { expires: '2026-04-02' });
     // A later expiry on another table: only the first expiry may end the cached ability's validity.
-    await grantAccess(ctx, {
-      ...GRANT_TERMS,
-      consumer: 'WFP',
-      table: 'cspd_people',
-      columns: ['national_id', 'gender'],
-      actor: operator,
-      expires: '2026-04-10T12:00:00+02:00',
-    });
+    await grant('WFP', 'cspd_people', ['national_id', 'gender'], { expires: '2026-04-10T12:00:00+02:00' });
     const cache = createAbilityCache();
     const version = await fetchGrantsVersion(ctx.knex);
     const first = await fetchAbility(ctx, cache, 'WFP');
@@ -163,13 +136,7 @@ describeEachDatabase('privileges: purpose, legal basis, expiry and the revoke pr
   });
 
   it('granting again renews the terms; an expired grant reads as none and is replaced', async () => {
-    await grantAccess(ctx, {
-      ...GRANT_TERMS,
-      consumer: 'WFP',
-      table: 'ssc_insured',
-      columns: ['national_id'],
-      actor: operator,
-    });
+    await grant('WFP', 'ssc_insured', ['national_id']);
     assert.deepEqual(
       (await fetchGrants(ctx, { entity: 'WFP', table: 'ssc_insured' })).map((g) => [
         g.column,
@@ -179,11 +146,7 @@ describeEachDatabase('privileges: purpose, legal basis, expiry and the revoke pr
       [['national_id', null, true]],
       'the expired whole-table grant must not come back with the new column grant',
     );
-    await grantAccess(ctx, {
-      consumer: 'WFP',
-      table: 'ssc_insured',
-      columns: ['national_id'],
-      actor: operator,
+    await grant('WFP', 'ssc_insured', ['national_id'], {
       purpose: 'school feeding targeting',
       legalBasis: 'WFP agreement 2026/7',
       expires: '2027-01-31',
@@ -196,20 +159,8 @@ describeEachDatabase('privileges: purpose, legal basis, expiry and the revoke pr
   });
 
   it('columns left by a revoke from a whole-table grant keep its purpose, basis and expiry', async () => {
-    await grantAccess(ctx, {
-      ...GRANT_TERMS,
-      consumer: 'ILO',
-      table: 'ssc_insured',
-      columns: [],
-      actor: operator,
-      expires: '2027-06-30',
-    });
-    await revokeAccess(ctx, {
-      consumer: 'ILO',
-      table: 'ssc_insured',
-      columns: ['monthly_salary'],
-      actor: operator,
-    });
+    await grant('ILO', 'ssc_insured', [], { expires: '2027-06-30' });
+    await revoke('ILO', 'ssc_insured', ['monthly_salary']);
     assert.deepEqual(
       (await fetchGrants(ctx, { entity: 'ILO' })).map((g) => [
         g.column,
@@ -243,20 +194,8 @@ describeEachDatabase('privileges: purpose, legal basis, expiry and the revoke pr
   });
 
   it('previewRevoke lists the saved queries and clients a revoke would break, and changes nothing', async () => {
-    await grantAccess(ctx, {
-      ...GRANT_TERMS,
-      consumer: 'MOSD',
-      table: 'cspd_people',
-      columns: [],
-      actor: operator,
-    });
-    await grantAccess(ctx, {
-      ...GRANT_TERMS,
-      consumer: 'MOSD',
-      table: 'ssc_insured',
-      columns: [],
-      actor: operator,
-    });
+    await grant('MOSD', 'cspd_people', []);
+    await grant('MOSD', 'ssc_insured', []);
     const query = (name: string, extra: Record<string, unknown>) =>
       saveQuery(
         ctx,
@@ -274,12 +213,7 @@ describeEachDatabase('privileges: purpose, legal basis, expiry and the revoke pr
     await createClient(ctx, { entity: 'ILO', name: 'another entity' }, operator.name);
 
     const before = await snapshot();
-    const columns = await previewRevoke(ctx, {
-      consumer: 'MOSD',
-      table: 'cspd_people',
-      columns: ['gender'],
-      actor: operator,
-    });
+    const columns = await preview('MOSD', 'cspd_people', ['gender']);
     assert.deepEqual(columns.after, {
       wholeTable: false,
       columns: ['national_id', 'full_name', 'birth_date'],
@@ -291,51 +225,30 @@ describeEachDatabase('privileges: purpose, legal basis, expiry and the revoke pr
     ]);
     assert.deepEqual(columns.clients, [{ client_id: client.client_id, name: 'MOSD case management' }]);
 
-    const table = await previewRevoke(ctx, {
-      consumer: 'MOSD',
-      table: 'ssc_insured',
-      columns: [],
-      actor: operator,
-    });
+    const table = await preview('MOSD', 'ssc_insured', []);
     assert.deepEqual(
       table.queries,
       [{ name: 'joins-insured', denied: ['ssc_insured'] }],
       'a joined table breaks the query though none of its columns is named',
     );
 
-    const nothing = await previewRevoke(ctx, {
-      consumer: 'MOSD',
-      table: 'ssc_insured',
-      columns: ['monthly_salary'],
-      actor: operator,
-    });
+    const nothing = await preview('MOSD', 'ssc_insured', ['monthly_salary']);
     assert.deepEqual(nothing.queries, []);
     assert.equal(nothing.clients.length, 1, 'person lookups of the client still lose the column');
 
-    const ungranted = await previewRevoke(ctx, {
-      consumer: 'NOBODY',
-      table: 'ssc_insured',
-      columns: [],
-      actor: operator,
-    });
+    const ungranted = await preview('NOBODY', 'ssc_insured', []);
     assert.deepEqual([ungranted.queries, ungranted.clients], [[], []]);
 
+    await assert.rejects(preview('MOSD', 'ssc_nothing', []), isHubError('unknown_table', 404));
+    await assert.rejects(preview('MOSD', 'cspd_people', ['salary']), isHubError('unknown_column', 400));
     await assert.rejects(
-      previewRevoke(ctx, { consumer: 'MOSD', table: 'ssc_nothing', columns: [], actor: operator }),
-      isHubError('unknown_table', 404),
-    );
-    await assert.rejects(
-      previewRevoke(ctx, { consumer: 'MOSD', table: 'cspd_people', columns: ['salary'], actor: operator }),
-      isHubError('unknown_column', 400),
-    );
-    await assert.rejects(
-      previewRevoke(ctx, { consumer: 'MOSD', table: 'cspd_people', columns: [], actor: nafAdmin }),
+      preview('MOSD', 'cspd_people', [], { actor: nafAdmin }),
       isHubError('forbidden', 403),
     );
     assert.deepEqual(await snapshot(), before);
 
     // And the preview said true: the revoke breaks exactly those queries.
-    await revokeAccess(ctx, { consumer: 'MOSD', table: 'cspd_people', columns: ['gender'], actor: operator });
+    await revoke('MOSD', 'cspd_people', ['gender']);
     const after = await fetchAbility(ctx, createAbilityCache(), 'MOSD');
     assert.equal(after.can('read', 'cspd_people', 'gender'), false);
   });

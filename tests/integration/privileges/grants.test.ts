@@ -3,7 +3,13 @@ import { rm } from 'node:fs/promises';
 import { createAbilityCache, fetchAbility, fetchGrantsVersion } from '../../../privileges/ability-cache.ts';
 import type { Actor } from '../../../privileges/actor.ts';
 import { authorizeRead } from '../../../privileges/authorize-query.ts';
-import { fetchGrants, grantAccess, revokeAccess } from '../../../privileges/grants.ts';
+import {
+  fetchGrants,
+  grantAccess,
+  revokeAccess,
+  type AccessInput,
+  type GrantInput,
+} from '../../../privileges/grants.ts';
 import { permittedColumns } from '../../../privileges/permitted-columns.ts';
 import { closeContext, type AppContext } from '../../../server/context.ts';
 import { prepareWarehouse } from '../../../server/services/connector-service.ts';
@@ -11,7 +17,8 @@ import { fetchCatalog, type CatalogTable } from '../../../warehouse/catalog.ts';
 import { HubError } from '../../../warehouse/core/errors.ts';
 import { createTempDir, describeEachDatabase } from '../../support/databases.ts';
 import { createManualClock, GRANT_TERMS, openTestContext } from '../../support/hub-context.ts';
-import { writeDefinition } from '../../support/registry-fixture.ts';
+import { isHubError } from '../../support/hub-errors.ts';
+import { writeGrantRegistries } from '../../support/registry-fixture.ts';
 
 const operator: Actor = { name: 'test-operator', role: 'super-admin', entity: null };
 const sscCustodian: Actor = { name: 'ssc-custodian', role: 'custodian', entity: 'SSC' };
@@ -19,23 +26,6 @@ const cspdCustodian: Actor = { name: 'cspd-custodian', role: 'custodian', entity
 const nafAdmin: Actor = { name: 'naf-admin', role: 'entity-admin', entity: 'NAF' };
 
 const INSURED_COLUMNS = ['national_id', 'employer_name', 'monthly_salary', 'start_date'];
-
-// Only the catalog matters here: the sources are never read.
-const csvDefinition = (name: string, entity: string, table: string, columns: string[]) => ({
-  name,
-  entity,
-  source: { kind: 'csv', path: `${name}.csv` },
-  target: { table },
-  columns: Object.fromEntries(columns.map((c) => [c, c === 'national_id' ? { required: true } : {}])),
-});
-
-const isHubError = (code: string, status: number, message?: RegExp) => (err: unknown) => {
-  assert.ok(err instanceof HubError, `expected a HubError, got ${String(err)}`);
-  assert.equal(err.code, code);
-  assert.equal(err.status, status);
-  if (message) assert.match(err.message, message);
-  return true;
-};
 
 describeEachDatabase('privileges: grants, revokes and cached abilities', (db) => {
   let dir: string;
@@ -56,27 +46,18 @@ describeEachDatabase('privileges: grants, revokes and cached abilities', (db) =>
     audit: Number((await ctx.knex('hub_audit').count({ n: '*' }).first<{ n: number | string }>())?.n),
     entities: await ctx.knex('hub_entities').orderBy('code').pluck<string[]>('code'),
   });
+  // Most changes here are the operator's on the usual terms; a test passes only what differs.
+  const grant = (consumer: string, table: string, columns: string[], overrides: Partial<GrantInput> = {}) =>
+    grantAccess(ctx, { ...GRANT_TERMS, consumer, table, columns, actor: operator, ...overrides });
+  const revoke = (consumer: string, table: string, columns: string[], overrides: Partial<AccessInput> = {}) =>
+    revokeAccess(ctx, { consumer, table, columns, actor: operator, ...overrides });
 
   before(async () => {
     dir = await createTempDir('hub-privileges-');
     // Two contexts with their own pools and caches behave like two hub processes on one warehouse.
     ctx = openTestContext(db.url(), dir, { clock });
     other = openTestContext(db.url(), dir);
-    await writeDefinition(
-      ctx.config.connectorsDir,
-      'ssc-insured',
-      csvDefinition('ssc-insured', 'SSC', 'ssc_insured', INSURED_COLUMNS),
-    );
-    await writeDefinition(
-      ctx.config.connectorsDir,
-      'cspd-people',
-      csvDefinition('cspd-people', 'CSPD', 'cspd_people', [
-        'national_id',
-        'full_name',
-        'gender',
-        'birth_date',
-      ]),
-    );
+    await writeGrantRegistries(ctx.config.connectorsDir, INSURED_COLUMNS);
     await prepareWarehouse(ctx);
   });
 
@@ -87,20 +68,8 @@ describeEachDatabase('privileges: grants, revokes and cached abilities', (db) =>
   });
 
   it('a whole-table grant permits every catalog column, a column grant only its columns', async () => {
-    await grantAccess(ctx, {
-      ...GRANT_TERMS,
-      consumer: 'NAF',
-      table: 'ssc_insured',
-      columns: [],
-      actor: operator,
-    });
-    await grantAccess(ctx, {
-      ...GRANT_TERMS,
-      consumer: 'NAF',
-      table: 'cspd_people',
-      columns: ['gender', 'national_id'],
-      actor: operator,
-    });
+    await grant('NAF', 'ssc_insured', []);
+    await grant('NAF', 'cspd_people', ['gender', 'national_id']);
     assert.deepEqual(await readable('NAF', 'ssc_insured'), INSURED_COLUMNS);
     assert.deepEqual(await readable('NAF', 'cspd_people'), ['national_id', 'gender']);
     assert.deepEqual(await readable('NOBODY', 'ssc_insured'), []);
@@ -111,26 +80,14 @@ describeEachDatabase('privileges: grants, revokes and cached abilities', (db) =>
     assert.deepEqual(await readable('SSC', 'cspd_people'), []);
     const before = await snapshot();
     await assert.rejects(
-      grantAccess(ctx, {
-        ...GRANT_TERMS,
-        consumer: 'SSC',
-        table: 'ssc_insured',
-        columns: [],
-        actor: operator,
-      }),
+      grant('SSC', 'ssc_insured', []),
       isHubError('invalid_request', 400, /SSC owns ssc_insured/),
     );
     assert.deepEqual(await snapshot(), before);
   });
 
   it('creates a consuming entity on its first grant, labelled with its code', async () => {
-    await grantAccess(ctx, {
-      ...GRANT_TERMS,
-      consumer: 'WFP_2',
-      table: 'ssc_insured',
-      columns: ['national_id'],
-      actor: sscCustodian,
-    });
+    await grant('WFP_2', 'ssc_insured', ['national_id'], { actor: sscCustodian });
     const entity = await ctx
       .knex('hub_entities')
       .where({ code: 'WFP_2' })
@@ -139,47 +96,23 @@ describeEachDatabase('privileges: grants, revokes and cached abilities', (db) =>
   });
 
   it('lets a custodian grant its own tables only, and an entity admin none; a refusal writes nothing', async () => {
-    const change = await grantAccess(ctx, {
-      ...GRANT_TERMS,
-      consumer: 'MOSD',
-      table: 'ssc_insured',
-      columns: ['monthly_salary'],
-      actor: sscCustodian,
-    });
+    const change = await grant('MOSD', 'ssc_insured', ['monthly_salary'], { actor: sscCustodian });
     assert.deepEqual(change.after, { wholeTable: false, columns: ['monthly_salary'] });
     const before = await snapshot();
     await assert.rejects(
-      grantAccess(ctx, {
-        ...GRANT_TERMS,
-        consumer: 'MOSD',
-        table: 'ssc_insured',
-        columns: [],
-        actor: cspdCustodian,
-      }),
+      grant('MOSD', 'ssc_insured', [], { actor: cspdCustodian }),
       isHubError('forbidden', 403, /cspd-custodian may not .* ssc_insured, a table of SSC/),
     );
     await assert.rejects(
-      revokeAccess(ctx, { consumer: 'MOSD', table: 'ssc_insured', columns: [], actor: cspdCustodian }),
+      revoke('MOSD', 'ssc_insured', [], { actor: cspdCustodian }),
       isHubError('forbidden', 403),
     );
     await assert.rejects(
-      grantAccess(ctx, {
-        ...GRANT_TERMS,
-        consumer: 'MOSD',
-        table: 'cspd_people',
-        columns: [],
-        actor: nafAdmin,
-      }),
+      grant('MOSD', 'cspd_people', [], { actor: nafAdmin }),
       isHubError('forbidden', 403, /naf-admin may not grant or revoke/),
     );
     await assert.rejects(
-      grantAccess(ctx, {
-        ...GRANT_TERMS,
-        consumer: 'MOSD',
-        table: 'cspd_people',
-        columns: [],
-        actor: { ...sscCustodian, entity: null },
-      }),
+      grant('MOSD', 'cspd_people', [], { actor: { ...sscCustodian, entity: null } }),
       isHubError('forbidden', 403),
     );
     assert.deepEqual(await snapshot(), before);
@@ -188,23 +121,11 @@ describeEachDatabase('privileges: grants, revokes and cached abilities', (db) =>
   it('names an unknown table, every unknown column and a bad entity code, and writes nothing', async () => {
     const before = await snapshot();
     await assert.rejects(
-      grantAccess(ctx, {
-        ...GRANT_TERMS,
-        consumer: 'UNICEF',
-        table: 'ssc_missing',
-        columns: [],
-        actor: operator,
-      }),
+      grant('UNICEF', 'ssc_missing', []),
       isHubError('unknown_table', 404, /unknown table "ssc_missing"/),
     );
     await assert.rejects(
-      grantAccess(ctx, {
-        ...GRANT_TERMS,
-        consumer: 'UNICEF',
-        table: 'ssc_insured',
-        columns: ['national_id', 'salary', 'employer'],
-        actor: operator,
-      }),
+      grant('UNICEF', 'ssc_insured', ['national_id', 'salary', 'employer']),
       (err: unknown) => {
         isHubError('unknown_column', 400, /ssc_insured has no column "salary", "employer"/)(err);
         assert.deepEqual((err as HubError).details, {
@@ -215,12 +136,12 @@ describeEachDatabase('privileges: grants, revokes and cached abilities', (db) =>
       },
     );
     await assert.rejects(
-      revokeAccess(ctx, { consumer: 'UNICEF', table: 'ssc_insured', columns: ['salary'], actor: operator }),
+      revoke('UNICEF', 'ssc_insured', ['salary']),
       isHubError('unknown_column', 400, /"salary"/),
     );
     for (const consumer of ['unicef', 'UN-ICEF', '9UNICEF', '', 'A'.repeat(17)]) {
       await assert.rejects(
-        grantAccess(ctx, { ...GRANT_TERMS, consumer, table: 'ssc_insured', columns: [], actor: operator }),
+        grant(consumer, 'ssc_insured', []),
         isHubError('invalid_request', 400, /entity code .* must match/),
       );
     }
@@ -228,20 +149,8 @@ describeEachDatabase('privileges: grants, revokes and cached abilities', (db) =>
   });
 
   it('granting the whole table replaces column grants; granting columns under it changes nothing', async () => {
-    await grantAccess(ctx, {
-      ...GRANT_TERMS,
-      consumer: 'ILO',
-      table: 'ssc_insured',
-      columns: ['start_date'],
-      actor: operator,
-    });
-    const whole = await grantAccess(ctx, {
-      ...GRANT_TERMS,
-      consumer: 'ILO',
-      table: 'ssc_insured',
-      columns: [],
-      actor: operator,
-    });
+    await grant('ILO', 'ssc_insured', ['start_date']);
+    const whole = await grant('ILO', 'ssc_insured', []);
     assert.deepEqual(
       [whole.before, whole.after],
       [
@@ -249,13 +158,7 @@ describeEachDatabase('privileges: grants, revokes and cached abilities', (db) =>
         { wholeTable: true, columns: [] },
       ],
     );
-    const again = await grantAccess(ctx, {
-      ...GRANT_TERMS,
-      consumer: 'ILO',
-      table: 'ssc_insured',
-      columns: ['national_id'],
-      actor: operator,
-    });
+    const again = await grant('ILO', 'ssc_insured', ['national_id']);
     assert.deepEqual(again.after, { wholeTable: true, columns: [] });
     const grants = await fetchGrants(ctx, { entity: 'ILO' });
     assert.deepEqual(
@@ -265,19 +168,8 @@ describeEachDatabase('privileges: grants, revokes and cached abilities', (db) =>
   });
 
   it('revoking columns of a whole-table grant keeps the other catalog columns; revoking the table removes all', async () => {
-    await grantAccess(ctx, {
-      ...GRANT_TERMS,
-      consumer: 'FAO',
-      table: 'ssc_insured',
-      columns: [],
-      actor: operator,
-    });
-    const some = await revokeAccess(ctx, {
-      consumer: 'FAO',
-      table: 'ssc_insured',
-      columns: ['monthly_salary', 'employer_name'],
-      actor: operator,
-    });
+    await grant('FAO', 'ssc_insured', []);
+    const some = await revoke('FAO', 'ssc_insured', ['monthly_salary', 'employer_name']);
     assert.deepEqual(some.after, { wholeTable: false, columns: ['national_id', 'start_date'] });
     assert.deepEqual(await readable('FAO', 'ssc_insured'), ['national_id', 'start_date']);
     const rows = await fetchGrants(ctx, { entity: 'FAO', table: 'ssc_insured' });
@@ -286,19 +178,9 @@ describeEachDatabase('privileges: grants, revokes and cached abilities', (db) =>
       ['national_id', 'start_date'],
     );
 
-    const one = await revokeAccess(ctx, {
-      consumer: 'FAO',
-      table: 'ssc_insured',
-      columns: ['start_date'],
-      actor: operator,
-    });
+    const one = await revoke('FAO', 'ssc_insured', ['start_date']);
     assert.deepEqual(one.after, { wholeTable: false, columns: ['national_id'] });
-    const all = await revokeAccess(ctx, {
-      consumer: 'FAO',
-      table: 'ssc_insured',
-      columns: [],
-      actor: operator,
-    });
+    const all = await revoke('FAO', 'ssc_insured', []);
     assert.deepEqual(
       [all.before, all.after],
       [
@@ -309,12 +191,7 @@ describeEachDatabase('privileges: grants, revokes and cached abilities', (db) =>
     assert.deepEqual(await readable('FAO', 'ssc_insured'), []);
     assert.deepEqual(await fetchGrants(ctx, { entity: 'FAO' }), []);
 
-    const nobody = await revokeAccess(ctx, {
-      consumer: 'GHOST',
-      table: 'ssc_insured',
-      columns: [],
-      actor: operator,
-    });
+    const nobody = await revoke('GHOST', 'ssc_insured', []);
     assert.deepEqual(
       [nobody.before, nobody.after],
       [
@@ -326,13 +203,7 @@ describeEachDatabase('privileges: grants, revokes and cached abilities', (db) =>
   });
 
   it('authorizeRead on a fetched ability names every denied table and column in one 403', async () => {
-    await grantAccess(ctx, {
-      ...GRANT_TERMS,
-      consumer: 'WB',
-      table: 'ssc_insured',
-      columns: ['national_id', 'monthly_salary'],
-      actor: operator,
-    });
+    await grant('WB', 'ssc_insured', ['national_id', 'monthly_salary']);
     const ability = await fetchAbility(ctx, createAbilityCache(), 'WB');
     authorizeRead(ability, {
       tables: ['ssc_insured'],
@@ -369,31 +240,20 @@ describeEachDatabase('privileges: grants, revokes and cached abilities', (db) =>
       return fetchAbility(other, otherCache, 'UNHCR');
     };
     const start = await fetchGrantsVersion(ctx.knex);
-    const granted = await grantAccess(ctx, {
-      ...GRANT_TERMS,
-      consumer: 'UNHCR',
-      table: 'cspd_people',
-      columns: [],
-      actor: operator,
-    });
+    const granted = await grant('UNHCR', 'cspd_people', []);
     assert.equal(granted.version, start + 1);
 
     const seen = await nextRequest();
     assert.equal(seen.can('read', 'cspd_people', 'full_name'), true);
     assert.equal(await nextRequest(), seen, 'an unchanged version must reuse the cached ability');
 
-    const revoked = await revokeAccess(ctx, {
-      consumer: 'UNHCR',
-      table: 'cspd_people',
-      columns: ['full_name'],
-      actor: operator,
-    });
+    const revoked = await revoke('UNHCR', 'cspd_people', ['full_name']);
     assert.equal(revoked.version, start + 2);
     const next = await nextRequest();
     assert.equal(next.can('read', 'cspd_people', 'full_name'), false);
     assert.equal(next.can('read', 'cspd_people', 'gender'), true);
 
-    await revokeAccess(ctx, { consumer: 'UNHCR', table: 'cspd_people', columns: [], actor: operator });
+    await revoke('UNHCR', 'cspd_people', []);
     assert.equal((await nextRequest()).can('read', 'cspd_people'), false);
     assert.equal(await fetchGrantsVersion(other.knex), start + 3);
   });
@@ -422,14 +282,8 @@ describeEachDatabase('privileges: grants, revokes and cached abilities', (db) =>
   });
 
   it('audits every grant and revoke with the actor, the consumer, the table and the columns', async () => {
-    await grantAccess(ctx, {
-      ...GRANT_TERMS,
-      consumer: 'IOM',
-      table: 'ssc_insured',
-      columns: ['start_date', 'national_id'],
-      actor: sscCustodian,
-    });
-    await revokeAccess(ctx, { consumer: 'IOM', table: 'ssc_insured', columns: [], actor: operator });
+    await grant('IOM', 'ssc_insured', ['start_date', 'national_id'], { actor: sscCustodian });
+    await revoke('IOM', 'ssc_insured', []);
     const events = await ctx
       .knex('hub_audit')
       .where({ entity: 'IOM' })
@@ -461,20 +315,8 @@ describeEachDatabase('privileges: grants, revokes and cached abilities', (db) =>
 
   it('lists grants with who granted them and when, why, on what basis and until when', async () => {
     clock.advance(60_000);
-    await grantAccess(ctx, {
-      ...GRANT_TERMS,
-      consumer: 'UNDP',
-      table: 'cspd_people',
-      columns: ['birth_date', 'national_id'],
-      actor: cspdCustodian,
-    });
-    await grantAccess(ctx, {
-      ...GRANT_TERMS,
-      consumer: 'UNDP',
-      table: 'ssc_insured',
-      columns: [],
-      actor: operator,
-    });
+    await grant('UNDP', 'cspd_people', ['birth_date', 'national_id'], { actor: cspdCustodian });
+    await grant('UNDP', 'ssc_insured', []);
     assert.deepEqual(await fetchGrants(ctx, { entity: 'UNDP' }), [
       {
         entity: 'UNDP',

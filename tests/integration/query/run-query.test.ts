@@ -27,6 +27,7 @@ import {
 } from '../../../warehouse/query/saved-queries.ts';
 import { createTempDir, describeEachDatabase } from '../../support/databases.ts';
 import { createManualClock, openTestContext } from '../../support/hub-context.ts';
+import { productExample } from '../../support/query-product-example.ts';
 import { validId, writeDefinition } from '../../support/registry-fixture.ts';
 
 const id = (n: number) => validId(n);
@@ -159,19 +160,7 @@ describeEachDatabase('Query engine on real data', (db) => {
   });
 
   it('runs the PRODUCT.md example: widows born before a date, with their vehicles', async () => {
-    const def = define({
-      tables: ['cspd_personal_info', 'dvld_vehicles'],
-      columns: [
-        'cspd_personal_info.national_id',
-        'cspd_personal_info.first_name',
-        'dvld_vehicles.vehicle_type',
-      ],
-      conditions: [
-        { column: 'cspd_personal_info.marital_status', op: '=', value: 'W' },
-        { column: 'cspd_personal_info.birth_date', op: '<=', param: 'born_before' },
-      ],
-      params: { born_before: { type: 'date', required: true } },
-    });
+    const def = define(productExample);
     assert.deepEqual(await run(def, { born_before: '1990-01-01' }), {
       columns: [
         'cspd_personal_info.national_id',

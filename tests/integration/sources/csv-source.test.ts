@@ -8,7 +8,8 @@ import { buildConnectorDefinition } from '../../../connectors/definition.ts';
 import type { ConnectorDefinition } from '../../../connectors/definition.ts';
 import { isPastWatermark } from '../../../connectors/compare-cursor.ts';
 import { openSource } from '../../../connectors/sources/open-source.ts';
-import type { ReadOptions, SourceRecord } from '../../../connectors/sources/source.ts';
+import type { SourceRecord } from '../../../connectors/sources/source.ts';
+import { readSourceRecords as readAll } from '../../support/load-source-records.ts';
 
 const fixtures = fileURLToPath(new URL('../../fixtures/', import.meta.url));
 
@@ -21,20 +22,6 @@ function csvDefinition(source: Record<string, unknown>, folder = fixtures): Conn
     columns: { national_id: { type: 'string' } },
   };
   return buildConnectorDefinition(raw, path.join(folder, 'cspd-people.yaml'));
-}
-
-async function readAll(
-  def: ConnectorDefinition,
-  options: ReadOptions = { since: null },
-): Promise<SourceRecord[]> {
-  const source = openSource(def);
-  try {
-    const records: SourceRecord[] = [];
-    for await (const record of source.read(options)) records.push(record);
-    return records;
-  } finally {
-    await source.close();
-  }
 }
 
 const arabic = {

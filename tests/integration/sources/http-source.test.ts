@@ -7,6 +7,7 @@ import { buildConnectorDefinition } from '../../../connectors/definition.ts';
 import type { ConnectorDefinition } from '../../../connectors/definition.ts';
 import { openSource } from '../../../connectors/sources/open-source.ts';
 import type { ReadOptions, SourceRecord } from '../../../connectors/sources/source.ts';
+import { readSourceRecords } from '../../support/load-source-records.ts';
 
 const TOKEN = 'tok-5f2c9a7e';
 const env: NodeJS.ProcessEnv = { SSC_API_TOKEN: TOKEN };
@@ -109,19 +110,7 @@ describe('HTTP source', () => {
     return buildConnectorDefinition(raw, '/etc/hub/connectors/ssc-beneficiaries.yaml');
   }
 
-  async function readAll(
-    def: ConnectorDefinition,
-    options: ReadOptions = { since: null },
-  ): Promise<SourceRecord[]> {
-    const source = openSource(def, env);
-    try {
-      const records: SourceRecord[] = [];
-      for await (const record of source.read(options)) records.push(record);
-      return records;
-    } finally {
-      await source.close();
-    }
-  }
+  const readAll = (def: ConnectorDefinition, options?: ReadOptions) => readSourceRecords(def, options, env);
 
   it('reads a top-level array in one request, sending the header with the variable expanded', async () => {
     const records = await readAll(definition({ url: `${baseUrl}/api/all` }));

@@ -6,15 +6,12 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { readConfig } from '../../../server/config.ts';
-import { HubError } from '../../../warehouse/core/errors.ts';
 import { pruneKeyFile, rotateKeyFile, type KeyFileContent } from '../../../warehouse/keyring/key-file.ts';
 import { openKeyring, type Keyring } from '../../../warehouse/keyring/keyring.ts';
+import { isHubErrorMatching } from '../../support/hub-errors.ts';
 
 const KEY_A = 'a-first-key-of-at-least-32-characters!';
 const KEY_B = 'b-second-key-of-at-least-32-characters';
-
-const refusedWith = (pattern: RegExp) => (err: unknown) =>
-  err instanceof HubError && pattern.test(err.message);
 
 describe('keyring', () => {
   let dir: string;
@@ -53,13 +50,16 @@ describe('keyring', () => {
     });
 
     it('is never created where HUB_SECRET_KEY_FILE points, nor again once it was read', async () => {
-      assert.throws(() => fileKeyring(false).currentKid(), refusedWith(/no key file at .*hub keys rotate/));
+      assert.throws(
+        () => fileKeyring(false).currentKid(),
+        isHubErrorMatching(/no key file at .*hub keys rotate/),
+      );
       const keyring = fileKeyring();
       keyring.currentKid();
       unlinkSync(file);
       // Another process's change is seen from the next turn of the event loop: a running hub's next request.
       await nextTurn();
-      assert.throws(() => keyring.currentKid(), refusedWith(/has disappeared/));
+      assert.throws(() => keyring.currentKid(), isHubErrorMatching(/has disappeared/));
     });
 
     it('sees a key file another process replaced from the next turn of the event loop', async () => {
@@ -103,14 +103,14 @@ describe('keyring', () => {
         else writeContent(content);
         assert.throws(
           () => fileKeyring().currentKid(),
-          refusedWith(new RegExp(`key file ${file}: .*${pattern.source}`)),
+          isHubErrorMatching(new RegExp(`key file ${file}: .*${pattern.source}`)),
         );
       }
       writeContent(good);
       chmodSync(file, 0o644);
       assert.throws(
         () => fileKeyring().currentKid(),
-        refusedWith(/readable by other accounts \(mode 644\): run chmod 600/),
+        isHubErrorMatching(/readable by other accounts \(mode 644\): run chmod 600/),
       );
       chmodSync(file, 0o600);
       assert.equal(fileKeyring().currentKid(), entry.kid);
@@ -152,7 +152,10 @@ describe('keyring', () => {
       assert.equal(statSync(file).mode & 0o777, 0o600);
       rotateKeyFile(file, new Date());
       assert.deepEqual(readdirSync(dir), ['secret-keys.json']);
-      assert.throws(() => pruneKeyFile(path.join(dir, 'none.json'), () => true), refusedWith(/no key file/));
+      assert.throws(
+        () => pruneKeyFile(path.join(dir, 'none.json'), () => true),
+        isHubErrorMatching(/no key file/),
+      );
     });
   });
 
@@ -182,7 +185,7 @@ describe('keyring', () => {
       const without = openKeyring({ kind: 'env', keys: [KEY_B] });
       assert.throws(
         () => without.unsealText('totp-secret', sealed, 'amal'),
-        refusedWith(/not in the keyring/),
+        isHubErrorMatching(/not in the keyring/),
       );
     });
 
@@ -196,20 +199,20 @@ describe('keyring', () => {
       );
       assert.throws(
         () => keyring.unsealText('totp-secret', sealed, 'omar'),
-        refusedWith(/does not authenticate/),
+        isHubErrorMatching(/does not authenticate/),
       );
       assert.throws(
         () => keyring.unsealText('other-purpose', sealed, 'amal'),
-        refusedWith(/does not authenticate/),
+        isHubErrorMatching(/does not authenticate/),
       );
       const altered = sealed.slice(0, -2) + (sealed.endsWith('AA') ? 'AB' : 'AA');
       assert.throws(
         () => keyring.unsealText('totp-secret', altered, 'amal'),
-        refusedWith(/does not authenticate/),
+        isHubErrorMatching(/does not authenticate/),
       );
       assert.throws(
         () => keyring.unsealText('totp-secret', 'plain', 'amal'),
-        refusedWith(/not a sealed value/),
+        isHubErrorMatching(/not a sealed value/),
       );
     });
 

@@ -20,6 +20,8 @@ import {
   type QueryDefinitionInput,
 } from '../../../warehouse/query/query-definition.ts';
 import { validateQueryDefinition } from '../../../warehouse/query/validate-query.ts';
+import { assertHubError } from '../../support/hub-errors.ts';
+import { productExample } from '../../support/query-product-example.ts';
 
 // Neither toSQL() nor toNative() opens a connection, so all three dialects compile here.
 const dialects: Array<{ name: string; knex: Knex; q: (identifier: string) => string }> = [
@@ -83,21 +85,6 @@ const catalog: CatalogTable[] = [
   ),
 ];
 
-const productExample: QueryDefinitionInput = {
-  name: 'widows-with-vehicles',
-  entity: 'NAF',
-  description: '...',
-  tables: ['cspd_personal_info', 'dvld_vehicles'],
-  join: 'inner',
-  columns: ['cspd_personal_info.national_id', 'cspd_personal_info.first_name', 'dvld_vehicles.vehicle_type'],
-  conditions: [
-    { column: 'cspd_personal_info.marital_status', op: '=', value: 'W' },
-    { column: 'cspd_personal_info.birth_date', op: '<=', param: 'born_before' },
-  ],
-  params: { born_before: { type: 'date', required: true } },
-  limit: 100,
-};
-
 const define = (overrides: Partial<QueryDefinitionInput> = {}): QueryDefinition =>
   parseQueryDefinition({ ...productExample, ...overrides });
 const onePerson = (
@@ -105,6 +92,9 @@ const onePerson = (
   params: QueryDefinitionInput['params'] = {},
 ): QueryDefinition =>
   define({ tables: ['cspd_personal_info'], columns: ['cspd_personal_info.first_name'], conditions, params });
+/** Tables and columns of its own, without the example's conditions and parameter. */
+const unfiltered = (overrides: Partial<QueryDefinitionInput>): QueryDefinition =>
+  define({ conditions: [], params: {}, ...overrides });
 
 const firstPage: QueryPageRequest = { page: 1, pageSize: 100 };
 /** An entity that owns every table reads everything: these tests are about SQL, not grants. */
@@ -119,17 +109,6 @@ const compileWith = (
   page = firstPage,
   ability: TableAbility = readsAll,
 ) => compileQuery(knex, def, params, page, catalog, ability);
-
-function assertHubError(fn: () => unknown, code: string, ...fragments: string[]): void {
-  assert.throws(fn, (err: unknown) => {
-    assert.ok(err instanceof HubError, String(err));
-    assert.equal(err.code, code, err.message);
-    assert.equal(err.status, 400);
-    for (const fragment of fragments)
-      assert.ok(err.message.includes(fragment), `${JSON.stringify(err.message)} should name ${fragment}`);
-    return true;
-  });
-}
 
 /** The WHERE clause of a compiled statement and its bindings without the paging ones. */
 function whereOf(
@@ -322,11 +301,9 @@ describe('query compilation', () => {
     );
 
     it('a listed table with no grant is named as a table, though no column of it is selected', () => {
-      const def = define({
+      const def = unfiltered({
         tables: ['cspd_personal_info', 'ssc_insured'],
         columns: ['cspd_personal_info.first_name'],
-        conditions: [],
-        params: {},
       });
       assertDenied(() => compileWith(knex, def, {}, firstPage, naf), 'table_not_granted', ['ssc_insured']);
     });
@@ -354,12 +331,7 @@ describe('query compilation', () => {
 
     it('the automatic order skips record keys the entity may not read', () => {
       const vehiclesOnly = buildAbility([{ table: 'dvld_vehicles', column: 'vehicle_type' }], []);
-      const def = define({
-        tables: ['dvld_vehicles'],
-        columns: ['dvld_vehicles.vehicle_type'],
-        conditions: [],
-        params: {},
-      });
+      const def = unfiltered({ tables: ['dvld_vehicles'], columns: ['dvld_vehicles.vehicle_type'] });
       const { sql } = compileWith(knex, def, {}, firstPage, vehiclesOnly).builder.toSQL();
       assert.ok(sql.endsWith('order by `dvld_vehicles`.`vehicle_type` asc limit ?'), sql);
       const withKey = buildAbility(
@@ -410,12 +382,10 @@ describe('query compilation', () => {
       });
 
       it('left joins when asked, on each table own national ID column', () => {
-        const def = define({
+        const def = unfiltered({
           tables: ['cspd_personal_info', 'dvld_vehicles', 'ssc_insured'],
           join: 'left',
           columns: ['cspd_personal_info.first_name', 'ssc_insured.employer_name'],
-          conditions: [],
-          params: {},
         });
         const { sql } = compileWith(knex, def).builder.toSQL();
         assert.ok(
@@ -719,6 +689,9 @@ describe('query compilation', () => {
     });
     const widowsOrder =
       'cspd_personal_info.birth_date desc,cspd_personal_info.national_id asc,dvld_vehicles.registration_number asc';
+    // With only the first name readable, no key tells two rows of the same name apart.
+    const namesOnly = buildAbility([{ table: 'cspd_personal_info', column: 'first_name' }], []);
+    const firstNames = onePerson([]);
     const after = (
       values: KeysetPosition['values'],
       order = widowsOrder,
@@ -771,11 +744,9 @@ describe('query compilation', () => {
       });
 
       it(`[${name}] a sort key that may hold NULL follows the database's own place for NULLs`, () => {
-        const def = define({
+        const def = unfiltered({
           tables: ['cspd_personal_info'],
           columns: ['cspd_personal_info.first_name'],
-          conditions: [],
-          params: {},
           order_by: [{ column: 'cspd_personal_info.family_name', direction: 'asc' }],
         });
         const order = 'cspd_personal_info.family_name asc,cspd_personal_info.national_id asc';
@@ -798,19 +769,11 @@ describe('query compilation', () => {
       });
 
       it(`[${name}] an order that cannot tell rows apart includes the level rows and skips those returned`, () => {
-        const namesOnly = buildAbility([{ table: 'cspd_personal_info', column: 'first_name' }], []);
-        const def = define({
-          tables: ['cspd_personal_info'],
-          columns: ['cspd_personal_info.first_name'],
-          conditions: [],
-          params: {},
-        });
-        const compiled = compileQuery(
+        const compiled = compileWith(
           knex,
-          def,
+          firstNames,
           {},
           after(['فاطمة'], 'cspd_personal_info.first_name asc', { ties: 4 }),
-          catalog,
           namesOnly,
         );
         const { sql, bindings } = compiled.builder.toSQL();
@@ -874,15 +837,8 @@ describe('query compilation', () => {
     });
 
     it('counts the returned rows level with the last one, across pages when the whole page is level', () => {
-      const namesOnly = buildAbility([{ table: 'cspd_personal_info', column: 'first_name' }], []);
-      const def = define({
-        tables: ['cspd_personal_info'],
-        columns: ['cspd_personal_info.first_name'],
-        conditions: [],
-        params: {},
-      });
       const order = 'cspd_personal_info.first_name asc';
-      const page = (request: QueryPageRequest) => compileQuery(knex, def, {}, request, catalog, namesOnly);
+      const page = (request: QueryPageRequest) => compileWith(knex, firstNames, {}, request, namesOnly);
       const rows = (...names: string[]) => names.map((c0) => ({ c0 }));
       const first = buildNextPosition(page({ page: 1, pageSize: 3 }), rows('أمل', 'هدى', 'هدى', 'هدى'));
       assert.deepEqual(first, { order, values: ['هدى'], seen: 3, ties: 2, page: 2 });

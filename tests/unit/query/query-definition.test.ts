@@ -1,22 +1,7 @@
 import assert from 'node:assert/strict';
-import { HubError } from '../../../warehouse/core/errors.ts';
 import { parseQueryDefinition } from '../../../warehouse/query/query-definition.ts';
-
-/** The example of PRODUCT.md, word for word. */
-const productExample = {
-  name: 'widows-with-vehicles',
-  entity: 'NAF',
-  description: '...',
-  tables: ['cspd_personal_info', 'dvld_vehicles'],
-  join: 'inner',
-  columns: ['cspd_personal_info.national_id', 'cspd_personal_info.first_name', 'dvld_vehicles.vehicle_type'],
-  conditions: [
-    { column: 'cspd_personal_info.marital_status', op: '=', value: 'W' },
-    { column: 'cspd_personal_info.birth_date', op: '<=', param: 'born_before' },
-  ],
-  params: { born_before: { type: 'date', required: true } },
-  limit: 100,
-};
+import { assertHubError } from '../../support/hub-errors.ts';
+import { productExample } from '../../support/query-product-example.ts';
 
 const minimal = {
   name: 'q',
@@ -26,19 +11,8 @@ const minimal = {
 };
 const withCondition = (condition: unknown) => ({ ...minimal, conditions: [condition] });
 
-function assertRejected(raw: unknown, code: string, ...fragments: string[]): void {
-  assert.throws(
-    () => parseQueryDefinition(raw),
-    (err: unknown) => {
-      assert.ok(err instanceof HubError, String(err));
-      assert.equal(err.code, code, err.message);
-      assert.equal(err.status, 400);
-      for (const fragment of fragments)
-        assert.ok(err.message.includes(fragment), `${JSON.stringify(err.message)} should name ${fragment}`);
-      return true;
-    },
-  );
-}
+const assertRejected = (raw: unknown, code: string, ...fragments: string[]) =>
+  assertHubError(() => parseQueryDefinition(raw), code, ...fragments);
 
 describe('parseQueryDefinition', () => {
   it('parses the PRODUCT.md example as written', () => {
