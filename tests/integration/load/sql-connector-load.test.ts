@@ -1,20 +1,9 @@
 import assert from 'node:assert/strict';
-import { rm } from 'node:fs/promises';
-import path from 'node:path';
-import { readConnectorDefinitions } from '../../../connectors/definition.ts';
 import { runConnector } from '../../../connectors/run-connector.ts';
-import { closeContext, type AppContext } from '../../../server/context.ts';
-import { prepareWarehouse } from '../../../server/services/connector-service.ts';
-import { createTempDir, describeEachDatabase } from '../../support/databases.ts';
-import { openTestContext } from '../../support/hub-context.ts';
-import {
-  badCheckDigitId,
-  execOnSource,
-  peopleDefinition,
-  validId,
-  writeDefinition,
-  writePeopleSource,
-} from '../../support/registry-fixture.ts';
+import type { AppContext } from '../../../server/context.ts';
+import { describeEachDatabase } from '../../support/databases.ts';
+import { openPeopleHub, type PeopleHub } from '../../support/load-people-hub.ts';
+import { badCheckDigitId, execOnSource, validId, writePeopleSource } from '../../support/registry-fixture.ts';
 
 const person = (
   n: number,
@@ -32,18 +21,16 @@ const person = (
 });
 
 describeEachDatabase('SQL connector: full and incremental loads', (db) => {
-  let dir: string;
+  let hub: PeopleHub;
   let ctx: AppContext;
   let sourceFile: string;
 
   const warehouseRows = () =>
     ctx.knex('reg_people').select('national_id', 'full_name', 'gender', 'birth_date').orderBy('national_id');
-  const connector = async () => (await readConnectorDefinitions(ctx.config.connectorsDir))[0]!;
+  const connector = () => hub.connector();
 
   before(async () => {
-    dir = await createTempDir('hub-load-');
-    sourceFile = path.join(dir, 'people.sqlite');
-    writePeopleSource(sourceFile, [
+    hub = await openPeopleHub(db.url(), 'hub-load-', [
       person(1, 'محمد أحمد', '2026-01-01T00:00:01'),
       person(2, 'فاطمة علي', '2026-01-01T00:00:02', { SEX: '2' }),
       person(3, 'سارة يوسف', '2026-01-01T00:00:03', { SEX: '2', DOB: '31/02/1990' }),
@@ -52,14 +39,11 @@ describeEachDatabase('SQL connector: full and incremental loads', (db) => {
       person(6, 'عمر حسن', '2026-01-01T00:00:06'),
       person(7, 'نور', '2026-01-01T00:00:07', { DELETED: 1 }),
     ]);
-    ctx = openTestContext(db.url(), dir);
-    await writeDefinition(ctx.config.connectorsDir, 'reg-people', peopleDefinition(sourceFile));
-    await prepareWarehouse(ctx);
+    ({ ctx, sourceFile } = hub);
   });
 
   after(async () => {
-    await closeContext(ctx);
-    await rm(dir, { recursive: true, force: true });
+    await hub?.close();
   });
 
   it('loads valid rows in full, converts codes and dates, and keeps Arabic text intact', async () => {

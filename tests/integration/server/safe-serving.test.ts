@@ -7,6 +7,7 @@ import { readConfig } from '../../../server/config.ts';
 import { startHub, type RunningHub } from '../../../server/main.ts';
 import { createClient } from '../../../server/services/client-service.ts';
 import { createTempDir, describeEachDatabase, type SuiteDatabase } from '../../support/databases.ts';
+import { insertEntities } from '../../support/hub-context.ts';
 import { validId, writeDefinition } from '../../support/registry-fixture.ts';
 import { harnessPostgresUrl } from '../../support/root-hooks.ts';
 
@@ -59,9 +60,7 @@ describeEachDatabase('a hub that serves safely', (db) => {
     try {
       const auto = await start(db, empty);
       assert.match(auto.lines.join('\n'), /the demo is not loaded into .* unless HUB_DEMO=on/);
-      await auto.hub.ctx
-        .knex('hub_entities')
-        .insert({ code: 'NAF', label_en: 'National Aid Fund', label_ar: 'صندوق المعونة الوطنية' });
+      await insertEntities(auto.hub.ctx, 'NAF');
       await createClient(auto.hub.ctx, { entity: 'NAF', name: 'the real MIS' }, OPERATOR);
       const counts = async (s: Started) => ({
         users: Number(
