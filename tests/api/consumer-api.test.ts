@@ -6,7 +6,6 @@ import { revokeAccess, grantAccess } from '../../privileges/grants.ts';
 import { closeContext } from '../../server/context.ts';
 import { disableClient, rotateClientSecret } from '../../server/services/client-service.ts';
 import type { QueryRunResult } from '../../server/services/query-service.ts';
-import { HubError } from '../../warehouse/core/errors.ts';
 import { TOKEN_KEY_PURPOSE } from '../../server/services/token-service.ts';
 import {
   assertApiError,
@@ -27,6 +26,7 @@ import { fetchAuditEvents } from '../support/audit-rows.ts';
 import { createTempDir, describeEachDatabase } from '../support/databases.ts';
 import { GRANT_TERMS, openTestContext } from '../support/hub-context.ts';
 import { badCheckDigitId } from '../support/registry-fixture.ts';
+import { isHubError } from '../support/hub-errors.ts';
 
 interface PersonBody {
   national_id: string;
@@ -725,7 +725,7 @@ describeEachDatabase('Consumer API: tokens, persons, saved queries, rate limits'
           tables: ['reg_people', 'reg_households'],
           columns: ['reg_people.full_name'],
         }),
-        (err: unknown) => err instanceof HubError && err.code === 'table_not_granted',
+        isHubError('table_not_granted'),
       );
 
       // The join matches rows on each table's national ID column, so that column is read too.

@@ -11,14 +11,13 @@ import { createTempDir, describeEachDatabase } from '../support/databases.ts';
 import { insertEntities, openTestContext } from '../support/hub-context.ts';
 import { validId } from '../support/registry-fixture.ts';
 import { runHubCli } from '../support/run-hub-cli.ts';
+import { countAuditRows } from '../support/audit-rows.ts';
 
 describeEachDatabase('hub clients, users and audit (command line)', (db) => {
   let dir: string;
   let env: NodeJS.ProcessEnv;
   let ctx: AppContext;
   const hub = (...args: string[]) => runHubCli([...args, '--db', db.url()], env);
-  const countAuditRows = async () =>
-    Number((await ctx.knex('hub_audit').count<Array<{ n: number | string }>>({ n: '*' }))[0]?.n);
 
   before(async () => {
     dir = await createTempDir('hub-cli-access-');
@@ -153,7 +152,7 @@ describeEachDatabase('hub clients, users and audit (command line)', (db) => {
       assert.equal(ok.code, 0, ok.stderr);
       assert.match(
         ok.stdout.trim(),
-        new RegExp(`^audit chain ok: ${await countAuditRows()} rows; no checkpoint yet in `),
+        new RegExp(`^audit chain ok: ${await countAuditRows(ctx.knex)} rows; no checkpoint yet in `),
       );
 
       const row = await ctx

@@ -21,6 +21,7 @@ import { createTempDir, testDatabases, type TestDatabase } from '../support/data
 import { openTestContext } from '../support/hub-context.ts';
 import { validId, writeDefinition } from '../support/registry-fixture.ts';
 import { runHubCli } from '../support/run-hub-cli.ts';
+import { countAuditRows } from '../support/audit-rows.ts';
 
 const sqliteDb = testDatabases.find((d) => d.name === 'sqlite')!;
 const postgresDb = testDatabases.find((d) => d.name === 'postgres')!;
@@ -274,9 +275,7 @@ describe('hub copy: a whole hub from SQLite to PostgreSQL and back', function ()
     } finally {
       await closeContext(ctx);
     }
-    const countAudit = async (w: Warehouse) =>
-      Number((await w.knex('hub_audit').count<Array<{ n: number | string }>>({ n: '*' }))[0]!.n);
-    const [copiedRows, targetRows] = [await countAudit(source), await countAudit(target)];
+    const [copiedRows, targetRows] = [await countAuditRows(source.knex), await countAuditRows(target.knex)];
     assert.ok(targetRows > copiedRows, 'the calls on the target were audited after the copied rows');
     const verify = await hub('audit', 'verify', '--db', targetUrl);
     assert.equal(verify.code, 0, verify.stderr);

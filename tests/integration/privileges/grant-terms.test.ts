@@ -18,6 +18,7 @@ import { createTempDir, describeEachDatabase } from '../../support/databases.ts'
 import { createManualClock, GRANT_TERMS, openTestContext } from '../../support/hub-context.ts';
 import { isHubError } from '../../support/hub-errors.ts';
 import { writeGrantRegistries } from '../../support/registry-fixture.ts';
+import { countAuditRows } from '../../support/audit-rows.ts';
 
 const operator: Actor = { name: 'test-operator', role: 'super-admin', entity: null };
 const nafAdmin: Actor = { name: 'naf-admin', role: 'entity-admin', entity: 'NAF' };
@@ -31,7 +32,7 @@ describeEachDatabase('privileges: purpose, legal basis, expiry and the revoke pr
   const snapshot = async () => ({
     grants: await ctx.knex('hub_grants').orderBy(['entity', 'table_name', 'column_name']).select('*'),
     version: await fetchGrantsVersion(ctx.knex),
-    audit: Number((await ctx.knex('hub_audit').count({ n: '*' }).first<{ n: number | string }>())?.n),
+    audit: await countAuditRows(ctx.knex),
     queries: await ctx.knex('hub_queries').orderBy('name').select('*'),
     clients: await ctx.knex('hub_clients').orderBy('client_id').select('client_id', 'status'),
   });

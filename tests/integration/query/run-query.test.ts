@@ -7,7 +7,6 @@ import { buildAbility } from '../../../privileges/ability.ts';
 import { closeContext, type AppContext } from '../../../server/context.ts';
 import { prepareWarehouse } from '../../../server/services/connector-service.ts';
 import { fetchCatalog, type CatalogTable } from '../../../warehouse/catalog.ts';
-import { HubError } from '../../../warehouse/core/errors.ts';
 import { bindParams } from '../../../warehouse/query/bind-params.ts';
 import {
   buildQueryPage,
@@ -29,6 +28,7 @@ import { createTempDir, describeEachDatabase } from '../../support/databases.ts'
 import { createManualClock, openTestContext } from '../../support/hub-context.ts';
 import { productExample } from '../../support/query-product-example.ts';
 import { validId, writeDefinition } from '../../support/registry-fixture.ts';
+import { isHubError } from '../../support/hub-errors.ts';
 
 const id = (n: number) => validId(n);
 
@@ -274,10 +274,7 @@ describeEachDatabase('Query engine on real data', (db) => {
     assert.deepEqual(await firstColumn(def, { born_after: '1985-12-31' }), [id(3), id(4)]);
     assert.deepEqual(await firstColumn(def, { born_after: '1986-01-01' }), [id(4)]);
     assert.equal((await firstColumn(def, {})).length, 6);
-    await assert.rejects(
-      run(def, { born_after: '1980-02-30' }),
-      (err: unknown) => err instanceof HubError && err.code === 'invalid_parameter',
-    );
+    await assert.rejects(run(def, { born_after: '1980-02-30' }), isHubError('invalid_parameter'));
   });
 
   it('pages with has_more; the limit is the total over all pages, and a cut-off says truncated', async () => {
@@ -329,10 +326,7 @@ describeEachDatabase('Query engine on real data', (db) => {
         });
         if (op === 'like' && attack.endsWith('\\')) {
           // A pattern ending in a lone escape character would be a driver error on PostgreSQL: refused first.
-          await assert.rejects(
-            firstColumn(literal),
-            (err: unknown) => err instanceof HubError && err.code === 'invalid_request',
-          );
+          await assert.rejects(firstColumn(literal), isHubError('invalid_request'));
           continue;
         }
         const expected = op === 'like' && attack === '%' ? 6 : 0;
@@ -372,7 +366,7 @@ describeEachDatabase('Query engine on real data', (db) => {
 
     await assert.rejects(
       saveQueryRecord(ctx.knex, { ...first, entity: 'MOE' }, 'moe-admin', clock),
-      (err: unknown) => err instanceof HubError && err.code === 'query_name_taken',
+      isHubError('query_name_taken'),
     );
     assert.deepEqual(await fetchQueryRecord(ctx.knex, 'people-by-status'), replaced);
 

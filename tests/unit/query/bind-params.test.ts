@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { HubError } from '../../../warehouse/core/errors.ts';
 import { bindParams } from '../../../warehouse/query/bind-params.ts';
 import { parseQueryDefinition, type QueryDefinition } from '../../../warehouse/query/query-definition.ts';
+import { isHubError } from '../../support/hub-errors.ts';
 
 const column = 't.c';
 const def: QueryDefinition = parseQueryDefinition({
@@ -107,11 +108,7 @@ describe('bindParams', () => {
 
   it('params that are not an object are refused', () => {
     for (const supplied of [['1980-01-01'], 'born_before=1980-01-01', 7]) {
-      assert.throws(
-        () => bindParams(def, supplied),
-        (err: unknown) =>
-          err instanceof HubError && err.code === 'invalid_parameter' && err.message.startsWith('params:'),
-      );
+      assert.throws(() => bindParams(def, supplied), isHubError('invalid_parameter', undefined, /^params:/));
     }
   });
 });
