@@ -7,7 +7,7 @@ import { closeContext, type AppContext } from '../../server/context.ts';
 import { createUser, verifyUserLogin } from '../../server/services/user-service.ts';
 import { migrateWarehouse } from '../../warehouse/migrations/migrate.ts';
 import { createTempDir, testDatabases } from '../support/databases.ts';
-import { openTestContext } from '../support/hub-context.ts';
+import { insertEntities, openTestContext } from '../support/hub-context.ts';
 import { runHubCli } from '../support/run-hub-cli.ts';
 
 const KEY = 'an-operator-chosen-key-of-44-characters-long';
@@ -81,7 +81,7 @@ describe('hub keys and hub users reset-totp', () => {
       try {
         ctx = openTestContext(url, dir);
         await migrateWarehouse(ctx.knex);
-        await ctx.knex('hub_entities').insert({ code: 'NAF', label_en: 'Aid', label_ar: 'المعونة' });
+        await insertEntities(ctx, 'NAF');
         const user = await createUser(
           ctx,
           { username: 'lost.phone', entity: 'NAF', role: 'custodian' },
