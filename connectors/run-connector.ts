@@ -15,7 +15,12 @@ import { compileArrayRowMapper, compileRowMapper, type RowMapper } from './mappi
 import { addRecord, newBatch, type MappedChunk } from './map-records.ts';
 import { buildRegistryTableSpec } from './registry-spec.ts';
 import { openSource } from './sources/open-source.ts';
-import { readInTwoThreads } from './parallel-read/read-in-two-threads.ts';
+import {
+  openRangeReaders,
+  readInTwoThreads,
+  TWO_THREAD_MIN_ROWS,
+} from './parallel-read/read-in-two-threads.ts';
+import { loadWithStageThread } from './parallel-read/load-with-stage-thread.ts';
 import type { ReadOptions, Source, SourceRecord } from './sources/source.ts';
 import { notifyAfterRun } from '../server/dci/notify-after-run.ts';
 import { inBatches } from '../warehouse/core/in-batches.ts';
@@ -149,7 +154,8 @@ export async function runConnector(
         withFullLoadSettings(ctx.dialect, ctx.knex, work, loadCtx.threads);
       if (mode === 'full') {
         await withSettings(async () => {
-          await loadFull(loadCtx, run, readFullLoad(loadCtx, def, opened, cursors, readFeed));
+          const full = readFullLoad(loadCtx, def, opened, cursors, readFeed, `run-${runId}`);
+          await loadFull({ ...loadCtx, writeInThisThread: full.writeInThisThread }, run, full.batches);
           await buildDeclaredIndexes(ctx, run.spec, summary, { analyzed: true });
         });
       } else {
@@ -237,12 +243,14 @@ async function failInterruptedRuns(ctx: ConnectorContext, connector: string) {
 }
 
 /**
- * A full load of a large SQLite table into a database that takes COPY text reads, maps and
- * encodes on two threads wherever the machine has two cores. Unlike the SQLite writer thread
- * (warehouse/dialects/sqlite.ts), it is not held back for a busy machine: the threads share
- * the ranges by what each has time for and hand over text without copying it, so on a busy
- * machine the second thread costs its start and does less. (Judged by idle cores, it was never
- * taken right after another load, while PostgreSQL vacuumed the rows just written.)
+ * A full load of a large SQLite table reads, maps and encodes on two threads wherever the
+ * machine has two cores: into a database that takes COPY text, both threads encode ranges that
+ * this one writes (`readInTwoThreads`); into a SQLite warehouse, each thread writes its own
+ * ranges, the second into a stage file that this thread's writer appends
+ * (`loadWithStageThread`). Unlike the SQLite writer thread (warehouse/dialects/sqlite.ts), it is
+ * not held back for a busy machine: the threads share the ranges by what each has time for, so
+ * on a busy machine the second thread costs its start and does less. (Judged by idle cores, it
+ * was never taken right after another load, while PostgreSQL vacuumed the rows just written.)
  * HUB_LOAD_THREADS=1 keeps every load on one thread (on SQLite, without its writer thread too);
  * 2 takes the second one for any table the source allows, however small (and SQLite's writer
  * thread whether or not a core is idle).
@@ -253,13 +261,27 @@ function readFullLoad(
   source: Source,
   cursors: { records: string | null },
   oneThread: () => AsyncIterable<LoadBatch>,
-): AsyncIterable<LoadBatch> {
+  runName: string,
+): { batches: AsyncIterable<LoadBatch>; writeInThisThread: boolean } {
+  const alone = () => ({ batches: oneThread(), writeInThisThread: false });
   const threads = ctx.threads;
-  if (ctx.dialect.takesCopyText !== true || source.sqliteTable === undefined || threads === 1)
-    return oneThread();
-  if (threads === 'auto' && os.availableParallelism() < 2) return oneThread();
-  const options = threads === 2 ? { minRows: 0 } : {};
-  return readInTwoThreads(def, ctx.nationalIdRule, source.sqliteTable, cursors, oneThread, options);
+  const location = source.sqliteTable;
+  if (location === undefined || threads === 1) return alone();
+  if (threads === 'auto' && os.availableParallelism() < 2) return alone();
+  const minRows = threads === 2 ? 0 : TWO_THREAD_MIN_ROWS;
+  if (ctx.dialect.takesCopyText === true)
+    return {
+      batches: readInTwoThreads(def, ctx.nationalIdRule, location, cursors, oneThread, { minRows }),
+      writeInThisThread: false,
+    };
+  const stageFile = ctx.dialect.stageFileFor?.(ctx.knex, runName) ?? null;
+  if (stageFile === null) return alone();
+  const readers = openRangeReaders(def, ctx.nationalIdRule, location, minRows);
+  if (readers === null) return alone();
+  return {
+    batches: loadWithStageThread(readers, def, ctx.nationalIdRule, location, cursors, stageFile),
+    writeInThisThread: true,
+  };
 }
 
 function loadThreads(env: NodeJS.ProcessEnv): LoadThreads {

@@ -64,7 +64,7 @@ export async function* readInTwoThreads(
   oneThread: () => AsyncIterable<LoadBatch>,
   options: TwoThreadOptions = {},
 ): AsyncIterable<LoadBatch> {
-  const opened = openReaders(def, rule, location, options.minRows ?? TWO_THREAD_MIN_ROWS);
+  const opened = openRangeReaders(def, rule, location, options.minRows ?? TWO_THREAD_MIN_ROWS);
   if (opened === null) {
     yield* oneThread();
     return;
@@ -145,12 +145,23 @@ function takeOwn(own: Map<number, EncodedRange>, k: number): EncodedRange | null
   return range;
 }
 
-function openReaders(
+/** A table's reader in its read transaction, the probe opened before it, and the ranges that cover the table. */
+export interface RangeReaders {
+  reader: RowidRangeReader;
+  probe: ChangeProbe;
+  plan: RangePlan;
+}
+
+/**
+ * The readers of a table read in ranges by two threads, or null for a table that cannot be read
+ * by rowid or has fewer than `minRows` rowids (the caller reads it on one thread).
+ */
+export function openRangeReaders(
   def: ConnectorDefinition,
   rule: NationalIdRule,
   location: SqliteTableLocation,
   minRows: number,
-): { reader: RowidRangeReader; probe: ChangeProbe; plan: RangePlan } | null {
+): RangeReaders | null {
   let probe: ChangeProbe | null = null;
   let reader: RowidRangeReader | null = null;
   try {
@@ -168,7 +179,7 @@ function openReaders(
 }
 
 /** Whether another connection has committed to the file since this one was opened. */
-class ChangeProbe {
+export class ChangeProbe {
   private readonly db: Database.Database;
   private readonly start: number;
 

@@ -3,6 +3,7 @@ import type { ConnectorDefinition } from '../definition.ts';
 import type { NationalIdRule } from '../../warehouse/core/national-id.ts';
 import { encodeCopyRows } from '../../warehouse/dialects/copy-text.ts';
 import type { RejectInput } from '../../warehouse/load/load-types.ts';
+import type { WarehouseRow } from '../../warehouse/core/warehouse-value.ts';
 import { maxCursor } from '../compare-cursor.ts';
 import { addRecord, newBatch } from '../map-records.ts';
 import { compileArrayRowMapper, type RowMapper } from '../mapping/compile-row-mapper.ts';
@@ -29,6 +30,14 @@ export const rangeCount = (plan: RangePlan) => Math.floor((plan.last - plan.firs
 export function claimRange(claims: Int32Array, total: number): number | null {
   const k = Atomics.add(claims, 0, 1);
   return k < total ? k : null;
+}
+
+/** One range of source records, mapped. */
+export interface MappedRange {
+  rows: WarehouseRow[];
+  read: number;
+  rejects: RejectInput[];
+  cursor: string | null;
 }
 
 /** One range of source records, mapped and encoded as COPY text. */
@@ -102,8 +111,8 @@ export class RowidRangeReader {
     return { first, last, width };
   }
 
-  /** Range `k` of the plan: its records mapped as a full load maps them, and its rows encoded. */
-  encodeRange(plan: RangePlan, k: number): EncodedRange {
+  /** Range `k` of the plan: its records mapped as a full load maps them. */
+  mapRange(plan: RangePlan, k: number): MappedRange {
     const from = plan.first + k * plan.width;
     const batch = newBatch();
     const cursors = { records: null as string | null };
@@ -117,13 +126,18 @@ export class RowidRangeReader {
       batch.read++;
       addRecord(batch, chunk, record, false, cursors);
     }
-    return {
-      copyText: encodeCopyRows(batch.rows),
-      rows: batch.rows.length,
-      read: batch.read,
-      rejects: batch.rejects,
-      cursor: cursors.records,
-    };
+    return { rows: batch.rows, read: batch.read, rejects: batch.rejects, cursor: cursors.records };
+  }
+
+  /** Range `k` of the plan, mapped, and its rows encoded as COPY text. */
+  encodeRange(plan: RangePlan, k: number): EncodedRange {
+    const { rows, ...range } = this.mapRange(plan, k);
+    return { ...range, copyText: encodeCopyRows(rows), rows: rows.length };
+  }
+
+  /** The target's columns, in the order of a mapped range's rows. */
+  get columns(): string[] {
+    return this.mapper.columns;
   }
 
   close(): void {
@@ -133,5 +147,5 @@ export class RowidRangeReader {
 }
 
 /** Folds one range's cursor into the run's. */
-export const foldCursor = (cursors: { records: string | null }, range: EncodedRange) =>
+export const foldCursor = (cursors: { records: string | null }, range: { cursor: string | null }) =>
   (cursors.records = maxCursor(cursors.records, range.cursor));

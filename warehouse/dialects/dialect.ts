@@ -12,6 +12,8 @@ export interface BulkWriter {
   write(rows: WarehouseRow[], rejects?: RejectRow[]): Promise<void>;
   /** Rows already in COPY text, one per line in the target's column order (dialects that take it). */
   writeCopyText?(bytes: Buffer, rejects?: RejectRow[]): Promise<void>;
+  /** Appends the rows of a stage file (connectors/parallel-read/stage-worker.ts) in their order (dialects that take one). */
+  appendStaged?(stageFile: string): Promise<void>;
   close(): Promise<void>;
   /** Gives up the load: no row stays, the rejects of every batch already written to it do. */
   abort(): Promise<void>;
@@ -42,6 +44,12 @@ export interface Dialect {
   openBulkWriter(knex: Knex, target: BulkTarget, threads?: LoadThreads): Promise<BulkWriter>;
   /** Whether its bulk writer takes rows already encoded as COPY text (`BulkWriter.writeCopyText`). */
   takesCopyText?: boolean;
+  /**
+   * Where a second thread may write a full load's rows for the bulk writer to append
+   * (`BulkWriter.appendStaged`), beside the warehouse; null where no other thread can reach it.
+   * Dialects without it take no stage file.
+   */
+  stageFileFor?(knex: Knex, name: string): string | null;
   /** Removes rows whose record key repeats (keeping the first written) and returns them. */
   removeDuplicateKeys(knex: Knex, target: BulkTarget): Promise<WarehouseRow[]>;
   isUniqueViolation(error: unknown): boolean;

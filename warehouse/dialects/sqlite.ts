@@ -7,6 +7,7 @@ import { SQLITE_FULL_LOAD_CACHE_KIB } from '../db.ts';
 import { withRawConnection } from './raw-connection.ts';
 import { toRecord, type BulkTarget, type BulkWriter, type Dialect, type LoadThreads } from './dialect.ts';
 import { REJECT_COLUMNS, type RejectRow } from '../load/save-rejects.ts';
+import { STAGE_TABLE, stageColumn } from '../load/stage-file.ts';
 import { openSqliteWorkerWriter } from './sqlite-bulk-writer.ts';
 import { hasIdleCore } from './idle-cores.ts';
 import { startBackgroundCheckpoints, type BackgroundCheckpointer } from './sqlite-checkpointer.ts';
@@ -86,9 +87,39 @@ function openInProcessWriter(knex: Knex, target: BulkTarget): BulkWriter {
   return {
     write: (rows, rejects = []) =>
       withRawConnection(knex, (db: Database.Database) => writeBatch(db, rows, rejects)),
+    appendStaged: (stageFile) => appendStaged(knex, target, stageFile),
     close: restoreCheckpoints,
     abort: restoreCheckpoints,
   };
+}
+
+/** Rowids of a stage file appended per statement: the event loop turns between them, as between a load's batches. */
+const APPEND_ROWIDS = 50_000;
+
+/** Appends a stage file's rows to the target in rowid order, attached to the writer's connection. */
+async function appendStaged(knex: Knex, target: BulkTarget, stageFile: string): Promise<void> {
+  const columns = target.columns.map(quote).join(', ');
+  const staged = target.columns.map((_, i) => stageColumn(i)).join(', ');
+  const last = await withRawConnection(knex, (db: Database.Database) => {
+    db.prepare('ATTACH DATABASE ? AS hub_stage').run(stageFile);
+    return Number(db.prepare(`SELECT max(rowid) FROM hub_stage.${STAGE_TABLE}`).pluck().get() ?? -1);
+  });
+  try {
+    for (let from = 0; from <= last; from += APPEND_ROWIDS) {
+      await withRawConnection(knex, (db: Database.Database) => {
+        db.pragma('wal_autocheckpoint = 0');
+        db.prepare(
+          `INSERT INTO ${quote(target.table)} (${columns}) SELECT ${staged} FROM hub_stage.${STAGE_TABLE} WHERE rowid BETWEEN ? AND ? ORDER BY rowid`,
+        ).run(from, from + APPEND_ROWIDS - 1);
+      });
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  } finally {
+    await withRawConnection(
+      knex,
+      (db: Database.Database) => void db.prepare('DETACH DATABASE hub_stage').run(),
+    );
+  }
 }
 
 /**
@@ -140,6 +171,11 @@ export const sqliteDialect: Dialect = {
     if (filename !== null && threads !== 1 && (threads === 2 || hasIdleCore()))
       return openWorkerWriter(knex, filename, target);
     return Promise.resolve(openInProcessWriter(knex, target));
+  },
+
+  stageFileFor(knex, name) {
+    const filename = sqliteFilename(knex);
+    return filename === null ? null : `${filename}.${name}.stage`;
   },
 
   async removeDuplicateKeys(knex, target) {

@@ -142,15 +142,19 @@ async function writeNextTable(
   await createRegistryTable(ctx.knex, run.spec, next.target.table, { indexes: false, suffix: next.suffix });
   let writer: BulkWriter | null = null;
   try {
-    writer = await ctx.dialect.openBulkWriter(ctx.knex, next.target, ctx.threads);
+    writer = await ctx.dialect.openBulkWriter(ctx.knex, next.target, ctx.writeInThisThread ? 1 : ctx.threads);
     for await (const batch of batches) {
       onBatch(batch);
       const rejects = buildRejectRows(run, batch.rejects);
+      if (batch.stageFile !== undefined) {
+        if (writer.appendStaged === undefined) throw new Error(`${ctx.dialect.name} takes no stage file`);
+        await writer.appendStaged(batch.stageFile);
+      }
       if (batch.copyText === undefined) await writer.write(batch.rows, rejects);
       else if (writer.writeCopyText !== undefined) await writer.writeCopyText(batch.copyText.bytes, rejects);
       else throw new Error(`${ctx.dialect.name} takes no COPY text`);
       stats.read += batch.read;
-      stats.inserted += batch.copyText?.rows ?? batch.rows.length;
+      stats.inserted += (batch.copyText?.rows ?? batch.rows.length) + (batch.stagedRows ?? 0);
       stats.rejected += batch.rejects.length;
       run.onProgress?.(stats, 'loading');
     }

@@ -10,6 +10,8 @@ export interface LoadContext {
   clock: Clock;
   /** HUB_LOAD_THREADS as read for this run (default auto). */
   threads?: LoadThreads;
+  /** The batches bring a stage file to append: the bulk writer writes on this thread, whose connection can attach it. */
+  writeInThisThread?: boolean;
 }
 
 export interface RejectInput {
@@ -32,6 +34,10 @@ export interface LoadBatch {
    * `rows`, for a dialect whose bulk writer takes it (`Dialect.takesCopyText`).
    */
   copyText?: { bytes: Buffer; rows: number };
+  /** Rows of this batch that a second thread wrote into `stageFile` instead of `rows` (connectors/parallel-read). */
+  stagedRows?: number;
+  /** A stage file whose rows the bulk writer appends, after every row before them (`BulkWriter.appendStaged`). */
+  stageFile?: string;
 }
 
 export interface LoadStats {

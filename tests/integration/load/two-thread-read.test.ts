@@ -1,17 +1,27 @@
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
+import knexFactory from 'knex';
 import { readConnectorDefinitions, type ConnectorDefinition } from '../../../connectors/definition.ts';
-import { readInTwoThreads } from '../../../connectors/parallel-read/read-in-two-threads.ts';
+import { openRangeReaders, readInTwoThreads } from '../../../connectors/parallel-read/read-in-two-threads.ts';
+import {
+  loadWithStageThread,
+  type StageThreadOptions,
+} from '../../../connectors/parallel-read/load-with-stage-thread.ts';
+import { rangeCount } from '../../../connectors/parallel-read/rowid-ranges.ts';
+import { sqliteDialect } from '../../../warehouse/dialects/sqlite.ts';
+import { REJECT_COLUMNS } from '../../../warehouse/load/save-rejects.ts';
 import { runConnector, type RunSummary } from '../../../connectors/run-connector.ts';
 import { closeContext, type AppContext } from '../../../server/context.ts';
 import { prepareWarehouse } from '../../../server/services/connector-service.ts';
 import { DEFAULT_NATIONAL_ID_RULE } from '../../../warehouse/core/national-id.ts';
-import type { LoadBatch } from '../../../warehouse/load/load-types.ts';
+import type { LoadBatch, RejectInput } from '../../../warehouse/load/load-types.ts';
 import { createTempDir, describeEachDatabase } from '../../support/databases.ts';
 import { openTestContext } from '../../support/hub-context.ts';
 import {
@@ -240,8 +250,184 @@ describe('Reading a SQLite source table on two threads', function () {
   });
 });
 
+describe('A full load into SQLite on two threads, the second writing a stage file', function () {
+  this.timeout(120_000);
+  let dir: string;
+  let sourceFile: string;
+  let def: ConnectorDefinition;
+
+  /**
+   * Loads the source through `loadWithStageThread` into a table of a SQLite file with the hub's
+   * bulk writer, slowly enough (`writeMs` a batch) for the stage thread to take ranges; gives the
+   * table's rows in rowid order, the batches' counts, rejects and cursor, which thread read each
+   * range, and whether the stage file outlived the load.
+   */
+  const loadStaged = async (options: StageThreadOptions = {}, writeMs = 2, file = sourceFile) => {
+    const warehouse = path.join(dir, `warehouse-${randomUUID()}.sqlite`);
+    const knex = knexFactory({
+      client: 'better-sqlite3',
+      connection: { filename: warehouse },
+      useNullAsDefault: true,
+    });
+    const readers = openRangeReaders(def, DEFAULT_NATIONAL_ID_RULE, { filename: file, table: 'people' }, 0)!;
+    const columns = readers.reader.columns;
+    await knex.raw(`CREATE TABLE loaded (${columns.map((c) => `"${c}" TEXT`).join(', ')})`);
+    await knex.raw(`CREATE TABLE hub_rejects (${REJECT_COLUMNS.join(', ')})`);
+    const writer = await sqliteDialect.openBulkWriter(
+      knex,
+      { table: 'loaded', columns, key: ['national_id'] },
+      1,
+    );
+    const stageFile = `${warehouse}.run-1.stage`;
+    const cursors = { records: null as string | null };
+    const threads: string[] = [];
+    const totals = { read: 0, rows: 0, staged: 0 };
+    const rejects: RejectInput[] = [];
+    try {
+      for await (const batch of loadWithStageThread(
+        readers,
+        def,
+        DEFAULT_NATIONAL_ID_RULE,
+        { filename: file, table: 'people' },
+        cursors,
+        stageFile,
+        { ...options, onRange: (thread) => threads.push(thread) },
+      )) {
+        if (batch.stageFile !== undefined) await writer.appendStaged!(batch.stageFile);
+        await writer.write(batch.rows);
+        totals.read += batch.read;
+        totals.rows += batch.rows.length;
+        totals.staged += batch.stagedRows ?? 0;
+        rejects.push(...batch.rejects);
+        if (writeMs > 0) await new Promise((resolve) => setTimeout(resolve, writeMs));
+      }
+      await writer.close();
+      const rows = (await knex('loaded').orderByRaw('rowid').select()) as Array<Record<string, string>>;
+      return { rows, totals, rejects, cursor: cursors.records, threads, stageLeft: existsSync(stageFile) };
+    } finally {
+      await knex.destroy();
+    }
+  };
+
+  /** The same source mapped range by range on one thread: what the load must write. */
+  const mappedOnOneThread = () => {
+    const readers = openRangeReaders(
+      def,
+      DEFAULT_NATIONAL_ID_RULE,
+      { filename: sourceFile, table: 'people' },
+      0,
+    )!;
+    try {
+      const ranges = Array.from({ length: rangeCount(readers.plan) }, (_, k) =>
+        readers.reader.mapRange(readers.plan, k),
+      );
+      const columns = readers.reader.columns;
+      return {
+        rows: ranges.flatMap((r) =>
+          r.rows.map((row) => Object.fromEntries(columns.map((c, i) => [c, row[i]]))),
+        ),
+        read: ranges.reduce((n, r) => n + r.read, 0),
+        rejects: ranges.flatMap((r) => r.rejects),
+        cursor: ranges.reduce<string | null>(
+          (max, r) => (r.cursor !== null && (max === null || r.cursor > max) ? r.cursor : max),
+          null,
+        ),
+      };
+    } finally {
+      readers.reader.close();
+      readers.probe.close();
+    }
+  };
+
+  before(async () => {
+    dir = await createTempDir('hub-stage-thread-');
+    sourceFile = path.join(dir, 'people.sqlite');
+    writeSource(sourceFile);
+    await writeDefinition(
+      dir,
+      'reg-people',
+      peopleDefinition(sourceFile, { batch_size: BATCH, mode: 'full' }),
+    );
+    def = (await readConnectorDefinitions(dir))[0]!;
+  });
+
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('each thread writes ranges; the table holds the rows one thread maps, in source order, and the stage file is gone', async () => {
+    const expected = mappedOnOneThread();
+    const loaded = await loadStaged();
+    assert.ok(loaded.threads.includes('worker') && loaded.threads.includes('main'), loaded.threads.join(' '));
+    assert.ok(loaded.totals.staged > 0 && loaded.totals.rows > 0, JSON.stringify(loaded.totals));
+    assert.ok(expected.rows.length > 2000, `${expected.rows.length} rows`);
+    assert.deepEqual(loaded.rows, expected.rows);
+    assert.equal(loaded.totals.rows + loaded.totals.staged, expected.rows.length);
+    assert.equal(loaded.totals.read, expected.read);
+    assert.deepEqual(loaded.rejects, expected.rejects);
+    assert.equal(loaded.cursor, expected.cursor);
+    assert.equal(loaded.stageLeft, false);
+  });
+
+  it('a stage thread that fails to start, or fails on its first range, leaves every range to this thread', async () => {
+    const expected = mappedOnOneThread();
+    const failing = path.join(dir, 'failing-stage-worker.cjs');
+    await writeFile(
+      failing,
+      "require('node:worker_threads').parentPort.postMessage({ type: 'failed', message: 'no' });\n",
+    );
+    for (const workerUrl of [pathToFileURL(path.join(dir, 'missing.cjs')), pathToFileURL(failing)]) {
+      const loaded = await loadStaged({ workerUrl });
+      assert.deepEqual(new Set(loaded.threads), new Set(['main']));
+      assert.deepEqual(loaded.rows, expected.rows);
+      assert.deepEqual(loaded.rejects, expected.rejects);
+      assert.equal(loaded.totals.read, expected.read);
+      assert.equal(loaded.stageLeft, false);
+    }
+  });
+
+  it('a stage thread that stops midway has its ranges read again by this thread', async () => {
+    const expected = mappedOnOneThread();
+    // A stage thread that reports two ranges from the back, then exits without saying it is done.
+    const stopping = path.join(dir, 'stopping-stage-worker.cjs');
+    await writeFile(
+      stopping,
+      `const { parentPort, workerData } = require('node:worker_threads');
+       const claims = new BigInt64Array(workerData.claims);
+       for (let i = 0; i < 2; i++) {
+         const seen = Atomics.load(claims, 0);
+         const next = seen >> 32n, end = seen & 0xffffffffn;
+         if (next >= end) break;
+         if (Atomics.compareExchange(claims, 0, seen, (next << 32n) | (end - 1n)) !== seen) { i--; continue; }
+         parentPort.postMessage({ type: 'range', k: Number(end - 1n), read: 1, rows: 1, rejects: [], cursor: null });
+       }
+       process.exit(3);\n`,
+    );
+    const loaded = await loadStaged({ workerUrl: pathToFileURL(stopping) });
+    assert.deepEqual(loaded.rows, expected.rows);
+    assert.deepEqual(loaded.rejects, expected.rejects);
+    assert.equal(loaded.totals.read, expected.read);
+    assert.equal(loaded.totals.staged, 0);
+  });
+
+  it('loads one state of a source that is being written, never a mix of two', async () => {
+    const copy = path.join(dir, 'rewritten-staged.sqlite');
+    writeSource(copy);
+    const rewriting = await startRewriting(copy);
+    try {
+      for (let attempt = 0; attempt < 2; attempt++) {
+        const { rows } = await loadStaged({}, 2, copy);
+        const versions = new Set(rows.map((row) => row.full_name));
+        assert.equal(versions.size, 1, `one load saw ${versions.size} versions of the names`);
+      }
+    } finally {
+      assert.ok((await rewriting.stop()) > 1);
+    }
+  });
+});
+
 describeEachDatabase(
-  'Full loads from a SQLite table with HUB_LOAD_THREADS 1 and 2 (two reading threads into PostgreSQL, a writer thread into SQLite)',
+  'Full loads from a SQLite table with HUB_LOAD_THREADS 1 and 2 (two reading threads into PostgreSQL, a stage thread into SQLite)',
   (db) => {
     let dir: string;
     let ctx: AppContext;
