@@ -154,7 +154,7 @@ export async function runConnector(
         withFullLoadSettings(ctx.dialect, ctx.knex, work, loadCtx.threads);
       if (mode === 'full') {
         await withSettings(async () => {
-          const full = readFullLoad(loadCtx, def, opened, cursors, readFeed, `run-${runId}`);
+          const full = readFullLoad(loadCtx, def, opened, cursors, readFeed, runId);
           await loadFull({ ...loadCtx, writeInThisThread: full.writeInThisThread }, run, full.batches);
           await buildDeclaredIndexes(ctx, run.spec, summary, { analyzed: true });
         });
@@ -261,7 +261,7 @@ function readFullLoad(
   source: Source,
   cursors: { records: string | null },
   oneThread: () => AsyncIterable<LoadBatch>,
-  runName: string,
+  runId: number,
 ): { batches: AsyncIterable<LoadBatch>; writeInThisThread: boolean } {
   const alone = () => ({ batches: oneThread(), writeInThisThread: false });
   const threads = ctx.threads;
@@ -274,12 +274,20 @@ function readFullLoad(
       batches: readInTwoThreads(def, ctx.nationalIdRule, location, cursors, oneThread, { minRows }),
       writeInThisThread: false,
     };
-  const stageFile = ctx.dialect.stageFileFor?.(ctx.knex, runName) ?? null;
+  const stageFile = ctx.dialect.stageFileFor?.(ctx.knex, `run-${runId}`) ?? null;
   if (stageFile === null) return alone();
   const readers = openRangeReaders(def, ctx.nationalIdRule, location, minRows);
   if (readers === null) return alone();
   return {
-    batches: loadWithStageThread(readers, def, ctx.nationalIdRule, location, cursors, stageFile),
+    batches: loadWithStageThread(
+      readers,
+      def,
+      ctx.nationalIdRule,
+      location,
+      cursors,
+      { id: runId, connector: def.name },
+      stageFile,
+    ),
     writeInThisThread: true,
   };
 }

@@ -26,15 +26,17 @@ export interface StageThreadOptions {
 /**
  * A full load of a large SQLite source table into a SQLite warehouse, on two threads that each
  * read, map and write: SQLite takes one writer at a time, so the second thread writes its rows
- * into a stage file of its own, and the warehouse's writer appends them after this thread's. The
+ * and rejects into a stage file of its own, and the warehouse's writer appends them after this
+ * thread's. The
  * threads take ranges of rowids from the two ends of the table (`TwoEndedClaims`) until they
  * meet: each does what it has time for, and the table gets its rows in source order (this
- * thread's stretch, then the stage's), as one thread would have written them. Only counts,
- * rejects and cursors cross between the threads: handing rows to a writer thread cost as much
- * CPU in encoding and parsing them as it saved.
+ * thread's stretch, then the stage's), as one thread would have written them. Only counts and
+ * cursors cross between the threads: handing rows to a writer thread cost as much CPU in
+ * encoding and parsing them as it saved, and the stage holds the rejects, however many.
  *
- * This thread's batches come as they are read; the last batch carries the stage thread's counts,
- * its rejects in source order and the stage file (`stageFile`), which the writer appends.
+ * This thread's batches come as they are read; the last one carries the stage thread's counts
+ * and its stage file (`staged`), which the writer appends. So the run's counts include the stage
+ * thread's ranges only at the end.
  * Both threads must read one state of the source: the probe, opened before either read
  * transaction, tells once the stage thread has read whether anything was committed since. If
  * so, or if that thread cannot start or fails, its stage is dropped and this thread reads the
@@ -46,6 +48,7 @@ export async function* loadWithStageThread(
   rule: NationalIdRule,
   location: SqliteTableLocation,
   cursors: { records: string | null },
+  run: { id: number; connector: string },
   stageFile: string,
   options: StageThreadOptions = {},
 ): AsyncIterable<LoadBatch> {
@@ -57,6 +60,7 @@ export async function* loadWithStageThread(
     rule,
     plan,
     claims: claims.buffer,
+    run,
     stageFile,
   });
   const dropStage = async () => {
@@ -95,10 +99,13 @@ export async function* loadWithStageThread(
       yield {
         read: staged.reduce((n, r) => n + r.read, 0),
         rows: [],
-        rejects: staged.flatMap((r) => r.rejects),
+        rejects: [],
         deletes: [],
-        stagedRows: staged.reduce((n, r) => n + r.rows, 0),
-        stageFile,
+        staged: {
+          file: stageFile,
+          rows: staged.reduce((n, r) => n + r.rows, 0),
+          rejects: staged.reduce((n, r) => n + r.rejects, 0),
+        },
       };
     }
   } finally {

@@ -12,8 +12,11 @@ export interface BulkWriter {
   write(rows: WarehouseRow[], rejects?: RejectRow[]): Promise<void>;
   /** Rows already in COPY text, one per line in the target's column order (dialects that take it). */
   writeCopyText?(bytes: Buffer, rejects?: RejectRow[]): Promise<void>;
-  /** Appends the rows of a stage file (connectors/parallel-read/stage-worker.ts) in their order (dialects that take one). */
-  appendStaged?(stageFile: string): Promise<void>;
+  /**
+   * Appends the rows of a stage file (warehouse/load/stage-file.ts) in their order, and its
+   * rejects as the run's (dialects that take one).
+   */
+  appendStaged?(stageFile: string, run: { id: number; connector: string }): Promise<void>;
   close(): Promise<void>;
   /** Gives up the load: no row stays, the rejects of every batch already written to it do. */
   abort(): Promise<void>;
@@ -41,7 +44,13 @@ export interface Dialect {
   /** Rows one multi-row INSERT may carry, whatever the bindings (SQLite compiles them to a compound SELECT of at most 500 terms). */
   maxInsertRows: number;
   /** `threads`: HUB_LOAD_THREADS as the run reads it; a dialect that can write on a thread of its own follows it. */
-  openBulkWriter(knex: Knex, target: BulkTarget, threads?: LoadThreads): Promise<BulkWriter>;
+  /** `inThisThread`: the writer must write on the calling thread (it is handed a stage file to append). */
+  openBulkWriter(
+    knex: Knex,
+    target: BulkTarget,
+    threads?: LoadThreads,
+    options?: { inThisThread?: boolean },
+  ): Promise<BulkWriter>;
   /** Whether its bulk writer takes rows already encoded as COPY text (`BulkWriter.writeCopyText`). */
   takesCopyText?: boolean;
   /**

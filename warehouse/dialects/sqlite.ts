@@ -7,7 +7,7 @@ import { SQLITE_FULL_LOAD_CACHE_KIB } from '../db.ts';
 import { withRawConnection } from './raw-connection.ts';
 import { toRecord, type BulkTarget, type BulkWriter, type Dialect, type LoadThreads } from './dialect.ts';
 import { REJECT_COLUMNS, type RejectRow } from '../load/save-rejects.ts';
-import { STAGE_TABLE, stageColumn } from '../load/stage-file.ts';
+import { STAGE_REJECTS, STAGE_TABLE, STAGED_REJECT_COLUMNS, stageColumn } from '../load/stage-file.ts';
 import { openSqliteWorkerWriter } from './sqlite-bulk-writer.ts';
 import { hasIdleCore } from './idle-cores.ts';
 import { startBackgroundCheckpoints, type BackgroundCheckpointer } from './sqlite-checkpointer.ts';
@@ -87,24 +87,31 @@ function openInProcessWriter(knex: Knex, target: BulkTarget): BulkWriter {
   return {
     write: (rows, rejects = []) =>
       withRawConnection(knex, (db: Database.Database) => writeBatch(db, rows, rejects)),
-    appendStaged: (stageFile) => appendStaged(knex, target, stageFile),
+    appendStaged: (stageFile, run) => appendStaged(knex, target, stageFile, run),
     close: restoreCheckpoints,
     abort: restoreCheckpoints,
   };
 }
 
-/** Rowids of a stage file appended per statement: the event loop turns between them, as between a load's batches. */
-const APPEND_ROWIDS = 50_000;
+/** Rowids of a stage file appended per statement (about 10 ms of work): API requests get their turn between them, as between batches. */
+const APPEND_ROWIDS = 10_000;
 
-/** Appends a stage file's rows to the target in rowid order, attached to the writer's connection. */
-async function appendStaged(knex: Knex, target: BulkTarget, stageFile: string): Promise<void> {
+/** Appends a stage file's rows to the target and its rejects to the run's, in rowid order, attached to the writer's connection. */
+async function appendStaged(
+  knex: Knex,
+  target: BulkTarget,
+  stageFile: string,
+  run: { id: number; connector: string },
+): Promise<void> {
   const columns = target.columns.map(quote).join(', ');
   const staged = target.columns.map((_, i) => stageColumn(i)).join(', ');
-  const last = await withRawConnection(knex, (db: Database.Database) => {
-    db.prepare('ATTACH DATABASE ? AS hub_stage').run(stageFile);
-    return Number(db.prepare(`SELECT max(rowid) FROM hub_stage.${STAGE_TABLE}`).pluck().get() ?? -1);
-  });
+  await withRawConnection(knex, (db: Database.Database) =>
+    db.prepare('ATTACH DATABASE ? AS hub_stage').run(stageFile),
+  );
   try {
+    const last = await withRawConnection(knex, (db: Database.Database) =>
+      Number(db.prepare(`SELECT max(rowid) FROM hub_stage.${STAGE_TABLE}`).pluck().get() ?? -1),
+    );
     for (let from = 0; from <= last; from += APPEND_ROWIDS) {
       await withRawConnection(knex, (db: Database.Database) => {
         db.pragma('wal_autocheckpoint = 0');
@@ -114,6 +121,12 @@ async function appendStaged(knex: Knex, target: BulkTarget, stageFile: string): 
       });
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
+    const rejectColumns = STAGED_REJECT_COLUMNS.map(quote).join(', ');
+    await withRawConnection(knex, (db: Database.Database) => {
+      db.prepare(
+        `INSERT INTO hub_rejects (connector, run_id, ${rejectColumns}) SELECT ?, ?, ${rejectColumns} FROM hub_stage.${STAGE_REJECTS} ORDER BY rowid`,
+      ).run(run.connector, run.id);
+    });
   } finally {
     await withRawConnection(
       knex,
@@ -128,7 +141,11 @@ async function appendStaged(knex: Knex, target: BulkTarget, stageFile: string): 
  * while the main thread builds the indexes: a core was idle for the writer, and it is again.
  */
 async function openWorkerWriter(knex: Knex, filename: string, target: BulkTarget): Promise<BulkWriter> {
-  const writer = await openSqliteWorkerWriter(filename, target);
+  return checkpointingAfter(knex, filename, await openSqliteWorkerWriter(filename, target));
+}
+
+/** The writer, whose close starts the background checkpoints of a large full load (see openWorkerWriter). */
+function checkpointingAfter(knex: Knex, filename: string, writer: BulkWriter): BulkWriter {
   const load = fullLoads.get(knex);
   if (load === undefined) return writer;
   return {
@@ -162,9 +179,17 @@ export const sqliteDialect: Dialect = {
   // A group is one synchronous write on the writer's connection (record-audit.ts): cheap enough per turn.
   auditGatherMs: 0,
 
-  openBulkWriter(knex: Knex, target: BulkTarget, threads: LoadThreads = 'auto') {
+  openBulkWriter(knex: Knex, target: BulkTarget, threads: LoadThreads = 'auto', options = {}) {
     // An in-memory database belongs to its one connection: no other thread can write it.
     const filename = sqliteFilename(knex);
+    // A load on two threads that each write (connectors/parallel-read/load-with-stage-thread.ts):
+    // this thread's connection appends the stage, and both cores were busy, as with a writer thread.
+    if (options.inThisThread === true)
+      return Promise.resolve(
+        filename === null
+          ? openInProcessWriter(knex, target)
+          : checkpointingAfter(knex, filename, openInProcessWriter(knex, target)),
+      );
     // Handing batches to a writer thread costs CPU of its own (each is encoded and parsed again):
     // it shortens a load when a core would otherwise stay idle, and lengthens it on a machine
     // whose cores are all busy.

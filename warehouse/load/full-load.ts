@@ -142,19 +142,23 @@ async function writeNextTable(
   await createRegistryTable(ctx.knex, run.spec, next.target.table, { indexes: false, suffix: next.suffix });
   let writer: BulkWriter | null = null;
   try {
-    writer = await ctx.dialect.openBulkWriter(ctx.knex, next.target, ctx.writeInThisThread ? 1 : ctx.threads);
+    writer = await ctx.dialect.openBulkWriter(ctx.knex, next.target, ctx.threads, {
+      inThisThread: ctx.writeInThisThread === true,
+    });
     for await (const batch of batches) {
       onBatch(batch);
       const rejects = buildRejectRows(run, batch.rejects);
-      if (batch.stageFile !== undefined) {
+      if (batch.staged !== undefined) {
         if (writer.appendStaged === undefined) throw new Error(`${ctx.dialect.name} takes no stage file`);
-        await writer.appendStaged(batch.stageFile);
+        await writer.appendStaged(batch.staged.file, run);
+        stats.inserted += batch.staged.rows;
+        stats.rejected += batch.staged.rejects;
       }
       if (batch.copyText === undefined) await writer.write(batch.rows, rejects);
       else if (writer.writeCopyText !== undefined) await writer.writeCopyText(batch.copyText.bytes, rejects);
       else throw new Error(`${ctx.dialect.name} takes no COPY text`);
       stats.read += batch.read;
-      stats.inserted += (batch.copyText?.rows ?? batch.rows.length) + (batch.stagedRows ?? 0);
+      stats.inserted += batch.copyText?.rows ?? batch.rows.length;
       stats.rejected += batch.rejects.length;
       run.onProgress?.(stats, 'loading');
     }

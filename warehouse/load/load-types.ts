@@ -34,10 +34,18 @@ export interface LoadBatch {
    * `rows`, for a dialect whose bulk writer takes it (`Dialect.takesCopyText`).
    */
   copyText?: { bytes: Buffer; rows: number };
-  /** Rows of this batch that a second thread wrote into `stageFile` instead of `rows` (connectors/parallel-read). */
-  stagedRows?: number;
-  /** A stage file whose rows the bulk writer appends, after every row before them (`BulkWriter.appendStaged`). */
-  stageFile?: string;
+  /**
+   * A stage file that a second thread wrote (connectors/parallel-read/load-with-stage-thread.ts),
+   * holding this many rows and rejects, which the bulk writer appends after every row before them
+   * (`BulkWriter.appendStaged`).
+   */
+  staged?: StagedLoad;
+}
+
+export interface StagedLoad {
+  file: string;
+  rows: number;
+  rejects: number;
 }
 
 export interface LoadStats {

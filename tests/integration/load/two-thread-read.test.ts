@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { rm, writeFile } from 'node:fs/promises';
+import { readdir, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -16,12 +16,12 @@ import {
 } from '../../../connectors/parallel-read/load-with-stage-thread.ts';
 import { rangeCount } from '../../../connectors/parallel-read/rowid-ranges.ts';
 import { sqliteDialect } from '../../../warehouse/dialects/sqlite.ts';
-import { REJECT_COLUMNS } from '../../../warehouse/load/save-rejects.ts';
+import { buildRejectRows, REJECT_COLUMNS } from '../../../warehouse/load/save-rejects.ts';
 import { runConnector, type RunSummary } from '../../../connectors/run-connector.ts';
 import { closeContext, type AppContext } from '../../../server/context.ts';
 import { prepareWarehouse } from '../../../server/services/connector-service.ts';
 import { DEFAULT_NATIONAL_ID_RULE } from '../../../warehouse/core/national-id.ts';
-import type { LoadBatch, RejectInput } from '../../../warehouse/load/load-types.ts';
+import type { LoadBatch } from '../../../warehouse/load/load-types.ts';
 import { createTempDir, describeEachDatabase } from '../../support/databases.ts';
 import { openTestContext } from '../../support/hub-context.ts';
 import {
@@ -52,7 +52,7 @@ function sourceRow(n: number) {
 const PEOPLE =
   'CREATE TABLE people (NATNO TEXT, NAME_AR TEXT, SEX TEXT, DOB TEXT, UPDATED_AT TEXT, DELETED INTEGER)';
 
-function writeSource(file: string, create = PEOPLE): void {
+function writeSource(file: string, create = PEOPLE, rows = ROWS): void {
   const db = new Database(file);
   db.pragma('journal_mode = WAL');
   db.exec(create);
@@ -60,7 +60,7 @@ function writeSource(file: string, create = PEOPLE): void {
     `INSERT INTO people (NATNO, NAME_AR, SEX, DOB, UPDATED_AT, DELETED) VALUES (@NATNO, @NAME_AR, @SEX, @DOB, @UPDATED_AT, @DELETED)`,
   );
   db.transaction(() => {
-    for (let n = 1; n <= ROWS; n++) insert.run(sourceRow(n));
+    for (let n = 1; n <= rows; n++) insert.run(sourceRow(n));
   })();
   // Gaps: whole ranges and single rows without a record.
   if (create === PEOPLE) db.exec('DELETE FROM people WHERE rowid % 7 = 0 OR rowid BETWEEN 1201 AND 1290');
@@ -250,6 +250,8 @@ describe('Reading a SQLite source table on two threads', function () {
   });
 });
 
+const RUN = { id: 1, connector: 'reg-people' };
+
 describe('A full load into SQLite on two threads, the second writing a stage file', function () {
   this.timeout(120_000);
   let dir: string;
@@ -273,16 +275,12 @@ describe('A full load into SQLite on two threads, the second writing a stage fil
     const columns = readers.reader.columns;
     await knex.raw(`CREATE TABLE loaded (${columns.map((c) => `"${c}" TEXT`).join(', ')})`);
     await knex.raw(`CREATE TABLE hub_rejects (${REJECT_COLUMNS.join(', ')})`);
-    const writer = await sqliteDialect.openBulkWriter(
-      knex,
-      { table: 'loaded', columns, key: ['national_id'] },
-      1,
-    );
+    const target = { table: 'loaded', columns, key: ['national_id'] };
+    const writer = await sqliteDialect.openBulkWriter(knex, target, 'auto', { inThisThread: true });
     const stageFile = `${warehouse}.run-1.stage`;
     const cursors = { records: null as string | null };
     const threads: string[] = [];
-    const totals = { read: 0, rows: 0, staged: 0 };
-    const rejects: RejectInput[] = [];
+    const totals = { read: 0, rows: 0, staged: 0, rejected: 0 };
     try {
       for await (const batch of loadWithStageThread(
         readers,
@@ -290,20 +288,31 @@ describe('A full load into SQLite on two threads, the second writing a stage fil
         DEFAULT_NATIONAL_ID_RULE,
         { filename: file, table: 'people' },
         cursors,
+        RUN,
         stageFile,
         { ...options, onRange: (thread) => threads.push(thread) },
       )) {
-        if (batch.stageFile !== undefined) await writer.appendStaged!(batch.stageFile);
-        await writer.write(batch.rows);
+        if (batch.staged !== undefined) await writer.appendStaged!(batch.staged.file, RUN);
+        await writer.write(batch.rows, buildRejectRows(RUN, batch.rejects));
         totals.read += batch.read;
         totals.rows += batch.rows.length;
-        totals.staged += batch.stagedRows ?? 0;
-        rejects.push(...batch.rejects);
+        totals.staged += batch.staged?.rows ?? 0;
+        totals.rejected += batch.rejects.length + (batch.staged?.rejects ?? 0);
         if (writeMs > 0) await new Promise((resolve) => setTimeout(resolve, writeMs));
       }
       await writer.close();
       const rows = (await knex('loaded').orderByRaw('rowid').select()) as Array<Record<string, string>>;
-      return { rows, totals, rejects, cursor: cursors.records, threads, stageLeft: existsSync(stageFile) };
+      const rejects = await knex('hub_rejects')
+        .orderByRaw('rowid')
+        .select<Array<Record<string, unknown>>>(REJECT_COLUMNS);
+      return {
+        rows,
+        totals,
+        rejects: rejects.map((r) => REJECT_COLUMNS.map((c) => r[c])),
+        cursor: cursors.records,
+        threads,
+        stageLeft: existsSync(stageFile),
+      };
     } finally {
       await knex.destroy();
     }
@@ -327,7 +336,10 @@ describe('A full load into SQLite on two threads, the second writing a stage fil
           r.rows.map((row) => Object.fromEntries(columns.map((c, i) => [c, row[i]]))),
         ),
         read: ranges.reduce((n, r) => n + r.read, 0),
-        rejects: ranges.flatMap((r) => r.rejects),
+        rejects: buildRejectRows(
+          RUN,
+          ranges.flatMap((r) => r.rejects),
+        ),
         cursor: ranges.reduce<string | null>(
           (max, r) => (r.cursor !== null && (max === null || r.cursor > max) ? r.cursor : max),
           null,
@@ -364,7 +376,9 @@ describe('A full load into SQLite on two threads, the second writing a stage fil
     assert.deepEqual(loaded.rows, expected.rows);
     assert.equal(loaded.totals.rows + loaded.totals.staged, expected.rows.length);
     assert.equal(loaded.totals.read, expected.read);
+    assert.ok(expected.rejects.length > 20, `${expected.rejects.length} rejects`);
     assert.deepEqual(loaded.rejects, expected.rejects);
+    assert.equal(loaded.totals.rejected, expected.rejects.length);
     assert.equal(loaded.cursor, expected.cursor);
     assert.equal(loaded.stageLeft, false);
   });
@@ -422,6 +436,136 @@ describe('A full load into SQLite on two threads, the second writing a stage fil
       }
     } finally {
       assert.ok((await rewriting.stop()) > 1);
+    }
+  });
+
+  it('an append that fails (its stage file gone) fails the load clearly, and leaves no stage file', async () => {
+    const warehouse = path.join(dir, `warehouse-${randomUUID()}.sqlite`);
+    const knex = knexFactory({
+      client: 'better-sqlite3',
+      connection: { filename: warehouse },
+      useNullAsDefault: true,
+    });
+    const readers = openRangeReaders(
+      def,
+      DEFAULT_NATIONAL_ID_RULE,
+      { filename: sourceFile, table: 'people' },
+      0,
+    )!;
+    const columns = readers.reader.columns;
+    await knex.raw(`CREATE TABLE loaded (${columns.map((c) => `"${c}" TEXT`).join(', ')})`);
+    await knex.raw(`CREATE TABLE hub_rejects (${REJECT_COLUMNS.join(', ')})`);
+    const writer = await sqliteDialect.openBulkWriter(
+      knex,
+      { table: 'loaded', columns, key: ['national_id'] },
+      'auto',
+      {
+        inThisThread: true,
+      },
+    );
+    const stageFile = `${warehouse}.run-1.stage`;
+    let staged = false;
+    try {
+      await assert.rejects(async () => {
+        for await (const batch of loadWithStageThread(
+          readers,
+          def,
+          DEFAULT_NATIONAL_ID_RULE,
+          { filename: sourceFile, table: 'people' },
+          { records: null },
+          RUN,
+          stageFile,
+        )) {
+          if (batch.staged !== undefined) {
+            staged = true;
+            await rm(batch.staged.file);
+            await writer.appendStaged!(batch.staged.file, RUN);
+          }
+          await writer.write(batch.rows);
+          await new Promise((resolve) => setTimeout(resolve, 2));
+        }
+      }, /no such table: hub_stage\.staged_rows/);
+      assert.ok(staged, 'the stage thread wrote no range');
+      assert.equal(existsSync(stageFile), false);
+      // The writer's connection is free of the stage: the next load can attach its own.
+      await knex.raw("ATTACH DATABASE ':memory:' AS hub_stage");
+    } finally {
+      await knex.destroy();
+    }
+  });
+
+  it('a stage file that cannot be created (its folder is missing) leaves every range to this thread', async () => {
+    const expected = mappedOnOneThread();
+    const readers = openRangeReaders(
+      def,
+      DEFAULT_NATIONAL_ID_RULE,
+      { filename: sourceFile, table: 'people' },
+      0,
+    )!;
+    const threads: string[] = [];
+    let read = 0;
+    for await (const batch of loadWithStageThread(
+      readers,
+      def,
+      DEFAULT_NATIONAL_ID_RULE,
+      { filename: sourceFile, table: 'people' },
+      { records: null },
+      RUN,
+      path.join(dir, 'missing', 'run-1.stage'),
+      { onRange: (thread) => threads.push(thread) },
+    )) {
+      assert.equal(batch.staged, undefined);
+      read += batch.read;
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    assert.deepEqual(new Set(threads), new Set(['main']));
+    assert.equal(read, expected.read);
+  });
+
+  it('a connector run over 120,000 source rows (two threads by default) writes what one thread writes', async () => {
+    const bigDir = await createTempDir('hub-stage-run-');
+    try {
+      const bigSource = path.join(bigDir, 'people.sqlite');
+      writeSource(bigSource, PEOPLE, 120_000);
+      const ctx = openTestContext(`sqlite:${path.join(bigDir, 'hub.sqlite')}`, bigDir);
+      try {
+        await writeDefinition(
+          ctx.config.connectorsDir,
+          'reg-people',
+          peopleDefinition(bigSource, { batch_size: 1000, mode: 'full' }),
+        );
+        await prepareWarehouse(ctx);
+        const definition = (await readConnectorDefinitions(ctx.config.connectorsDir))[0]!;
+        const outcome = async (threads: string) => {
+          const summary = await runConnector(
+            definition,
+            { ...ctx, env: { HUB_LOAD_THREADS: threads } },
+            { full: true },
+          );
+          return {
+            counts: [summary.status, summary.read, summary.inserted, summary.rejected, summary.watermark_to],
+            rows: await ctx.knex('reg_people').orderByRaw('rowid').select(),
+            rejects: await ctx
+              .knex('hub_rejects')
+              .where({ run_id: summary.run_id })
+              .orderBy('id')
+              .select('source_key', 'reason', 'raw_row'),
+          };
+        };
+        const one = await outcome('1');
+        const two = await outcome('auto');
+        assert.equal(one.counts[0], 'succeeded');
+        assert.ok(one.rows.length > 90_000, `${one.rows.length} rows`);
+        assert.deepEqual(two.counts, one.counts);
+        assert.deepEqual(two.rows, one.rows);
+        assert.deepEqual(two.rejects, one.rejects);
+        const left = (await readdir(bigDir)).filter((f) => f.endsWith('.stage'));
+        assert.deepEqual(left, []);
+      } finally {
+        await closeContext(ctx);
+      }
+    } finally {
+      await rm(bigDir, { recursive: true, force: true });
     }
   });
 });
