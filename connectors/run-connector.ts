@@ -16,6 +16,7 @@ import { addRecord, newBatch, type MappedChunk } from './map-records.ts';
 import { buildRegistryTableSpec } from './registry-spec.ts';
 import { openSource } from './sources/open-source.ts';
 import {
+  closeRangeReaders,
   openRangeReaders,
   readInTwoThreads,
   TWO_THREAD_MIN_ROWS,
@@ -276,11 +277,15 @@ function readFullLoad(
     };
   const stageFile = ctx.dialect.stageFileFor?.(ctx.knex, `run-${runId}`) ?? null;
   if (stageFile === null) return alone();
-  const readers = openRangeReaders(def, ctx.nationalIdRule, location, minRows);
-  if (readers === null) return alone();
+  const openReaders = () => openRangeReaders(def, ctx.nationalIdRule, location, minRows);
+  // A table that cannot be read in ranges keeps the writer thread that other sources have.
+  const readable = openReaders();
+  if (readable === null) return alone();
+  closeRangeReaders(readable);
   return {
     batches: loadWithStageThread(
-      readers,
+      openReaders,
+      oneThread,
       def,
       ctx.nationalIdRule,
       location,

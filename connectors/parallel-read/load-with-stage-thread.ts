@@ -36,14 +36,17 @@ export interface StageThreadOptions {
  *
  * This thread's batches come as they are read; the last one carries the stage thread's counts
  * and its stage file (`staged`), which the writer appends. So the run's counts include the stage
- * thread's ranges only at the end.
+ * thread's ranges only at the end. A table that cannot be read in ranges by then (`openReaders`
+ * gives null) is read by `oneThread`.
+ *
  * Both threads must read one state of the source: the probe, opened before either read
  * transaction, tells once the stage thread has read whether anything was committed since. If
  * so, or if that thread cannot start or fails, its stage is dropped and this thread reads the
  * ranges it had taken.
  */
 export async function* loadWithStageThread(
-  readers: RangeReaders,
+  openReaders: () => RangeReaders | null,
+  oneThread: () => AsyncIterable<LoadBatch>,
   def: ConnectorDefinition,
   rule: NationalIdRule,
   location: SqliteTableLocation,
@@ -52,6 +55,12 @@ export async function* loadWithStageThread(
   stageFile: string,
   options: StageThreadOptions = {},
 ): AsyncIterable<LoadBatch> {
+  // Opened here, not by the caller: a generator that never runs would never close them.
+  const readers = openReaders();
+  if (readers === null) {
+    yield* oneThread();
+    return;
+  }
   const { reader, probe, plan } = readers;
   const claims = TwoEndedClaims.create(rangeCount(plan));
   let stage = StageThread.start(options.workerUrl ?? new URL('./stage-worker.cjs', import.meta.url), {

@@ -178,6 +178,11 @@ export function openRangeReaders(
   return null;
 }
 
+export function closeRangeReaders({ reader, probe }: RangeReaders): void {
+  reader.close();
+  probe.close();
+}
+
 /** Whether another connection has committed to the file since this one was opened. */
 export class ChangeProbe {
   private readonly db: Database.Database;

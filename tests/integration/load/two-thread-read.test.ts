@@ -9,7 +9,11 @@ import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import knexFactory from 'knex';
 import { readConnectorDefinitions, type ConnectorDefinition } from '../../../connectors/definition.ts';
-import { openRangeReaders, readInTwoThreads } from '../../../connectors/parallel-read/read-in-two-threads.ts';
+import {
+  closeRangeReaders,
+  openRangeReaders,
+  readInTwoThreads,
+} from '../../../connectors/parallel-read/read-in-two-threads.ts';
 import {
   loadWithStageThread,
   type StageThreadOptions,
@@ -252,11 +256,57 @@ describe('Reading a SQLite source table on two threads', function () {
 
 const RUN = { id: 1, connector: 'reg-people' };
 
+async function* toAsync<T>(items: T[]): AsyncIterable<T> {
+  for (const item of items) yield await Promise.resolve(item);
+}
+
 describe('A full load into SQLite on two threads, the second writing a stage file', function () {
   this.timeout(120_000);
   let dir: string;
   let sourceFile: string;
   let def: ConnectorDefinition;
+
+  const location = (file: string) => ({ filename: file, table: 'people' });
+  const openPeople = (file: string) => () =>
+    openRangeReaders(def, DEFAULT_NATIONAL_ID_RULE, location(file), 0);
+  const readOnOneThread = (): AsyncIterable<LoadBatch> => {
+    throw new Error('the table was read on one thread');
+  };
+  /** The load's batches, the stage thread writing `stageFile`. */
+  const stagedBatches = (
+    file: string,
+    stageFile: string,
+    cursors: { records: string | null },
+    options: StageThreadOptions = {},
+  ) =>
+    loadWithStageThread(
+      openPeople(file),
+      readOnOneThread,
+      def,
+      DEFAULT_NATIONAL_ID_RULE,
+      location(file),
+      cursors,
+      RUN,
+      stageFile,
+      options,
+    );
+  /** A SQLite file with a table for the load and hub_rejects, and the hub's bulk writer on this thread. */
+  const openWarehouse = async (file: string) => {
+    const warehouse = path.join(dir, `warehouse-${randomUUID()}.sqlite`);
+    const knex = knexFactory({
+      client: 'better-sqlite3',
+      connection: { filename: warehouse },
+      useNullAsDefault: true,
+    });
+    const readers = openPeople(file)()!;
+    const columns = readers.reader.columns;
+    closeRangeReaders(readers);
+    await knex.raw(`CREATE TABLE loaded (${columns.map((c) => `"${c}" TEXT`).join(', ')})`);
+    await knex.raw(`CREATE TABLE hub_rejects (${REJECT_COLUMNS.join(', ')})`);
+    const target = { table: 'loaded', columns, key: ['national_id'] };
+    const writer = await sqliteDialect.openBulkWriter(knex, target, 'auto', { inThisThread: true });
+    return { knex, writer, stageFile: `${warehouse}.run-1.stage` };
+  };
 
   /**
    * Loads the source through `loadWithStageThread` into a table of a SQLite file with the hub's
@@ -265,33 +315,15 @@ describe('A full load into SQLite on two threads, the second writing a stage fil
    * range, and whether the stage file outlived the load.
    */
   const loadStaged = async (options: StageThreadOptions = {}, writeMs = 2, file = sourceFile) => {
-    const warehouse = path.join(dir, `warehouse-${randomUUID()}.sqlite`);
-    const knex = knexFactory({
-      client: 'better-sqlite3',
-      connection: { filename: warehouse },
-      useNullAsDefault: true,
-    });
-    const readers = openRangeReaders(def, DEFAULT_NATIONAL_ID_RULE, { filename: file, table: 'people' }, 0)!;
-    const columns = readers.reader.columns;
-    await knex.raw(`CREATE TABLE loaded (${columns.map((c) => `"${c}" TEXT`).join(', ')})`);
-    await knex.raw(`CREATE TABLE hub_rejects (${REJECT_COLUMNS.join(', ')})`);
-    const target = { table: 'loaded', columns, key: ['national_id'] };
-    const writer = await sqliteDialect.openBulkWriter(knex, target, 'auto', { inThisThread: true });
-    const stageFile = `${warehouse}.run-1.stage`;
+    const { knex, writer, stageFile } = await openWarehouse(file);
     const cursors = { records: null as string | null };
     const threads: string[] = [];
     const totals = { read: 0, rows: 0, staged: 0, rejected: 0 };
     try {
-      for await (const batch of loadWithStageThread(
-        readers,
-        def,
-        DEFAULT_NATIONAL_ID_RULE,
-        { filename: file, table: 'people' },
-        cursors,
-        RUN,
-        stageFile,
-        { ...options, onRange: (thread) => threads.push(thread) },
-      )) {
+      for await (const batch of stagedBatches(file, stageFile, cursors, {
+        ...options,
+        onRange: (thread) => threads.push(thread),
+      })) {
         if (batch.staged !== undefined) await writer.appendStaged!(batch.staged.file, RUN);
         await writer.write(batch.rows, buildRejectRows(RUN, batch.rejects));
         totals.read += batch.read;
@@ -320,12 +352,7 @@ describe('A full load into SQLite on two threads, the second writing a stage fil
 
   /** The same source mapped range by range on one thread: what the load must write. */
   const mappedOnOneThread = () => {
-    const readers = openRangeReaders(
-      def,
-      DEFAULT_NATIONAL_ID_RULE,
-      { filename: sourceFile, table: 'people' },
-      0,
-    )!;
+    const readers = openPeople(sourceFile)()!;
     try {
       const ranges = Array.from({ length: rangeCount(readers.plan) }, (_, k) =>
         readers.reader.mapRange(readers.plan, k),
@@ -346,8 +373,7 @@ describe('A full load into SQLite on two threads, the second writing a stage fil
         ),
       };
     } finally {
-      readers.reader.close();
-      readers.probe.close();
+      closeRangeReaders(readers);
     }
   };
 
@@ -440,42 +466,11 @@ describe('A full load into SQLite on two threads, the second writing a stage fil
   });
 
   it('an append that fails (its stage file gone) fails the load clearly, and leaves no stage file', async () => {
-    const warehouse = path.join(dir, `warehouse-${randomUUID()}.sqlite`);
-    const knex = knexFactory({
-      client: 'better-sqlite3',
-      connection: { filename: warehouse },
-      useNullAsDefault: true,
-    });
-    const readers = openRangeReaders(
-      def,
-      DEFAULT_NATIONAL_ID_RULE,
-      { filename: sourceFile, table: 'people' },
-      0,
-    )!;
-    const columns = readers.reader.columns;
-    await knex.raw(`CREATE TABLE loaded (${columns.map((c) => `"${c}" TEXT`).join(', ')})`);
-    await knex.raw(`CREATE TABLE hub_rejects (${REJECT_COLUMNS.join(', ')})`);
-    const writer = await sqliteDialect.openBulkWriter(
-      knex,
-      { table: 'loaded', columns, key: ['national_id'] },
-      'auto',
-      {
-        inThisThread: true,
-      },
-    );
-    const stageFile = `${warehouse}.run-1.stage`;
+    const { knex, writer, stageFile } = await openWarehouse(sourceFile);
     let staged = false;
     try {
       await assert.rejects(async () => {
-        for await (const batch of loadWithStageThread(
-          readers,
-          def,
-          DEFAULT_NATIONAL_ID_RULE,
-          { filename: sourceFile, table: 'people' },
-          { records: null },
-          RUN,
-          stageFile,
-        )) {
+        for await (const batch of stagedBatches(sourceFile, stageFile, { records: null })) {
           if (batch.staged !== undefined) {
             staged = true;
             await rm(batch.staged.file);
@@ -494,25 +489,35 @@ describe('A full load into SQLite on two threads, the second writing a stage fil
     }
   });
 
-  it('a stage file that cannot be created (its folder is missing) leaves every range to this thread', async () => {
-    const expected = mappedOnOneThread();
-    const readers = openRangeReaders(
-      def,
-      DEFAULT_NATIONAL_ID_RULE,
-      { filename: sourceFile, table: 'people' },
-      0,
-    )!;
-    const threads: string[] = [];
-    let read = 0;
+  it('a table that can no longer be read in ranges when the load starts is read by the one-thread path', async () => {
+    const oneThreadBatch = { read: 1, rows: [['one thread']], rejects: [], deletes: [] };
+    const batches: LoadBatch[] = [];
     for await (const batch of loadWithStageThread(
-      readers,
+      () => null,
+      () => toAsync([oneThreadBatch]),
       def,
       DEFAULT_NATIONAL_ID_RULE,
-      { filename: sourceFile, table: 'people' },
+      location(sourceFile),
       { records: null },
       RUN,
-      path.join(dir, 'missing', 'run-1.stage'),
-      { onRange: (thread) => threads.push(thread) },
+      path.join(dir, 'unused.stage'),
+    ))
+      batches.push(batch);
+    assert.deepEqual(batches, [oneThreadBatch]);
+  });
+
+  it('a stage file that cannot be created (its folder is missing) leaves every range to this thread', async () => {
+    const expected = mappedOnOneThread();
+    const threads: string[] = [];
+    let read = 0;
+    const stageFile = path.join(dir, 'missing', 'run-1.stage');
+    for await (const batch of stagedBatches(
+      sourceFile,
+      stageFile,
+      { records: null },
+      {
+        onRange: (thread) => threads.push(thread),
+      },
     )) {
       assert.equal(batch.staged, undefined);
       read += batch.read;
