@@ -1,20 +1,14 @@
 import { rmSync } from 'node:fs';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { ConnectorDefinition } from '../definition.ts';
 import type { NationalIdRule } from '../../warehouse/core/national-id.ts';
 import type { LoadBatch } from '../../warehouse/load/load-types.ts';
 import type { SqliteTableLocation } from '../sources/source.ts';
 import type { RangeReaders } from './read-in-two-threads.ts';
 import { foldCursor, rangeCount } from './rowid-ranges.ts';
+import { startSecondThread } from './second-thread.ts';
 import type { StagedRange, StageMessage, StageWorkerData } from './stage-worker.ts';
 import { TwoEndedClaims } from './two-ended-claims.ts';
-
-/**
- * The stage thread's heap: a range's rows are a few hundred KB, and without limits V8 lets the
- * thread's garbage grow by tens of MB before it collects.
- */
-const WORKER_OLD_GENERATION_MB = 48;
-const WORKER_YOUNG_GENERATION_MB = 4;
 
 export interface StageThreadOptions {
   /** The second thread's entry point; a test names one that fails. */
@@ -142,30 +136,19 @@ class StageThread {
       else this.ended = true;
       this.wake?.();
     });
-    const end = () => {
-      this.ended = true;
-      this.wake?.();
-    };
-    worker.on('error', end);
-    worker.on('exit', end);
   }
 
-  /** A thread, or null when it cannot be started (its entry point fails to load, its data cannot be cloned). */
+  /** A thread, or null when it cannot be started. */
   static start(url: URL, data: StageWorkerData): StageThread | null {
-    try {
-      return new StageThread(
-        new Worker(url, {
-          workerData: data,
-          execArgv: [],
-          resourceLimits: {
-            maxOldGenerationSizeMb: WORKER_OLD_GENERATION_MB,
-            maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB,
-          },
-        }),
-      );
-    } catch {
-      return null;
-    }
+    let started: StageThread | null = null;
+    const worker = startSecondThread(url, data, () => started?.stopped());
+    if (worker !== null) started = new StageThread(worker);
+    return started;
+  }
+
+  private stopped(): void {
+    this.ended = true;
+    this.wake?.();
   }
 
   /** Whether it stopped before saying it had written every range it took. */

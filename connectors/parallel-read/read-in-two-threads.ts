@@ -1,10 +1,11 @@
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import type { ConnectorDefinition } from '../definition.ts';
 import type { NationalIdRule } from '../../warehouse/core/national-id.ts';
 import type { LoadBatch } from '../../warehouse/load/load-types.ts';
 import type { SqliteTableLocation } from '../sources/source.ts';
 import type { RangeMessage, RangeWorkerData } from './range-worker.ts';
+import { startSecondThread } from './second-thread.ts';
 import {
   claimRange,
   foldCursor,
@@ -23,13 +24,6 @@ const RANGE_WIDTH = 1000;
 const AHEAD = 4;
 /** Below this many rows, starting a thread (and its TypeScript loader) costs more than it saves. */
 export const TWO_THREAD_MIN_ROWS = 100_000;
-
-/**
- * The worker's heap: a range's rows and text are a few hundred KB, and without limits V8 lets
- * the thread's garbage grow by tens of MB before it collects.
- */
-const WORKER_OLD_GENERATION_MB = 48;
-const WORKER_YOUNG_GENERATION_MB = 4;
 
 export interface TwoThreadOptions {
   /** The second thread's entry point; a test names one that fails. */
@@ -223,30 +217,19 @@ class RangeWorker {
       } else if (message.type === 'failed') this.ended = true;
       this.wake?.();
     });
-    const end = () => {
-      this.ended = true;
-      this.wake?.();
-    };
-    worker.on('error', end);
-    worker.on('exit', end);
   }
 
-  /** A worker, or null when it cannot be started (its data cannot be cloned, its entry point fails to load). */
+  /** A worker, or null when it cannot be started. */
   static start(url: URL, data: RangeWorkerData): RangeWorker | null {
-    try {
-      return new RangeWorker(
-        new Worker(url, {
-          workerData: data,
-          execArgv: [],
-          resourceLimits: {
-            maxOldGenerationSizeMb: WORKER_OLD_GENERATION_MB,
-            maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB,
-          },
-        }),
-      );
-    } catch {
-      return null;
-    }
+    let started: RangeWorker | null = null;
+    const worker = startSecondThread(url, data, () => started?.stopped());
+    if (worker !== null) started = new RangeWorker(worker);
+    return started;
+  }
+
+  private stopped(): void {
+    this.ended = true;
+    this.wake?.();
   }
 
   /** Whether it stopped, having handed over everything it will (a finished worker has too). */
