@@ -285,13 +285,19 @@ describeEachDatabase('Portal in a real browser: the custodian, the NAF admin and
     await page.waitForURL(url('/login/code'));
     const right = await generate({ secret: who.secret });
     const wrong = String((Number(right) + 1) % 1_000_000).padStart(6, '0');
-    for (let i = 0; i < 5; i += 1) {
-      await page.getByLabel('Six-digit code').fill(wrong);
+    // Each code is answered before the next is typed: the error of the answer before is still on
+    // the page while the next one loads, and typing into it raced that load.
+    const verify = async (code: string) => {
+      await page.getByLabel('Six-digit code').fill(code);
+      const answered = page.waitForResponse(
+        (r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/login/code',
+      );
       await page.getByRole('button', { name: 'Verify' }).click();
+      assert.equal((await answered).status(), 401);
       await page.getByTestId('login-error').waitFor();
-    }
-    await page.getByLabel('Six-digit code').fill(await generate({ secret: who.secret }));
-    await page.getByRole('button', { name: 'Verify' }).click();
+    };
+    for (let i = 0; i < 5; i += 1) await verify(wrong);
+    await verify(await generate({ secret: who.secret }));
     assert.match(await page.getByTestId('login-error').innerText(), /locked/);
     assert.equal(new URL(page.url()).pathname, '/login/code', 'still not signed in');
     await check(page, 'locked');
