@@ -26,7 +26,16 @@ pg.types.setTypeParser(PG_DATE_OID, (value: string) => value);
 
 interface SqliteConnection {
   pragma(sql: string): unknown;
-  prepare(sql: string): unknown;
+  prepare(sql: string): CachedStatement;
+}
+
+/** The parts of a better-sqlite3 statement that change how it hands out results. */
+interface CachedStatement {
+  readonly reader: boolean;
+  raw(toggle: boolean): unknown;
+  pluck(toggle: boolean): unknown;
+  expand(toggle: boolean): unknown;
+  safeIntegers(toggle: boolean): unknown;
 }
 
 const PREPARED_CACHE_SIZE = 500;
@@ -53,10 +62,17 @@ export interface OpenOptions {
  * knex prepares every statement anew on better-sqlite3; an API request runs the same few
  * statements again and again, and preparing them cost more than running them. Statements are
  * reusable, so the connection keeps the most recent ones by SQL text.
+ *
+ * A statement comes back from the cache as `prepare` makes it, with rows as objects and numbers
+ * as numbers: whoever had it before may have switched it to values (`pluck`), arrays (`raw`) or
+ * BigInts. Handed on switched, `PRAGMA busy_timeout` read by one caller with `pluck` gave knex a
+ * bare number, the write transaction's wait was then set back to `undefined`, which SQLite
+ * takes for 0, and from then on the writer's connection failed at once with "database is locked"
+ * wherever it met another writer (a full load beside a serving hub, now and then).
  */
 function cachePreparedStatements(conn: SqliteConnection): void {
   const prepare = conn.prepare.bind(conn);
-  const cache = new Map<string, unknown>();
+  const cache = new Map<string, CachedStatement>();
   conn.prepare = (sql: string) => {
     let statement = cache.get(sql);
     if (statement === undefined) {
@@ -64,10 +80,20 @@ function cachePreparedStatements(conn: SqliteConnection): void {
       if (cache.size >= PREPARED_CACHE_SIZE) cache.delete(cache.keys().next().value!);
     } else {
       cache.delete(sql);
+      asPrepared(statement);
     }
     cache.set(sql, statement);
     return statement;
   };
+}
+
+function asPrepared(statement: CachedStatement): void {
+  statement.safeIntegers(false);
+  // Only a statement that returns rows has result modes; the others refuse the calls.
+  if (!statement.reader) return;
+  statement.raw(false);
+  statement.pluck(false);
+  statement.expand(false);
 }
 
 export function parseSqliteFilename(url: string): string {
