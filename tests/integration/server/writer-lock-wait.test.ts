@@ -20,7 +20,7 @@ const note: TurnWrite<string, number> = {
 };
 
 /** Another process that holds the write lock for `ms`, as a second hub process's commit does. */
-async function holdWriteLock(file: string, ms: number): Promise<Promise<void>> {
+async function holdWriteLock(file: string, ms: number): Promise<{ exited: Promise<void> }> {
   const script = `
     const db = require('better-sqlite3')(process.argv[1]);
     db.exec('BEGIN IMMEDIATE');
@@ -35,7 +35,7 @@ async function holdWriteLock(file: string, ms: number): Promise<Promise<void>> {
     child.stdout.once('data', () => resolve());
     child.once('exit', (code) => reject(new Error(`the locking process exited (${code}) before locking`)));
   });
-  return once(child, 'exit').then(([code]) => assert.equal(code, 0));
+  return { exited: once(child, 'exit').then(([code]) => assert.equal(code, 0)) };
 }
 
 describe("SQLite writer's connection: it waits for another writer's lock however it was used before", () => {
@@ -70,12 +70,12 @@ describe("SQLite writer's connection: it waits for another writer's lock however
     await findSqliteTurnWriter(warehouse.knex).submit(note, 'turn');
     await inWriteTransaction(warehouse.knex, (trx) => trx('notes').insert({ value: 'transaction' }));
     assert.equal(await busyTimeout(), usual);
-    const released = await holdWriteLock(file, 300);
+    const lock = await holdWriteLock(file, 300);
     // A load's batch: prepared inserts in a transaction on the writer's connection.
     await withRawConnection(warehouse.knex, (db: Connection) =>
       db.transaction(() => db.prepare('INSERT INTO notes (value) VALUES (?)').run('batch'))(),
     );
-    await released;
+    await lock.exited;
     assert.deepEqual(await warehouse.knex('notes').orderBy('id').pluck('value'), [
       'turn',
       'transaction',
