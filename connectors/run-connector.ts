@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 import os from 'node:os';
 import type { Knex } from 'knex';
 import { type Clock, isoNow } from '../warehouse/core/clock.ts';
@@ -231,16 +232,29 @@ function describeError(err: unknown): string {
   return message.slice(0, 2000);
 }
 
-/** A run still marked running when its lock is free was cut off (the process died). */
+/**
+ * A run still marked running when its lock is free was cut off (the process died), and so was
+ * the removal of the stage file its second thread may have been writing beside the warehouse.
+ */
 async function failInterruptedRuns(ctx: ConnectorContext, connector: string) {
-  await ctx
+  const interrupted = (await ctx
     .knex('hub_connector_runs')
     .where({ connector, status: 'running' })
+    .pluck('id')) as number[];
+  if (interrupted.length === 0) return;
+  await ctx
+    .knex('hub_connector_runs')
+    .whereIn('id', interrupted)
     .update({
       status: 'failed',
       finished_at: isoNow(ctx.clock),
       error: 'interrupted: the hub process stopped during the run',
     });
+  for (const id of interrupted) {
+    const stageFile = ctx.dialect.stageFileFor?.(ctx.knex, `run-${id}`) ?? null;
+    if (stageFile !== null)
+      for (const suffix of ['', '-journal']) rmSync(stageFile + suffix, { force: true });
+  }
 }
 
 /**

@@ -530,6 +530,38 @@ describe('A full load into SQLite on two threads, the second writing a stage fil
     assert.equal(read, expected.read);
   });
 
+  it("a run cut off with its process is failed at the connector's next run, and its stage file removed", async () => {
+    const runDir = await createTempDir('hub-stage-cut-');
+    const warehouseFile = path.join(runDir, 'hub.sqlite');
+    const ctx = openTestContext(`sqlite:${warehouseFile}`, runDir);
+    try {
+      await writeDefinition(
+        ctx.config.connectorsDir,
+        'reg-people',
+        peopleDefinition(sourceFile, { batch_size: BATCH, mode: 'full' }),
+      );
+      await prepareWarehouse(ctx);
+      const definition = (await readConnectorDefinitions(ctx.config.connectorsDir))[0]!;
+      const first = await runConnector(definition, ctx, { full: true });
+      // As a process that died mid-load leaves it: the run still marked running, its stage beside the warehouse.
+      await ctx.knex('hub_connector_runs').where({ id: first.run_id }).update({ status: 'running' });
+      const stageFile = `${warehouseFile}.run-${first.run_id}.stage`;
+      await writeFile(stageFile, 'rows of a load that was cut off');
+      const next = await runConnector(definition, ctx, { full: true });
+      assert.equal(next.status, 'succeeded');
+      const cut = await ctx
+        .knex('hub_connector_runs')
+        .where({ id: first.run_id })
+        .first<{ status: string; error: string | null }>('status', 'error');
+      assert.equal(cut?.status, 'failed');
+      assert.match(String(cut?.error), /^interrupted/);
+      assert.equal(existsSync(stageFile), false);
+    } finally {
+      await closeContext(ctx);
+      await rm(runDir, { recursive: true, force: true });
+    }
+  });
+
   it('a connector run over 120,000 source rows (two threads by default) writes what one thread writes', async () => {
     const bigDir = await createTempDir('hub-stage-run-');
     try {
