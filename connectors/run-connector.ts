@@ -1,4 +1,4 @@
-import { rmSync } from 'node:fs';
+import { removeStageFile } from '../warehouse/load/stage-file.ts';
 import os from 'node:os';
 import type { Knex } from 'knex';
 import { type Clock, isoNow } from '../warehouse/core/clock.ts';
@@ -252,8 +252,7 @@ async function failInterruptedRuns(ctx: ConnectorContext, connector: string) {
     });
   for (const id of interrupted) {
     const stageFile = ctx.dialect.stageFileFor?.(ctx.knex, `run-${id}`) ?? null;
-    if (stageFile !== null)
-      for (const suffix of ['', '-journal']) rmSync(stageFile + suffix, { force: true });
+    if (stageFile !== null) removeStageFile(stageFile);
   }
 }
 

@@ -1,4 +1,4 @@
-import { rmSync } from 'node:fs';
+import { removeStageFile } from '../../warehouse/load/stage-file.ts';
 import type { Worker } from 'node:worker_threads';
 import type { ConnectorDefinition } from '../definition.ts';
 import type { NationalIdRule } from '../../warehouse/core/national-id.ts';
@@ -115,7 +115,7 @@ export async function* loadWithStageThread(
     await stage?.stop();
     reader.close();
     probe.close();
-    for (const suffix of ['', '-journal']) rmSync(stageFile + suffix, { force: true });
+    removeStageFile(stageFile);
   }
 }
 

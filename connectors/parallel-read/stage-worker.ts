@@ -1,4 +1,3 @@
-import { rmSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import type { ConnectorDefinition } from '../definition.ts';
@@ -9,6 +8,7 @@ import {
   STAGE_TABLE,
   STAGED_REJECT_COLUMNS,
   stageColumn,
+  removeStageFile,
 } from '../../warehouse/load/stage-file.ts';
 import type { SqliteTableLocation } from '../sources/source.ts';
 import { rangeCount, RowidRangeReader, type RangePlan } from './rowid-ranges.ts';
@@ -49,7 +49,7 @@ interface Stage {
 }
 
 function openStage(columns: number): Stage {
-  for (const suffix of ['', '-journal']) rmSync(data.stageFile + suffix, { force: true });
+  removeStageFile(data.stageFile);
   const db = new Database(data.stageFile);
   try {
     // A scratch file read once and then deleted: nothing to recover after a crash.

@@ -1,3 +1,5 @@
+import { rmSync } from 'node:fs';
+
 /**
  * A stage file: rows of a full load written by a second thread into a SQLite file of their own,
  * which the warehouse's writer then appends to the table (SQLite takes one writer at a time).
@@ -12,3 +14,8 @@ export const stageColumn = (i: number) => `c${i}`;
 
 /** The columns of hub_rejects a stage file holds (REJECT_COLUMNS without connector and run). */
 export const STAGED_REJECT_COLUMNS = ['source_key', 'reason', 'raw_row'] as const;
+
+/** Removes a stage file and the journal SQLite may have left beside it; a missing one is fine. */
+export function removeStageFile(stageFile: string): void {
+  for (const suffix of ['', '-journal']) rmSync(stageFile + suffix, { force: true });
+}
