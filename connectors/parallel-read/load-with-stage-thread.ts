@@ -2,7 +2,7 @@ import { removeStageFile } from '../../warehouse/load/stage-file.ts';
 import type { Worker } from 'node:worker_threads';
 import type { ConnectorDefinition } from '../definition.ts';
 import type { NationalIdRule } from '../../warehouse/core/national-id.ts';
-import type { LoadBatch } from '../../warehouse/load/load-types.ts';
+import type { LoadBatch, StagedCounts } from '../../warehouse/load/load-types.ts';
 import type { SqliteTableLocation } from '../sources/source.ts';
 import type { RangeReaders } from './read-in-two-threads.ts';
 import { foldCursor, rangeCount } from './rowid-ranges.ts';
@@ -28,9 +28,9 @@ export interface StageThreadOptions {
  * cursors cross between the threads: handing rows to a writer thread cost as much CPU in
  * encoding and parsing them as it saved, and the stage holds the rejects, however many.
  *
- * This thread's batches come as they are read; the last one carries the stage thread's counts
- * and its stage file (`staged`), which the writer appends. So the run's counts include the stage
- * thread's ranges only at the end. A table that cannot be read in ranges by then (`openReaders`
+ * This thread's batches come as they are read, each with what the stage thread has written so
+ * far for the run's progress (`stagedSoFar`); the last one carries the stage thread's counts and
+ * its stage file (`staged`), which the writer appends. A table that cannot be read in ranges by then (`openReaders`
  * gives null) is read by `oneThread`.
  *
  * Both threads must read one state of the source: the probe, opened before either read
@@ -88,7 +88,13 @@ export async function* loadWithStageThread(
       const range = reader.mapRange(plan, k);
       foldCursor(cursors, range);
       options.onRange?.('main');
-      yield { read: range.read, rows: range.rows, rejects: range.rejects, deletes: [] };
+      yield {
+        read: range.read,
+        rows: range.rows,
+        rejects: range.rejects,
+        deletes: [],
+        ...(stage === null ? {} : { stagedSoFar: stage.soFar() }),
+      };
       // This thread's reads never wait on I/O: a turn of the event loop lets API requests in,
       // and the stage thread's messages.
       await new Promise<void>((resolve) => setImmediate(resolve));
@@ -122,6 +128,7 @@ export async function* loadWithStageThread(
 /** The stage thread and what it has reported: the ranges it wrote, whether it finished or failed. */
 class StageThread {
   private readonly staged: StagedRange[] = [];
+  private readonly written: StagedCounts = { read: 0, rows: 0, rejects: 0 };
   private done = false;
   private ended = false;
   private checked = false;
@@ -132,6 +139,9 @@ class StageThread {
       if (message.type === 'range') {
         const { type: _, ...range } = message;
         this.staged.push(range);
+        this.written.read += range.read;
+        this.written.rows += range.rows;
+        this.written.rejects += range.rejects;
       } else if (message.type === 'done') this.done = true;
       else this.ended = true;
       this.wake?.();
@@ -169,6 +179,11 @@ class StageThread {
   /** Resolves once it has written every range it took, or has stopped. */
   async finished(): Promise<void> {
     while (!this.done && !this.ended) await new Promise<void>((resolve) => (this.wake = resolve));
+  }
+
+  /** What it has written so far. */
+  soFar(): StagedCounts {
+    return { ...this.written };
   }
 
   /** Its ranges, in source order. */

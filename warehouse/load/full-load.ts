@@ -11,7 +11,14 @@ import {
   isKeyedByNationalId,
 } from '../registry-tables.ts';
 import { FeedDeletions } from './feed-deletions.ts';
-import { emptyStats, type LoadBatch, type LoadContext, type LoadRun, type LoadStats } from './load-types.ts';
+import {
+  emptyStats,
+  type LoadBatch,
+  type LoadContext,
+  type LoadRun,
+  type LoadStats,
+  type StagedCounts,
+} from './load-types.ts';
 import { buildRejectRows, saveRejects } from './save-rejects.ts';
 import { whereKeys } from './where-keys.ts';
 import { inWriteTransaction } from '../write-transaction.ts';
@@ -160,7 +167,7 @@ async function writeNextTable(
       stats.read += batch.read;
       stats.inserted += batch.copyText?.rows ?? batch.rows.length;
       stats.rejected += batch.rejects.length;
-      run.onProgress?.(stats, 'loading');
+      run.onProgress?.(withStagedSoFar(stats, batch.stagedSoFar), 'loading');
     }
     const closing = writer;
     writer = null;
@@ -168,6 +175,17 @@ async function writeNextTable(
   } finally {
     await writer?.abort().catch(() => undefined);
   }
+}
+
+/** The counts a run's progress shows: its own, and what a second thread has staged so far. */
+function withStagedSoFar(stats: LoadStats, staged: StagedCounts | undefined): LoadStats {
+  if (staged === undefined) return stats;
+  return {
+    ...stats,
+    read: stats.read + staged.read,
+    inserted: stats.inserted + staged.rows,
+    rejected: stats.rejected + staged.rejects,
+  };
 }
 
 /**

@@ -40,6 +40,18 @@ export interface LoadBatch {
    * (`BulkWriter.appendStaged`).
    */
   staged?: StagedLoad;
+  /**
+   * Progress only: what a second thread has written into its stage so far (read records, rows,
+   * rejects), not yet in the counts, which take it with `staged`. Reported so that a run's page
+   * follows both threads, not only this one.
+   */
+  stagedSoFar?: StagedCounts;
+}
+
+export interface StagedCounts {
+  read: number;
+  rows: number;
+  rejects: number;
 }
 
 export interface StagedLoad {

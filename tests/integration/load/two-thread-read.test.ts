@@ -576,11 +576,16 @@ describe('A full load into SQLite on two threads, the second writing a stage fil
         );
         await prepareWarehouse(ctx);
         const definition = (await readConnectorDefinitions(ctx.config.connectorsDir))[0]!;
+        const progress: Record<string, number[]> = {};
         const outcome = async (threads: string) => {
+          const reads: number[] = (progress[threads] = []);
           const summary = await runConnector(
             definition,
             { ...ctx, env: { HUB_LOAD_THREADS: threads } },
-            { full: true },
+            {
+              full: true,
+              onProgress: (stats, phase) => void (phase === 'loading' && reads.push(stats.read)),
+            },
           );
           return {
             counts: [summary.status, summary.read, summary.inserted, summary.rejected, summary.watermark_to],
@@ -601,6 +606,17 @@ describe('A full load into SQLite on two threads, the second writing a stage fil
         assert.deepEqual(two.rejects, one.rejects);
         const left = (await readdir(bigDir)).filter((f) => f.endsWith('.stage'));
         assert.deepEqual(left, []);
+        // The run's progress follows both threads as they go, not this one until the stage is
+        // appended: it never goes down, and its report before the last is within two batches
+        // of the end.
+        const reads = progress['auto']!;
+        assert.ok(reads.length > 10, `${reads.length} reports`);
+        assert.ok(
+          reads.every((n, i) => i === 0 || n >= reads[i - 1]!),
+          reads.join(' '),
+        );
+        assert.equal(reads.at(-1), two.counts[1]);
+        assert.ok(reads.at(-2)! >= Number(two.counts[1]) - 2000, `${reads.at(-2)} of ${two.counts[1]}`);
       } finally {
         await closeContext(ctx);
       }
