@@ -1,16 +1,23 @@
+import type { Knex } from 'knex';
 import { fetchAbility } from '../../privileges/ability-cache.ts';
+import type { TableAbility } from '../../privileges/ability.ts';
+import type { CatalogTable } from '../../warehouse/catalog.ts';
 import { authorizeQuery, isQueryRunnable } from '../../privileges/authorize-query.ts';
 import { attachAuditNote } from '../../warehouse/audit/audit-note.ts';
 import { permittedColumns } from '../../privileges/permitted-columns.ts';
 import { recordAudit } from '../../warehouse/audit/record-audit.ts';
 import { HubError, notFound } from '../../warehouse/core/errors.ts';
-import { bindParams } from '../../warehouse/query/bind-params.ts';
+import { bindParams, type BoundParams } from '../../warehouse/query/bind-params.ts';
 import {
   buildNextPosition,
   buildQueryPage,
+  compilePageStart,
   compileQuery,
   describeCompiledSql,
   type CompiledSql,
+  type KeysetPosition,
+  type QueryPageRequest,
+  type QueryRow,
 } from '../../warehouse/query/compile-query.ts';
 import { parseQueryDefinition, type QueryDefinition } from '../../warehouse/query/query-definition.ts';
 import {
@@ -160,11 +167,14 @@ export async function runSavedQuery(
   const params = bindParams(def, input.params ?? {});
   const binding = buildPageTokenBinding({ entity: caller.entity, query: def.name, definition: def, params });
   const after = input.next === undefined ? undefined : openPageToken(ctx.keyring, binding, input.next);
+  const reader = pickRegistryReader(ctx);
+  const start =
+    after ?? (await findPageStart(ctx, reader, def, params, { page, pageSize }, catalog, ability));
   const compiled = compileQuery(
-    pickRegistryReader(ctx),
+    reader,
     def,
     params,
-    { page, pageSize, ...(after === undefined ? {} : { after }) },
+    { page, pageSize, ...(start === undefined ? {} : { after: start }) },
     catalog,
     ability,
   );
@@ -198,6 +208,26 @@ export async function runSavedQuery(
       subjects,
     },
   );
+}
+
+/**
+ * Where a page asked for by number starts, found by reading only the sort keys of the rows
+ * before it (compilePageStart); undefined where the page is read at its offset, or where the
+ * rows end before it (the offset then finds no row either).
+ */
+async function findPageStart(
+  ctx: AppContext,
+  reader: Knex,
+  def: QueryDefinition,
+  params: BoundParams,
+  page: QueryPageRequest,
+  catalog: readonly CatalogTable[],
+  ability: TableAbility,
+): Promise<KeysetPosition | undefined> {
+  const start = compilePageStart(reader, def, params, page, catalog, ability);
+  if (start === null) return undefined;
+  const [row] = await readBuiltRows<QueryRow>(ctx, start.builder);
+  return row === undefined ? undefined : start.positionAfter(row);
 }
 
 /** The SQL a saved query's first page runs on this warehouse, with its parameters' defaults or placeholders. */
@@ -349,17 +379,19 @@ export async function runQueryDefinition(
   const ability = await fetchAbility(ctx, ctx.abilities, caller.entity);
   authorizeQuery(ability, def, catalog);
   const db = pickRegistryReader(ctx);
+  const page = { page: input.page, pageSize: input.pageSize };
+  const start = await findPageStart(ctx, db, def, {}, page, catalog, ability);
   const compiled = compileQuery(
     db,
     def,
     {},
-    { page: input.page, pageSize: input.pageSize },
+    { ...page, ...(start === undefined ? {} : { after: start }) },
     catalog,
     ability,
   );
-  const counted = compiled.builder
-    .clone()
-    .clear('select')
+  // Counted from the page's statement as asked for, before any start found by sort keys narrows it.
+  const counted = compileQuery(db, def, {}, page, catalog, ability)
+    .builder.clear('select')
     .clear('order')
     .clear('limit')
     .clear('offset')

@@ -195,6 +195,33 @@ describeEachDatabase('Consumer API: saved query pages continued with next', (db)
       }
     });
 
+    it('every page asked for by number holds the rows at its place in one unpaged run, past the last page too, and its next continues there', async () => {
+      const cases = [
+        { name: 'pages-by-birth', token: naf, params: {} },
+        { name: 'pages-owners', token: naf, params: { gender: 'F' } },
+        { name: 'pages-owners', token: naf, params: {} },
+        { name: 'pages-look-alike', token: part, params: {} },
+      ];
+      for (const { name, token, params } of cases) {
+        const all = await unpaged(token, name, params);
+        for (const pageSize of [1, 3, 7]) {
+          const last = Math.ceil(all.length / pageSize);
+          for (let number = 1; number <= last + 1; number++) {
+            const at = `${name} ${JSON.stringify(params)} page ${number} of ${pageSize}`;
+            const page = await ok(token, name, { params, page: number, page_size: pageSize });
+            assert.deepEqual(page.rows, all.slice((number - 1) * pageSize, number * pageSize), at);
+            assert.equal(page.page, number, at);
+            assert.equal(page.has_more, number < last, at);
+            assert.equal(page.next !== undefined, number < last, at);
+            if (page.next === undefined) continue;
+            const following = await ok(token, name, { params, page_size: pageSize, next: page.next });
+            assert.deepEqual(following.rows, all.slice(number * pageSize, (number + 1) * pageSize), at);
+            assert.equal(following.page, number + 1, at);
+          }
+        }
+      }
+    });
+
     it("stops at the definition's limit: the last page says truncated and carries no next", async () => {
       const params = { born_before: '2000-01-01' };
       const pages = await walk(naf, 'pages-born-before', params, 3);
@@ -210,6 +237,17 @@ describeEachDatabase('Consumer API: saved query pages continued with next', (db)
       assert.deepEqual(
         pages.flatMap((p) => p.rows),
         numbered.rows,
+      );
+      // By number too: the page that reaches the limit is cut off, and the one after it is empty.
+      const byNumber = await Promise.all(
+        [1, 2, 3, 4].map((page) => ok(naf, 'pages-born-before', { params, page, page_size: 3 })),
+      );
+      assert.deepEqual(
+        byNumber.map((p) => [p.rows, p.has_more, p.truncated ?? false, p.next !== undefined]),
+        [
+          ...pages.map((p) => [p.rows, p.has_more, p.truncated ?? false, p.next !== undefined]),
+          [[], false, true, false],
+        ],
       );
     });
 

@@ -8,6 +8,7 @@ import type { BoundParams } from '../../../warehouse/query/bind-params.ts';
 import {
   buildNextPosition,
   buildQueryPage,
+  compilePageStart,
   compileQuery,
   describeCompiledSql,
   escapeLikeText,
@@ -784,6 +785,73 @@ describe('query compilation', () => {
         assert.equal(compiled.distinct, false);
       });
     }
+
+    describe('a page asked for by number', () => {
+      const startOf = (knex: Knex, page: QueryPageRequest, def = widowsByBirth, ability = readsAll) =>
+        compilePageStart(knex, def, { born_before: '1990-01-01' }, page, catalog, ability);
+
+      for (const { name, knex, q } of dialects) {
+        it(`[${name}] is found by reading only the sort keys of the rows before it, then continued from the last of them`, () => {
+          const start = startOf(knex, { page: 3, pageSize: 10 })!;
+          const { sql, bindings } = start.builder.toSQL();
+          const [born, nid, plate] = [
+            'cspd_personal_info.birth_date',
+            'cspd_personal_info.national_id',
+            'dvld_vehicles.registration_number',
+          ].map((ref) => ref.split('.').map(q).join('.'));
+          // Only the sort keys are read for the rows skipped, and only they order them: the 20th row.
+          assert.ok(
+            sql.startsWith(
+              `select ${born} as ${q('k0')}, ${nid} as ${q('c0')}, ${plate} as ${q('k2')} from `,
+            ),
+            sql,
+          );
+          assert.ok(sql.includes(` order by ${born} desc, ${nid} asc, ${plate} asc `), sql);
+          assert.deepEqual(bindings.slice(2), name === 'mssql' ? [19, 1] : [1, 19]);
+          const position = start.positionAfter({ k0: '1980-05-01', c0: '1000000001', k2: '10-1001' });
+          assert.deepEqual(position, {
+            order: widowsOrder,
+            values: ['1980-05-01', '1000000001', '10-1001'],
+            seen: 20,
+            ties: 0,
+            page: 3,
+          });
+          // The page itself starts there, as from a next token: no offset.
+          const page = compileWith(
+            knex,
+            widowsByBirth,
+            { born_before: '1990-01-01' },
+            { page: 3, pageSize: 10, after: position },
+          );
+          assert.deepEqual([page.page, page.seen, page.take], [3, 20, 10]);
+          assert.doesNotMatch(page.builder.toSQL().sql, /offset/);
+        });
+      }
+
+      it('is read at its offset on page 1, at or past the limit, after a next token, or in an order that cannot tell rows apart', () => {
+        const { knex } = dialects[0]!;
+        assert.equal(startOf(knex, { page: 1, pageSize: 10 }), null);
+        const limited = define({ limit: 20 });
+        assert.equal(startOf(knex, { page: 3, pageSize: 10 }, limited), null);
+        assert.equal(startOf(knex, { page: 5, pageSize: 10 }, limited), null);
+        assert.notEqual(startOf(knex, { page: 2, pageSize: 10 }, limited), null);
+        const position = { order: widowsOrder, values: null, seen: 20, ties: 0, page: 3 };
+        assert.equal(startOf(knex, { page: 1, pageSize: 10, after: position }), null);
+        assert.equal(
+          compilePageStart(knex, firstNames, {}, { page: 2, pageSize: 10 }, catalog, namesOnly),
+          null,
+        );
+      });
+
+      it('is refused like the page: a column not granted → 403, a bad page → 400', () => {
+        const { knex } = dialects[0]!;
+        assert.throws(
+          () => startOf(knex, { page: 2, pageSize: 10 }, widowsByBirth, namesOnly),
+          (err: unknown) => err instanceof HubError && err.status === 403,
+        );
+        assertHubError(() => startOf(knex, { page: 0, pageSize: 10 }), 'invalid_request', 'page');
+      });
+    });
 
     it('a position made for another order (the grants changed) → invalid_request', () => {
       assertHubError(
