@@ -2,7 +2,8 @@
  * node --import tsx tests/bench/bare-query-server.ts <warehouse.sqlite> <limit>
  * The yardstick of the saved-query benchmark: plain express and better-sqlite3 prepared
  * statements over the hub's SQLite warehouse, running the SQL the hub compiles for
- * widows-with-vehicles (the same select list, join, conditions, order and keyset), without
+ * widows-with-vehicles (the same select list, join, conditions, order and keyset, and a page
+ * asked for by number started from the sort keys of the rows before it), without
  * tokens, grants, parameter checks, sealed tokens, rate limits or audit. Its `next` is the last
  * row's keys in plain JSON. Prints "Bare query server listening on http://127.0.0.1:PORT".
  */
@@ -24,6 +25,12 @@ const SELECT =
 const KEYSET =
   ' and (`cspd_personal_info`.`national_id` >= ? and (`cspd_personal_info`.`national_id` > ? or ' +
   '(`cspd_personal_info`.`national_id` = ? and `dvld_vehicles`.`registration_number` > ?)))';
+/** The sort keys alone, for finding where a page asked for by number starts (as the hub does). */
+const KEYS_ONLY =
+  'select `cspd_personal_info`.`national_id` as `nid`, `dvld_vehicles`.`registration_number` as `reg` ' +
+  SELECT.slice(SELECT.indexOf(' from '));
+const KEY_ORDER =
+  ' order by `cspd_personal_info`.`national_id` asc, `dvld_vehicles`.`registration_number` asc';
 const ORDER =
   ' order by `cspd_personal_info`.`national_id` asc, `dvld_vehicles`.`registration_number` asc, ' +
   '`cspd_personal_info`.`first_name` asc, `cspd_personal_info`.`family_name` asc, `cspd_personal_info`.`birth_date` asc, ' +
@@ -47,6 +54,9 @@ function main(): void {
   db.pragma('cache_size = -16384');
   const byOffset = db.prepare<unknown[], Row>(`${SELECT}${ORDER} limit ? offset ?`);
   const byKeyset = db.prepare<unknown[], Row>(`${SELECT}${KEYSET}${ORDER} limit ?`);
+  const pageStart = db.prepare<unknown[], { nid: string; reg: string }>(
+    `${KEYS_ONLY}${KEY_ORDER} limit 1 offset ?`,
+  );
 
   const app = express();
   app.use(express.json({ limit: '100kb' }));
@@ -59,12 +69,20 @@ function main(): void {
     };
     const bornBefore = body.params?.born_before ?? '';
     const pageSize = body.page_size ?? 100;
-    const cursor =
-      body.next === undefined
-        ? null
-        : (JSON.parse(Buffer.from(body.next, 'base64url').toString('utf8')) as Cursor);
-    const page = cursor?.page ?? body.page ?? 1;
-    const seen = cursor?.seen ?? Math.min((page - 1) * pageSize, limit);
+    const page = body.page ?? 1;
+    const before = Math.min((page - 1) * pageSize, limit);
+    // A page by number starts after the last row before it, found by its sort keys alone.
+    const start =
+      body.next === undefined && before > 0 && before < limit
+        ? pageStart.get('W', bornBefore, before - 1)
+        : undefined;
+    const cursor: Cursor | null =
+      body.next !== undefined
+        ? (JSON.parse(Buffer.from(body.next, 'base64url').toString('utf8')) as Cursor)
+        : start === undefined
+          ? null
+          : { nid: start.nid, reg: start.reg, seen: before, page };
+    const seen = cursor?.seen ?? before;
     const take = Math.min(limit - seen, pageSize);
     const rows =
       cursor === null
@@ -75,7 +93,7 @@ function main(): void {
     const last = returned.at(-1);
     const next: Cursor | null =
       more && last !== undefined
-        ? { nid: String(last.c0), reg: String(last.k1), seen: seen + take, page: page + 1 }
+        ? { nid: String(last.c0), reg: String(last.k1), seen: seen + take, page: (cursor?.page ?? page) + 1 }
         : null;
     res.json({
       query: 'widows-with-vehicles',
@@ -83,7 +101,7 @@ function main(): void {
       rows: returned.map((row) =>
         Object.fromEntries(QUERY_COLUMNS.map((column, i) => [column, row[`c${i}`]])),
       ),
-      page,
+      page: cursor?.page ?? page,
       page_size: pageSize,
       has_more: more,
       ...(rows.length > take && !more ? { truncated: true } : {}),
