@@ -389,7 +389,8 @@ export interface PageStart {
  * only the sort keys of the rows it skips. The page then continues from that row as from a
  * `next` token, and holds the same rows as at its offset, since no two rows are level in the
  * order. Skipping rows still costs their count, but without reading the page's other columns or
- * sorting by them it costs less (about 0.6 of the offset on SQLite). Null where the page is read at its offset.
+ * sorting by them it costs less (about 0.6 of the offset on SQLite). Null where the page is read
+ * at its offset.
  */
 export function compilePageStart(
   knex: Knex,
