@@ -161,7 +161,11 @@ export async function runConnector(
           await buildDeclaredIndexes(ctx, run.spec, summary, { analyzed: true });
         });
       } else {
-        await loadIncremental(loadCtx, run, readFeed);
+        const readUnordered =
+          since === null && tombstonesSince === null
+            ? readFirstRunInRanges(loadCtx, def, opened, cursors, readFeed)
+            : undefined;
+        await loadIncremental(loadCtx, run, readFeed, readUnordered);
         // An index build is bulk work whatever the run: on SQLite its sort is held to the same cache.
         await withSettings(() => buildDeclaredIndexes(ctx, run.spec, summary, { analyzed: false }));
       }
@@ -280,8 +284,7 @@ function readFullLoad(
   const alone = () => ({ batches: oneThread(), writeInThisThread: false });
   const threads = ctx.threads;
   const location = source.sqliteTable;
-  if (location === undefined || threads === 1) return alone();
-  if (threads === 'auto' && os.availableParallelism() < 2) return alone();
+  if (location === undefined || !mayUseTwoThreads(threads)) return alone();
   const minRows = threads === 2 ? 0 : TWO_THREAD_MIN_ROWS;
   if (ctx.dialect.takesCopyText === true)
     return {
@@ -309,6 +312,39 @@ function readFullLoad(
     writeInThisThread: true,
   };
 }
+
+/**
+ * A connector's first incremental run (no watermark yet) into a database that takes COPY text
+ * reads the whole table, as a full load does: where a full load would read it on two threads,
+ * this run may too, in ranges of rowids and so out of the cursor's order, with deleted records
+ * read as deletions. The load reads the feed again in order if a record comes twice
+ * (`loadIncremental`). A source with a tombstone table keeps the feed in order: its deletions
+ * come from another table.
+ */
+function readFirstRunInRanges(
+  ctx: ConnectorContext & { threads: LoadThreads },
+  def: ConnectorDefinition,
+  source: Source,
+  cursors: { records: string | null },
+  inOrder: () => AsyncIterable<LoadBatch>,
+): (() => AsyncIterable<LoadBatch>) | undefined {
+  const location = source.sqliteTable;
+  if (location === undefined || ctx.dialect.takesCopyText !== true || !mayUseTwoThreads(ctx.threads))
+    return undefined;
+  if (def.source.kind === 'sql' && def.source.tombstones !== undefined) return undefined;
+  const minRows = ctx.threads === 2 ? 0 : TWO_THREAD_MIN_ROWS;
+  return () => {
+    cursors.records = null;
+    return readInTwoThreads(def, ctx.nationalIdRule, location, cursors, inOrder, {
+      minRows,
+      incremental: true,
+    });
+  };
+}
+
+/** HUB_LOAD_THREADS allows a load's second thread here: 2, or auto on a machine of two cores or more. */
+const mayUseTwoThreads = (threads: LoadThreads) =>
+  threads === 2 || (threads === 'auto' && os.availableParallelism() >= 2);
 
 function loadThreads(env: NodeJS.ProcessEnv): LoadThreads {
   const value = env.HUB_LOAD_THREADS?.trim() ?? '';

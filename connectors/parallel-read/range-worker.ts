@@ -20,6 +20,8 @@ export interface RangeWorkerData {
   claims: SharedArrayBuffer;
   /** Ranges it may have handed over and not yet seen taken: the memory a slow writer lets it fill. */
   ahead: number;
+  /** Deleted records are read as an incremental run reads them (RangeReadOptions). */
+  incremental: boolean;
 }
 
 export type RangeMessage =
@@ -43,7 +45,7 @@ let allowed = data.ahead;
 /** Claims and encodes ranges while the main thread has room for them; says when none is left. */
 function step(): void {
   try {
-    reader ??= new RowidRangeReader(data.location, data.def, data.rule);
+    reader ??= new RowidRangeReader(data.location, data.def, data.rule, { incremental: data.incremental });
     while (allowed > 0) {
       const k = claimRange(claims, total);
       if (k === null) {

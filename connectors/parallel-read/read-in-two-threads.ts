@@ -13,6 +13,7 @@ import {
   RowidRangeReader,
   type EncodedRange,
   type RangePlan,
+  type RangeReadOptions,
 } from './rowid-ranges.ts';
 
 /**
@@ -32,11 +33,14 @@ export interface TwoThreadOptions {
   minRows?: number;
   /** Told which thread encoded each range, in range order. */
   onRange?: (thread: 'main' | 'worker') => void;
+  /** Deleted records are read as an incremental run reads them (RangeReadOptions). */
+  incremental?: boolean;
 }
 
 /**
- * A full load's records from a SQLite table, read, mapped and encoded as COPY text by two
- * threads, range of rowids by range: each thread claims the next range nobody has from a counter
+ * A full load's records from a SQLite table (or a first incremental run's, with `incremental`:
+ * deleted records as deletions), read, mapped and encoded as COPY text by two threads, range of
+ * rowids by range: each thread claims the next range nobody has from a counter
  * they share, and the batches come out in range order, so the rows reach the table in the order
  * one thread would have written them. This thread also writes them, so it claims a range only
  * while the next one due is still being encoded by the worker: the split follows what each
@@ -58,7 +62,10 @@ export async function* readInTwoThreads(
   oneThread: () => AsyncIterable<LoadBatch>,
   options: TwoThreadOptions = {},
 ): AsyncIterable<LoadBatch> {
-  const opened = openRangeReaders(def, rule, location, options.minRows ?? TWO_THREAD_MIN_ROWS);
+  const incremental = options.incremental === true;
+  const opened = openRangeReaders(def, rule, location, options.minRows ?? TWO_THREAD_MIN_ROWS, {
+    incremental,
+  });
   if (opened === null) {
     yield* oneThread();
     return;
@@ -73,6 +80,7 @@ export async function* readInTwoThreads(
     plan,
     claims: claims.buffer,
     ahead: AHEAD,
+    incremental,
   });
   /** Ranges this thread has encoded ahead of the one due. */
   const own = new Map<number, EncodedRange>();
@@ -121,7 +129,7 @@ export async function* readInTwoThreads(
         read: range.read,
         rows: [],
         rejects: range.rejects,
-        deletes: [],
+        deletes: range.deletes,
         copyText: { bytes: range.copyText, rows: range.rows },
       };
     }
@@ -155,12 +163,13 @@ export function openRangeReaders(
   rule: NationalIdRule,
   location: SqliteTableLocation,
   minRows: number,
+  options: RangeReadOptions = {},
 ): RangeReaders | null {
   let probe: ChangeProbe | null = null;
   let reader: RowidRangeReader | null = null;
   try {
     probe = new ChangeProbe(location.filename);
-    reader = new RowidRangeReader(location, def, rule);
+    reader = new RowidRangeReader(location, def, rule, options);
     const plan = reader.plan(location.table, Math.min(RANGE_WIDTH, def.batch_size));
     if (plan !== null && plan.last - plan.first + 1 >= minRows && rangeCount(plan) >= 2)
       return { reader, probe, plan };

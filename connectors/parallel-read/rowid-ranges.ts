@@ -37,6 +37,8 @@ export interface MappedRange {
   rows: WarehouseRow[];
   read: number;
   rejects: RejectInput[];
+  /** Keys of the deleted records, when they are read as an incremental run reads them. */
+  deletes: WarehouseRow[];
   cursor: string | null;
 }
 
@@ -46,7 +48,16 @@ export interface EncodedRange {
   rows: number;
   read: number;
   rejects: RejectInput[];
+  deletes: WarehouseRow[];
   cursor: string | null;
+}
+
+export interface RangeReadOptions {
+  /**
+   * Deleted records become deletions (and a deleted record without a valid key a reject), as an
+   * incremental run maps them; a full load leaves them out.
+   */
+  incremental?: boolean;
 }
 
 /**
@@ -60,8 +71,15 @@ export class RowidRangeReader {
   private readonly select: Database.Statement<[number, number], unknown[]>;
   private readonly fields: string[];
   private readonly mapper: RowMapper<unknown[]>;
+  private readonly incremental: boolean;
 
-  constructor(location: SqliteTableLocation, def: ConnectorDefinition, rule: NationalIdRule) {
+  constructor(
+    location: SqliteTableLocation,
+    def: ConnectorDefinition,
+    rule: NationalIdRule,
+    options: RangeReadOptions = {},
+  ) {
+    this.incremental = options.incremental === true;
     this.db = new Database(location.filename, { readonly: true, fileMustExist: true });
     try {
       // As the one-thread source: a scan gains nothing from a large cache.
@@ -124,9 +142,15 @@ export class RowidRangeReader {
     };
     for (const record of this.select.all(from, from + plan.width - 1)) {
       batch.read++;
-      addRecord(batch, chunk, record, false, cursors);
+      addRecord(batch, chunk, record, this.incremental, cursors);
     }
-    return { rows: batch.rows, read: batch.read, rejects: batch.rejects, cursor: cursors.records };
+    return {
+      rows: batch.rows,
+      read: batch.read,
+      rejects: batch.rejects,
+      deletes: batch.deletes,
+      cursor: cursors.records,
+    };
   }
 
   /** Range `k` of the plan, mapped, and its rows encoded as COPY text. */

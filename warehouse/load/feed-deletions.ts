@@ -47,6 +47,11 @@ export class FeedDeletions {
     for (const key of batch.deletes) this.records.set(buildKeyText(key), { key, sentAgain: false });
   }
 
+  /** Keys of every record the feed deleted, whatever came after: for a feed read out of order. */
+  deletedAtAll(): WarehouseRow[] {
+    return [...this.records.values()].map((record) => record.key);
+  }
+
   /** Keys of the records the feed ends with deleted, as their last deletion sent them. */
   deletedAtEnd(): WarehouseRow[] {
     const keys: WarehouseRow[] = [];

@@ -78,6 +78,16 @@ export class TooManyDeletions extends Error {
   }
 }
 
+/**
+ * A feed read out of its order (in ranges, on two threads) in which the order decides what the
+ * table holds: a record sent twice, or sent and deleted. The run reads it again in order.
+ */
+export class FeedOrderMatters extends Error {
+  constructor() {
+    super('the feed sends a record more than once: it is read again in order');
+  }
+}
+
 /** Deletions by key go in statements of this many records at most, whatever the binding limit. */
 const DELETE_CHUNK = 500;
 
@@ -89,14 +99,22 @@ const DELETE_CHUNK = 500;
  * record whose last event is a deletion is removed, as batch-by-batch application would have it.
  * Rejects are kept with the run only if it commits. A feed that deletes too many records for
  * memory stops with `TooManyDeletions` before anything is swapped in.
+ *
+ * A feed read out of its order (`unordered`: a source table read in ranges on two threads) gives
+ * the same table as long as no record comes twice, as a row or a deletion: then there is no
+ * earlier version to remove, and a deleted record was never written. The unique key index and
+ * the deletions tell whether one did; if so, nothing is swapped in and `FeedOrderMatters` asks
+ * for the feed in order.
  */
 export async function loadIntoEmptyTable(
   ctx: LoadContext,
   run: LoadRun,
   batches: AsyncIterable<LoadBatch>,
+  options: { unordered?: boolean } = {},
 ): Promise<LoadStats> {
   const keepLastVersions = ctx.dialect.keepLastVersions;
   if (keepLastVersions === undefined) throw new Error(`${ctx.dialect.name} has no empty-table path`);
+  const unordered = options.unordered === true;
   const next = nextTableOf(run);
   const stats = emptyStats();
   const deletions = new FeedDeletions(
@@ -109,12 +127,17 @@ export async function loadIntoEmptyTable(
       if (deletions.overLimit) throw new TooManyDeletions();
     });
     run.onProgress?.(stats, 'indexing');
-    // Only a feed with several versions of a record needs the earlier ones removed.
-    await createKeyIndexResolving(ctx, run, next, async () => {
-      stats.inserted -= await keepLastVersions(ctx.knex, next.target);
-    });
-    stats.deleted = await deleteRecords(ctx, next.target, deletions.deletedAtEnd());
-    stats.inserted -= stats.deleted;
+    if (unordered) {
+      await createKeyIndexOrAskForOrder(ctx, run, next);
+      if ((await deleteRecords(ctx, next.target, deletions.deletedAtAll())) > 0) throw new FeedOrderMatters();
+    } else {
+      // Only a feed with several versions of a record needs the earlier ones removed.
+      await createKeyIndexResolving(ctx, run, next, async () => {
+        stats.inserted -= await keepLastVersions(ctx.knex, next.target);
+      });
+      stats.deleted = await deleteRecords(ctx, next.target, deletions.deletedAtEnd());
+      stats.inserted -= stats.deleted;
+    }
     await swapIn(ctx, run, next, stats, { countReplaced: false });
     return stats;
   } catch (err) {
@@ -294,6 +317,15 @@ async function createKeyIndexResolving(
   }
   await removeDuplicates();
   await createKeyIndex(ctx.knex, run.spec, next.target.table, next.suffix);
+}
+
+/** The unique record-key index of a feed read out of order; a key sent twice asks for the feed in order. */
+async function createKeyIndexOrAskForOrder(ctx: LoadContext, run: LoadRun, next: NextTable): Promise<void> {
+  try {
+    await createKeyIndex(ctx.knex, run.spec, next.target.table, next.suffix);
+  } catch (err) {
+    throw ctx.dialect.isUniqueViolation(err) ? new FeedOrderMatters() : err;
+  }
 }
 
 /** A full load keeps no version of a duplicated key: each is rejected with its reason. */
