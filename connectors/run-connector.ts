@@ -163,7 +163,7 @@ export async function runConnector(
       } else {
         const readUnordered =
           since === null && tombstonesSince === null
-            ? readFirstRunInRanges(loadCtx, def, opened, cursors, readFeed)
+            ? readFirstRunInRanges(loadCtx, def, opened, cursors, readFeed, runId)
             : undefined;
         await loadIncremental(loadCtx, run, readFeed, readUnordered);
         // An index build is bulk work whatever the run: on SQLite its sort is held to the same cache.
@@ -260,18 +260,15 @@ async function failInterruptedRuns(ctx: ConnectorContext, connector: string) {
   }
 }
 
+/** A load's batches, and whether this thread's writer must take them (a stage file to append). */
+interface LoadFeed {
+  batches: AsyncIterable<LoadBatch>;
+  writeInThisThread: boolean;
+}
+
 /**
  * A full load of a large SQLite table reads, maps and encodes on two threads wherever the
- * machine has two cores: into a database that takes COPY text, both threads encode ranges that
- * this one writes (`readInTwoThreads`); into a SQLite warehouse, each thread writes its own
- * ranges, the second into a stage file that this thread's writer appends
- * (`loadWithStageThread`). Unlike the SQLite writer thread (warehouse/dialects/sqlite.ts), it is
- * not held back for a busy machine: the threads share the ranges by what each has time for, so
- * on a busy machine the second thread costs its start and does less. (Judged by idle cores, it
- * was never taken right after another load, while PostgreSQL vacuumed the rows just written.)
- * HUB_LOAD_THREADS=1 keeps every load on one thread (on SQLite, without its writer thread too);
- * 2 takes the second one for any table the source allows, however small (and SQLite's writer
- * thread whether or not a core is idle).
+ * machine has two cores (`readInRanges`); other sources, and HUB_LOAD_THREADS=1, on one.
  */
 function readFullLoad(
   ctx: ConnectorContext & { threads: LoadThreads },
@@ -280,23 +277,81 @@ function readFullLoad(
   cursors: { records: string | null },
   oneThread: () => AsyncIterable<LoadBatch>,
   runId: number,
-): { batches: AsyncIterable<LoadBatch>; writeInThisThread: boolean } {
-  const alone = () => ({ batches: oneThread(), writeInThisThread: false });
-  const threads = ctx.threads;
+): LoadFeed {
+  return (
+    readInRanges(ctx, def, source, cursors, oneThread, runId, { incremental: false }) ?? {
+      batches: oneThread(),
+      writeInThisThread: false,
+    }
+  );
+}
+
+/**
+ * A connector's first incremental run (no watermark yet) reads the whole table, as a full load
+ * does, and where a full load would read it on two threads, this run may too (`readInRanges`):
+ * in ranges of rowids, so out of the cursor's order, with deleted records read as deletions.
+ * The load reads the feed again in order if a record comes twice (`loadIncremental`). A source
+ * with a tombstone table keeps the feed in order: its deletions come from another table.
+ */
+function readFirstRunInRanges(
+  ctx: ConnectorContext & { threads: LoadThreads },
+  def: ConnectorDefinition,
+  source: Source,
+  cursors: { records: string | null },
+  inOrder: () => AsyncIterable<LoadBatch>,
+  runId: number,
+): (() => LoadFeed) | undefined {
+  if (def.source.kind !== 'sql' || def.source.tombstones !== undefined) return undefined;
+  if (source.sqliteTable === undefined || !mayUseTwoThreads(ctx.threads)) return undefined;
+  return () => {
+    cursors.records = null;
+    return (
+      readInRanges(ctx, def, source, cursors, inOrder, runId, { incremental: true }) ?? {
+        batches: inOrder(),
+        writeInThisThread: false,
+      }
+    );
+  };
+}
+
+/**
+ * A large SQLite table read, mapped and encoded on two threads, or null where it cannot be: into
+ * a database that takes COPY text, both threads encode ranges that this one writes
+ * (`readInTwoThreads`); into a SQLite warehouse, each thread writes its own ranges, the second
+ * into a stage file that this thread's writer appends (`loadWithStageThread`). Unlike the SQLite
+ * writer thread (warehouse/dialects/sqlite.ts), it is not held back for a busy machine: the
+ * threads share the ranges by what each has time for, so on a busy machine the second thread
+ * costs its start and does less. (Judged by idle cores, it was never taken right after another
+ * load, while PostgreSQL vacuumed the rows just written.) HUB_LOAD_THREADS=1 keeps every load on
+ * one thread (on SQLite, without its writer thread too); 2 takes the second one for any table
+ * the source allows, however small (and SQLite's writer thread whether or not a core is idle).
+ */
+function readInRanges(
+  ctx: ConnectorContext & { threads: LoadThreads },
+  def: ConnectorDefinition,
+  source: Source,
+  cursors: { records: string | null },
+  oneThread: () => AsyncIterable<LoadBatch>,
+  runId: number,
+  options: { incremental: boolean },
+): LoadFeed | null {
   const location = source.sqliteTable;
-  if (location === undefined || !mayUseTwoThreads(threads)) return alone();
-  const minRows = threads === 2 ? 0 : TWO_THREAD_MIN_ROWS;
+  if (location === undefined || !mayUseTwoThreads(ctx.threads)) return null;
+  const minRows = ctx.threads === 2 ? 0 : TWO_THREAD_MIN_ROWS;
   if (ctx.dialect.takesCopyText === true)
     return {
-      batches: readInTwoThreads(def, ctx.nationalIdRule, location, cursors, oneThread, { minRows }),
+      batches: readInTwoThreads(def, ctx.nationalIdRule, location, cursors, oneThread, {
+        minRows,
+        incremental: options.incremental,
+      }),
       writeInThisThread: false,
     };
   const stageFile = ctx.dialect.stageFileFor?.(ctx.knex, `run-${runId}`) ?? null;
-  if (stageFile === null) return alone();
-  const openReaders = () => openRangeReaders(def, ctx.nationalIdRule, location, minRows);
+  if (stageFile === null) return null;
+  const openReaders = () => openRangeReaders(def, ctx.nationalIdRule, location, minRows, options);
   // A table that cannot be read in ranges keeps the writer thread that other sources have.
   const readable = openReaders();
-  if (readable === null) return alone();
+  if (readable === null) return null;
   closeRangeReaders(readable);
   return {
     batches: loadWithStageThread(
@@ -308,37 +363,9 @@ function readFullLoad(
       cursors,
       { id: runId, connector: def.name },
       stageFile,
+      options,
     ),
     writeInThisThread: true,
-  };
-}
-
-/**
- * A connector's first incremental run (no watermark yet) into a database that takes COPY text
- * reads the whole table, as a full load does: where a full load would read it on two threads,
- * this run may too, in ranges of rowids and so out of the cursor's order, with deleted records
- * read as deletions. The load reads the feed again in order if a record comes twice
- * (`loadIncremental`). A source with a tombstone table keeps the feed in order: its deletions
- * come from another table.
- */
-function readFirstRunInRanges(
-  ctx: ConnectorContext & { threads: LoadThreads },
-  def: ConnectorDefinition,
-  source: Source,
-  cursors: { records: string | null },
-  inOrder: () => AsyncIterable<LoadBatch>,
-): (() => AsyncIterable<LoadBatch>) | undefined {
-  const location = source.sqliteTable;
-  if (location === undefined || ctx.dialect.takesCopyText !== true || !mayUseTwoThreads(ctx.threads))
-    return undefined;
-  if (def.source.kind === 'sql' && def.source.tombstones !== undefined) return undefined;
-  const minRows = ctx.threads === 2 ? 0 : TWO_THREAD_MIN_ROWS;
-  return () => {
-    cursors.records = null;
-    return readInTwoThreads(def, ctx.nationalIdRule, location, cursors, inOrder, {
-      minRows,
-      incremental: true,
-    });
   };
 }
 

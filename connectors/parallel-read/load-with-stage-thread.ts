@@ -15,6 +15,11 @@ export interface StageThreadOptions {
   workerUrl?: URL;
   /** Told which thread read each range, as it is read. */
   onRange?: (thread: 'main' | 'worker') => void;
+  /**
+   * Deleted records are read as an incremental run reads them (RangeReadOptions), by both
+   * threads: `openReaders` must open this thread's reader so too.
+   */
+  incremental?: boolean;
 }
 
 /**
@@ -65,6 +70,7 @@ export async function* loadWithStageThread(
     claims: claims.buffer,
     run,
     stageFile,
+    incremental: options.incremental === true,
   });
   const dropStage = async () => {
     await stage?.stop();
@@ -92,7 +98,7 @@ export async function* loadWithStageThread(
         read: range.read,
         rows: range.rows,
         rejects: range.rejects,
-        deletes: [],
+        deletes: range.deletes,
         ...(stage === null ? {} : { stagedSoFar: stage.soFar() }),
       };
       // This thread's reads never wait on I/O: a turn of the event loop lets API requests in,
@@ -109,7 +115,7 @@ export async function* loadWithStageThread(
         read: staged.reduce((n, r) => n + r.read, 0),
         rows: [],
         rejects: [],
-        deletes: [],
+        deletes: staged.flatMap((r) => r.deletes),
         staged: {
           file: stageFile,
           rows: staged.reduce((n, r) => n + r.rows, 0),

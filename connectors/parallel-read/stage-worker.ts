@@ -10,6 +10,7 @@ import {
   stageColumn,
   removeStageFile,
 } from '../../warehouse/load/stage-file.ts';
+import type { WarehouseRow } from '../../warehouse/core/warehouse-value.ts';
 import type { SqliteTableLocation } from '../sources/source.ts';
 import { rangeCount, RowidRangeReader, type RangePlan } from './rowid-ranges.ts';
 import { TwoEndedClaims } from './two-ended-claims.ts';
@@ -24,6 +25,8 @@ export interface StageWorkerData {
   claims: SharedArrayBuffer;
   run: { id: number; connector: string };
   stageFile: string;
+  /** Deleted records are read as an incremental run reads them (RangeReadOptions). */
+  incremental: boolean;
 }
 
 /** A range's counts and cursor: its rows and rejects are in the stage file, at rowids `k * width + i`. */
@@ -32,6 +35,8 @@ export interface StagedRange {
   read: number;
   rows: number;
   rejects: number;
+  /** Keys of the range's deleted records (an incremental run's), which the stage does not hold. */
+  deletes: WarehouseRow[];
   cursor: string | null;
 }
 
@@ -82,7 +87,7 @@ function booleanPositions(columns: string[], def: ConnectorDefinition): number[]
 
 /** Takes ranges from the back until the two threads meet, writing each into the stage in one transaction. */
 function run(): void {
-  const reader = new RowidRangeReader(data.location, data.def, data.rule);
+  const reader = new RowidRangeReader(data.location, data.def, data.rule, { incremental: data.incremental });
   let stage: Stage | null = null;
   try {
     stage = openStage(reader.columns.length);
@@ -109,6 +114,7 @@ function run(): void {
         read: range.read,
         rows: range.rows.length,
         rejects: range.rejects.length,
+        deletes: range.deletes,
         cursor: range.cursor,
       } satisfies StageMessage);
     }

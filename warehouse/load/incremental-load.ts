@@ -23,14 +23,15 @@ const KEY_CHUNK = 500;
  * registry answers slowly. A run into an empty table (a connector's first) streams like a full
  * load instead; `readFeed` opens the feed, and is called again only if that run hands over to
  * the batch path. `readUnordered`, where given, opens the same records out of their order and
- * faster (a source table read in ranges on two threads): tried first into an empty table, it
- * hands over to the feed in order when the order turns out to matter (FeedOrderMatters).
+ * faster (a source table read in ranges on two threads; `writeInThisThread` as for a full load):
+ * tried first into an empty table, it hands over to the feed in order when the order turns out
+ * to matter (FeedOrderMatters).
  */
 export async function loadIncremental(
   ctx: LoadContext,
   run: LoadRun,
   readFeed: () => AsyncIterable<LoadBatch>,
-  readUnordered?: () => AsyncIterable<LoadBatch>,
+  readUnordered?: () => { batches: AsyncIterable<LoadBatch>; writeInThisThread: boolean },
 ): Promise<LoadStats> {
   // SQL Server keeps the batch path: it cannot tell which of a record's versions came last.
   if (ctx.dialect.keepLastVersions !== undefined && (await isEmpty(ctx, run.spec.table))) {
@@ -41,7 +42,10 @@ export async function loadIncremental(
         async () => {
           if (readUnordered !== undefined) {
             try {
-              return await loadIntoEmptyTable(ctx, run, readUnordered(), { unordered: true });
+              const { batches, writeInThisThread } = readUnordered();
+              return await loadIntoEmptyTable({ ...ctx, writeInThisThread }, run, batches, {
+                unordered: true,
+              });
             } catch (err) {
               if (!(err instanceof FeedOrderMatters)) throw err;
             }
