@@ -156,7 +156,9 @@ export async function runConnector(
         withFullLoadSettings(ctx.dialect, ctx.knex, work, loadCtx.threads);
       if (mode === 'full') {
         await withSettings(async () => {
-          const full = readFullLoad(loadCtx, def, opened, cursors, readFeed, runId);
+          const full = readWholeSource(loadCtx, def, opened, cursors, readFeed, runId, {
+            incremental: false,
+          });
           await loadFull({ ...loadCtx, writeInThisThread: full.writeInThisThread }, run, full.batches);
           await buildDeclaredIndexes(ctx, run.spec, summary, { analyzed: true });
         });
@@ -267,28 +269,8 @@ interface LoadFeed {
 }
 
 /**
- * A full load of a large SQLite table reads, maps and encodes on two threads wherever the
- * machine has two cores (`readInRanges`); other sources, and HUB_LOAD_THREADS=1, on one.
- */
-function readFullLoad(
-  ctx: ConnectorContext & { threads: LoadThreads },
-  def: ConnectorDefinition,
-  source: Source,
-  cursors: { records: string | null },
-  oneThread: () => AsyncIterable<LoadBatch>,
-  runId: number,
-): LoadFeed {
-  return (
-    readInRanges(ctx, def, source, cursors, oneThread, runId, { incremental: false }) ?? {
-      batches: oneThread(),
-      writeInThisThread: false,
-    }
-  );
-}
-
-/**
  * A connector's first incremental run (no watermark yet) reads the whole table, as a full load
- * does, and where a full load would read it on two threads, this run may too (`readInRanges`):
+ * does, and where a full load would read it on two threads, this run may too (`readWholeSource`):
  * in ranges of rowids, so out of the cursor's order, with deleted records read as deletions.
  * The load reads the feed again in order if a record comes twice (`loadIncremental`). A source
  * with a tombstone table keeps the feed in order: its deletions come from another table.
@@ -305,18 +287,13 @@ function readFirstRunInRanges(
   if (source.sqliteTable === undefined || !mayUseTwoThreads(ctx.threads)) return undefined;
   return () => {
     cursors.records = null;
-    return (
-      readInRanges(ctx, def, source, cursors, inOrder, runId, { incremental: true }) ?? {
-        batches: inOrder(),
-        writeInThisThread: false,
-      }
-    );
+    return readWholeSource(ctx, def, source, cursors, inOrder, runId, { incremental: true });
   };
 }
 
 /**
- * A large SQLite table read, mapped and encoded on two threads, or null where it cannot be: into
- * a database that takes COPY text, both threads encode ranges that this one writes
+ * A large SQLite table read, mapped and encoded on two threads wherever the machine has two
+ * cores, and any other source by `oneThread`: into a database that takes COPY text, both threads encode ranges that this one writes
  * (`readInTwoThreads`); into a SQLite warehouse, each thread writes its own ranges, the second
  * into a stage file that this thread's writer appends (`loadWithStageThread`). Unlike the SQLite
  * writer thread (warehouse/dialects/sqlite.ts), it is not held back for a busy machine: the
@@ -326,7 +303,7 @@ function readFirstRunInRanges(
  * one thread (on SQLite, without its writer thread too); 2 takes the second one for any table
  * the source allows, however small (and SQLite's writer thread whether or not a core is idle).
  */
-function readInRanges(
+function readWholeSource(
   ctx: ConnectorContext & { threads: LoadThreads },
   def: ConnectorDefinition,
   source: Source,
@@ -334,9 +311,10 @@ function readInRanges(
   oneThread: () => AsyncIterable<LoadBatch>,
   runId: number,
   options: { incremental: boolean },
-): LoadFeed | null {
+): LoadFeed {
+  const alone = () => ({ batches: oneThread(), writeInThisThread: false });
   const location = source.sqliteTable;
-  if (location === undefined || !mayUseTwoThreads(ctx.threads)) return null;
+  if (location === undefined || !mayUseTwoThreads(ctx.threads)) return alone();
   const minRows = ctx.threads === 2 ? 0 : TWO_THREAD_MIN_ROWS;
   if (ctx.dialect.takesCopyText === true)
     return {
@@ -347,11 +325,11 @@ function readInRanges(
       writeInThisThread: false,
     };
   const stageFile = ctx.dialect.stageFileFor?.(ctx.knex, `run-${runId}`) ?? null;
-  if (stageFile === null) return null;
+  if (stageFile === null) return alone();
   const openReaders = () => openRangeReaders(def, ctx.nationalIdRule, location, minRows, options);
   // A table that cannot be read in ranges keeps the writer thread that other sources have.
   const readable = openReaders();
-  if (readable === null) return null;
+  if (readable === null) return alone();
   closeRangeReaders(readable);
   return {
     batches: loadWithStageThread(
