@@ -48,7 +48,7 @@ export class FeedDeletions {
   }
 
   /** Keys of every record the feed deleted, whatever came after: for a feed read out of order. */
-  deletedAtAll(): WarehouseRow[] {
+  allDeleted(): WarehouseRow[] {
     return [...this.records.values()].map((record) => record.key);
   }
 

@@ -129,7 +129,7 @@ export async function loadIntoEmptyTable(
     run.onProgress?.(stats, 'indexing');
     if (unordered) {
       await createKeyIndexOrAskForOrder(ctx, run, next);
-      if ((await deleteRecords(ctx, next.target, deletions.deletedAtAll())) > 0) throw new FeedOrderMatters();
+      if ((await deleteRecords(ctx, next.target, deletions.allDeleted())) > 0) throw new FeedOrderMatters();
     } else {
       // Only a feed with several versions of a record needs the earlier ones removed.
       await createKeyIndexResolving(ctx, run, next, async () => {
