@@ -1,7 +1,7 @@
-import { removeStageFile } from '../warehouse/load/stage-file.ts';
 import os from 'node:os';
 import type { Knex } from 'knex';
 import { type Clock, isoNow } from '../warehouse/core/clock.ts';
+import { removeStageFile } from '../warehouse/load/stage-file.ts';
 import type { NationalIdRule } from '../warehouse/core/national-id.ts';
 import { withFullLoadSettings, type Dialect, type LoadThreads } from '../warehouse/dialects/index.ts';
 import { loadFull } from '../warehouse/load/full-load.ts';
@@ -257,10 +257,14 @@ async function failInterruptedRuns(ctx: ConnectorContext, connector: string) {
       error: 'interrupted: the hub process stopped during the run',
     });
   for (const id of interrupted) {
-    const stageFile = ctx.dialect.stageFileFor?.(ctx.knex, `run-${id}`) ?? null;
+    const stageFile = stageFileOfRun(ctx, id);
     if (stageFile !== null) removeStageFile(stageFile);
   }
 }
+
+/** The stage file a run's second thread writes beside the warehouse, where the dialect takes one. */
+const stageFileOfRun = (ctx: ConnectorContext, runId: number) =>
+  ctx.dialect.stageFileFor?.(ctx.knex, `run-${runId}`) ?? null;
 
 /** A load's batches, and whether this thread's writer must take them (a stage file to append). */
 interface LoadFeed {
@@ -293,15 +297,16 @@ function readFirstRunInRanges(
 
 /**
  * A large SQLite table read, mapped and encoded on two threads wherever the machine has two
- * cores, and any other source by `oneThread`: into a database that takes COPY text, both threads encode ranges that this one writes
- * (`readInTwoThreads`); into a SQLite warehouse, each thread writes its own ranges, the second
- * into a stage file that this thread's writer appends (`loadWithStageThread`). Unlike the SQLite
- * writer thread (warehouse/dialects/sqlite.ts), it is not held back for a busy machine: the
- * threads share the ranges by what each has time for, so on a busy machine the second thread
- * costs its start and does less. (Judged by idle cores, it was never taken right after another
- * load, while PostgreSQL vacuumed the rows just written.) HUB_LOAD_THREADS=1 keeps every load on
- * one thread (on SQLite, without its writer thread too); 2 takes the second one for any table
- * the source allows, however small (and SQLite's writer thread whether or not a core is idle).
+ * cores, and any other source by `oneThread`: into a database that takes COPY text, both
+ * threads encode ranges that this one writes (`readInTwoThreads`); into a SQLite warehouse,
+ * each thread writes its own ranges, the second into a stage file that this thread's writer
+ * appends (`loadWithStageThread`). Unlike the SQLite writer thread
+ * (warehouse/dialects/sqlite.ts), it is not held back for a busy machine: the threads share the
+ * ranges by what each has time for, so on a busy machine the second thread costs its start and
+ * does less. (Judged by idle cores, it was never taken right after another load, while
+ * PostgreSQL vacuumed the rows just written.) HUB_LOAD_THREADS=1 keeps every load on one thread
+ * (on SQLite, without its writer thread too); 2 takes the second one for any table the source
+ * allows, however small (and SQLite's writer thread whether or not a core is idle).
  */
 function readWholeSource(
   ctx: ConnectorContext & { threads: LoadThreads },
@@ -324,7 +329,7 @@ function readWholeSource(
       }),
       writeInThisThread: false,
     };
-  const stageFile = ctx.dialect.stageFileFor?.(ctx.knex, `run-${runId}`) ?? null;
+  const stageFile = stageFileOfRun(ctx, runId);
   if (stageFile === null) return alone();
   const openReaders = () => openRangeReaders(def, ctx.nationalIdRule, location, minRows, options);
   // A table that cannot be read in ranges keeps the writer thread that other sources have.
@@ -341,7 +346,6 @@ function readWholeSource(
       cursors,
       { id: runId, connector: def.name },
       stageFile,
-      options,
     ),
     writeInThisThread: true,
   };

@@ -1,8 +1,8 @@
-import { removeStageFile } from '../../warehouse/load/stage-file.ts';
 import type { Worker } from 'node:worker_threads';
 import type { ConnectorDefinition } from '../definition.ts';
 import type { NationalIdRule } from '../../warehouse/core/national-id.ts';
 import type { LoadBatch, StagedCounts } from '../../warehouse/load/load-types.ts';
+import { removeStageFile } from '../../warehouse/load/stage-file.ts';
 import type { SqliteTableLocation } from '../sources/source.ts';
 import type { RangeReaders } from './read-in-two-threads.ts';
 import { foldCursor, rangeCount } from './rowid-ranges.ts';
@@ -15,11 +15,6 @@ export interface StageThreadOptions {
   workerUrl?: URL;
   /** Told which thread read each range, as it is read. */
   onRange?: (thread: 'main' | 'worker') => void;
-  /**
-   * Deleted records are read as an incremental run reads them (RangeReadOptions), by both
-   * threads: `openReaders` must open this thread's reader so too.
-   */
-  incremental?: boolean;
 }
 
 /**
@@ -35,8 +30,8 @@ export interface StageThreadOptions {
  *
  * This thread's batches come as they are read, each with what the stage thread has written so
  * far for the run's progress (`stagedSoFar`); the last one carries the stage thread's counts and
- * its stage file (`staged`), which the writer appends. A table that cannot be read in ranges by then (`openReaders`
- * gives null) is read by `oneThread`.
+ * its stage file (`staged`), which the writer appends. A table that cannot be read in ranges
+ * by then (`openReaders` gives null) is read by `oneThread`.
  *
  * Both threads must read one state of the source: the probe, opened before either read
  * transaction, tells once the stage thread has read whether anything was committed since. If
@@ -70,7 +65,8 @@ export async function* loadWithStageThread(
     claims: claims.buffer,
     run,
     stageFile,
-    incremental: options.incremental === true,
+    // The stage thread reads deleted records as this thread's reader does.
+    incremental: reader.incremental,
   });
   const dropStage = async () => {
     await stage?.stop();
@@ -156,13 +152,11 @@ class StageThread {
 
   /** A thread, or null when it cannot be started. */
   static start(url: URL, data: StageWorkerData): StageThread | null {
-    let started: StageThread | null = null;
-    const worker = startSecondThread(url, data, () => started?.stopped());
-    if (worker !== null) started = new StageThread(worker);
-    return started;
+    return startSecondThread(url, data, (worker) => new StageThread(worker));
   }
 
-  private stopped(): void {
+  /** Told by startSecondThread when the thread fails or exits. */
+  stopped(): void {
     this.ended = true;
     this.wake?.();
   }

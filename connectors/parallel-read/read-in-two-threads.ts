@@ -230,13 +230,11 @@ class RangeWorker {
 
   /** A worker, or null when it cannot be started. */
   static start(url: URL, data: RangeWorkerData): RangeWorker | null {
-    let started: RangeWorker | null = null;
-    const worker = startSecondThread(url, data, () => started?.stopped());
-    if (worker !== null) started = new RangeWorker(worker);
-    return started;
+    return startSecondThread(url, data, (worker) => new RangeWorker(worker));
   }
 
-  private stopped(): void {
+  /** Told by startSecondThread when the thread fails or exits. */
+  stopped(): void {
     this.ended = true;
     this.wake?.();
   }

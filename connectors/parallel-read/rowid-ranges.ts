@@ -71,7 +71,8 @@ export class RowidRangeReader {
   private readonly select: Database.Statement<[number, number], unknown[]>;
   private readonly fields: string[];
   private readonly mapper: RowMapper<unknown[]>;
-  private readonly incremental: boolean;
+  /** Deleted records are read as deletions (RangeReadOptions). */
+  readonly incremental: boolean;
 
   constructor(
     location: SqliteTableLocation,

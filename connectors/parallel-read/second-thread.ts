@@ -8,10 +8,15 @@ const OLD_GENERATION_MB = 48;
 const YOUNG_GENERATION_MB = 4;
 
 /**
- * Starts a load's second thread at `url`, or gives null when it cannot be started (its data
- * cannot be cloned, its entry point fails to load); `onEnd` runs when it fails or exits.
+ * Starts a load's second thread at `url` and wraps it (`wrap`), or gives null when it cannot be
+ * started (its data cannot be cloned, its entry point fails to load); the wrapper is told
+ * (`stopped`) when the thread fails or exits.
  */
-export function startSecondThread(url: URL, data: unknown, onEnd: () => void): Worker | null {
+export function startSecondThread<T extends { stopped(): void }>(
+  url: URL,
+  data: unknown,
+  wrap: (worker: Worker) => T,
+): T | null {
   let worker: Worker;
   try {
     worker = new Worker(url, {
@@ -25,7 +30,8 @@ export function startSecondThread(url: URL, data: unknown, onEnd: () => void): W
   } catch {
     return null;
   }
-  worker.on('error', onEnd);
-  worker.on('exit', onEnd);
-  return worker;
+  const started = wrap(worker);
+  worker.on('error', () => started.stopped());
+  worker.on('exit', () => started.stopped());
+  return started;
 }

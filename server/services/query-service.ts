@@ -380,18 +380,14 @@ export async function runQueryDefinition(
   authorizeQuery(ability, def, catalog);
   const db = pickRegistryReader(ctx);
   const page = { page: input.page, pageSize: input.pageSize };
+  const asked = compileQuery(db, def, {}, page, catalog, ability);
   const start = await findPageStart(ctx, db, def, {}, page, catalog, ability);
-  const compiled = compileQuery(
-    db,
-    def,
-    {},
-    { ...page, ...(start === undefined ? {} : { after: start }) },
-    catalog,
-    ability,
-  );
+  const compiled =
+    start === undefined ? asked : compileQuery(db, def, {}, { ...page, after: start }, catalog, ability);
   // Counted from the page's statement as asked for, before any start found by sort keys narrows it.
-  const counted = compileQuery(db, def, {}, page, catalog, ability)
-    .builder.clear('select')
+  const counted = asked.builder
+    .clone()
+    .clear('select')
     .clear('order')
     .clear('limit')
     .clear('offset')

@@ -83,6 +83,7 @@ function main(): void {
           ? null
           : { nid: start.nid, reg: start.reg, seen: before, page };
     const seen = cursor?.seen ?? before;
+    const current = cursor?.page ?? page;
     const take = Math.min(limit - seen, pageSize);
     const rows =
       cursor === null
@@ -93,7 +94,7 @@ function main(): void {
     const last = returned.at(-1);
     const next: Cursor | null =
       more && last !== undefined
-        ? { nid: String(last.c0), reg: String(last.k1), seen: seen + take, page: (cursor?.page ?? page) + 1 }
+        ? { nid: String(last.c0), reg: String(last.k1), seen: seen + take, page: current + 1 }
         : null;
     res.json({
       query: 'widows-with-vehicles',
@@ -101,7 +102,7 @@ function main(): void {
       rows: returned.map((row) =>
         Object.fromEntries(QUERY_COLUMNS.map((column, i) => [column, row[`c${i}`]])),
       ),
-      page: cursor?.page ?? page,
+      page: current,
       page_size: pageSize,
       has_more: more,
       ...(rows.length > take && !more ? { truncated: true } : {}),

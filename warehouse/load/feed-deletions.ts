@@ -44,7 +44,15 @@ export class FeedDeletions {
         if (record !== undefined) record.sentAgain = true;
       }
     }
-    for (const key of batch.deletes) this.records.set(buildKeyText(key), { key, sentAgain: false });
+    this.noteDeletions(batch.deletes);
+  }
+
+  /**
+   * A batch's deletions alone, for a feed read out of order: what comes after a deletion cannot
+   * be told there, so its rows are not looked at (allDeleted).
+   */
+  noteDeletions(deletes: readonly WarehouseRow[]): void {
+    for (const key of deletes) this.records.set(buildKeyText(key), { key, sentAgain: false });
   }
 
   /** Keys of every record the feed deleted, whatever came after: for a feed read out of order. */

@@ -123,7 +123,9 @@ export async function loadIntoEmptyTable(
   );
   try {
     await writeNextTable(ctx, run, next, batches, stats, (batch) => {
-      deletions.note(batch);
+      // Out of order, which row came after a deletion means nothing: only the deletions count.
+      if (unordered) deletions.noteDeletions(batch.deletes);
+      else deletions.note(batch);
       if (deletions.overLimit) throw new TooManyDeletions();
     });
     run.onProgress?.(stats, 'indexing');
