@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { generateDemo } from '../../connectors/demo/generate-demo.ts';
+import { BULK_NODE_FLAGS } from '../../server/cli/bulk-process.mjs';
 import { startPostgres, stopPostgres } from '../support/postgres.ts';
 
 const run = promisify(execFile);
@@ -50,6 +51,8 @@ async function measure(mode: string, databaseUrl: string, connectorsDir: string)
   const { stdout } = await run(
     process.execPath,
     [
+      // The hub's side runs as `hub connectors run` runs it (server/cli/bulk-process.mjs).
+      ...(mode === 'raw' ? [] : BULK_NODE_FLAGS),
       ...extra,
       '--import',
       'tsx',

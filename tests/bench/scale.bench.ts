@@ -19,6 +19,7 @@ import pg from 'pg';
 import { generateDemo } from '../../connectors/demo/generate-demo.ts';
 import type { Actor } from '../../privileges/actor.ts';
 import { grantAccess } from '../../privileges/grants.ts';
+import { BULK_NODE_FLAGS } from '../../server/cli/bulk-process.mjs';
 import { readConfig } from '../../server/config.ts';
 import { closeContext, openContext } from '../../server/context.ts';
 import { createClient, type ClientCredentials } from '../../server/services/client-service.ts';
@@ -78,7 +79,7 @@ async function measureLoad(
   connector: string,
 ): Promise<LoadMeasure> {
   const job = JSON.stringify({ mode: 'ours-full', databaseUrl, connectorsDir, connector });
-  const { stdout } = await run(process.execPath, ['--import', 'tsx', LOAD_WORKER, job], {
+  const { stdout } = await run(process.execPath, [...BULK_NODE_FLAGS, '--import', 'tsx', LOAD_WORKER, job], {
     maxBuffer: 1 << 20,
   });
   const measured = JSON.parse(stdout.trim().split('\n').pop()!) as Omit<LoadMeasure, 'connector'>;
