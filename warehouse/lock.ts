@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
 import { type Clock, isoNow } from './core/clock.ts';
 import { conflict } from './core/errors.ts';
+import { hasProcessEnded, ownProcessIdentity } from './process-identity.ts';
 
 export interface HeldLock {
   name: string;
@@ -20,28 +21,38 @@ const DEFAULT_LEASE_MS = 120_000;
 /**
  * A lease in a table of the warehouse, so two hub processes on one warehouse exclude each
  * other, not only two runs in one process. The holder renews the lease at a third of its
- * length; a holder that died loses it when the lease expires.
+ * length; a holder that died loses it when the lease expires, or at once to a process on the
+ * same machine that sees it has ended (a run stopped by a signal, a crash, the kernel's
+ * out-of-memory killer), so the connector can run again without waiting out the lease.
  */
 export async function acquireLock(knex: Knex, name: string, options: LockOptions): Promise<HeldLock> {
   const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
   const owner = randomUUID();
+  const holder = ownProcessIdentity();
   const expiry = () => new Date(options.clock.now().getTime() + leaseMs).toISOString();
   const now = isoNow(options.clock);
-  const taken = await knex('hub_locks')
-    .where('name', name)
-    .andWhere('expires_at', '<', now)
-    .update({ owner, acquired_at: now, expires_at: expiry() });
+  const taking = () => ({ owner, holder, acquired_at: now, expires_at: expiry() });
+  const taken = await knex('hub_locks').where('name', name).andWhere('expires_at', '<', now).update(taking());
   if (taken === 0) {
     try {
-      await knex('hub_locks').insert({ name, owner, acquired_at: now, expires_at: expiry() });
+      await knex('hub_locks').insert({ name, ...taking() });
     } catch {
-      const holder = await knex('hub_locks')
+      const current = await knex('hub_locks')
         .where({ name })
-        .first<{ acquired_at: string } | undefined>('acquired_at');
-      throw conflict(
-        'connector_busy',
-        `${name} is already running (since ${holder?.acquired_at ?? 'just now'})`,
-      );
+        .first<{ owner: string; holder: string | null; acquired_at: string } | undefined>(
+          'owner',
+          'holder',
+          'acquired_at',
+        );
+      const ended = current?.holder != null && hasProcessEnded(current.holder);
+      // Taken from that owner alone: a process that took it first, or a renewal, wins.
+      const takenOver =
+        ended && (await knex('hub_locks').where({ name, owner: current.owner }).update(taking())) === 1;
+      if (!takenOver)
+        throw conflict(
+          'connector_busy',
+          `${name} is already running (since ${current?.acquired_at ?? 'just now'})`,
+        );
     }
   }
   const heartbeat = setInterval(

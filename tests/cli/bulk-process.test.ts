@@ -82,7 +82,7 @@ describe('hub commands that load in bulk run with a small young generation', () 
       assert.deepEqual([summary.status, summary.inserted], ['succeeded', 5]);
     });
 
-    it('runs in a process with the flag; a SIGTERM to the command ends that process too, and nothing of the run lands', async function () {
+    it('runs in a process with the flag; a SIGTERM to the command ends that process too, nothing of the run lands, and the connector runs again at once', async function () {
       this.timeout(60_000);
       let release!: () => void;
       registry.gate = new Promise<void>((resolve) => (release = resolve));
@@ -121,6 +121,21 @@ describe('hub commands that load in bulk run with a small young generation', () 
       try {
         const count = db.prepare('SELECT COUNT(*) AS n FROM veh_vehicles').get() as { n: number };
         assert.equal(count.n, 5, 'the cut-off full load replaced nothing');
+        // The connector runs again at once, without waiting for the ended run's lease, and says
+        // what became of that run.
+        const again = await runHubCli(['connectors', 'run', 'veh-vehicles', '--full', '--json'], env);
+        assert.equal(again.code, 0, again.stderr);
+        assert.equal((JSON.parse(again.stdout) as { inserted: number }).inserted, 6);
+        const runs = db
+          .prepare(
+            "SELECT status, error FROM hub_connector_runs WHERE connector = 'veh-vehicles' ORDER BY id",
+          )
+          .all() as Array<{ status: string; error: string | null }>;
+        assert.deepEqual(
+          runs.map((r) => r.status),
+          ['succeeded', 'failed', 'succeeded', 'failed', 'succeeded'],
+        );
+        assert.match(runs[3]!.error!, /interrupted/);
       } finally {
         db.close();
       }

@@ -13,6 +13,7 @@ import * as personKeyClustered from './015-person-key-clustered.ts';
 import * as personTablesView from './016-person-tables-view.ts';
 import * as sqlitePersonTablesView from './017-sqlite-person-tables-view.ts';
 import * as whoReadRuns from './018-who-read-runs.ts';
+import * as lockHolder from './019-lock-holder.ts';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -34,6 +35,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '016-person-tables-view': personTablesView,
   '017-sqlite-person-tables-view': sqlitePersonTablesView,
   '018-who-read-runs': whoReadRuns,
+  '019-lock-holder': lockHolder,
 };
 
 /** Migrations are compiled in, not read from a folder, so the installed hub carries its own schema. */

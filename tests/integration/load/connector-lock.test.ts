@@ -5,7 +5,9 @@ import { runConnector } from '../../../connectors/run-connector.ts';
 import { closeContext, type AppContext } from '../../../server/context.ts';
 import { prepareWarehouse } from '../../../server/services/connector-service.ts';
 import { acquireLock } from '../../../warehouse/lock.ts';
+import { ownProcessIdentity } from '../../../warehouse/process-identity.ts';
 import { createTempDir, describeEachDatabase } from '../../support/databases.ts';
+import { holdLockInAnotherProcess } from '../../support/lock-holder-process.ts';
 import { createManualClock, openTestContext } from '../../support/hub-context.ts';
 import { isHubError } from '../../support/hub-errors.ts';
 import { validId, writeDefinition } from '../../support/registry-fixture.ts';
@@ -86,5 +88,55 @@ describeEachDatabase('connector lock in the warehouse', (db) => {
     assert.equal(Number(runs?.n), 1);
     const rows = await first.knex('veh_vehicles').count({ n: '*' }).first<{ n: number | string }>();
     assert.equal(Number(rows?.n), 12);
+  });
+
+  it('frees at once a lock whose holder process ended on this machine, before its lease runs out', async function () {
+    this.timeout(60_000);
+    const holder = await holdLockInAnotherProcess(db.url(), 'connector:test-c');
+    await assert.rejects(acquireLock(second.knex, 'connector:test-c', { clock: second.clock }), isBusy);
+    await holder.kill('SIGKILL');
+    const row = await first
+      .knex('hub_locks')
+      .where({ name: 'connector:test-c' })
+      .first<{ expires_at: string }>();
+    assert.ok(row.expires_at > new Date().toISOString(), "the dead holder's lease has not run out");
+    const taken = await acquireLock(second.knex, 'connector:test-c', { clock: second.clock });
+    // Only one process takes it: the first to see the holder gone.
+    await assert.rejects(acquireLock(first.knex, 'connector:test-c', { clock: first.clock }), isBusy);
+    await taken.release();
+  });
+
+  it('leaves the lock of a holder that may still run to its lease: this process, another machine, another container', async () => {
+    const clock = createManualClock('2026-03-02T00:00:00.000Z');
+    const own = ownProcessIdentity();
+    assert.ok(own !== null, 'this machine tells processes apart');
+    const [boot, namespace] = own.split('/');
+    const gonePid = '2147483647';
+    for (const holder of [
+      own,
+      `00000000-0000-0000-0000-000000000000/${namespace}/${gonePid}/1`,
+      `${boot}/1/${gonePid}/1`,
+      'not an identity',
+    ]) {
+      await first.knex('hub_locks').insert({
+        name: 'connector:test-d',
+        owner: 'someone',
+        holder,
+        acquired_at: '2026-03-02T00:00:00.000Z',
+        expires_at: '2026-03-02T00:02:00.000Z',
+      });
+      await assert.rejects(acquireLock(second.knex, 'connector:test-d', { clock }), isBusy, holder);
+      await first.knex('hub_locks').where({ name: 'connector:test-d' }).delete();
+    }
+    // The same row with a holder of this machine and container whose process is gone: taken at once.
+    await first.knex('hub_locks').insert({
+      name: 'connector:test-d',
+      owner: 'someone',
+      holder: `${boot}/${namespace}/${gonePid}/1`,
+      acquired_at: '2026-03-02T00:00:00.000Z',
+      expires_at: '2026-03-02T00:02:00.000Z',
+    });
+    const taken = await acquireLock(second.knex, 'connector:test-d', { clock });
+    await taken.release();
   });
 });
