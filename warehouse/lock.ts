@@ -45,7 +45,7 @@ export async function acquireLock(knex: Knex, name: string, options: LockOptions
           'acquired_at',
         );
       const ended = current?.holder != null && hasProcessEnded(current.holder);
-      // Taken from that owner alone: a process that took it first, or a renewal, wins.
+      // Taken from that owner alone: of two processes that see it ended, one takes it.
       const takenOver =
         ended && (await knex('hub_locks').where({ name, owner: current.owner }).update(taking())) === 1;
       if (!takenOver)
