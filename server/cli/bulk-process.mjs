@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 /**
  * A young generation of 4 MB a semi-space instead of V8's 16, for a process that loads
  * registries: a load's batches die young, so a larger young generation only holds more of them.
- * At 1,000,000 persons the full load's peak RSS falls from about 188 MB to 164 MB with no loss
+ * At 1,000,000 persons the full load's peak RSS falls from 186–196 MB to 160–169 MB with no loss
  * of speed (`npm run bench:load`, which runs the hub's side with these flags).
  */
 export const BULK_NODE_FLAGS = ['--max-semi-space-size=4'];
