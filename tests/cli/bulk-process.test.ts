@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { readFile, rm } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { BULK_NODE_FLAGS, missingNodeFlags } from '../../server/cli/bulk-process.mjs';
@@ -10,6 +10,18 @@ import { startHttpRegistry, vehicleDefinition, type HttpRegistry } from '../supp
 import { runHubCli, spawnHubCli } from '../support/run-hub-cli.ts';
 
 const YOUNG = '--max-semi-space-size=4';
+
+/** The processes whose parent is `pid`, from each process's /proc stat line (field 4, after the command name). */
+async function findChildProcesses(pid: number): Promise<number[]> {
+  const children: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    const parent = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1];
+    if (Number(parent) === pid) children.push(Number(entry));
+  }
+  return children;
+}
 
 describe('hub commands that load in bulk run with a small young generation', () => {
   it('asks for the flags for a connector run, the demo and a copy, and for no other command', () => {
@@ -93,10 +105,7 @@ describe('hub commands that load in bulk run with a small young generation', () 
       try {
         // The run holds the connector's lock and waits on the registry's answer.
         while (registry.requests.length === asked) await new Promise((resolve) => setTimeout(resolve, 20));
-        const children = (await readFile(`/proc/${command.pid}/task/${command.pid}/children`, 'utf8'))
-          .trim()
-          .split(/\s+/)
-          .map(Number);
+        const children = await findChildProcesses(command.pid!);
         assert.equal(children.length, 1, 'the command runs in one process of its own');
         const runner = children[0]!;
         const argv = (await readFile(`/proc/${runner}/cmdline`, 'utf8')).split('\0');
