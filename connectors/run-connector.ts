@@ -6,7 +6,7 @@ import type { NationalIdRule } from '../warehouse/core/national-id.ts';
 import { withFullLoadSettings, type Dialect, type LoadThreads } from '../warehouse/dialects/index.ts';
 import { loadFull } from '../warehouse/load/full-load.ts';
 import { loadIncremental } from '../warehouse/load/incremental-load.ts';
-import type { LoadBatch, LoadPhase, LoadStats } from '../warehouse/load/load-types.ts';
+import type { LoadBatch, LoadFeed, LoadPhase, LoadStats } from '../warehouse/load/load-types.ts';
 import { buildKeyText } from '../warehouse/load/feed-deletions.ts';
 import { acquireLock } from '../warehouse/lock.ts';
 import { recordAudit } from '../warehouse/audit/record-audit.ts';
@@ -265,12 +265,6 @@ async function failInterruptedRuns(ctx: ConnectorContext, connector: string) {
 /** The stage file a run's second thread writes beside the warehouse, where the dialect takes one. */
 const stageFileOfRun = (ctx: ConnectorContext, runId: number) =>
   ctx.dialect.stageFileFor?.(ctx.knex, `run-${runId}`) ?? null;
-
-/** A load's batches, and whether this thread's writer must take them (a stage file to append). */
-interface LoadFeed {
-  batches: AsyncIterable<LoadBatch>;
-  writeInThisThread: boolean;
-}
 
 /**
  * A connector's first incremental run (no watermark yet) reads the whole table, as a full load

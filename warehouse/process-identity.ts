@@ -1,39 +1,18 @@
 import { readFileSync, readlinkSync } from 'node:fs';
 
-/**
- * A process named so that another process on the same machine can tell whether it still runs:
- * the machine's boot, the PID namespace (containers), the PID and the process's start time (a
- * PID is reused, never with the same start). Read from Linux's /proc; elsewhere there is none,
- * and a lock waits for its lease as before.
- */
-interface ProcessIdentity {
-  boot: string;
-  namespace: string;
-  pid: number;
-  start: string;
-}
-
 const SEPARATOR = '/';
 
-/** Field 22 of /proc/<pid>/stat (after the command name, which may hold spaces): start time in clock ticks since boot. */
-function readStart(pid: number): { start: string; zombie: boolean } | null {
-  let stat: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return null;
-  }
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const start = fields[19];
-  return start === undefined ? null : { start, zombie: fields[0] === 'Z' };
-}
+/** Where readProcessStat's fields are: proc(5)'s fields 3 (state), 4 (parent PID) and 22 (start time in clock ticks since boot). */
+export const STAT_FIELD = { state: 0, parent: 1, start: 19 } as const;
 
-function readIdentity(pid: number): ProcessIdentity | null {
+/**
+ * The fields of /proc/<pid>/stat after the command name (which may hold spaces), from field 3
+ * on (STAT_FIELD); null when there is no such process to read.
+ */
+export function readProcessStat(pid: number): string[] | null {
   try {
-    const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-    const namespace = readlinkSync('/proc/self/ns/pid').replace(/\D/g, '');
-    const stat = readStart(pid);
-    return stat === null ? null : { boot, namespace, pid, start: stat.start };
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
     return null;
   }
@@ -41,14 +20,22 @@ function readIdentity(pid: number): ProcessIdentity | null {
 
 let own: string | null | undefined;
 
-/** This process's identity as text (at most 80 characters), or null where the machine does not tell. */
+/**
+ * This process named so that another process on the same machine can tell whether it still runs
+ * (at most 80 characters): the machine's boot, the PID namespace (containers), the PID and the
+ * start time (a PID is reused, never with the same start). Read from Linux's /proc; null
+ * elsewhere, where a lock waits for its lease as before.
+ */
 export function ownProcessIdentity(): string | null {
   if (own === undefined) {
-    const identity = readIdentity(process.pid);
-    own =
-      identity === null
-        ? null
-        : [identity.boot, identity.namespace, identity.pid, identity.start].join(SEPARATOR);
+    try {
+      const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+      const namespace = readlinkSync('/proc/self/ns/pid').replace(/\D/g, '');
+      const start = readProcessStat(process.pid)?.[STAT_FIELD.start];
+      own = start === undefined ? null : [boot, namespace, process.pid, start].join(SEPARATOR);
+    } catch {
+      own = null;
+    }
   }
   return own;
 }
@@ -64,8 +51,8 @@ export function hasProcessEnded(identity: string): boolean {
   const [boot, namespace, pid, start] = identity.split(SEPARATOR);
   const [myBoot, myNamespace] = mine.split(SEPARATOR);
   if (boot !== myBoot || namespace !== myNamespace || !/^\d+$/.test(pid ?? '')) return false;
-  const now = readStart(Number(pid));
-  if (now !== null) return now.start !== start || now.zombie;
+  const now = readProcessStat(Number(pid));
+  if (now !== null) return now[STAT_FIELD.start] !== start || now[STAT_FIELD.state] === 'Z';
   return !isSignalable(Number(pid));
 }
 

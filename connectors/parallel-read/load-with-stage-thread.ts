@@ -102,21 +102,18 @@ export async function* loadWithStageThread(
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
     const staged = stage?.ranges() ?? [];
-    if (staged.length > 0) {
+    if (stage !== null && staged.length > 0) {
       for (const range of staged) {
         foldCursor(cursors, range);
         options.onRange?.('worker');
       }
+      const written = stage.soFar();
       yield {
-        read: staged.reduce((n, r) => n + r.read, 0),
+        read: written.read,
         rows: [],
         rejects: [],
         deletes: staged.flatMap((r) => r.deletes),
-        staged: {
-          file: stageFile,
-          rows: staged.reduce((n, r) => n + r.rows, 0),
-          rejects: staged.reduce((n, r) => n + r.rejects, 0),
-        },
+        staged: { file: stageFile, rows: written.rows, rejects: written.rejects },
       };
     }
   } finally {

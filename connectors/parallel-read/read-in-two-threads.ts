@@ -62,9 +62,8 @@ export async function* readInTwoThreads(
   oneThread: () => AsyncIterable<LoadBatch>,
   options: TwoThreadOptions = {},
 ): AsyncIterable<LoadBatch> {
-  const incremental = options.incremental === true;
   const opened = openRangeReaders(def, rule, location, options.minRows ?? TWO_THREAD_MIN_ROWS, {
-    incremental,
+    incremental: options.incremental === true,
   });
   if (opened === null) {
     yield* oneThread();
@@ -80,7 +79,8 @@ export async function* readInTwoThreads(
     plan,
     claims: claims.buffer,
     ahead: AHEAD,
-    incremental,
+    // The worker reads deleted records as this thread's reader does.
+    incremental: reader.incremental,
   });
   /** Ranges this thread has encoded ahead of the one due. */
   const own = new Map<number, EncodedRange>();

@@ -8,19 +8,14 @@ import { createTempDir } from '../support/databases.ts';
 import { validId, writeDefinition } from '../support/registry-fixture.ts';
 import { startHttpRegistry, vehicleDefinition, type HttpRegistry } from '../support/registry-http-server.ts';
 import { runHubCli, spawnHubCli } from '../support/run-hub-cli.ts';
+import { readProcessStat, STAT_FIELD } from '../../warehouse/process-identity.ts';
 
 const YOUNG = '--max-semi-space-size=4';
 
-/** The processes whose parent is `pid`, from each process's /proc stat line (field 4, after the command name). */
+/** The processes whose parent is `pid`. */
 async function findChildProcesses(pid: number): Promise<number[]> {
-  const children: number[] = [];
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
-    const parent = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1];
-    if (Number(parent) === pid) children.push(Number(entry));
-  }
-  return children;
+  const entries = (await readdir('/proc')).filter((entry) => /^\d+$/.test(entry)).map(Number);
+  return entries.filter((entry) => Number(readProcessStat(entry)?.[STAT_FIELD.parent]) === pid);
 }
 
 describe('hub commands that load in bulk run with a small young generation', () => {

@@ -3,7 +3,14 @@ import { isoNow } from '../core/clock.ts';
 import type { WarehouseRow, WarehouseValue } from '../core/warehouse-value.ts';
 import { rowsPerStatement, withFullLoadSettings, type BulkTarget, type Dialect } from '../dialects/index.ts';
 import { updatePersonKeyForIds } from '../person-key.ts';
-import { emptyStats, type LoadBatch, type LoadContext, type LoadRun, type LoadStats } from './load-types.ts';
+import {
+  emptyStats,
+  type LoadBatch,
+  type LoadContext,
+  type LoadFeed,
+  type LoadRun,
+  type LoadStats,
+} from './load-types.ts';
 import { CHANGE_APPLIERS } from './apply-changes.ts';
 import { FeedOrderMatters, loadIntoEmptyTable, TooManyDeletions } from './full-load.ts';
 import { buildKeyText } from './feed-deletions.ts';
@@ -31,7 +38,7 @@ export async function loadIncremental(
   ctx: LoadContext,
   run: LoadRun,
   readFeed: () => AsyncIterable<LoadBatch>,
-  readUnordered?: () => { batches: AsyncIterable<LoadBatch>; writeInThisThread: boolean },
+  readUnordered?: () => LoadFeed,
 ): Promise<LoadStats> {
   // SQL Server keeps the batch path: it cannot tell which of a record's versions came last.
   if (ctx.dialect.keepLastVersions !== undefined && (await isEmpty(ctx, run.spec.table))) {

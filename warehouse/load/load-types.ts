@@ -48,6 +48,12 @@ export interface LoadBatch {
   stagedSoFar?: StagedCounts;
 }
 
+/** A load's batches, and whether this thread's writer must take them (a stage file to append). */
+export interface LoadFeed {
+  batches: AsyncIterable<LoadBatch>;
+  writeInThisThread: boolean;
+}
+
 export interface StagedCounts {
   read: number;
   rows: number;
