@@ -247,23 +247,32 @@ async function failInterruptedRuns(ctx: ConnectorContext, connector: string) {
     .knex('hub_connector_runs')
     .where({ connector, status: 'running' })
     .pluck('id')) as number[];
-  if (interrupted.length === 0) return;
+  await markRunsInterrupted(ctx, interrupted, 'interrupted: the hub process stopped during the run');
+}
+
+/**
+ * Marks runs that were cut off failed with the reason, and removes the stage files they may have
+ * left; a run that finished meanwhile is left as it is.
+ */
+export async function markRunsInterrupted(
+  ctx: Pick<ConnectorContext, 'knex' | 'dialect' | 'clock'>,
+  runIds: number[],
+  reason: string,
+): Promise<void> {
+  if (runIds.length === 0) return;
   await ctx
     .knex('hub_connector_runs')
-    .whereIn('id', interrupted)
-    .update({
-      status: 'failed',
-      finished_at: isoNow(ctx.clock),
-      error: 'interrupted: the hub process stopped during the run',
-    });
-  for (const id of interrupted) {
+    .whereIn('id', runIds)
+    .where({ status: 'running' })
+    .update({ status: 'failed', finished_at: isoNow(ctx.clock), error: reason });
+  for (const id of runIds) {
     const stageFile = stageFileOfRun(ctx, id);
     if (stageFile !== null) removeStageFile(stageFile);
   }
 }
 
 /** The stage file a run's second thread writes beside the warehouse, where the dialect takes one. */
-const stageFileOfRun = (ctx: ConnectorContext, runId: number) =>
+const stageFileOfRun = (ctx: Pick<ConnectorContext, 'knex' | 'dialect'>, runId: number) =>
   ctx.dialect.stageFileFor?.(ctx.knex, `run-${runId}`) ?? null;
 
 /**

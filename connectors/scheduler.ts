@@ -2,19 +2,20 @@ import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import { HubError } from '../warehouse/core/errors.ts';
 import { describeConnectionError } from '../warehouse/db.ts';
+import type { ConnectorRunner } from '../server/services/connector-runner.ts';
 import type { ConnectorDefinition } from './definition.ts';
-import { runConnector, type ConnectorContext } from './run-connector.ts';
 
 /**
- * Runs each connector on its cron schedule. Overlap is prevented twice: node-cron skips a tick
- * while this process still runs the connector, and the warehouse lock stops a second hub
- * process on the same warehouse.
+ * Runs each connector on its cron schedule, through the hub's runner (in `hub start`, each run in
+ * a process of its own), by name: the definition as the folder holds it at the tick. Overlap is
+ * prevented twice: node-cron skips a tick while this hub still runs the connector, and the
+ * warehouse lock stops a second hub process on the same warehouse.
  */
 export class ConnectorScheduler {
   private readonly tasks: ScheduledTask[] = [];
 
   constructor(
-    private readonly ctx: ConnectorContext & { logger: Logger },
+    private readonly ctx: { connectorRuns: ConnectorRunner; logger: Logger },
     private readonly timezone?: string,
   ) {}
 
@@ -39,7 +40,7 @@ export class ConnectorScheduler {
 
   private async runScheduled(def: ConnectorDefinition): Promise<void> {
     try {
-      const summary = await runConnector(def, this.ctx, { trigger: 'schedule' });
+      const summary = await this.ctx.connectorRuns.run(def.name, { trigger: 'schedule' });
       this.ctx.logger.info({ summary }, `connector ${def.name} ${summary.status}`);
     } catch (err) {
       if (err instanceof HubError && err.code === 'connector_busy') this.ctx.logger.info(err.message);

@@ -12,6 +12,8 @@ import { openKeyring, type Keyring } from '../warehouse/keyring/keyring.ts';
 import { PreparedReads } from '../warehouse/prepared-reads.ts';
 import { ReadReplica } from '../warehouse/read-replica.ts';
 import { VerifiedTokens } from './services/verified-tokens.ts';
+import { runInThisProcess, type ConnectorRunner } from './services/connector-runner.ts';
+import { LoadProcesses } from './services/load-process.ts';
 
 /** Everything a use case needs, passed explicitly: no module-level database, config or catalog. */
 export interface AppContext {
@@ -37,11 +39,19 @@ export interface AppContext {
   tokens: VerifiedTokens;
   /** The hub's secret keys (from configuration, never the warehouse): subkeys by purpose. */
   keyring: Keyring;
+  /** Where the runs the hub starts itself (schedules, the portal's Run now) are carried out. */
+  connectorRuns: ConnectorRunner;
 }
 
 export function openContext(
   config: HubConfig,
-  options: { clock?: Clock; logger?: Logger; readOnly?: boolean } = {},
+  options: {
+    clock?: Clock;
+    logger?: Logger;
+    readOnly?: boolean;
+    /** Each connector run in a process of its own (`hub start`), not in this one. */
+    loadProcesses?: boolean;
+  } = {},
 ): AppContext {
   const logger = options.logger ?? pino({ level: config.logLevel }, pino.destination(2));
   const warehouse = openWarehouse(config.databaseUrl, {
@@ -64,7 +74,8 @@ export function openContext(
                 : 'registry reads go to the primary',
             ),
         });
-  return {
+  // The runner carries out runs with the context it belongs to: it is added once the rest is built.
+  const ctx: Omit<AppContext, 'connectorRuns'> & { connectorRuns?: ConnectorRunner } = {
     config,
     warehouse,
     knex: warehouse.knex,
@@ -88,6 +99,9 @@ export function openContext(
         ),
     }),
   };
+  const whole = ctx as AppContext;
+  whole.connectorRuns = options.loadProcesses === true ? new LoadProcesses(whole) : runInThisProcess(whole);
+  return whole;
 }
 
 /**
@@ -102,6 +116,7 @@ export function pickRegistryReader(ctx: AppContext): Knex {
 }
 
 export async function closeContext(ctx: AppContext): Promise<void> {
+  await ctx.connectorRuns.close();
   await ctx.replica?.close();
   await ctx.audit.close();
   await ctx.reads.close();

@@ -49,7 +49,7 @@ export async function startHubCluster(
   print: (line: string) => void,
   options: { logger?: Logger } = {},
 ): Promise<RunningCluster> {
-  const ctx = openContext(config, options);
+  const ctx = openContext(config, { ...options, loadProcesses: true });
   let background: BackgroundWork | null = null;
   const supervisor = new WorkerSupervisor(ctx.logger);
   try {
@@ -180,7 +180,7 @@ export async function serveHubWorker(config: HubConfig): Promise<void> {
   let ctx: AppContext | null = null;
   let server: Server;
   try {
-    ctx = openContext(config);
+    ctx = openContext(config, { loadProcesses: true });
     server = await serveHttp(ctx, withAnswerLog(buildApp(ctx), ctx.logger));
   } catch (err) {
     const explained = ctx === null ? err : explainWarehouseError(err, ctx);

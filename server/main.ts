@@ -35,7 +35,7 @@ export async function startHub(
   print: (line: string) => void = console.log,
   options: { logger?: Logger } = {},
 ): Promise<RunningHub> {
-  const ctx = openContext(config, options);
+  const ctx = openContext(config, { ...options, loadProcesses: true });
   let background: BackgroundWork | null = null;
   try {
     const prepared = await prepareHub(ctx, print);

@@ -2,7 +2,6 @@ import type { RunOptions } from '../../connectors/run-connector.ts';
 import { conflict } from '../../warehouse/core/errors.ts';
 import type { LoadPhase, LoadStats } from '../../warehouse/load/load-types.ts';
 import type { AppContext } from '../context.ts';
-import { runConnectorByName } from './connector-service.ts';
 
 export type RunPhase = 'starting' | LoadPhase | 'finished' | 'failed';
 
@@ -54,14 +53,15 @@ export class ConnectorRunTracker {
     };
     this.#runs.set(name, live);
     return new Promise((resolve, reject) => {
-      void runConnectorByName(this.#ctx, name, {
-        ...options,
-        onStart: ({ run_id, started_at }) => {
-          Object.assign(live, { run_id, started_at, phase: 'reading' });
-          resolve({ run_id });
-        },
-        onProgress: (stats, phase) => Object.assign(live, { stats: { ...stats }, phase }),
-      })
+      void this.#ctx.connectorRuns
+        .run(name, {
+          ...options,
+          onStart: ({ run_id, started_at }) => {
+            Object.assign(live, { run_id, started_at, phase: 'reading' });
+            resolve({ run_id });
+          },
+          onProgress: (stats, phase) => Object.assign(live, { stats: { ...stats }, phase }),
+        })
         .then((summary) => {
           resolve({ run_id: summary.run_id });
           const { read, inserted, updated, deleted, rejected } = summary;

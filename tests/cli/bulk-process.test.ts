@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { BULK_NODE_FLAGS, missingNodeFlags } from '../../server/cli/bulk-process.mjs';
@@ -8,15 +8,9 @@ import { createTempDir } from '../support/databases.ts';
 import { validId, writeDefinition } from '../support/registry-fixture.ts';
 import { startHttpRegistry, vehicleDefinition, type HttpRegistry } from '../support/registry-http-server.ts';
 import { runHubCli, spawnHubCli } from '../support/run-hub-cli.ts';
-import { readProcessStat, STAT_FIELD } from '../../warehouse/process-identity.ts';
+import { findChildProcesses } from '../support/process-tree.ts';
 
 const YOUNG = '--max-semi-space-size=4';
-
-/** The processes whose parent is `pid`. */
-async function findChildProcesses(pid: number): Promise<number[]> {
-  const entries = (await readdir('/proc')).filter((entry) => /^\d+$/.test(entry)).map(Number);
-  return entries.filter((entry) => Number(readProcessStat(entry)?.[STAT_FIELD.parent]) === pid);
-}
 
 describe('hub commands that load in bulk run with a small young generation', () => {
   it('asks for the flags for a connector run, the demo and a copy, and for no other command', () => {

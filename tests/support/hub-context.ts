@@ -7,12 +7,13 @@ import type { Clock } from '../../warehouse/core/clock.ts';
 export function openTestContext(
   databaseUrl: string,
   dataDir: string,
-  options: { clock?: Clock; env?: NodeJS.ProcessEnv } = {},
+  options: { clock?: Clock; env?: NodeJS.ProcessEnv; loadProcesses?: boolean } = {},
 ): AppContext {
   const config = readConfig({ ...options.env, HUB_DATA_DIR: dataDir }, { databaseUrl });
   return openContext(config, {
     logger: pino({ level: process.env.HUB_TEST_LOG ?? 'silent' }),
     ...(options.clock ? { clock: options.clock } : {}),
+    loadProcesses: options.loadProcesses === true,
   });
 }
 

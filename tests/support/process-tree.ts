@@ -1,0 +1,23 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { readProcessStat, STAT_FIELD } from '../../warehouse/process-identity.ts';
+
+/** The processes whose parent is `pid`, from each process's /proc stat line. */
+export async function findChildProcesses(pid: number): Promise<number[]> {
+  const entries = (await readdir('/proc')).filter((entry) => /^\d+$/.test(entry)).map(Number);
+  return entries.filter((entry) => Number(readProcessStat(entry)?.[STAT_FIELD.parent]) === pid);
+}
+
+/** A process's command line, one argument an element; empty once it has ended. */
+export async function readCommandLine(pid: number): Promise<string[]> {
+  const text = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+  return text.split('\0').filter((arg) => arg !== '');
+}
+
+export function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
