@@ -1,13 +1,13 @@
 /**
  * The hub as `hub start` runs it, plus the connector runs its scheduler would start, on demand:
- * a line `run <connector> full|incremental` on stdin runs that connector in this process and
- * answers `run-done <summary JSON>`. For the API benchmark's lookups during a load.
+ * a line `run <connector> full|incremental` on stdin runs that connector as the scheduler does
+ * (through the hub's runner, in a process of its own) and answers `run-done <summary JSON>`.
+ * For the API benchmark's lookups during a load.
  * Usage: node --import tsx tests/bench/hub-with-loads.ts DATA_DIR
  */
 import { createInterface } from 'node:readline';
 import { readConfig } from '../../server/config.ts';
 import { startHub } from '../../server/main.ts';
-import { runConnectorByName } from '../../server/services/connector-service.ts';
 
 const dir = process.argv[2];
 if (dir === undefined) throw new Error('usage: hub-with-loads.ts DATA_DIR');
@@ -17,7 +17,8 @@ const hub = await startHub(config, (line) => console.log(line));
 createInterface({ input: process.stdin }).on('line', (line) => {
   const [command, connector, mode] = line.trim().split(/\s+/);
   if (command !== 'run' || connector === undefined) return;
-  runConnectorByName(hub.ctx, connector, { full: mode === 'full', trigger: 'schedule' })
+  hub.ctx.connectorRuns
+    .run(connector, { full: mode === 'full', trigger: 'schedule' })
     .then((summary) => console.log(`run-done ${JSON.stringify(summary)}`))
     .catch((err: unknown) =>
       console.log(`run-done ${JSON.stringify({ status: 'failed', error: String(err) })}`),
