@@ -105,6 +105,9 @@ export class LoadProcesses implements ConnectorRunner {
       child.on('message', (message: FromLoadProcess) => {
         if (message.type === 'started') {
           runId = message.run.run_id;
+          // The run's process registered the definitions as the folder holds them: the catalog
+          // this process keeps for a few seconds may be older.
+          this.#ctx.catalog.invalidate();
           options.onStart?.(message.run);
         } else if (message.type === 'progress') options.onProgress?.(message.stats, message.phase);
         else if (message.type === 'finished') outcome = { summary: message.summary };

@@ -164,6 +164,25 @@ describeEachDatabase('connector runs the hub starts, each in a process of its ow
       if (!closed) await closeContext(closing);
     }
   });
+
+  it("refreshes this process's catalog when the run's process has registered a changed definition", async function () {
+    this.timeout(60_000);
+    const columnsOf = async () =>
+      (await ctx.catalog.fetch()).find((t) => t.name === 'veh_plates')?.columns.map((c) => c.name);
+    assert.deepEqual(await columnsOf(), ['national_id', 'plate']);
+    const definition = platesDefinition(registry.url);
+    await writeDefinition(ctx.config.connectorsDir, 'veh-plates', {
+      ...definition,
+      columns: { ...definition.columns, plate_copy: { from: 'plate' } },
+    });
+    try {
+      const summary = await ctx.connectorRuns.run('veh-plates', { full: true });
+      assert.equal(summary.status, 'succeeded', summary.error ?? '');
+      assert.deepEqual(await columnsOf(), ['national_id', 'plate', 'plate_copy']);
+    } finally {
+      await writeDefinition(ctx.config.connectorsDir, 'veh-plates', definition);
+    }
+  });
 });
 
 describe('hub start carries its scheduled runs out in processes of their own', () => {
