@@ -4,6 +4,7 @@ export declare function missingNodeFlags(
   execArgv?: readonly string[],
   nodeOptions?: string,
 ): string[];
+export declare function missingBulkFlags(execArgv?: readonly string[], nodeOptions?: string): string[];
 export declare function rerunWithFlags(
   script: string,
   args: readonly string[],

@@ -24,7 +24,11 @@ const given = (flag, flags) => flags.some((f) => f.split('=', 1)[0] === flag.spl
  */
 export function missingNodeFlags(args, execArgv = process.execArgv, nodeOptions = process.env.NODE_OPTIONS) {
   const bulk = BULK_COMMANDS.some((words) => words.every((word, i) => args[i] === word));
-  if (!bulk) return [];
+  return bulk ? missingBulkFlags(execArgv, nodeOptions) : [];
+}
+
+/** BULK_NODE_FLAGS but those given on node's command line or in NODE_OPTIONS (an operator's choice). */
+export function missingBulkFlags(execArgv = process.execArgv, nodeOptions = process.env.NODE_OPTIONS) {
   const present = [...execArgv, ...(nodeOptions ?? '').split(/\s+/)];
   return BULK_NODE_FLAGS.filter((flag) => !given(flag, present));
 }

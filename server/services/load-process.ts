@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { markRunsInterrupted, type RunOptions, type RunSummary } from '../../connectors/run-connector.ts';
 import { HubError } from '../../warehouse/core/errors.ts';
 import type { LoadPhase, LoadStats } from '../../warehouse/load/load-types.ts';
-import { missingNodeFlags } from '../cli/bulk-process.mjs';
+import { missingBulkFlags } from '../cli/bulk-process.mjs';
 import type { HubConfig } from '../config.ts';
 import type { AppContext } from '../context.ts';
 import type { ConnectorRunner } from './connector-runner.ts';
@@ -68,7 +68,9 @@ export class LoadProcesses implements ConnectorRunner {
   run(name: string, options: RunOptions): Promise<RunSummary> {
     if (this.#closed) return Promise.reject(new HubError('hub_stopping', 503, 'the hub is stopping'));
     const child = fork(ENTRY, [], {
-      execArgv: missingNodeFlags(['connectors', 'run'], []),
+      // Not this process's own node flags (an inspector port, a profile): NODE_OPTIONS, which
+      // every hub process reads, is where an operator's flags for loads go.
+      execArgv: missingBulkFlags([]),
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     this.#running.add(child);

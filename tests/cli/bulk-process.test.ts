@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { BULK_NODE_FLAGS, missingNodeFlags } from '../../server/cli/bulk-process.mjs';
+import { BULK_NODE_FLAGS, missingBulkFlags, missingNodeFlags } from '../../server/cli/bulk-process.mjs';
 import { createTempDir } from '../support/databases.ts';
 import { validId, writeDefinition } from '../support/registry-fixture.ts';
 import { startHttpRegistry, vehicleDefinition, type HttpRegistry } from '../support/registry-http-server.ts';
@@ -39,6 +39,9 @@ describe('hub commands that load in bulk run with a small young generation', () 
     assert.deepEqual(missingNodeFlags(run, [], '--inspect --max-semi-space-size=32'), []);
     assert.deepEqual(missingNodeFlags(run, ['--max-old-space-size=512'], '--trace-gc'), [YOUNG]);
     assert.deepEqual(missingNodeFlags(run, [], undefined), [YOUNG]);
+    // A serving hub's own run processes: the operator's NODE_OPTIONS reach them too.
+    assert.deepEqual(missingBulkFlags([], '--max-semi-space-size=32'), []);
+    assert.deepEqual(missingBulkFlags([], ''), [YOUNG]);
   });
 
   describe('a connector run from the command line', () => {
