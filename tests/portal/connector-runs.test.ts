@@ -3,6 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runConnectorByName } from '../../server/services/connector-service.ts';
+import { systemClock } from '../../warehouse/core/clock.ts';
 import { PERSON, startApiHub, type ApiHub } from '../support/api-hub.ts';
 import { describeEachDatabase } from '../support/databases.ts';
 import { createPortalUser, signIn, type PortalClient } from '../support/portal-client.ts';
@@ -65,7 +66,8 @@ describeEachDatabase('Portal connector runs: Run now with progress, history, rej
   let nafAdmin: PortalClient;
 
   before(async () => {
-    hub = await startApiHub(db.url());
+    // As `hub start` runs them: each run in a process of its own, which reports to the portal's process.
+    hub = await startApiHub(db.url(), { loadProcesses: true });
     registry = await startGatedRegistry();
     await hub.grant('NAF', 'reg_people', ['national_id']);
     await writeDefinition(hub.ctx.config.connectorsDir, 'veh-plates', platesDefinition(registry.url));
@@ -152,7 +154,9 @@ describeEachDatabase('Portal connector runs: Run now with progress, history, rej
 
   it('refuses Run now while a run started elsewhere (the command line, another hub process) holds the connector', async () => {
     registry.hold('2');
-    const elsewhere = runConnectorByName(hub.ctx, 'veh-plates', {
+    // On the real clock, as the command line or another hub would run it: its lease is read by
+    // the portal's run process, which keeps the real time, not the test's.
+    const elsewhere = runConnectorByName({ ...hub.ctx, clock: systemClock }, 'veh-plates', {
       full: true,
       trigger: 'manual',
       actor: 'cli:ops',

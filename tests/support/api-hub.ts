@@ -241,11 +241,15 @@ export async function callApi(
  */
 export async function startApiHub(
   databaseUrl: string,
-  options: { clock?: ManualClock; env?: NodeJS.ProcessEnv } = {},
+  options: { clock?: ManualClock; env?: NodeJS.ProcessEnv; loadProcesses?: boolean } = {},
 ): Promise<ApiHub> {
   const clock = options.clock ?? createManualClock('2026-03-02T08:00:00.000Z');
   const dir = await createTempDir('hub-api-');
-  const ctx = openTestContext(databaseUrl, dir, { clock, ...(options.env ? { env: options.env } : {}) });
+  const ctx = openTestContext(databaseUrl, dir, {
+    clock,
+    ...(options.env ? { env: options.env } : {}),
+    loadProcesses: options.loadProcesses === true,
+  });
   let server: Server | undefined;
   try {
     await loadWarehouse(ctx, dir);
