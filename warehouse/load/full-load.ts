@@ -2,7 +2,12 @@ import { isoNow } from '../core/clock.ts';
 import type { WarehouseRow } from '../core/warehouse-value.ts';
 import { rowsPerStatement, type BulkTarget, type BulkWriter, type Dialect } from '../dialects/index.ts';
 import { buildDeclaredIndexesOnNext, type PreparedIndex } from '../declared-indexes.ts';
-import { rebuildPersonKey, willFillEmptyPersonKey } from '../person-key.ts';
+import {
+  dropStagedPersonIds,
+  rebuildPersonKey,
+  stageNewPersonIds,
+  willFillEmptyPersonKey,
+} from '../person-key.ts';
 import { dropPersonTablesView, personTablesIsView, replacePersonTablesView } from '../person-tables-view.ts';
 import {
   createKeyIndex,
@@ -238,6 +243,12 @@ async function swapIn(
   // key: then the analysis runs after the declared indexes, beside that insert, not before it.
   const fillsEmptyKey = await willFillEmptyPersonKey(knex);
   if (!fillsEmptyKey) await dialect.analyzeTable(knex, next.target.table);
+  const newIds = await stageNewPersonIds(
+    knex,
+    next.target.table,
+    spec.nationalIdColumn,
+    isKeyedByNationalId(spec),
+  );
   run.onProgress?.(stats, 'swapping');
   const declared = prepareDeclaredIndexes(ctx, run, next).then(async (indexes) => {
     if (fillsEmptyKey) await dialect.analyzeTable(knex, next.target.table);
@@ -258,6 +269,7 @@ async function swapIn(
             firstLoad: previous === 0,
             mayFillEmptyKey: fillsEmptyKey,
             nationalIdIsKey: isKeyedByNationalId(spec),
+            newIdsIn: newIds,
           },
           isoNow(ctx.clock),
         );
@@ -280,6 +292,7 @@ async function swapIn(
   } finally {
     // A swap that failed early must not leave the build running into the next table's drop.
     await declared.catch(() => undefined);
+    if (newIds !== null) await dropStagedPersonIds(knex, newIds).catch(() => undefined);
   }
 }
 
