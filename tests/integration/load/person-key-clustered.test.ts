@@ -17,7 +17,8 @@ const MEMBERSHIPS = [
 for (const database of testDatabases) {
   describe(`Migration 015 keeps the person key, clustered by its primary key on SQLite [${database.name}]`, () => {
     it('keeps every person and membership, the uniqueness of both and the national-ID index, and goes back down', async () => {
-      const warehouse = openWarehouse(await database.createUrl());
+      const url = await database.createUrl();
+      const warehouse = openWarehouse(url);
       const { knex } = warehouse;
       const persons = () => knex('hub_persons').orderBy('national_id').select('national_id', 'first_seen_at');
       const memberships = () =>
@@ -58,6 +59,7 @@ for (const database of testDatabases) {
         assert.deepEqual(await withoutRowid(), []);
       } finally {
         await closeWarehouse(warehouse);
+        await database.dropUrl(url);
       }
     });
   });
