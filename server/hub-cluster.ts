@@ -1,11 +1,11 @@
 import cluster, { type Worker } from 'node:cluster';
-import { once } from 'node:events';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
 import type { Logger } from 'pino';
 import { HubError } from '../warehouse/core/errors.ts';
 import { buildApp } from './app.ts';
+import { stopChildProcess } from './stop-child-process.ts';
 import type { HubConfig } from './config.ts';
 import { closeContext, openContext, type AppContext } from './context.ts';
 import {
@@ -160,14 +160,7 @@ class WorkerSupervisor {
 }
 
 // SIGTERM rather than a message: a worker still starting has no handler yet and simply ends.
-async function stopWorker(worker: Worker): Promise<void> {
-  if (worker.isDead()) return;
-  const exited = once(worker, 'exit');
-  worker.process.kill('SIGTERM');
-  const timer = setTimeout(() => worker.process.kill('SIGKILL'), STOP_GRACE_MS);
-  await exited;
-  clearTimeout(timer);
-}
+const stopWorker = (worker: Worker) => stopChildProcess(worker.process, STOP_GRACE_MS);
 
 /**
  * A worker: serves HTTP on the port the primary shares, and nothing else (no migrations, no

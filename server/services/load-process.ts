@@ -5,6 +5,7 @@ import { markRunsInterrupted, type RunOptions, type RunSummary } from '../../con
 import { HubError } from '../../warehouse/core/errors.ts';
 import type { LoadPhase, LoadStats } from '../../warehouse/load/load-types.ts';
 import { missingBulkFlags } from '../cli/bulk-process.mjs';
+import { stopChildProcess } from '../stop-child-process.ts';
 import type { HubConfig } from '../config.ts';
 import type { AppContext } from '../context.ts';
 import type { ConnectorRunner } from './connector-runner.ts';
@@ -57,8 +58,8 @@ const rebuildError = (e: RunError) =>
  */
 export class LoadProcesses implements ConnectorRunner {
   readonly #ctx: AppContext;
-  readonly #running = new Set<ChildProcess>();
-  readonly #settling = new Set<Promise<void>>();
+  /** Each run's process under way, with a promise that settles once its run's outcome is handled. */
+  readonly #runs = new Map<ChildProcess, Promise<void>>();
   #closed = false;
 
   constructor(ctx: AppContext) {
@@ -73,14 +74,14 @@ export class LoadProcesses implements ConnectorRunner {
       execArgv: missingBulkFlags([]),
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
-    this.#running.add(child);
     const done = this.#follow(child, name, options);
-    const settled = done.then(
-      () => undefined,
-      () => undefined,
+    this.#runs.set(
+      child,
+      done.then(
+        () => void this.#runs.delete(child),
+        () => void this.#runs.delete(child),
+      ),
     );
-    this.#settling.add(settled);
-    void settled.then(() => this.#settling.delete(settled));
     const { full, trigger, actor } = options;
     const message: ToLoadProcess = {
       type: 'run',
@@ -96,8 +97,9 @@ export class LoadProcesses implements ConnectorRunner {
 
   async close(): Promise<void> {
     this.#closed = true;
-    await Promise.all([...this.#running].map((child) => stopProcess(child)));
-    await Promise.all(this.#settling);
+    const runs = [...this.#runs];
+    await Promise.all(runs.map(([child]) => stopChildProcess(child, STOP_GRACE_MS)));
+    await Promise.all(runs.map(([, settled]) => settled));
   }
 
   #follow(child: ChildProcess, name: string, options: RunOptions): Promise<RunSummary> {
@@ -117,7 +119,6 @@ export class LoadProcesses implements ConnectorRunner {
       });
       // 'close' comes after the exit and after the last message: the run's outcome is known by then.
       const ended = (how: string) => {
-        this.#running.delete(child);
         if (outcome !== null) {
           if ('summary' in outcome) resolve(outcome.summary);
           else reject(rebuildError(outcome.error));
@@ -140,12 +141,10 @@ export class LoadProcesses implements ConnectorRunner {
       };
       child.once('close', (code, signal) => ended(signal ?? `exit code ${String(code)}`));
       child.once('error', (err) => {
-        if (child.pid === undefined) {
-          this.#running.delete(child);
+        if (child.pid === undefined)
           reject(
             new HubError('load_process_failed', 500, `the run's process could not start: ${err.message}`),
           );
-        }
       });
     });
   }
@@ -153,13 +152,4 @@ export class LoadProcesses implements ConnectorRunner {
 
 function logFailure(logger: Logger, err: unknown, connector: string) {
   logger.error({ err, connector }, 'an interrupted run could not be marked failed');
-}
-
-async function stopProcess(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('close', resolve));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
-  await exited;
-  clearTimeout(timer);
 }

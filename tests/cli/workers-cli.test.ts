@@ -10,6 +10,7 @@ import { createTempDir, describeEachDatabase } from '../support/databases.ts';
 import { validId, writeDefinition } from '../support/registry-fixture.ts';
 import { runHubCli, startHubCli, type RunningHubCli } from '../support/run-hub-cli.ts';
 import { openTestContext } from '../support/hub-context.ts';
+import { isRunning } from '../support/process-tree.ts';
 import { closeContext } from '../../server/context.ts';
 import { createClient, disableClient, type ClientCredentials } from '../../server/services/client-service.ts';
 
@@ -35,15 +36,6 @@ function callOnNewConnection(url: string, headers: Record<string, string> = {}):
 
 const answersLogged = (hub: RunningHubCli, route: string) =>
   hub.log().filter((l) => l.msg === 'answered' && l.route === route);
-
-const isAlive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 /** Processes whose command line names this path: a hub's primary and its workers all carry the --db argument. */
 async function listProcessesNaming(text: string): Promise<string[]> {
@@ -102,7 +94,7 @@ describeEachDatabase('hub start --workers: several processes serve one port', (d
 
   after(async () => {
     await hub?.stop('SIGKILL');
-    for (const pid of workerPids ?? []) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+    for (const pid of workerPids ?? []) if (isRunning(pid)) process.kill(pid, 'SIGKILL');
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -242,7 +234,7 @@ describeEachDatabase('hub start --workers: several processes serve one port', (d
     assert.equal(exited.signal, 'SIGKILL');
     const replaced = await hub.waitForLog((l) => l.msg === 'hub worker replaced');
     const newcomer = replaced.worker_pid as number;
-    assert.ok(isAlive(newcomer) && newcomer !== victim);
+    assert.ok(isRunning(newcomer) && newcomer !== victim);
     workerPids = [survivor, newcomer];
     const before = answersLogged(hub, '/healthz').length;
     for (let i = 0; i < 6; i++) assert.equal((await callOnNewConnection(`${hub.url}/healthz`)).status, 200);
@@ -256,7 +248,7 @@ describeEachDatabase('hub start --workers: several processes serve one port', (d
 
   it('stops every process on SIGTERM, exit 0, with a final audit checkpoint that verifies', async () => {
     assert.equal(await hub.stop('SIGTERM'), 0);
-    for (const pid of workerPids) assert.equal(isAlive(pid), false, `worker ${pid} still runs`);
+    for (const pid of workerPids) assert.equal(isRunning(pid), false, `worker ${pid} still runs`);
     const verified = await runHubCli(['audit', 'verify', '--db', db.url()], env);
     assert.equal(verified.code, 0, verified.stdout + verified.stderr);
     assert.match(verified.stdout, /checkpoint/);

@@ -243,12 +243,8 @@ async function swapIn(
   // key: then the analysis runs after the declared indexes, beside that insert, not before it.
   const fillsEmptyKey = await willFillEmptyPersonKey(knex);
   if (!fillsEmptyKey) await dialect.analyzeTable(knex, next.target.table);
-  const newIds = await stageNewPersonIds(
-    knex,
-    next.target.table,
-    spec.nationalIdColumn,
-    isKeyedByNationalId(spec),
-  );
+  const nationalIdIsKey = isKeyedByNationalId(spec);
+  const newIds = await stageNewPersonIds(knex, next.target.table, spec.nationalIdColumn, nationalIdIsKey);
   run.onProgress?.(stats, 'swapping');
   const declared = prepareDeclaredIndexes(ctx, run, next).then(async (indexes) => {
     if (fillsEmptyKey) await dialect.analyzeTable(knex, next.target.table);
@@ -268,7 +264,7 @@ async function swapIn(
             nationalIdColumn: spec.nationalIdColumn,
             firstLoad: previous === 0,
             mayFillEmptyKey: fillsEmptyKey,
-            nationalIdIsKey: isKeyedByNationalId(spec),
+            nationalIdIsKey,
             newIdsIn: newIds,
           },
           isoNow(ctx.clock),

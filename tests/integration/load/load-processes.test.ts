@@ -27,7 +27,7 @@ interface StartedRun {
 
 /** Starts a run and waits until it holds its lock, with its process found among this one's children. */
 async function startRun(ctx: AppContext, options: RunOptions = {}): Promise<StartedRun> {
-  const before = new Set(await findChildProcesses(process.pid));
+  const before = new Set(await findRunProcesses());
   const progress: StartedRun['progress'] = [];
   let runId: number | null = null;
   const done = ctx.connectorRuns.run('veh-plates', {
@@ -39,12 +39,17 @@ async function startRun(ctx: AppContext, options: RunOptions = {}): Promise<Star
   done.catch(() => undefined);
   for (let i = 0; i < 400 && runId === null; i++) await sleep(25);
   assert.ok(runId !== null, 'the run started');
-  const news = [];
-  for (const pid of await findChildProcesses(process.pid))
-    if (!before.has(pid) && (await readCommandLine(pid)).some((a) => a.endsWith('load-process-entry.mjs')))
-      news.push(pid);
+  const news = (await findRunProcesses()).filter((pid) => !before.has(pid));
   assert.equal(news.length, 1, 'one process of its own carries the run out');
   return { done, runId, pid: news[0]!, progress };
+}
+
+/** This process's children that carry a connector run out. */
+async function findRunProcesses(): Promise<number[]> {
+  const found = [];
+  for (const pid of await findChildProcesses(process.pid))
+    if ((await readCommandLine(pid)).some((a) => a.endsWith('load-process-entry.mjs'))) found.push(pid);
+  return found;
 }
 
 async function waitUntilEnded(pid: number): Promise<void> {
@@ -226,9 +231,7 @@ describe('hub start carries its scheduled runs out in processes of their own', (
         running = await findRunning();
       }
       assert.ok(running !== undefined, 'a scheduled run started');
-      let pid: number | undefined;
-      for (const child of await findChildProcesses(process.pid))
-        if ((await readCommandLine(child)).some((a) => a.endsWith('load-process-entry.mjs'))) pid = child;
+      const [pid] = await findRunProcesses();
       assert.ok(pid !== undefined, 'the scheduled run has a process of its own');
       assert.equal(running?.trigger, 'schedule');
       await hub.stop();
