@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { createInterface } from 'node:readline';
+import { stopChildProcess } from '../../server/stop-child-process.ts';
 
 export interface ChildServer {
   url: string;
@@ -20,14 +20,7 @@ export interface ChildServerSpec {
 // A child profiled with --cpu-prof writes its profile while it exits, which takes a moment.
 const STOP_GRACE_MS = 30_000;
 
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
-  await exited;
-  clearTimeout(timer);
-}
+const stopChild = (child: ChildProcess) => stopChildProcess(child, STOP_GRACE_MS);
 
 /** Spawns a node process and waits for the line that says where it listens; its stderr passes through. */
 export function startChildServer(spec: ChildServerSpec): Promise<ChildServer> {
