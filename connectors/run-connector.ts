@@ -16,6 +16,7 @@ import { compileArrayRowMapper, compileRowMapper, type RowMapper } from './mappi
 import { addRecord, newBatch, type MappedChunk } from './map-records.ts';
 import { buildRegistryTableSpec } from './registry-spec.ts';
 import { openSource } from './sources/open-source.ts';
+import { recordProgressOnRun } from './run-progress.ts';
 import {
   closeRangeReaders,
   openRangeReaders,
@@ -92,6 +93,7 @@ export async function runConnector(
         mode,
         trigger: options.trigger ?? 'manual',
         status: 'running',
+        phase: 'reading',
         started_at: startedAt,
         watermark_from: since,
       },
@@ -136,7 +138,7 @@ export async function runConnector(
         id: runId,
         connector: def.name,
         spec: buildRegistryTableSpec(def),
-        onProgress: options.onProgress,
+        onProgress: recordProgressOnRun(ctx.knex, runId, options.onProgress),
         commit: async (trx: Knex.Transaction, stats: LoadStats) => {
           Object.assign(summary, stats, {
             status: 'succeeded',
@@ -222,6 +224,7 @@ async function buildDeclaredIndexes(
 function runRecord(s: RunSummary) {
   return {
     status: s.status,
+    phase: null,
     finished_at: s.finished_at,
     rows_read: s.read,
     rows_inserted: s.inserted,

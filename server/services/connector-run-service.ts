@@ -8,6 +8,7 @@ import {
   type ConnectorOverview,
   type RunHistoryRow,
 } from './connector-service.ts';
+import type { LoadPhase } from '../../warehouse/load/load-types.ts';
 import type { LiveRun, RunPhase } from './connector-run-tracker.ts';
 import { assertMayRunConnector } from './portal-admin-service.ts';
 
@@ -18,6 +19,8 @@ import { assertMayRunConnector } from './portal-admin-service.ts';
  */
 
 export interface RunWithRejects extends RunHistoryRow {
+  /** Where a running run stands, as its load last wrote it (connectors/run-progress.ts); read for one run's page. */
+  phase?: string | null;
   /** Rejected rows kept for this run (a failed full load keeps those it met before failing). */
   rejects_kept: number;
 }
@@ -26,10 +29,10 @@ export interface RunProgress {
   run_id: number;
   connector: string;
   status: string;
-  /** Where the run stands: its load's phase while this process runs it, `running` when another process does. */
+  /** Where the run stands: its load's phase, from this process's own run or from the run's record. */
   phase: RunPhase | 'running';
   finished: boolean;
-  /** Counts from the load while it runs (when this process runs it), from the run history once it ended. */
+  /** Counts from the load while this process runs it, otherwise from the run's record. */
   read: number;
   inserted: number;
   updated: number;
@@ -101,7 +104,7 @@ export async function fetchConnectorRun(
   const run = await ctx
     .knex('hub_connector_runs')
     .where({ id: Number(runId), connector: name })
-    .first<RunHistoryRow | undefined>(...RUN_HISTORY_COLUMNS);
+    .first<(RunHistoryRow & { phase: string | null }) | undefined>(...RUN_HISTORY_COLUMNS, 'phase');
   if (run === undefined) throw unknownRun(name, runId);
   return {
     connector,
@@ -109,9 +112,22 @@ export async function fetchConnectorRun(
   };
 }
 
+const RECORDED_PHASES: ReadonlySet<string> = new Set<LoadPhase>([
+  'reading',
+  'loading',
+  'indexing',
+  'swapping',
+  'applying',
+]);
+
+/** A running run's phase as its record holds it; `running` where none is (a run of a hub before the column). */
+const recordedPhase = (phase: string | null | undefined): LoadPhase | 'running' =>
+  phase != null && RECORDED_PHASES.has(phase) ? (phase as LoadPhase) : 'running';
+
 /**
- * The run history says whether a run has ended and with which counts; while it runs, the live
- * state of the process running it (if that is this one) says how far it got.
+ * The run history says whether a run has ended and with which counts. While it runs, the live
+ * state of the process running it (if that is this one) says how far it got, and otherwise its
+ * record, which the process running it keeps up to date about once a second.
  */
 export function describeRunProgress(
   connector: string,
@@ -124,7 +140,11 @@ export function describeRunProgress(
     run_id: run.id,
     connector,
     status: run.status,
-    phase: !running ? (run.status === 'succeeded' ? 'finished' : 'failed') : (live?.phase ?? 'running'),
+    phase: !running
+      ? run.status === 'succeeded'
+        ? 'finished'
+        : 'failed'
+      : (live?.phase ?? recordedPhase(run.phase)),
     finished: !running,
     read: fromLoad ? live.stats.read : run.rows_read,
     inserted: fromLoad ? live.stats.inserted : run.rows_inserted,

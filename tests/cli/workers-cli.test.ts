@@ -10,11 +10,26 @@ import { createTempDir, describeEachDatabase } from '../support/databases.ts';
 import { validId, writeDefinition } from '../support/registry-fixture.ts';
 import { runHubCli, startHubCli, type RunningHubCli } from '../support/run-hub-cli.ts';
 import { openTestContext } from '../support/hub-context.ts';
-import { isRunning } from '../support/process-tree.ts';
+import { findRunProcesses, isRunning } from '../support/process-tree.ts';
+import { PortalClient } from '../support/portal-client.ts';
+import { platesDefinition, startGatedRegistry } from '../support/gated-registry.ts';
+import { waitFor } from '../support/wait-for.ts';
+import { generate } from 'otplib';
+import { createUser } from '../../server/services/user-service.ts';
 import { closeContext } from '../../server/context.ts';
 import { createClient, disableClient, type ClientCredentials } from '../../server/services/client-service.ts';
 
 const DAILY_LIMIT = 6;
+
+/** A run's progress as the portal's run page asks it. */
+interface Progress {
+  status: string;
+  phase: string;
+  finished: boolean;
+  read: number;
+  inserted: number;
+  rejected: number;
+}
 
 interface Answer {
   status: number;
@@ -223,6 +238,122 @@ describeEachDatabase('hub start --workers: several processes serve one port', (d
       assert.deepEqual(loaded, [2, 3, 4, 5].map((n) => validId(n)).sort());
     } finally {
       await closeContext(other);
+    }
+  });
+
+  it("a portal user's Run now runs the load in a run process of the worker that took it, and both workers show its progress", async () => {
+    const registry = await startGatedRegistry();
+    const other = openTestContext(db.url(), dir);
+    try {
+      await writeDefinition(path.join(dir, 'connectors'), 'veh-plates', platesDefinition(registry.url));
+      const created = await createUser(
+        other,
+        { username: 'workers.operator', entity: 'VEH', role: 'super-admin' },
+        'test',
+      );
+      const secret = new URL(created.otpauth_uri).searchParams.get('secret') ?? '';
+      // The hub keeps the real clock here: the code is the one an authenticator shows now.
+      const operator = new PortalClient(hub.url);
+      await operator.get('/login');
+      const password = await operator.post('/login', {
+        username: 'workers.operator',
+        password: created.password,
+      });
+      assert.equal(password.location, '/login/code', password.text);
+      await operator.get('/login/code');
+      const code = await operator.post('/login/code', { code: await generate({ secret }) });
+      assert.equal(code.location, '/', code.text);
+
+      registry.hold('2');
+      await operator.get('/settings/connectors/veh-plates');
+      const ran = await operator.post('/settings/connectors/veh-plates/run', { full: 'yes' });
+      assert.equal(ran.status, 303, ran.text);
+      const runPage = ran.location ?? '';
+      assert.match(runPage, /^\/settings\/connectors\/veh-plates\/runs\/\d+$/);
+
+      // Polls on connections of their own, which node's cluster hands to each worker in turn:
+      // whichever worker answers shows the run's progress, not only the one running it.
+      const progressUrl = `${hub.url}${runPage}/progress.json`;
+      const session = { cookie: operator.cookieHeader() };
+      const poll = async () => {
+        const answer = await callOnNewConnection(progressUrl, session);
+        assert.equal(answer.status, 200, answer.body);
+        return JSON.parse(answer.body) as Progress;
+      };
+      await waitFor('the run reads its first page', poll, (p) => p.read >= 2);
+      const route = '/settings/connectors/veh-plates';
+      const loggedBefore = answersLogged(hub, route).length;
+      for (let i = 0; i < 6; i++) {
+        const progress = await poll();
+        assert.deepEqual(
+          {
+            status: progress.status,
+            phase: progress.phase,
+            read: progress.read,
+            inserted: progress.inserted,
+            rejected: progress.rejected,
+          },
+          { status: 'running', phase: 'loading', read: 2, inserted: 1, rejected: 1 },
+          `poll ${i}`,
+        );
+      }
+      const answeredBy = await waitFor(
+        'both workers answered the polls',
+        () =>
+          Promise.resolve(
+            new Set(
+              answersLogged(hub, route)
+                .slice(loggedBefore)
+                .map((l) => l.pid),
+            ),
+          ),
+        (pids) => pids.size === 2,
+      );
+      assert.deepEqual([...answeredBy].sort(), [...workerPids].sort());
+
+      // While the source holds its second page, the run's process is a child of one worker.
+      const runProcesses = (
+        await Promise.all(
+          [...workerPids, hub.child.pid ?? 0].map(async (parent) =>
+            (await findRunProcesses(parent)).map((pid) => ({ parent, pid })),
+          ),
+        )
+      ).flat();
+      assert.equal(runProcesses.length, 1, JSON.stringify(runProcesses));
+      const [{ parent, pid: runPid }] = runProcesses as [{ parent: number; pid: number }];
+      assert.ok(workerPids.includes(parent), `the run's process is a child of ${parent}, not of a worker`);
+
+      registry.release('2');
+      const done = await waitFor(
+        'the run finishes',
+        async () => JSON.parse((await operator.get(`${runPage}/progress.json`)).text) as Progress,
+        (p) => p.finished,
+      );
+      assert.deepEqual(
+        {
+          status: done.status,
+          phase: done.phase,
+          read: done.read,
+          inserted: done.inserted,
+          rejected: done.rejected,
+        },
+        { status: 'succeeded', phase: 'finished', read: 5, inserted: 4, rejected: 1 },
+      );
+      await waitFor(
+        "the run's process ends",
+        () => Promise.resolve(isRunning(runPid)),
+        (running) => !running,
+      );
+      const run = await other
+        .knex('hub_connector_runs')
+        .where({ connector: 'veh-plates' })
+        .first<{ trigger: string; status: string }>('trigger', 'status');
+      assert.deepEqual({ ...run }, { trigger: 'manual', status: 'succeeded' });
+      const plates = await other.knex('veh_plates').count({ n: '*' }).first<{ n: number | string }>();
+      assert.equal(Number(plates?.n), 4);
+    } finally {
+      await closeContext(other);
+      await registry.close();
     }
   });
 

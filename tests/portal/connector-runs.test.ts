@@ -180,12 +180,21 @@ describeEachDatabase('Portal connector runs: Run now with progress, history, rej
     const refused = await operator.post('/settings/connectors/veh-plates/run', {});
     assert.equal(refused.status, 409);
     assert.match(refused.text, /veh-plates is already running/);
-    const progress = await readProgress(operator, 'veh-plates', runId);
+    // The run's own process writes its progress on its record: this process shows it too.
+    const progress = await waitForProgress(operator, 'veh-plates', runId, (p) => p.read >= 2);
     assert.deepEqual(
-      { status: progress.status, phase: progress.phase, finished: progress.finished },
-      { status: 'running', phase: 'running', finished: false },
-      'a run of another process is known from the run history',
+      {
+        status: progress.status,
+        phase: progress.phase,
+        finished: progress.finished,
+        read: progress.read,
+        inserted: progress.inserted,
+        rejected: progress.rejected,
+      },
+      { status: 'running', phase: 'loading', finished: false, read: 2, inserted: 1, rejected: 1 },
+      "a run of another process is known from its record, as that process's load writes it",
     );
+    assert.equal(progress.phase_text, 'reading and loading rows');
 
     registry.release('2');
     assert.equal((await elsewhere).status, 'succeeded');

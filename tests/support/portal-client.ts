@@ -47,9 +47,14 @@ export class PortalClient {
     return this.#cookies.get(name);
   }
 
+  /** The Cookie header this client sends, for a request made another way. */
+  cookieHeader(): string {
+    return [...this.#cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+  }
+
   async #send(method: string, path: string, body?: URLSearchParams): Promise<PortalResponse> {
     const headers: Record<string, string> = {};
-    if (this.#cookies.size > 0) headers.cookie = [...this.#cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+    if (this.#cookies.size > 0) headers.cookie = this.cookieHeader();
     if (body !== undefined) headers['content-type'] = 'application/x-www-form-urlencoded';
     const res = await fetch(`${this.#baseUrl}${path}`, { method, headers, body, redirect: 'manual' });
     for (const line of res.headers.getSetCookie()) {

@@ -21,3 +21,11 @@ export function isRunning(pid: number): boolean {
     return false;
   }
 }
+
+/** The children of `parent` that carry a connector run out (the hub's run processes). */
+export async function findRunProcesses(parent: number = process.pid): Promise<number[]> {
+  const found = [];
+  for (const pid of await findChildProcesses(parent))
+    if ((await readCommandLine(pid)).some((a) => a.endsWith('load-process-entry.mjs'))) found.push(pid);
+  return found;
+}

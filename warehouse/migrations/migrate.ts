@@ -14,6 +14,7 @@ import * as personTablesView from './016-person-tables-view.ts';
 import * as sqlitePersonTablesView from './017-sqlite-person-tables-view.ts';
 import * as whoReadRuns from './018-who-read-runs.ts';
 import * as lockHolder from './019-lock-holder.ts';
+import * as runPhase from './020-run-phase.ts';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -36,6 +37,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '017-sqlite-person-tables-view': sqlitePersonTablesView,
   '018-who-read-runs': whoReadRuns,
   '019-lock-holder': lockHolder,
+  '020-run-phase': runPhase,
 };
 
 /** Migrations are compiled in, not read from a folder, so the installed hub carries its own schema. */

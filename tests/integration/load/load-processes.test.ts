@@ -12,7 +12,7 @@ import { createTempDir, describeEachDatabase } from '../../support/databases.ts'
 import { openTestContext } from '../../support/hub-context.ts';
 import { holdLockInAnotherProcess } from '../../support/lock-holder-process.ts';
 import { platesDefinition, startGatedRegistry, type GatedRegistry } from '../../support/gated-registry.ts';
-import { findChildProcesses, isRunning, readCommandLine } from '../../support/process-tree.ts';
+import { findRunProcesses, isRunning, readCommandLine } from '../../support/process-tree.ts';
 import { writeDefinition } from '../../support/registry-fixture.ts';
 
 const YOUNG = '--max-semi-space-size=4';
@@ -42,14 +42,6 @@ async function startRun(ctx: AppContext, options: RunOptions = {}): Promise<Star
   const news = (await findRunProcesses()).filter((pid) => !before.has(pid));
   assert.equal(news.length, 1, 'one process of its own carries the run out');
   return { done, runId, pid: news[0]!, progress };
-}
-
-/** This process's children that carry a connector run out. */
-async function findRunProcesses(): Promise<number[]> {
-  const found = [];
-  for (const pid of await findChildProcesses(process.pid))
-    if ((await readCommandLine(pid)).some((a) => a.endsWith('load-process-entry.mjs'))) found.push(pid);
-  return found;
 }
 
 async function waitUntilEnded(pid: number): Promise<void> {
