@@ -14,22 +14,13 @@ import { findRunProcesses, isRunning } from '../support/process-tree.ts';
 import { PortalClient } from '../support/portal-client.ts';
 import { platesDefinition, startGatedRegistry } from '../support/gated-registry.ts';
 import { waitFor } from '../support/wait-for.ts';
+import { PLATES_DONE, PLATES_MIDWAY, standingOf, type RunProgressAnswer } from '../support/run-progress.ts';
 import { generate } from 'otplib';
 import { createUser } from '../../server/services/user-service.ts';
 import { closeContext } from '../../server/context.ts';
 import { createClient, disableClient, type ClientCredentials } from '../../server/services/client-service.ts';
 
 const DAILY_LIMIT = 6;
-
-/** A run's progress as the portal's run page asks it. */
-interface Progress {
-  status: string;
-  phase: string;
-  finished: boolean;
-  read: number;
-  inserted: number;
-  rejected: number;
-}
 
 interface Answer {
   status: number;
@@ -278,24 +269,14 @@ describeEachDatabase('hub start --workers: several processes serve one port', (d
       const poll = async () => {
         const answer = await callOnNewConnection(progressUrl, session);
         assert.equal(answer.status, 200, answer.body);
-        return JSON.parse(answer.body) as Progress;
+        return JSON.parse(answer.body) as RunProgressAnswer;
       };
       await waitFor('the run reads its first page', poll, (p) => p.read >= 2);
       const route = '/settings/connectors/veh-plates';
       const loggedBefore = answersLogged(hub, route).length;
       for (let i = 0; i < 6; i++) {
         const progress = await poll();
-        assert.deepEqual(
-          {
-            status: progress.status,
-            phase: progress.phase,
-            read: progress.read,
-            inserted: progress.inserted,
-            rejected: progress.rejected,
-          },
-          { status: 'running', phase: 'loading', read: 2, inserted: 1, rejected: 1 },
-          `poll ${i}`,
-        );
+        assert.deepEqual(standingOf(progress), PLATES_MIDWAY, `poll ${i}`);
       }
       const answeredBy = await waitFor(
         'both workers answered the polls',
@@ -326,19 +307,10 @@ describeEachDatabase('hub start --workers: several processes serve one port', (d
       registry.release('2');
       const done = await waitFor(
         'the run finishes',
-        async () => JSON.parse((await operator.get(`${runPage}/progress.json`)).text) as Progress,
+        async () => JSON.parse((await operator.get(`${runPage}/progress.json`)).text) as RunProgressAnswer,
         (p) => p.finished,
       );
-      assert.deepEqual(
-        {
-          status: done.status,
-          phase: done.phase,
-          read: done.read,
-          inserted: done.inserted,
-          rejected: done.rejected,
-        },
-        { status: 'succeeded', phase: 'finished', read: 5, inserted: 4, rejected: 1 },
-      );
+      assert.deepEqual(standingOf(done), PLATES_DONE);
       await waitFor(
         "the run's process ends",
         () => Promise.resolve(isRunning(runPid)),
