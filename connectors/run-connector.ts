@@ -267,7 +267,8 @@ export async function markRunsInterrupted(
     .knex('hub_connector_runs')
     .whereIn('id', runIds)
     .where({ status: 'running' })
-    .update({ status: 'failed', finished_at: isoNow(ctx.clock), error: reason });
+    // The counts its load last wrote stay: how far it got before it was cut off.
+    .update({ status: 'failed', phase: null, finished_at: isoNow(ctx.clock), error: reason });
   for (const id of runIds) {
     const stageFile = stageFileOfRun(ctx, id);
     if (stageFile !== null) removeStageFile(stageFile);

@@ -12,6 +12,7 @@ import { createTempDir, describeEachDatabase } from '../../support/databases.ts'
 import { openTestContext } from '../../support/hub-context.ts';
 import { holdLockInAnotherProcess } from '../../support/lock-holder-process.ts';
 import { platesDefinition, startGatedRegistry, type GatedRegistry } from '../../support/gated-registry.ts';
+import { waitFor } from '../../support/wait-for.ts';
 import { findRunProcesses, isRunning, readCommandLine } from '../../support/process-tree.ts';
 import { writeDefinition } from '../../support/registry-fixture.ts';
 
@@ -56,10 +57,13 @@ describeEachDatabase('connector runs the hub starts, each in a process of its ow
 
   const countPlates = async () => Number((await ctx.knex('veh_plates').count({ n: '*' }))[0]!.n);
   const runRow = (id: number) =>
-    ctx
-      .knex('hub_connector_runs')
-      .where({ id })
-      .first<{ status: string; error: string | null; trigger: string }>();
+    ctx.knex('hub_connector_runs').where({ id }).first<{
+      status: string;
+      error: string | null;
+      trigger: string;
+      phase: string | null;
+      rows_read: number | string;
+    }>();
 
   before(async () => {
     dir = await createTempDir('hub-load-process-');
@@ -119,6 +123,12 @@ describeEachDatabase('connector runs the hub starts, each in a process of its ow
     this.timeout(60_000);
     registry.hold('2');
     const run = await startRun(ctx);
+    // The run's process writes how far it got on the run's record.
+    await waitFor(
+      'the record shows the first page loaded',
+      () => runRow(run.runId),
+      (r) => Number(r?.rows_read) === 2 && r?.phase === 'loading',
+    );
     process.kill(run.pid, 'SIGKILL');
     await assert.rejects(
       run.done,
@@ -128,6 +138,11 @@ describeEachDatabase('connector runs the hub starts, each in a process of its ow
     const row = await runRow(run.runId);
     assert.equal(row?.status, 'failed');
     assert.match(row?.error ?? '', /^interrupted: the run's process ended \(SIGKILL\)/);
+    assert.deepEqual(
+      { phase: row?.phase, read: Number(row?.rows_read) },
+      { phase: null, read: 2 },
+      'an interrupted run keeps the counts it reached, and is in no phase',
+    );
     assert.equal(await countPlates(), 4, 'the cut-off full load replaced nothing');
     registry.release('2');
     const again = await ctx.connectorRuns.run('veh-plates', { full: true });
