@@ -10,10 +10,11 @@ type ProgressListener = (stats: LoadStats, phase: LoadPhase) => void;
  * Keeps a run's record in step with its load: the counts so far and the phase, written on the
  * running run's row whenever the phase changes and at most once a second in between. Every hub
  * process then shows where a run stands, whichever process carries it out: a cluster's other
- * worker, a scheduled run of the primary, a run from the command line. The load never waits for
- * these writes (one at a time; the latest counts are written next), and a write that fails is
- * dropped: the run's summary, written when it ends, is the record. Only a row still `running` is
- * written, so a late write never undoes the summary.
+ * worker, a scheduled run of the primary, a run from the command line. The load does not await
+ * these writes (one at a time, the latest counts next; on SQLite's one writer connection the
+ * load's next statement may queue behind one, a millisecond or so a second), and a write that
+ * fails is dropped: the run's summary, written when it ends, is the record. Only a row still
+ * `running` is written, so a late write never undoes the summary.
  */
 export function recordProgressOnRun(
   knex: Knex,
