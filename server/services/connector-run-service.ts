@@ -8,7 +8,7 @@ import {
   type ConnectorOverview,
   type RunHistoryRow,
 } from './connector-service.ts';
-import type { LoadPhase } from '../../warehouse/load/load-types.ts';
+import { LOAD_PHASES, type LoadPhase } from '../../warehouse/load/load-types.ts';
 import type { LiveRun, RunPhase } from './connector-run-tracker.ts';
 import { assertMayRunConnector } from './portal-admin-service.ts';
 
@@ -112,13 +112,7 @@ export async function fetchConnectorRun(
   };
 }
 
-const RECORDED_PHASES: ReadonlySet<string> = new Set<LoadPhase>([
-  'reading',
-  'loading',
-  'indexing',
-  'swapping',
-  'applying',
-]);
+const RECORDED_PHASES: ReadonlySet<string> = new Set(LOAD_PHASES);
 
 /** A running run's phase as its record holds it; `running` where none is (a run of a hub before the column). */
 const recordedPhase = (phase: string | null | undefined): LoadPhase | 'running' =>

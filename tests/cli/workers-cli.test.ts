@@ -10,13 +10,12 @@ import { createTempDir, describeEachDatabase } from '../support/databases.ts';
 import { validId, writeDefinition } from '../support/registry-fixture.ts';
 import { runHubCli, startHubCli, type RunningHubCli } from '../support/run-hub-cli.ts';
 import { openTestContext } from '../support/hub-context.ts';
-import { findRunProcesses, isRunning } from '../support/process-tree.ts';
-import { PortalClient } from '../support/portal-client.ts';
+import { findRunProcesses, isRunning, waitUntilEnded } from '../support/process-tree.ts';
+import { createPortalUser, signInAt } from '../support/portal-client.ts';
 import { platesDefinition, startGatedRegistry } from '../support/gated-registry.ts';
 import { waitFor } from '../support/wait-for.ts';
 import { PLATES_DONE, PLATES_MIDWAY, standingOf, type RunProgressAnswer } from '../support/run-progress.ts';
 import { generate } from 'otplib';
-import { createUser } from '../../server/services/user-service.ts';
 import { closeContext } from '../../server/context.ts';
 import { createClient, disableClient, type ClientCredentials } from '../../server/services/client-service.ts';
 
@@ -237,23 +236,9 @@ describeEachDatabase('hub start --workers: several processes serve one port', (d
     const other = openTestContext(db.url(), dir);
     try {
       await writeDefinition(path.join(dir, 'connectors'), 'veh-plates', platesDefinition(registry.url));
-      const created = await createUser(
-        other,
-        { username: 'workers.operator', entity: 'VEH', role: 'super-admin' },
-        'test',
-      );
-      const secret = new URL(created.otpauth_uri).searchParams.get('secret') ?? '';
+      const user = await createPortalUser({ ctx: other }, 'workers.operator', 'VEH', 'super-admin');
       // The hub keeps the real clock here: the code is the one an authenticator shows now.
-      const operator = new PortalClient(hub.url);
-      await operator.get('/login');
-      const password = await operator.post('/login', {
-        username: 'workers.operator',
-        password: created.password,
-      });
-      assert.equal(password.location, '/login/code', password.text);
-      await operator.get('/login/code');
-      const code = await operator.post('/login/code', { code: await generate({ secret }) });
-      assert.equal(code.location, '/', code.text);
+      const operator = await signInAt(hub.url, user, () => generate({ secret: user.secret }));
 
       registry.hold('2');
       await operator.get('/settings/connectors/veh-plates');
@@ -311,11 +296,7 @@ describeEachDatabase('hub start --workers: several processes serve one port', (d
         (p) => p.finished,
       );
       assert.deepEqual(standingOf(done), PLATES_DONE);
-      await waitFor(
-        "the run's process ends",
-        () => Promise.resolve(isRunning(runPid)),
-        (running) => !running,
-      );
+      await waitUntilEnded(runPid);
       const run = await other
         .knex('hub_connector_runs')
         .where({ connector: 'veh-plates' })

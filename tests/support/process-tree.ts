@@ -1,5 +1,6 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { readProcessStat, STAT_FIELD } from '../../warehouse/process-identity.ts';
+import { waitFor } from './wait-for.ts';
 
 /** The processes whose parent is `pid`, from each process's /proc stat line. */
 export async function findChildProcesses(pid: number): Promise<number[]> {
@@ -28,4 +29,13 @@ export async function findRunProcesses(parent: number = process.pid): Promise<nu
   for (const pid of await findChildProcesses(parent))
     if ((await readCommandLine(pid)).some((a) => a.endsWith('load-process-entry.mjs'))) found.push(pid);
   return found;
+}
+
+/** Resolves once the process has ended; fails after wait-for's generous wait. */
+export async function waitUntilEnded(pid: number): Promise<void> {
+  await waitFor(
+    `process ${pid} ends`,
+    () => Promise.resolve(isRunning(pid)),
+    (running) => !running,
+  );
 }

@@ -80,7 +80,8 @@ export interface LoadStats {
  * table); an incremental load reads the source into its spool (reading), then applies the changes
  * in one transaction (applying).
  */
-export type LoadPhase = 'loading' | 'indexing' | 'swapping' | 'reading' | 'applying';
+export const LOAD_PHASES = ['loading', 'indexing', 'swapping', 'reading', 'applying'] as const;
+export type LoadPhase = (typeof LOAD_PHASES)[number];
 
 export interface LoadRun {
   id: number;

@@ -13,7 +13,7 @@ import { openTestContext } from '../../support/hub-context.ts';
 import { holdLockInAnotherProcess } from '../../support/lock-holder-process.ts';
 import { platesDefinition, startGatedRegistry, type GatedRegistry } from '../../support/gated-registry.ts';
 import { waitFor } from '../../support/wait-for.ts';
-import { findRunProcesses, isRunning, readCommandLine } from '../../support/process-tree.ts';
+import { findRunProcesses, isRunning, readCommandLine, waitUntilEnded } from '../../support/process-tree.ts';
 import { writeDefinition } from '../../support/registry-fixture.ts';
 
 const YOUNG = '--max-semi-space-size=4';
@@ -43,11 +43,6 @@ async function startRun(ctx: AppContext, options: RunOptions = {}): Promise<Star
   const news = (await findRunProcesses()).filter((pid) => !before.has(pid));
   assert.equal(news.length, 1, 'one process of its own carries the run out');
   return { done, runId, pid: news[0]!, progress };
-}
-
-async function waitUntilEnded(pid: number): Promise<void> {
-  for (let i = 0; i < 200 && isRunning(pid); i++) await sleep(25);
-  assert.ok(!isRunning(pid), `process ${pid} ended`);
 }
 
 describeEachDatabase('connector runs the hub starts, each in a process of its own', (db) => {
