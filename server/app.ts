@@ -1,13 +1,16 @@
 import express, { type Express, type RequestHandler } from 'express';
 import helmet from 'helmet';
 import { randomUUID } from 'node:crypto';
+import type { RequestListener } from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AppContext } from './context.ts';
 import { buildErrorHandler, notFoundHandler } from './http/error-handler.ts';
 import { buildStatusRoutes } from './portal/status-routes.ts';
 import { buildPortalRoutes } from './portal/portal-routes.ts';
-import { createApiState } from './api/api-state.ts';
+import { createApiState, type ApiState } from './api/api-state.ts';
+import { answerPersonLookupFirst } from './api/person-lookup-path.ts';
+import { readFixedHeaders } from './http/fixed-headers.ts';
 import { buildAuditOutcome } from './api/audit-outcome.ts';
 import { buildAuthenticate } from './api/authenticate.ts';
 import { buildOpenApiRoutes } from './api/openapi-routes.ts';
@@ -24,8 +27,23 @@ const noStore: RequestHandler = (_req, res, next) => {
   next();
 };
 
+/**
+ * The hub's HTTP answers: the person lookup's own path (server/api/person-lookup-path.ts) in
+ * front of the express app, which serves everything else and every request the path hands it.
+ */
+export function buildApp(ctx: AppContext): RequestListener {
+  const api = createApiState(ctx);
+  const securityHeaders = helmet();
+  const app = buildExpressApp(ctx, api, securityHeaders);
+  return answerPersonLookupFirst(ctx, api.limiter, readFixedHeaders(securityHeaders), app);
+}
+
 /** The middleware order, in one place: a fresh read snapshot, security headers, request id, no caching of API answers, API outcome audit, body parsing, public pages, token, authenticated API, status pages, the portal (sessions on its own paths only), DCI APIs, errors. */
-export function buildApp(ctx: AppContext): Express {
+export function buildExpressApp(
+  ctx: AppContext,
+  api: ApiState = createApiState(ctx),
+  securityHeaders: RequestHandler = helmet(),
+): Express {
   const app = express();
   app.disable('x-powered-by');
   // Every answer built here is private (personal data, a session's page): never stored, so an
@@ -39,7 +57,7 @@ export function buildApp(ctx: AppContext): Express {
     ctx.reads.endSnapshot();
     next();
   });
-  app.use(helmet());
+  app.use(securityHeaders);
   app.use((_req, res, next) => {
     res.setHeader('x-request-id', randomUUID());
     next();
@@ -50,7 +68,6 @@ export function buildApp(ctx: AppContext): Express {
   app.use(express.json({ limit: '100kb' }));
   app.use(express.urlencoded({ extended: false, limit: '100kb' }));
   // The consumer API first: its calls are the many, and nothing mounted after it serves /api/v1.
-  const api = createApiState(ctx);
   app.use(buildTokenRoutes(ctx, api));
   app.use('/api/v1', buildAuthenticate(ctx, api));
   app.use(buildPersonRoutes(ctx));

@@ -1,7 +1,6 @@
 import cluster, { type Worker } from 'node:cluster';
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { RequestListener, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Express } from 'express';
 import type { Logger } from 'pino';
 import { HubError } from '../warehouse/core/errors.ts';
 import { buildApp } from './app.ts';
@@ -208,7 +207,7 @@ async function stopServing(server: Server, ctx: AppContext): Promise<void> {
  * pino writes the pid on every line. Only the path's first three segments are logged, never a
  * national ID or query name.
  */
-function withAnswerLog(app: Express, logger: Logger): (req: IncomingMessage, res: ServerResponse) => void {
+function withAnswerLog(app: RequestListener, logger: Logger): RequestListener {
   if (!logger.isLevelEnabled('debug')) return app;
   return (req, res) => {
     res.once('finish', () =>

@@ -10,7 +10,8 @@ import type { HubError } from '../../warehouse/core/errors.ts';
 import type { AppContext } from '../context.ts';
 import { sendHubError } from '../http/error-handler.ts';
 import { normalizeIp } from '../services/token-service.ts';
-import { findAuditedClient, takePendingCount } from './authenticate.ts';
+import type { PendingCount } from '../services/rate-limiter.ts';
+import { findAuditedClient, takePendingCount, type AuditedClient } from './authenticate.ts';
 
 /** How one API request is named in the log: its action, its route and what it asked for (details). */
 interface Endpoint {
@@ -37,15 +38,31 @@ function decodeSegment(segment: string): string {
   }
 }
 
+/**
+ * What names a request in its event, read the same way whether express answered it or the
+ * person lookup's own path (server/api/person-lookup-path.ts) did.
+ */
+export interface OutcomeSource {
+  method: string;
+  /** The URL as the client sent it (express's originalUrl). */
+  url: string;
+  /** The parsed body, where one was parsed. */
+  body?: unknown;
+  /** The authenticated client, or the verified client that was refused; null without authentication. */
+  client: AuditedClient | null;
+  ip: string;
+  requestId: string;
+}
+
 /** The path below /api/v1; req.path cannot be used, since it is the full path again once routing is over. */
-function readApiPath(req: Request): string {
-  const pathname = req.originalUrl.split('?', 1)[0] ?? '';
+function readApiPath(url: string): string {
+  const pathname = url.split('?', 1)[0] ?? '';
   return pathname.startsWith('/api/v1') ? pathname.slice('/api/v1'.length) : pathname;
 }
 
 /** Classified from the method and path alone, so a request refused before routing is named like one that ran. */
-function classifyRequest(req: Request): Endpoint {
-  const apiPath = readApiPath(req);
+function classifyRequest(req: OutcomeSource): Endpoint {
+  const apiPath = readApiPath(req.url);
   const person = /^\/persons\/([^/]+)\/?$/.exec(apiPath);
   if (req.method === 'GET' && person !== null) {
     return {
@@ -110,14 +127,14 @@ function collectReturnedIds(columns: NationalIdColumns, body: unknown, ids: Set<
 }
 
 /** What an answer adds to its event: the audit note and returned IDs of a success, the error code of a refusal. */
-interface AnswerFacts {
+export interface AnswerFacts {
   details?: Record<string, unknown>;
   subjects?: string[];
   error?: string;
 }
 
 /** Read from the answer's body; a success's catalog is needed to find the national IDs it carries. */
-async function readAnswerFacts(ctx: AppContext, status: number, body: unknown): Promise<AnswerFacts> {
+export async function readAnswerFacts(ctx: AppContext, status: number, body: unknown): Promise<AnswerFacts> {
   if (status >= 400) {
     const error = (body as { error?: { code?: unknown } } | null)?.error;
     return typeof error?.code === 'string' ? { error: error.code } : {};
@@ -128,25 +145,19 @@ async function readAnswerFacts(ctx: AppContext, status: number, body: unknown): 
   return { details: note?.details, subjects: [...(note?.subjects ?? []), ...returned] };
 }
 
-function buildOutcomeEvent(
-  req: Request,
-  res: Response,
+export function buildOutcomeEvent(
+  source: OutcomeSource,
   status: number,
   facts: AnswerFacts,
   at: Date,
 ): AuditEvent {
-  const endpoint = classifyRequest(req);
-  const caller = findAuditedClient(req);
-  const outcome: Record<string, unknown> = {
-    status,
-    ip: normalizeIp(req.socket.remoteAddress),
-    request_id: String(res.getHeader('x-request-id') ?? ''),
-  };
+  const endpoint = classifyRequest(source);
+  const outcome: Record<string, unknown> = { status, ip: source.ip, request_id: source.requestId };
   if (facts.error !== undefined) outcome.error = facts.error;
   return {
     at,
-    actor: caller?.clientId ?? 'anonymous',
-    entity: caller?.entity ?? null,
+    actor: source.client?.clientId ?? 'anonymous',
+    entity: source.client?.entity ?? null,
     action: endpoint.action,
     target: endpoint.target,
     details: { ...outcome, ...endpoint.asked, ...facts.details },
@@ -167,17 +178,53 @@ async function auditAnswer(
   at: Date,
 ): Promise<HubError | null> {
   const status = res.statusCode;
-  const event = buildOutcomeEvent(req, res, status, await readAnswerFacts(ctx, status, body), at);
+  const source = describeSource(req, res);
+  const event = buildOutcomeEvent(source, status, await readAnswerFacts(ctx, status, body), at);
   const count = takePendingCount(req);
   if (count === null) {
     await ctx.audit.append(event);
     return null;
   }
+  return appendCountedEvent(ctx, count, source, event, at);
+}
+
+function describeSource(req: Request, res: Response): OutcomeSource {
+  return {
+    method: req.method,
+    url: req.originalUrl,
+    body: req.body,
+    client: findAuditedClient(req),
+    ip: normalizeIp(req.socket.remoteAddress),
+    requestId: String(res.getHeader('x-request-id') ?? ''),
+  };
+}
+
+/**
+ * Takes a request's rate count in the transaction that writes its answer's event (SQLite): the
+ * event when the count had room, else the refusal's event, and the refusal to answer with.
+ */
+export async function appendCountedEvent(
+  ctx: AppContext,
+  count: PendingCount,
+  source: OutcomeSource,
+  event: AuditEvent,
+  at: Date,
+): Promise<HubError | null> {
   const verdict = await ctx.audit.appendDecided({
     decide: (db) => count.take(db),
-    eventFor: (v) => (v.counted ? event : buildOutcomeEvent(req, res, 429, { error: 'rate_limited' }, at)),
+    eventFor: (v) => (v.counted ? event : buildOutcomeEvent(source, 429, { error: 'rate_limited' }, at)),
   });
   return verdict.counted ? null : verdict.refusal;
+}
+
+/** The 500 that replaces an answer whose event could not be written. */
+export function unauditedAnswer(requestId: string): { error: { code: string; message: string } } {
+  return {
+    error: {
+      code: 'internal_error',
+      message: `the answer could not be audited, so it was not sent (request ${requestId})`,
+    },
+  };
 }
 
 /**
@@ -210,12 +257,7 @@ export function buildAuditOutcome(ctx: AppContext): RequestHandler {
             return;
           }
           res.status(500);
-          send({
-            error: {
-              code: 'internal_error',
-              message: `the answer could not be audited, so it was not sent (request ${String(res.getHeader('x-request-id') ?? '')})`,
-            },
-          });
+          send(unauditedAnswer(String(res.getHeader('x-request-id') ?? '')));
         },
       );
       return res;

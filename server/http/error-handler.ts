@@ -16,28 +16,26 @@ export function buildErrorHandler(ctx: AppContext): ErrorRequestHandler {
       ctx.logger.error({ err, requestId, path: req.path }, 'error after the answer was sent');
       return;
     }
-    let hubError: HubError;
-    if (err instanceof HubError) hubError = err;
-    else if (isBodyParserError(err))
-      hubError = new HubError('invalid_request', 400, 'request body is not valid JSON');
-    else if (isClientHttpError(err)) hubError = new HubError('invalid_request', 400, err.message);
-    else if (describeConnectionError(err) !== null) {
-      // An outage, not a bug: one entry with the reason, no stack, and a 503 that says only that.
-      ctx.logger.error(
-        { requestId, path: req.path, reason: describeConnectionError(err) },
-        'warehouse unavailable',
-      );
-      hubError = new HubError(
-        'warehouse_unavailable',
-        503,
-        `the warehouse does not answer (request ${requestId})`,
-      );
-    } else {
-      ctx.logger.error({ err, requestId, path: req.path }, 'unhandled error');
-      hubError = new HubError('internal_error', 500, `internal error (request ${requestId})`);
-    }
-    sendHubError(res, hubError);
+    sendHubError(res, describeFailure(ctx, err, requestId, req.path));
   };
+}
+
+/**
+ * The answer any error thrown while serving a request gets: a HubError as it is, a client's bad
+ * request as 400, a warehouse outage as 503, and anything else logged and answered as a bare 500.
+ */
+export function describeFailure(ctx: AppContext, err: unknown, requestId: string, path: string): HubError {
+  if (err instanceof HubError) return err;
+  if (isBodyParserError(err)) return new HubError('invalid_request', 400, 'request body is not valid JSON');
+  if (isClientHttpError(err)) return new HubError('invalid_request', 400, err.message);
+  const reason = describeConnectionError(err);
+  if (reason !== null) {
+    // An outage, not a bug: one entry with the reason, no stack, and a 503 that says only that.
+    ctx.logger.error({ requestId, path, reason }, 'warehouse unavailable');
+    return new HubError('warehouse_unavailable', 503, `the warehouse does not answer (request ${requestId})`);
+  }
+  ctx.logger.error({ err, requestId, path }, 'unhandled error');
+  return new HubError('internal_error', 500, `internal error (request ${requestId})`);
 }
 
 /** The answer an error gets: its status, Retry-After for a 429, and {"error": {"code", "message"}}. */
@@ -49,7 +47,11 @@ export function sendHubError(
   const retryAfter = readRetryAfter(error);
   if (retryAfter !== undefined) res.setHeader('Retry-After', String(retryAfter));
   res.status(error.status);
-  json({ error: { code: error.code, message: error.message } });
+  json(hubErrorBody(error));
+}
+
+export function hubErrorBody(error: HubError): { error: { code: string; message: string } } {
+  return { error: { code: error.code, message: error.message } };
 }
 
 function isBodyParserError(err: unknown): boolean {

@@ -4,6 +4,7 @@
  * were scrypt hashes). `node --import tsx tests/bench/token-failures.bench.ts [--requests N]`
  */
 import { once } from 'node:events';
+import { createServer } from 'node:http';
 import { mkdtemp, rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -31,7 +32,7 @@ async function main(): Promise<void> {
     await migrateWarehouse(ctx.knex);
     await ctx.knex('hub_entities').insert({ code: 'NAF', label_en: 'Aid', label_ar: 'المعونة' });
     const client = await createClient(ctx, { entity: 'NAF' }, 'bench');
-    const server = buildApp(ctx).listen(0, '127.0.0.1');
+    const server = createServer(buildApp(ctx)).listen(0, '127.0.0.1');
     await once(server, 'listening');
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/v1/token`;
     const bad = (i: number) =>

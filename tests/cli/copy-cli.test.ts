@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { copyFile, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -62,7 +62,7 @@ async function addEdgeRegistry(ctx: AppContext, dir: string): Promise<void> {
 }
 
 async function listen(ctx: AppContext): Promise<{ baseUrl: string; stop(): Promise<void> }> {
-  const server: Server = buildApp(ctx).listen(0, '127.0.0.1');
+  const server: Server = createServer(buildApp(ctx)).listen(0, '127.0.0.1');
   await once(server, 'listening');
   return {
     baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,

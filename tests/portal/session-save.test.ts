@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import type { Knex } from 'knex';
 import { startApiHub, type ApiHub } from '../support/api-hub.ts';
 import { describeEachDatabase, type DatabaseName } from '../support/databases.ts';
+import { refuseWrites } from '../support/refuse-writes.ts';
 import {
   createPortalUser,
   generateCode,
@@ -12,34 +13,9 @@ import {
 
 const TOTP_STEP_MS = 30_000;
 
-/**
- * Makes every write to hub_sessions fail inside the database, as a full disk, a lost
- * connection or a read-only replica would, while reads still work.
- */
-async function refuseSessionWrites(knex: Knex, db: DatabaseName): Promise<void> {
-  if (db === 'sqlite') {
-    for (const event of ['INSERT', 'UPDATE'])
-      await knex.raw(
-        `CREATE TRIGGER hub_sessions_refuse_${event.toLowerCase()} BEFORE ${event} ON hub_sessions
-         BEGIN SELECT RAISE(ABORT, 'session writes refused by the test'); END`,
-      );
-    return;
-  }
-  await knex.raw(`CREATE FUNCTION hub_sessions_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN RAISE EXCEPTION 'session writes refused by the test'; END $$`);
-  await knex.raw(`CREATE TRIGGER hub_sessions_refuse BEFORE INSERT OR UPDATE ON hub_sessions
-    FOR EACH ROW EXECUTE FUNCTION hub_sessions_refuse()`);
-}
-
-async function allowSessionWrites(knex: Knex, db: DatabaseName): Promise<void> {
-  if (db === 'sqlite') {
-    await knex.raw('DROP TRIGGER hub_sessions_refuse_insert');
-    await knex.raw('DROP TRIGGER hub_sessions_refuse_update');
-    return;
-  }
-  await knex.raw('DROP TRIGGER hub_sessions_refuse ON hub_sessions');
-  await knex.raw('DROP FUNCTION hub_sessions_refuse()');
-}
+/** Every write to hub_sessions fails inside the database, while reads still work. */
+const refuseSessionWrites = (knex: Knex, db: DatabaseName) =>
+  refuseWrites(knex, db, 'hub_sessions', ['INSERT', 'UPDATE'], 'session writes refused by the test');
 
 /** What a browser does with a redirect: it asks for the next page as soon as the head arrives, without waiting for the body. */
 async function followOnHead(
@@ -81,13 +57,13 @@ describeEachDatabase('Portal sessions are written before the answer leaves', (db
 
   it('answers a request whose session cannot be saved once, with an error page, and serves on when the database recovers', async () => {
     const client = await signIn(hub, user);
-    await refuseSessionWrites(hub.ctx.knex, db.name);
+    const allowSessionWrites = await refuseSessionWrites(hub.ctx.knex, db.name);
     let home;
     try {
       // The idle expiry moves at every request: that write fails here.
       home = await client.get('/');
     } finally {
-      await allowSessionWrites(hub.ctx.knex, db.name);
+      await allowSessionWrites();
     }
     assert.equal(home.status, 500, 'not the home page of a session whose expiry did not move');
     assert.match(home.text, /internal error \(request [0-9a-f-]+\)/);
@@ -100,12 +76,12 @@ describeEachDatabase('Portal sessions are written before the answer leaves', (db
   it('refuses a sign-in whose new session cannot be saved, instead of sending the browser on to a session that does not exist', async () => {
     const client = new PortalClient(hub.baseUrl);
     await client.get('/login');
-    await refuseSessionWrites(hub.ctx.knex, db.name);
+    const allowSessionWrites = await refuseSessionWrites(hub.ctx.knex, db.name);
     let res;
     try {
       res = await client.post('/login', { username: user.username, password: user.password });
     } finally {
-      await allowSessionWrites(hub.ctx.knex, db.name);
+      await allowSessionWrites();
     }
     assert.equal(res.status, 500);
     assert.equal(res.location, null, 'not sent on to /login/code');

@@ -1,3 +1,4 @@
+import { createServer } from 'node:http';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
@@ -133,7 +134,7 @@ describeEachDatabase('Portal sign-in: password, one-time code, lockout, sessions
 
     const ctx = openTestContext(db.url(), hub.dir, { clock: hub.clock });
     ctx.config.trustProxy = 'loopback';
-    const server = buildApp(ctx).listen(0, '127.0.0.1');
+    const server = createServer(buildApp(ctx)).listen(0, '127.0.0.1');
     await once(server, 'listening');
     try {
       const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -157,7 +158,7 @@ describeEachDatabase('Portal sign-in: password, one-time code, lockout, sessions
   it('keeps a session valid in a second hub process on the same warehouse, and ends it after the idle time', async () => {
     const client = await signIn(hub, admin);
     const ctx = openTestContext(db.url(), hub.dir, { clock: hub.clock });
-    const server = buildApp(ctx).listen(0, '127.0.0.1');
+    const server = createServer(buildApp(ctx)).listen(0, '127.0.0.1');
     await once(server, 'listening');
     try {
       const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { rm, writeFile } from 'node:fs/promises';
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { readConnectorDefinitions } from '../../connectors/definition.ts';
@@ -191,7 +191,7 @@ async function loadWarehouse(ctx: AppContext, dir: string): Promise<void> {
 }
 
 async function listen(ctx: AppContext): Promise<Server> {
-  const server = buildApp(ctx).listen(0, '127.0.0.1');
+  const server = createServer(buildApp(ctx)).listen(0, '127.0.0.1');
   await once(server, 'listening');
   return server;
 }

@@ -169,7 +169,7 @@ export async function startDciHub(databaseUrl: string, env: Record<string, strin
     const summary = await runConnector(connector, ctx, { full: true });
     assert.equal(summary.status, 'succeeded', summary.error ?? '');
   }
-  const server = buildApp(ctx).listen(0, '127.0.0.1');
+  const server = createServer(buildApp(ctx)).listen(0, '127.0.0.1');
   await once(server, 'listening');
   const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const hub: DciHub = {

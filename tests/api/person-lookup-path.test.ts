@@ -1,0 +1,285 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer, request, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import helmet from 'helmet';
+import { createApiState } from '../../server/api/api-state.ts';
+import { answerPersonLookupFirst } from '../../server/api/person-lookup-path.ts';
+import { buildExpressApp } from '../../server/app.ts';
+import { readFixedHeaders } from '../../server/http/fixed-headers.ts';
+import {
+  callApi,
+  PERSON,
+  startApiHub,
+  UNKNOWN_PERSON,
+  type ApiHub,
+  type ApiResponse,
+  type CallOptions,
+} from '../support/api-hub.ts';
+import { countAuditRows, fetchAuditEvents } from '../support/audit-rows.ts';
+import { describeEachDatabase } from '../support/databases.ts';
+import { refuseWrites } from '../support/refuse-writes.ts';
+
+const P = PERSON;
+
+/** Set by the connection or differ on every answer by design; the request id is checked against its event. */
+const PER_ANSWER_HEADERS = new Set(['date', 'connection', 'keep-alive', 'x-request-id']);
+
+/** One answer and the events it added to the log, with what differs between any two answers taken out. */
+interface Outcome {
+  status: number;
+  headers: Record<string, string>;
+  body: unknown;
+  events: unknown[];
+}
+
+/** Request ids are fresh for every answer: each event must name its answer's, and then they are set aside. */
+function withoutRequestId(text: string, requestId: string): string {
+  assert.ok(requestId.length > 0, 'every answer carries a request id');
+  return text.split(requestId).join('<request id>');
+}
+
+async function readSubjects(hub: ApiHub, auditId: number): Promise<string[]> {
+  const rows = await hub.ctx
+    .knex('hub_audit_subjects')
+    .where({ audit_id: auditId })
+    .orderBy('national_id')
+    .select<Array<{ national_id: string }>>('national_id');
+  return rows.map((r) => r.national_id);
+}
+
+/** A GET with a body, which fetch will not send. */
+function getWithBody(baseUrl: string, urlPath: string, token: string, body: string): Promise<ApiResponse> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      `${baseUrl}${urlPath}`,
+      {
+        method: 'GET',
+        headers: {
+          authorization: `Bearer ${token}`,
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
+        },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: new Headers(res.headers as Record<string, string>),
+            body: JSON.parse(text) as unknown,
+            text,
+          }),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+describeEachDatabase(
+  'Consumer API: the person lookup answered in front of express answers as express does',
+  (db) => {
+    let hub: ApiHub;
+    let expressOnly: Server;
+    let expressUrl: string;
+    let token: string;
+
+    before(async () => {
+      hub = await startApiHub(db.url());
+      await hub.grant('NAF', 'reg_people', ['national_id', 'full_name', 'marital_status']);
+      await hub.grant('NAF', 'veh_vehicles');
+      token = (await hub.createCaller('NAF')).token;
+      // The same hub (context, warehouse, clock) served by its express app alone.
+      expressOnly = createServer(buildExpressApp(hub.ctx)).listen(0, '127.0.0.1');
+      await once(expressOnly, 'listening');
+      expressUrl = `http://127.0.0.1:${(expressOnly.address() as AddressInfo).port}`;
+    });
+
+    after(async () => {
+      if (expressOnly !== undefined) {
+        expressOnly.closeAllConnections();
+        await new Promise((resolve) => expressOnly.close(resolve));
+      }
+      await hub?.close();
+    });
+
+    /** Asks one server, at the clock's present time, and reads what the answer added to the log. */
+    async function ask(baseUrl: string, call: (baseUrl: string) => Promise<ApiResponse>): Promise<Outcome> {
+      const before = await countAuditRows(hub.ctx.knex);
+      const res = await call(baseUrl);
+      const requestId = res.headers.get('x-request-id') ?? '';
+      const headers: Record<string, string> = {};
+      res.headers.forEach((value, name) => {
+        if (!PER_ANSWER_HEADERS.has(name)) headers[name] = value;
+      });
+      const events = [];
+      for (const event of await fetchAuditEvents(hub.ctx.knex, {}, before)) {
+        const { id, ...rest } = event;
+        events.push({
+          ...rest,
+          details: JSON.parse(withoutRequestId(event.details, requestId)) as unknown,
+          subjects: await readSubjects(hub, Number(id)),
+        });
+      }
+      return {
+        status: res.status,
+        headers,
+        body: res.text === '' ? '' : (JSON.parse(withoutRequestId(res.text, requestId)) as unknown),
+        events,
+      };
+    }
+
+    /** The same request to the hub as it serves and to its express app alone, at the same moment. */
+    async function compare(call: (baseUrl: string) => Promise<ApiResponse>, events = 1): Promise<Outcome> {
+      hub.clock.advance(1000);
+      const served = await ask(hub.baseUrl, call);
+      const routed = await ask(expressUrl, call);
+      assert.deepEqual(served, routed);
+      assert.equal(served.events.length, events, 'events an answer');
+      return served;
+    }
+
+    const get =
+      (urlPath: string, options: CallOptions = { token }) =>
+      (baseUrl: string) =>
+        callApi(baseUrl, 'GET', urlPath, options);
+
+    it('answers a person with the same headers, body and audit event, naming the persons read', async () => {
+      const outcome = await compare(get(`/api/v1/persons/${P.mohammad}`));
+      assert.equal(outcome.status, 200);
+      assert.equal(outcome.headers['cache-control'], 'no-store');
+      assert.equal(outcome.headers['content-type'], 'application/json; charset=utf-8');
+      assert.ok(outcome.headers['content-security-policy'], 'the security headers are there');
+      const body = outcome.body as { national_id: string; tables: Record<string, unknown[]> };
+      assert.equal(body.national_id, P.mohammad);
+      assert.deepEqual(Object.keys(body.tables).sort(), ['reg_people', 'veh_vehicles']);
+      assert.deepEqual((outcome.events[0] as { subjects: string[] }).subjects, [P.mohammad]);
+    });
+
+    it('answers an ID written with %-escapes as the ID itself', async () => {
+      const escaped = [...P.sara].map((c) => `%${c.charCodeAt(0).toString(16)}`).join('');
+      const outcome = await compare(get(`/api/v1/persons/${escaped}`));
+      assert.equal(outcome.status, 200);
+      assert.equal((outcome.body as { national_id: string }).national_id, P.sara);
+    });
+
+    it('refuses as express does: an unknown, a malformed or a badly escaped ID, no token, a bad one', async () => {
+      const refusals: Array<[string, CallOptions, number, string]> = [
+        [`/api/v1/persons/${UNKNOWN_PERSON}`, { token }, 404, 'not_found'],
+        [`/api/v1/persons/${P.sara.slice(0, 9)}`, { token }, 400, 'invalid_request'],
+        ['/api/v1/persons/%E0%A4%A', { token }, 400, 'invalid_request'],
+        [`/api/v1/persons/${P.sara}`, {}, 401, 'invalid_token'],
+        [`/api/v1/persons/${P.sara}`, { token: `${token}x` }, 401, 'invalid_token'],
+      ];
+      for (const [urlPath, options, status, code] of refusals) {
+        const outcome = await compare(get(urlPath, options));
+        assert.equal(outcome.status, status, urlPath);
+        assert.equal((outcome.body as { error: { code: string } }).error.code, code, urlPath);
+        assert.deepEqual((outcome.events[0] as { subjects: string[] }).subjects, [], 'no one read');
+      }
+    });
+
+    it('leaves the other spellings of the path, HEAD and a body to express', async () => {
+      const person = (await compare(get(`/api/v1/persons/${P.sara}`))).body;
+      for (const urlPath of [`/api/v1/persons/${P.sara}/`, `/api/v1/persons/${P.sara}?fields=all`]) {
+        const outcome = await compare(get(urlPath));
+        assert.equal(outcome.status, 200, urlPath);
+        assert.deepEqual(outcome.body, person, urlPath);
+      }
+      const head = await compare((baseUrl) =>
+        callApi(baseUrl, 'HEAD', `/api/v1/persons/${P.sara}`, { token }),
+      );
+      assert.equal(head.status, 200);
+      const malformed = await compare((baseUrl) =>
+        getWithBody(baseUrl, `/api/v1/persons/${P.sara}`, token, '{"national_id": '),
+      );
+      assert.equal(malformed.status, 400);
+      assert.deepEqual(malformed.body, {
+        error: { code: 'invalid_request', message: 'request body is not valid JSON' },
+      });
+    });
+
+    it('refuses a client over its rate limit with the same 429 and Retry-After, counting each call once', async () => {
+      const limited = await hub.createCaller('NAF', { ratePerMinute: 2 });
+      const call = get(`/api/v1/persons/${P.sara}`, { token: limited.token });
+      hub.clock.advance(60_000);
+      assert.equal((await call(hub.baseUrl)).status, 200);
+      assert.equal((await call(expressUrl)).status, 200);
+      const outcome = await compare(call);
+      assert.equal(outcome.status, 429);
+      assert.ok(Number(outcome.headers['retry-after']) > 0);
+      assert.equal((outcome.body as { error: { code: string } }).error.code, 'rate_limited');
+      assert.deepEqual((outcome.events[0] as { subjects: string[] }).subjects, []);
+      const [window] = await hub.ctx
+        .knex('hub_rate_limits')
+        .where({ client_id: limited.credentials.client_id })
+        .select<Array<{ minute_count: number | string }>>('minute_count');
+      assert.equal(Number(window?.minute_count), 2, 'the two answered calls, and no refused one');
+    });
+
+    it('answers a person without express, and hands every refusal to express counted once, before anything is written', async () => {
+      const api = createApiState(hub.ctx);
+      const securityHeaders = helmet();
+      const app = buildExpressApp(hub.ctx, api, securityHeaders);
+      const reached: string[] = [];
+      const listener = answerPersonLookupFirst(
+        hub.ctx,
+        api.limiter,
+        readFixedHeaders(securityHeaders),
+        (req, res) => {
+          reached.push(`${req.method} ${req.url}`);
+          app(req, res);
+        },
+      );
+      const server = createServer(listener).listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      try {
+        const caller = await hub.createCaller('NAF');
+        const as = { token: caller.token };
+        hub.clock.advance(60_000);
+        assert.equal((await get(`/api/v1/persons/${P.sara}`, as)(baseUrl)).status, 200);
+        assert.deepEqual(reached, [], 'the person is answered in front of express');
+        assert.equal((await get(`/api/v1/persons/${UNKNOWN_PERSON}`, as)(baseUrl)).status, 404);
+        assert.equal((await get(`/api/v1/persons/${P.sara}`, {})(baseUrl)).status, 401);
+        assert.deepEqual(reached, [`GET /api/v1/persons/${UNKNOWN_PERSON}`, `GET /api/v1/persons/${P.sara}`]);
+        const [window] = await hub.ctx
+          .knex('hub_rate_limits')
+          .where({ client_id: caller.credentials.client_id })
+          .select<Array<{ minute_count: number | string }>>('minute_count');
+        assert.equal(Number(window?.minute_count), 2, 'the answer and the 404, each once');
+      } finally {
+        server.closeAllConnections();
+        await new Promise((resolve) => server.close(resolve));
+      }
+    });
+
+    it('sends no personal data when the answer cannot be audited: a 500 in its place, as express sends', async () => {
+      const allowAudit = await refuseWrites(
+        hub.ctx.knex,
+        db.name,
+        'hub_audit',
+        ['INSERT'],
+        'audit refused by the test',
+      );
+      let outcome: Outcome;
+      try {
+        outcome = await compare(get(`/api/v1/persons/${P.mohammad}`), 0);
+      } finally {
+        await allowAudit();
+      }
+      assert.equal(outcome.status, 500);
+      assert.deepEqual(outcome.body, {
+        error: {
+          code: 'internal_error',
+          message: 'the answer could not be audited, so it was not sent (request <request id>)',
+        },
+      });
+      assert.equal((await compare(get(`/api/v1/persons/${P.mohammad}`))).status, 200, 'and serves on');
+    });
+  },
+);
