@@ -121,19 +121,23 @@ const recordedPhase = (phase: string | null | undefined): LoadPhase | 'running' 
 /**
  * The run history says whether a run has ended and with which counts. While it runs, the live
  * state of the process running it (if that is this one) says how far it got, and otherwise its
- * record, which the process running it keeps up to date about once a second.
+ * record, which the process running it keeps up to date about once a second. A run's record says
+ * it ended at its commit, before the run has built its declared indexes, written its audit event
+ * and released its lock; where this process runs it, the run is shown running until it has
+ * returned, so that the page never says finished while Run now would still be refused.
  */
 export function describeRunProgress(
   connector: string,
   run: RunWithRejects,
   live: LiveRun | undefined,
 ): RunProgress {
-  const running = run.status === 'running';
+  const liveGoesOn = live !== undefined && live.phase !== 'finished' && live.phase !== 'failed';
+  const running = run.status === 'running' || liveGoesOn;
   const fromLoad = running && live !== undefined;
   return {
     run_id: run.id,
     connector,
-    status: run.status,
+    status: running ? 'running' : run.status,
     phase: !running
       ? run.status === 'succeeded'
         ? 'finished'
@@ -146,7 +150,7 @@ export function describeRunProgress(
     deleted: fromLoad ? live.stats.deleted : run.rows_deleted,
     rejected: fromLoad ? live.stats.rejected : run.rows_rejected,
     started_at: run.started_at,
-    finished_at: run.finished_at,
+    finished_at: running ? null : run.finished_at,
     error: run.error,
   };
 }
