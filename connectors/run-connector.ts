@@ -69,6 +69,9 @@ interface ConnectorStateRow {
   tombstone_watermark: string | null;
 }
 
+/** The warehouse lock a connector's run holds from before its record is written until it has returned. */
+export const connectorLockName = (name: string) => `connector:${name}`;
+
 /**
  * Runs one connector: lock, read the source, map and validate, load, record the run. The
  * watermark moves in the same transaction that commits the data, so it never runs ahead of it.
@@ -79,7 +82,7 @@ export async function runConnector(
   options: RunOptions = {},
 ): Promise<RunSummary> {
   const mode = options.full === true ? 'full' : def.mode;
-  const lock = await acquireLock(ctx.knex, `connector:${def.name}`, { clock: ctx.clock });
+  const lock = await acquireLock(ctx.knex, connectorLockName(def.name), { clock: ctx.clock });
   try {
     await failInterruptedRuns(ctx, def.name);
     const state = await ctx.knex<ConnectorStateRow>('hub_connectors').where('name', def.name).first();

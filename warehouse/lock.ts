@@ -74,3 +74,16 @@ export async function acquireLock(knex: Knex, name: string, options: LockOptions
     },
   };
 }
+
+/**
+ * When the lock's live holder took it, or null when no one holds it: a lease not yet expired
+ * whose holder has not ended, as acquireLock would judge it.
+ */
+export async function findLockTakenAt(knex: Knex, name: string, clock: Clock): Promise<string | null> {
+  const current = await knex('hub_locks')
+    .where('name', name)
+    .andWhere('expires_at', '>=', isoNow(clock))
+    .first<{ holder: string | null; acquired_at: string } | undefined>('holder', 'acquired_at');
+  if (current === undefined || (current.holder != null && hasProcessEnded(current.holder))) return null;
+  return current.acquired_at;
+}

@@ -1,6 +1,8 @@
 import { stringify } from 'csv-stringify/sync';
 import type { Actor } from '../../privileges/actor.ts';
 import { HubError } from '../../warehouse/core/errors.ts';
+import { connectorLockName } from '../../connectors/run-connector.ts';
+import { findLockTakenAt } from '../../warehouse/lock.ts';
 import type { AppContext } from '../context.ts';
 import {
   fetchRunHistory,
@@ -23,6 +25,8 @@ export interface RunWithRejects extends RunHistoryRow {
   phase?: string | null;
   /** Rejected rows kept for this run (a failed full load keeps those it met before failing). */
   rejects_kept: number;
+  /** A run whose record has ended but which still holds its connector's lock; read for one run's page. */
+  holds_lock?: boolean;
 }
 
 export interface RunProgress {
@@ -108,8 +112,17 @@ export async function fetchConnectorRun(
   if (run === undefined) throw unknownRun(name, runId);
   return {
     connector,
-    run: withKept(run, await countKeptRejects(ctx, name, [Number(runId)])),
+    run: {
+      ...withKept(run, await countKeptRejects(ctx, name, [Number(runId)])),
+      holds_lock: run.status !== 'running' && (await holdsLockStill(ctx, name, run)),
+    },
   };
+}
+
+/** Whether the connector's lock is still the one this run took: taken no later than the run started. */
+async function holdsLockStill(ctx: AppContext, name: string, run: RunHistoryRow): Promise<boolean> {
+  const takenAt = await findLockTakenAt(ctx.knex, connectorLockName(name), ctx.clock);
+  return takenAt !== null && takenAt <= run.started_at;
 }
 
 const RECORDED_PHASES: ReadonlySet<string> = new Set(LOAD_PHASES);
@@ -123,8 +136,9 @@ const recordedPhase = (phase: string | null | undefined): LoadPhase | 'running' 
  * state of the process running it (if that is this one) says how far it got, and otherwise its
  * record, which the process running it keeps up to date about once a second. A run's record says
  * it ended at its commit, before the run has built its declared indexes, written its audit event
- * and released its lock; where this process runs it, the run is shown running until it has
- * returned, so that the page never says finished while Run now would still be refused.
+ * and released its lock: it is shown running until it has returned (where this process runs it)
+ * or released its lock (elsewhere), so that the page never says finished while Run now would
+ * still be refused.
  */
 export function describeRunProgress(
   connector: string,
@@ -132,7 +146,7 @@ export function describeRunProgress(
   live: LiveRun | undefined,
 ): RunProgress {
   const liveGoesOn = live !== undefined && live.phase !== 'finished' && live.phase !== 'failed';
-  const running = run.status === 'running' || liveGoesOn;
+  const running = run.status === 'running' || liveGoesOn || run.holds_lock === true;
   const fromLoad = running && live !== undefined;
   return {
     run_id: run.id,

@@ -3,7 +3,9 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runConnectorByName } from '../../server/services/connector-service.ts';
+import { connectorLockName } from '../../connectors/run-connector.ts';
 import { systemClock } from '../../warehouse/core/clock.ts';
+import { acquireLock } from '../../warehouse/lock.ts';
 import { PERSON, startApiHub, type ApiHub } from '../support/api-hub.ts';
 import { describeEachDatabase } from '../support/databases.ts';
 import { createPortalUser, signIn, type PortalClient } from '../support/portal-client.ts';
@@ -166,6 +168,59 @@ describeEachDatabase('Portal connector runs: Run now with progress, history, rej
     registry.release('2');
     assert.equal((await elsewhere).status, 'succeeded');
     assert.equal((await readProgress(operator, 'veh-plates', runId)).phase, 'finished');
+  });
+
+  it('shows a run of another process running until it has released its lock, though its record ended at the commit', async () => {
+    // Another process's run past its commit (building its indexes, writing its audit event): its
+    // lock taken first, then its record written, then the record ended while the lock is still held.
+    const lock = await acquireLock(hub.ctx.knex, connectorLockName('veh-plates'), { clock: systemClock });
+    let runId: number;
+    try {
+      const startedAt = new Date().toISOString();
+      const inserted: Array<{ id: number | string }> = await hub.ctx.knex('hub_connector_runs').insert(
+        {
+          connector: 'veh-plates',
+          mode: 'full',
+          trigger: 'manual',
+          status: 'succeeded',
+          started_at: startedAt,
+          finished_at: startedAt,
+          rows_read: 3,
+          rows_inserted: 3,
+        },
+        ['id'],
+      );
+      runId = Number(inserted[0]?.id);
+      const finishing = await readProgress(operator, 'veh-plates', runId);
+      assert.deepEqual(
+        { status: finishing.status, finished: finishing.finished, finished_at: finishing.finished_at },
+        { status: 'running', finished: false, finished_at: null },
+      );
+      const refused = await operator.post('/settings/connectors/veh-plates/run', {});
+      assert.equal(refused.status, 409, 'Run now is refused, as the page says the run goes on');
+    } finally {
+      await lock.release();
+    }
+    const ended = await readProgress(operator, 'veh-plates', runId);
+    assert.deepEqual(
+      { status: ended.status, phase: ended.phase, finished: ended.finished },
+      { status: 'succeeded', phase: 'finished', finished: true },
+    );
+    const older = await hub.ctx
+      .knex('hub_connector_runs')
+      .where({ connector: 'veh-plates', status: 'succeeded' })
+      .whereNot({ id: runId })
+      .first<{ id: number | string }>('id');
+    const other = await acquireLock(hub.ctx.knex, connectorLockName('veh-plates'), { clock: systemClock });
+    try {
+      assert.equal(
+        (await readProgress(operator, 'veh-plates', Number(older?.id))).finished,
+        true,
+        "an earlier run is not held by a later run's lock",
+      );
+    } finally {
+      await other.release();
+    }
   });
 
   it("keeps each run's rejects: the history lists every run, each with its own rejected rows and CSV", async () => {

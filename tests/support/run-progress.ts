@@ -6,6 +6,7 @@ export interface RunProgressAnswer {
   phase: string;
   phase_text: string;
   finished: boolean;
+  finished_at: string | null;
   read: number;
   inserted: number;
   rejected: number;

@@ -73,6 +73,14 @@ describe('A run shown on its page', () => {
     );
   });
 
+  it('is not finished while another process that ran it still holds its lock past the commit', () => {
+    const progress = describeRunProgress('veh-vehicles', { ...committed, holds_lock: true }, undefined);
+    assert.deepEqual(
+      { status: progress.status, finished: progress.finished, at: progress.finished_at },
+      { status: 'running', finished: false, at: null },
+    );
+  });
+
   it('is failed when its record says so, whatever phase its load last reached', () => {
     const failed = { ...committed, status: 'failed', error: 'the source broke' };
     const progress = describeRunProgress('veh-vehicles', failed, liveAt('failed'));
