@@ -21,6 +21,7 @@ import {
 import { rangeCount } from '../../../connectors/parallel-read/rowid-ranges.ts';
 import { sqliteDialect } from '../../../warehouse/dialects/sqlite.ts';
 import { buildRejectRows, REJECT_COLUMNS } from '../../../warehouse/load/save-rejects.ts';
+import { STAGE_TABLE } from '../../../warehouse/load/stage-file.ts';
 import { runConnector, type RunSummary } from '../../../connectors/run-connector.ts';
 import { closeContext, type AppContext } from '../../../server/context.ts';
 import { prepareWarehouse } from '../../../server/services/connector-service.ts';
@@ -290,6 +291,23 @@ describe('A full load into SQLite on two threads, the second writing a stage fil
       stageFile,
       options,
     );
+  /** Waits (at most 20 s) until the stage thread has written a range into its stage file. */
+  const untilStaged = async (stageFile: string) => {
+    for (let i = 0; i < 800; i += 1) {
+      try {
+        const stage = new Database(stageFile, { readonly: true, fileMustExist: true });
+        try {
+          if (Number(stage.prepare(`SELECT count(*) FROM ${STAGE_TABLE}`).pluck().get()) > 0) return;
+        } finally {
+          stage.close();
+        }
+      } catch {
+        // Not created yet, its table not yet made, or locked by the write under way.
+      }
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    throw new Error('the stage thread wrote no range');
+  };
   /** A SQLite file with a table for the load and hub_rejects, and the hub's bulk writer on this thread. */
   const openWarehouse = async (file: string) => {
     const warehouse = path.join(dir, `warehouse-${randomUUID()}.sqlite`);
@@ -473,7 +491,11 @@ describe('A full load into SQLite on two threads, the second writing a stage fil
     let staged = false;
     try {
       await assert.rejects(async () => {
+        let first = true;
         for await (const batch of stagedBatches(sourceFile, stageFile, { records: null })) {
+          // On a busy machine the stage thread may start after this thread has read every range.
+          if (first) await untilStaged(stageFile);
+          first = false;
           if (batch.staged !== undefined) {
             staged = true;
             await rm(batch.staged.file);
