@@ -32,61 +32,53 @@ const liveAt = (phase: LiveRun['phase']): LiveRun => ({
   error: null,
 });
 
+/** Where a run stands as its page shows it: whether it goes on, its phase, its finish time and rows read. */
+const standingOf = (run: RunWithRejects, live: LiveRun | undefined) => {
+  const p = describeRunProgress('veh-vehicles', run, live);
+  return { status: p.status, phase: p.phase, finished: p.finished, at: p.finished_at, read: p.read };
+};
+
 describe('A run shown on its page', () => {
   it('is not finished while this process is still running it past its commit (indexes, audit, lock)', () => {
-    const progress = describeRunProgress('veh-vehicles', committed, liveAt('swapping'));
-    assert.deepEqual(
-      {
-        status: progress.status,
-        phase: progress.phase,
-        finished: progress.finished,
-        at: progress.finished_at,
-      },
-      { status: 'running', phase: 'swapping', finished: false, at: null },
-    );
+    assert.deepEqual(standingOf(committed, liveAt('swapping')), {
+      status: 'running',
+      phase: 'swapping',
+      finished: false,
+      at: null,
+      read: 5,
+    });
   });
 
   it('is finished once this process has seen the run return, with the record saying how it ended', () => {
-    const progress = describeRunProgress('veh-vehicles', committed, liveAt('finished'));
-    assert.deepEqual(
-      {
-        status: progress.status,
-        phase: progress.phase,
-        finished: progress.finished,
-        at: progress.finished_at,
-      },
-      { status: 'succeeded', phase: 'finished', finished: true, at: COMMITTED },
-    );
-    assert.equal(progress.read, 5);
+    assert.deepEqual(standingOf(committed, liveAt('finished')), {
+      status: 'succeeded',
+      phase: 'finished',
+      finished: true,
+      at: COMMITTED,
+      read: 5,
+    });
   });
 
   it("is told by its record alone when another process runs it: finished at the commit, else the record's phase", () => {
-    assert.equal(describeRunProgress('veh-vehicles', committed, undefined).finished, true);
-    const loading = describeRunProgress(
-      'veh-vehicles',
-      { ...committed, status: 'running', phase: 'loading', finished_at: null, rows_read: 2 },
-      undefined,
-    );
-    assert.deepEqual(
-      { status: loading.status, phase: loading.phase, finished: loading.finished, read: loading.read },
-      { status: 'running', phase: 'loading', finished: false, read: 2 },
-    );
+    assert.equal(standingOf(committed, undefined).finished, true);
+    const loading = { ...committed, status: 'running', phase: 'loading', finished_at: null, rows_read: 2 };
+    assert.deepEqual(standingOf(loading, undefined), {
+      status: 'running',
+      phase: 'loading',
+      finished: false,
+      at: null,
+      read: 2,
+    });
   });
 
   it('is not finished while another process that ran it still holds its lock past the commit', () => {
-    const progress = describeRunProgress('veh-vehicles', { ...committed, holds_lock: true }, undefined);
-    assert.deepEqual(
-      { status: progress.status, finished: progress.finished, at: progress.finished_at },
-      { status: 'running', finished: false, at: null },
-    );
+    const { status, finished, at } = standingOf({ ...committed, holds_lock: true }, undefined);
+    assert.deepEqual({ status, finished, at }, { status: 'running', finished: false, at: null });
   });
 
   it('is failed when its record says so, whatever phase its load last reached', () => {
     const failed = { ...committed, status: 'failed', error: 'the source broke' };
-    const progress = describeRunProgress('veh-vehicles', failed, liveAt('failed'));
-    assert.deepEqual(
-      { status: progress.status, phase: progress.phase, finished: progress.finished },
-      { status: 'failed', phase: 'failed', finished: true },
-    );
+    const { status, phase, finished } = standingOf(failed, liveAt('failed'));
+    assert.deepEqual({ status, phase, finished }, { status: 'failed', phase: 'failed', finished: true });
   });
 });
