@@ -180,12 +180,7 @@ async function auditAnswer(
   const status = res.statusCode;
   const source = describeSource(req, res);
   const event = buildOutcomeEvent(source, status, await readAnswerFacts(ctx, status, body), at);
-  const count = takePendingCount(req);
-  if (count === null) {
-    await ctx.audit.append(event);
-    return null;
-  }
-  return appendCountedEvent(ctx, count, source, event, at);
+  return appendOutcome(ctx, source, event, takePendingCount(req), at);
 }
 
 function describeSource(req: Request, res: Response): OutcomeSource {
@@ -200,16 +195,21 @@ function describeSource(req: Request, res: Response): OutcomeSource {
 }
 
 /**
- * Takes a request's rate count in the transaction that writes its answer's event (SQLite): the
- * event when the count had room, else the refusal's event, and the refusal to answer with.
+ * Writes a request's event. Where its rate count is still to be taken (SQLite), takes it in the
+ * same transaction and, when its windows had no room, writes the refusal's event instead and
+ * returns the refusal to answer with.
  */
-export async function appendCountedEvent(
+export async function appendOutcome(
   ctx: AppContext,
-  count: PendingCount,
   source: OutcomeSource,
   event: AuditEvent,
+  count: PendingCount | null,
   at: Date,
 ): Promise<HubError | null> {
+  if (count === null) {
+    await ctx.audit.append(event);
+    return null;
+  }
   const verdict = await ctx.audit.appendDecided({
     decide: (db) => count.take(db),
     eventFor: (v) => (v.counted ? event : buildOutcomeEvent(source, 429, { error: 'rate_limited' }, at)),

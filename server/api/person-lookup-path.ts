@@ -7,7 +7,7 @@ import { fetchPerson, type PersonRecord } from '../services/person-service.ts';
 import type { PendingCount, RateLimiter } from '../services/rate-limiter.ts';
 import { authenticateCaller, normalizeIp, type ApiCaller } from '../services/token-service.ts';
 import {
-  appendCountedEvent,
+  appendOutcome,
   buildOutcomeEvent,
   readAnswerFacts,
   unauditedAnswer,
@@ -100,7 +100,7 @@ async function answerLookup(
     ctx.logger.error({ err, requestId, path: req.url }, 'API outcome not audited');
     answer = { status: 500, body: unauditedAnswer(requestId) };
   }
-  writeAnswer(res, { ...headers, 'x-request-id': requestId }, answer);
+  writeAnswer(res, headers, requestId, answer);
 }
 
 /**
@@ -126,11 +126,7 @@ async function auditAnswer(
   }
   const at = ctx.clock.now();
   const event = buildOutcomeEvent(source, 200, await readAnswerFacts(ctx, 200, person), at);
-  if (count === null) {
-    await ctx.audit.append(event);
-    return { status: 200, body: person };
-  }
-  const refusal = await appendCountedEvent(ctx, count, source, event, at);
+  const refusal = await appendOutcome(ctx, source, event, count, at);
   return refusal === null ? { status: 200, body: person } : refusalAnswer(refusal);
 }
 
@@ -153,10 +149,16 @@ function refusalAnswer(refusal: HubError): Answer {
   };
 }
 
-function writeAnswer(res: ServerResponse, headers: OutgoingHttpHeaders, answer: Answer): void {
+function writeAnswer(
+  res: ServerResponse,
+  headers: OutgoingHttpHeaders,
+  requestId: string,
+  answer: Answer,
+): void {
   const text = JSON.stringify(answer.body);
   res.writeHead(answer.status, {
     ...headers,
+    'x-request-id': requestId,
     ...(answer.retryAfter === undefined ? {} : { 'retry-after': String(answer.retryAfter) }),
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(text),
