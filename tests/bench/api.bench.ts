@@ -1,7 +1,7 @@
 /**
  * npm run bench:api [-- --persons N] [-- --duration S] [-- --cpu-prof DIR] [-- --only persons] [-- --hub-workers N] [-- --rounds N]
  * Loads the demo (default 1,000,000 persons) into a SQLite warehouse, then puts the hub's person
- * lookup and batch lookup (10 connections) and a saved-query endpoint (50 connections) under load
+ * lookup (10 connections, then 50) and batch lookup (10 connections) and a saved-query endpoint (50 connections) under load
  * (autocannon, loopback) next to a bare express server making the same reads on the same file,
  * and prints one markdown table. `--only persons` measures the two person endpoints and stops. The hub runs as it ships: tokens, grants, rate limits and the audit log all on.
  * Then the person lookup again, in a hub that runs the CSPD personal-info connector in its own
@@ -57,8 +57,8 @@ interface Side {
 interface Endpoint {
   label: string;
   connections: number;
-  /** The hub's least share of the bare server's requests per second, and its greatest p99. */
-  targets: { ratio: number; p99Ms: number };
+  /** The hub's least share of the bare server's requests per second, and its greatest p99 where it has one. */
+  targets: { ratio: number; p99Ms?: number };
   target(side: 'hub' | 'bare', url: string, headers: Record<string, string>): LoadTarget;
 }
 
@@ -168,23 +168,30 @@ function buildEndpoints(fixture: ApiFixture, options: Pick<Options, 'onlyPersons
   const batches = Array.from({ length: Math.floor(fixture.nationalIds.length / BATCH_SIZE) }, (_, i) =>
     JSON.stringify({ national_ids: fixture.nationalIds.slice(i * BATCH_SIZE, (i + 1) * BATCH_SIZE) }),
   );
-  const persons: Endpoint[] = [
-    {
-      label: 'person lookup `GET /api/v1/persons/{national_id}`',
-      connections: PERSON_CONNECTIONS,
-      targets: { ratio: 0.8, p99Ms: 10 },
-      target: (side, url, headers) => {
-        const nextId = rotate(fixture.nationalIds);
-        const prefix = side === 'hub' ? '/api/v1/persons/' : '/persons/';
-        return {
-          url,
-          method: 'GET',
-          headers,
-          connections: PERSON_CONNECTIONS,
-          next: () => ({ path: `${prefix}${nextId()}` }),
-        };
-      },
+  const lookup = (connections: number, targets: Endpoint['targets']): Endpoint => ({
+    label:
+      connections === PERSON_CONNECTIONS
+        ? 'person lookup `GET /api/v1/persons/{national_id}`'
+        : `person lookup \`GET /api/v1/persons/{national_id}\` (${connections} connections)`,
+    connections,
+    targets,
+    target: (side, url, headers) => {
+      const nextId = rotate(fixture.nationalIds);
+      const prefix = side === 'hub' ? '/api/v1/persons/' : '/persons/';
+      return {
+        url,
+        method: 'GET',
+        headers,
+        connections,
+        next: () => ({ path: `${prefix}${nextId()}` }),
+      };
     },
+  });
+  const persons: Endpoint[] = [
+    lookup(PERSON_CONNECTIONS, { ratio: 0.8, p99Ms: 10 }),
+    // Busier callers: the hub's turns then gather more answers a commit, the bare server's one
+    // process has no second core. The p99 target is the 10-connection row's.
+    lookup(CONNECTIONS, { ratio: 0.8 }),
     {
       label: `batch lookup \`POST /api/v1/persons:batch\` (${BATCH_SIZE} IDs a call)`,
       connections: PERSON_CONNECTIONS,
@@ -334,7 +341,8 @@ function printVerdict(rows: Measured[], options: Pick<Options, 'rounds'>): void 
     const { ratio, p99Ms } = endpoint.targets;
     console.log(
       `targets, ${labelOf(row, options)}: hub ≥ ${100 * ratio}% of bare req/s ${yes(requestsPerSecond(hub) >= ratio * requestsPerSecond(bare))}; ` +
-        `hub p99 < ${p99Ms} ms ${yes(hub.latency.p99 < p99Ms)}; zero hub non-2xx and errors ${yes(hub.non2xx + hub.errors === 0)}`,
+        (p99Ms === undefined ? '' : `hub p99 < ${p99Ms} ms ${yes(hub.latency.p99 < p99Ms)}; `) +
+        `zero hub non-2xx and errors ${yes(hub.non2xx + hub.errors === 0)}`,
     );
   }
 }
