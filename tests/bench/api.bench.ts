@@ -1,9 +1,10 @@
 /**
  * npm run bench:api [-- --persons N] [-- --duration S] [-- --cpu-prof DIR] [-- --only persons] [-- --hub-workers N] [-- --rounds N]
  * Loads the demo (default 1,000,000 persons) into a SQLite warehouse, then puts the hub's person
- * lookup (10 connections, then 50) and batch lookup (10 connections) and a saved-query endpoint (50 connections) under load
- * (autocannon, loopback) next to a bare express server making the same reads on the same file,
- * and prints one markdown table. `--only persons` measures the two person endpoints and stops. The hub runs as it ships: tokens, grants, rate limits and the audit log all on.
+ * lookup (10 connections, then 50), batch lookup (10 connections) and a saved-query endpoint (50
+ * connections) under load (autocannon, loopback) next to a bare express server making the same
+ * reads on the same file, and prints one markdown table. `--only persons` measures the person
+ * endpoints and stops. The hub runs as it ships: tokens, grants, rate limits and the audit log all on.
  * Then the person lookup again, in a hub that runs the CSPD personal-info connector in its own
  * process (as the scheduler does): with no load, during a full load, and during an incremental
  * load after 1% of the citizens changed, p99 next to p99, in a second table.
