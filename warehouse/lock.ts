@@ -18,6 +18,10 @@ export interface LockOptions {
 
 const DEFAULT_LEASE_MS = 120_000;
 
+/** A holder recorded by a process on this machine that has since ended; unknown holders never count as ended. */
+const holderHasEnded = (holder: string | null | undefined): boolean =>
+  holder != null && hasProcessEnded(holder);
+
 /**
  * A lease in a table of the warehouse, so two hub processes on one warehouse exclude each
  * other, not only two runs in one process. The holder renews the lease at a third of its
@@ -44,10 +48,11 @@ export async function acquireLock(knex: Knex, name: string, options: LockOptions
           'holder',
           'acquired_at',
         );
-      const ended = current?.holder != null && hasProcessEnded(current.holder);
       // Taken from that owner alone: of two processes that see it ended, one takes it.
       const takenOver =
-        ended && (await knex('hub_locks').where({ name, owner: current.owner }).update(taking())) === 1;
+        current !== undefined &&
+        holderHasEnded(current.holder) &&
+        (await knex('hub_locks').where({ name, owner: current.owner }).update(taking())) === 1;
       if (!takenOver)
         throw conflict(
           'connector_busy',
@@ -84,6 +89,6 @@ export async function findLockTakenAt(knex: Knex, name: string, clock: Clock): P
     .where('name', name)
     .andWhere('expires_at', '>=', isoNow(clock))
     .first<{ holder: string | null; acquired_at: string } | undefined>('holder', 'acquired_at');
-  if (current === undefined || (current.holder != null && hasProcessEnded(current.holder))) return null;
+  if (current === undefined || holderHasEnded(current.holder)) return null;
   return current.acquired_at;
 }
