@@ -9,8 +9,9 @@ import { buildErrorHandler, notFoundHandler } from './http/error-handler.ts';
 import { buildStatusRoutes } from './portal/status-routes.ts';
 import { buildPortalRoutes } from './portal/portal-routes.ts';
 import { createApiState, type ApiState } from './api/api-state.ts';
-import { answerPersonLookupFirst } from './api/person-lookup-path.ts';
+import { answerPersonLookupsFirst } from './api/person-lookup-path.ts';
 import { readFixedHeaders } from './http/fixed-headers.ts';
+import { parseJsonBody, raiseBodyRefusedBeforeExpress } from './http/json-body.ts';
 import { buildAuditOutcome } from './api/audit-outcome.ts';
 import { buildAuthenticate } from './api/authenticate.ts';
 import { buildOpenApiRoutes } from './api/openapi-routes.ts';
@@ -28,14 +29,14 @@ const noStore: RequestHandler = (_req, res, next) => {
 };
 
 /**
- * The hub's HTTP answers: the person lookup's own path (server/api/person-lookup-path.ts) in
+ * The hub's HTTP answers: the person lookups' own path (server/api/person-lookup-path.ts) in
  * front of the express app, which serves everything else and every request the path hands it.
  */
 export function buildApp(ctx: AppContext): RequestListener {
   const api = createApiState(ctx);
   const securityHeaders = helmet();
   const app = buildExpressApp(ctx, api, securityHeaders);
-  return answerPersonLookupFirst(ctx, api.limiter, readFixedHeaders(securityHeaders), app);
+  return answerPersonLookupsFirst(ctx, api.limiter, readFixedHeaders(securityHeaders), app);
 }
 
 /** The middleware order, in one place: a fresh read snapshot, security headers, request id, no caching of API answers, API outcome audit, body parsing, public pages, token, authenticated API, status pages, the portal (sessions on its own paths only), DCI APIs, errors. */
@@ -65,7 +66,8 @@ export function buildExpressApp(
   app.use(['/api/v1', '/dci'], noStore);
   app.use('/api/v1', buildAuditOutcome(ctx));
   app.use('/public', express.static(path.join(ROOT, 'views/public'), { maxAge: '1h' }));
-  app.use(express.json({ limit: '100kb' }));
+  app.use(raiseBodyRefusedBeforeExpress);
+  app.use(parseJsonBody);
   app.use(express.urlencoded({ extended: false, limit: '100kb' }));
   // The consumer API first: its calls are the many, and nothing mounted after it serves /api/v1.
   app.use(buildTokenRoutes(ctx, api));

@@ -3,7 +3,8 @@ import type { IncomingMessage, OutgoingHttpHeaders, RequestListener, ServerRespo
 import { readRetryAfter, type HubError } from '../../warehouse/core/errors.ts';
 import type { AppContext } from '../context.ts';
 import { describeFailure, hubErrorBody } from '../http/error-handler.ts';
-import { fetchPerson, type PersonRecord } from '../services/person-service.ts';
+import { readJsonBodyBeforeExpress } from '../http/json-body.ts';
+import { fetchPerson, fetchPersonBatch } from '../services/person-service.ts';
 import type { PendingCount, RateLimiter } from '../services/rate-limiter.ts';
 import { authenticateCaller, normalizeIp, type ApiCaller } from '../services/token-service.ts';
 import {
@@ -13,9 +14,12 @@ import {
   unauditedAnswer,
   type OutcomeSource,
 } from './audit-outcome.ts';
+import { batchRequest } from './person-routes.ts';
 
 /** The lookup's path in its one spelling; any other (a query string, a trailing slash) goes to express. */
 const PERSON_LOOKUP = /^\/api\/v1\/persons\/([^/?#]+)$/;
+/** The batch's path, likewise in its one spelling. */
+const PERSON_BATCH = '/api/v1/persons:batch';
 
 interface Answer {
   status: number;
@@ -23,34 +27,59 @@ interface Answer {
   retryAfter?: number;
 }
 
+/** A call this path answers: what it asked for and how its answer is read. */
+interface PersonCall {
+  /** The parsed body, which the event records as express's would; none for a lookup. */
+  body?: unknown;
+  /** The answer with its audit note; it throws for every refusal, which express then answers. */
+  fetch(caller: ApiCaller): Promise<object>;
+}
+
 /**
- * The person lookup, the consumer API's most frequent call, answered in front of express: taking
- * a request through the app's middleware and routers and express's response helpers cost about
- * as much CPU as the lookup's reads, checks and audit event together (tests/bench/HISTORY.md).
- * It answers as the express route does: the same security headers, body and audit event, the
- * request counted against its client's rate limits in the transaction that writes the event.
- * Every request it would not answer with the person or a 429 (no token or a bad one, a malformed
- * or unknown ID, a body, HEAD, another spelling of the path) goes to express before anything is
- * counted or written, so express answers and audits the refusal as it always has.
+ * The person lookup and the batch lookup, the consumer API's most frequent calls, answered in
+ * front of express: taking a request through the app's middleware and routers and express's
+ * response helpers cost about as much CPU as the lookup's reads, checks and audit event together
+ * (tests/bench/HISTORY.md). They answer as the express routes do: the same security headers,
+ * body and audit event, the request counted against its client's rate limits in the transaction
+ * that writes the event. Every request they would not answer with the persons or a 429 (no
+ * token or a bad one, a malformed or unknown ID, a batch body that is malformed or not a list of
+ * IDs, HEAD, another spelling of the path) goes to express before anything is counted or
+ * written, so express answers and audits the refusal as it always has. A batch body is read by
+ * express's own JSON parser (server/http/json-body.ts) and handed over already read.
  */
-export function answerPersonLookupFirst(
+export function answerPersonLookupsFirst(
   ctx: AppContext,
   limiter: RateLimiter,
   securityHeaders: OutgoingHttpHeaders,
   app: RequestListener,
 ): RequestListener {
   const headers: OutgoingHttpHeaders = { ...securityHeaders, 'cache-control': 'no-store' };
+  const answer = (req: IncomingMessage, res: ServerResponse, call: PersonCall | null) => {
+    if (call === null) app(req, res);
+    else
+      answerCall(ctx, limiter, headers, app, req, res, call).catch((err: unknown) => {
+        // Past the point where express could take the request over: no answer is better than a wrong one.
+        ctx.logger.error({ err, path: req.url }, 'person lookup failed');
+        res.destroy();
+      });
+  };
   return (req, res) => {
-    const nationalId = readLookupId(req);
-    if (nationalId === null) {
-      app(req, res);
+    if (req.method === 'POST' && req.url === PERSON_BATCH) {
+      readBatchCall(ctx, req, res).then(
+        (call) => answer(req, res, call),
+        (err: unknown) => {
+          ctx.logger.error({ err, path: req.url }, 'person batch not read');
+          res.destroy();
+        },
+      );
       return;
     }
-    answerLookup(ctx, limiter, headers, app, req, res, nationalId).catch((err: unknown) => {
-      // Past the point where express could take the request over: no answer is better than a wrong one.
-      ctx.logger.error({ err, path: req.url }, 'person lookup failed');
-      res.destroy();
-    });
+    const nationalId = readLookupId(req);
+    answer(
+      req,
+      res,
+      nationalId === null ? null : { fetch: (caller) => fetchPerson(ctx, caller, nationalId) },
+    );
   };
 }
 
@@ -68,34 +97,54 @@ function readLookupId(req: IncomingMessage): string | null {
   }
 }
 
-async function answerLookup(
+/** The batch as its body asks for it, or null for express to answer: a refused body, or one the route would refuse. */
+async function readBatchCall(
+  ctx: AppContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<PersonCall | null> {
+  if (!(await readJsonBodyBeforeExpress(req, res))) return null;
+  const body = (req as IncomingMessage & { body?: unknown }).body;
+  const asked = batchRequest.safeParse(body);
+  if (!asked.success) return null;
+  return { body, fetch: (caller) => fetchPersonBatch(ctx, caller, asked.data.national_ids) };
+}
+
+async function answerCall(
   ctx: AppContext,
   limiter: RateLimiter,
   headers: OutgoingHttpHeaders,
   app: RequestListener,
   req: IncomingMessage,
   res: ServerResponse,
-  nationalId: string,
+  call: PersonCall,
 ): Promise<void> {
   ctx.reads.endSnapshot();
   const ip = normalizeIp(req.socket.remoteAddress);
   let caller: ApiCaller;
   let count: PendingCount | null;
-  let person: PersonRecord;
+  let found: object;
   try {
     caller = await authenticateCaller(ctx, req.headers.authorization, ip);
     count = ctx.audit.writesInTurns ? limiter.startCount(caller.clientId, caller.limits) : null;
-    person = await fetchPerson(ctx, caller, nationalId);
+    found = await call.fetch(caller);
   } catch {
     // Nothing is counted or written yet: express answers the refusal, and audits it.
     app(req, res);
     return;
   }
   const requestId = randomUUID();
-  const source: OutcomeSource = { method: 'GET', url: req.url!, client: caller, ip, requestId };
+  const source: OutcomeSource = {
+    method: req.method!,
+    url: req.url!,
+    ...(call.body === undefined ? {} : { body: call.body }),
+    client: caller,
+    ip,
+    requestId,
+  };
   let answer: Answer;
   try {
-    answer = await auditAnswer(ctx, limiter, source, caller, count, person);
+    answer = await auditAnswer(ctx, limiter, source, caller, count, found);
   } catch (err) {
     ctx.logger.error({ err, requestId, path: req.url }, 'API outcome not audited');
     answer = { status: 500, body: unauditedAnswer(requestId) };
@@ -115,7 +164,7 @@ async function auditAnswer(
   source: OutcomeSource,
   caller: ApiCaller,
   count: PendingCount | null,
-  person: PersonRecord,
+  found: object,
 ): Promise<Answer> {
   if (count === null) {
     try {
@@ -125,9 +174,9 @@ async function auditAnswer(
     }
   }
   const at = ctx.clock.now();
-  const event = buildOutcomeEvent(source, 200, await readAnswerFacts(ctx, 200, person), at);
+  const event = buildOutcomeEvent(source, 200, await readAnswerFacts(ctx, 200, found), at);
   const refusal = await appendOutcome(ctx, source, event, count, at);
-  return refusal === null ? { status: 200, body: person } : refusalAnswer(refusal);
+  return refusal === null ? { status: 200, body: found } : refusalAnswer(refusal);
 }
 
 /** A refusal is answered even when its event cannot be written: it carries no personal data. */

@@ -4,7 +4,7 @@ import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import helmet from 'helmet';
 import { createApiState } from '../../server/api/api-state.ts';
-import { answerPersonLookupFirst } from '../../server/api/person-lookup-path.ts';
+import { answerPersonLookupsFirst } from '../../server/api/person-lookup-path.ts';
 import { buildExpressApp } from '../../server/app.ts';
 import { readFixedHeaders } from '../../server/http/fixed-headers.ts';
 import {
@@ -81,7 +81,7 @@ function getWithBody(baseUrl: string, urlPath: string, token: string, body: stri
 }
 
 describeEachDatabase(
-  'Consumer API: the person lookup answered in front of express answers as express does',
+  'Consumer API: the person lookup and the batch answered in front of express answer as express does',
   (db) => {
     let hub: ApiHub;
     let expressOnly: Server;
@@ -226,7 +226,7 @@ describeEachDatabase(
       const securityHeaders = helmet();
       const app = buildExpressApp(hub.ctx, api, securityHeaders);
       const reached: string[] = [];
-      const listener = answerPersonLookupFirst(
+      const listener = answerPersonLookupsFirst(
         hub.ctx,
         api.limiter,
         readFixedHeaders(securityHeaders),
@@ -258,6 +258,137 @@ describeEachDatabase(
       }
     });
 
+    const postBatch =
+      (body: string | undefined, options: CallOptions & { type?: string } = { token }) =>
+      (baseUrl: string) => {
+        const { type = 'application/json', ...call } = options;
+        return callApi(baseUrl, 'POST', '/api/v1/persons:batch', {
+          ...call,
+          headers: { ...call.headers, ...(type === '' ? {} : { 'content-type': type }) },
+          ...(body === undefined ? {} : { raw: body }),
+        });
+      };
+    const batchOf = (ids: unknown) => JSON.stringify({ national_ids: ids });
+
+    it('answers a batch with the same headers, body and audit event, naming the persons read', async () => {
+      const outcome = await compare(postBatch(batchOf([P.mohammad, UNKNOWN_PERSON, P.sara])));
+      assert.equal(outcome.status, 200);
+      assert.equal(outcome.headers['cache-control'], 'no-store');
+      assert.ok(outcome.headers['content-security-policy'], 'the security headers are there');
+      const { results } = outcome.body as { results: Array<{ national_id: string; status: number }> };
+      assert.deepEqual(
+        results.map((r) => [r.national_id, r.status]),
+        [
+          [P.mohammad, 200],
+          [UNKNOWN_PERSON, 404],
+          [P.sara, 200],
+        ],
+      );
+      const [event] = outcome.events as Array<{ subjects: string[]; details: { params: unknown } }>;
+      assert.deepEqual(event!.subjects, [P.mohammad, P.sara].sort());
+      assert.deepEqual(event!.details.params, { national_ids: [P.mohammad, UNKNOWN_PERSON, P.sara] });
+    });
+
+    it('refuses a batch as express does: its body malformed, too large, of another type or charset, not a list of IDs, or no token', async () => {
+      const tooMany = Array.from({ length: 101 }, () => P.sara);
+      const refusals: Array<[string, () => (baseUrl: string) => Promise<ApiResponse>, number]> = [
+        ['malformed JSON', () => postBatch('{"national_ids": ['), 400],
+        ['JSON that is not an object', () => postBatch('"national_ids"'), 400],
+        ['over 100 KB', () => postBatch(batchOf([P.sara.repeat(11_000)])), 400],
+        [
+          'an unknown charset',
+          () => postBatch(batchOf([P.sara]), { token, type: 'application/json; charset=klingon' }),
+          400,
+        ],
+        [
+          'a form',
+          () => postBatch(`national_ids=${P.sara}`, { token, type: 'application/x-www-form-urlencoded' }),
+          400,
+        ],
+        ['plain text', () => postBatch(batchOf([P.sara]), { token, type: 'text/plain' }), 400],
+        ['no body', () => postBatch(undefined, { token, type: '' }), 400],
+        ['a string for the list', () => postBatch(batchOf(P.sara)), 400],
+        ['an unknown field', () => postBatch(JSON.stringify({ national_ids: [P.sara], all: true })), 400],
+        ['an empty list', () => postBatch(batchOf([])), 400],
+        ['101 IDs', () => postBatch(batchOf(tooMany)), 400],
+        ['a malformed ID', () => postBatch(batchOf([P.sara, P.sara.slice(0, 9)])), 400],
+        ['an ID twice', () => postBatch(batchOf([P.sara, P.mohammad, P.sara])), 400],
+        ['no token', () => postBatch(batchOf([P.sara]), {}), 401],
+        ['a bad token', () => postBatch(batchOf([P.sara]), { token: `${token}x` }), 401],
+      ];
+      for (const [what, call, status] of refusals) {
+        const outcome = await compare(call());
+        assert.equal(outcome.status, status, what);
+        assert.equal(typeof (outcome.body as { error: { code: string } }).error.code, 'string', what);
+        assert.deepEqual((outcome.events[0] as { subjects: string[] }).subjects, [], `${what}: no one read`);
+      }
+    });
+
+    it('answers a batch without express, and hands each refused one to express counted once, its body read once', async () => {
+      const api = createApiState(hub.ctx);
+      const securityHeaders = helmet();
+      const app = buildExpressApp(hub.ctx, api, securityHeaders);
+      const reached: string[] = [];
+      const listener = answerPersonLookupsFirst(
+        hub.ctx,
+        api.limiter,
+        readFixedHeaders(securityHeaders),
+        (req, res) => {
+          reached.push(`${req.method} ${req.url}`);
+          app(req, res);
+        },
+      );
+      const server = createServer(listener).listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      try {
+        const caller = await hub.createCaller('NAF');
+        const as = { token: caller.token };
+        hub.clock.advance(60_000);
+        const answered = await postBatch(batchOf([P.sara, P.mohammad]), as)(baseUrl);
+        assert.equal(answered.status, 200);
+        assert.deepEqual(reached, [], 'the batch is answered in front of express');
+        const refused = await postBatch(batchOf([P.sara, P.sara]), as)(baseUrl);
+        assert.equal(refused.status, 400);
+        assert.match(refused.text, /asked for more than once/, 'express read the body the path had read');
+        const malformed = await postBatch('{"national_ids": [', as)(baseUrl);
+        assert.deepEqual(malformed.body, {
+          error: { code: 'invalid_request', message: 'request body is not valid JSON' },
+        });
+        const form = await postBatch(`national_ids=${P.sara}`, {
+          ...as,
+          type: 'application/x-www-form-urlencoded',
+        })(baseUrl);
+        assert.equal(form.status, 400);
+        assert.deepEqual(reached, Array(3).fill('POST /api/v1/persons:batch'));
+        const [window] = await hub.ctx
+          .knex('hub_rate_limits')
+          .where({ client_id: caller.credentials.client_id })
+          .select<Array<{ minute_count: number | string }>>('minute_count');
+        // The malformed body is refused before authentication, as express refuses it: never counted.
+        assert.equal(
+          Number(window?.minute_count),
+          3,
+          'the answer and each refusal after authentication, once',
+        );
+      } finally {
+        server.closeAllConnections();
+        await new Promise((resolve) => server.close(resolve));
+      }
+    });
+
+    it('refuses a batch over the client rate limit with the same 429, counting each call once', async () => {
+      const limited = await hub.createCaller('NAF', { ratePerMinute: 2 });
+      const call = postBatch(batchOf([P.sara]), { token: limited.token });
+      hub.clock.advance(60_000);
+      assert.equal((await call(hub.baseUrl)).status, 200);
+      assert.equal((await call(expressUrl)).status, 200);
+      const outcome = await compare(call);
+      assert.equal(outcome.status, 429);
+      assert.ok(Number(outcome.headers['retry-after']) > 0);
+      assert.deepEqual((outcome.events[0] as { subjects: string[] }).subjects, []);
+    });
+
     it('sends no personal data when the answer cannot be audited: a 500 in its place, as express sends', async () => {
       const allowAudit = await refuseWrites(
         hub.ctx.knex,
@@ -267,8 +398,10 @@ describeEachDatabase(
         'audit refused by the test',
       );
       let outcome: Outcome;
+      let batch: Outcome;
       try {
         outcome = await compare(get(`/api/v1/persons/${P.mohammad}`), 0);
+        batch = await compare(postBatch(batchOf([P.mohammad])), 0);
       } finally {
         await allowAudit();
       }
@@ -279,6 +412,7 @@ describeEachDatabase(
           message: 'the answer could not be audited, so it was not sent (request <request id>)',
         },
       });
+      assert.deepEqual(batch.body, outcome.body, 'the batch likewise');
       assert.equal((await compare(get(`/api/v1/persons/${P.mohammad}`))).status, 200, 'and serves on');
     });
   },

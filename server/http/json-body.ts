@@ -1,0 +1,38 @@
+import express, { type Request, type RequestHandler, type Response } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+/**
+ * The API's JSON bodies have one parser, whether express reads a body or the person calls' own
+ * path reads it before express (server/api/person-lookup-path.ts): a body is read, limited and
+ * refused the same way by both.
+ */
+export const parseJsonBody: RequestHandler = express.json({ limit: '100kb' });
+
+/** The refusal a body got when it was read before express, for express to answer. */
+const refusedBeforeExpress = new WeakMap<IncomingMessage, unknown>();
+
+/**
+ * Reads the request's JSON body into `req.body` as express would, and resolves true; resolves
+ * false when the parser refused the body (malformed, too large, a charset it does not know), the
+ * refusal kept for raiseBodyRefusedBeforeExpress. A body of another type is left unread.
+ */
+export function readJsonBodyBeforeExpress(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+  return new Promise((resolve) => {
+    parseJsonBody(req as Request, res as Response, (err?: unknown) => {
+      if (err == null) resolve(true);
+      else {
+        refusedBeforeExpress.set(req, err);
+        resolve(false);
+      }
+    });
+  });
+}
+
+/**
+ * Mounted where express parses bodies: a request whose body was refused before express is
+ * answered with that refusal, exactly where express's own parser would have refused it. A body
+ * read without refusal is in `req.body` already, and express's parser passes a read request by.
+ */
+export const raiseBodyRefusedBeforeExpress: RequestHandler = (req, _res, next) => {
+  next(refusedBeforeExpress.get(req));
+};
