@@ -9,7 +9,7 @@ import { buildErrorHandler, notFoundHandler } from './http/error-handler.ts';
 import { buildStatusRoutes } from './portal/status-routes.ts';
 import { buildPortalRoutes } from './portal/portal-routes.ts';
 import { createApiState, type ApiState } from './api/api-state.ts';
-import { answerPersonLookupsFirst } from './api/person-lookup-path.ts';
+import { answerFrequentCallsFirst } from './api/frequent-calls-path.ts';
 import { readFixedHeaders } from './http/fixed-headers.ts';
 import { parseJsonBody, raiseBodyRefusedBeforeExpress } from './http/json-body.ts';
 import { buildAuditOutcome } from './api/audit-outcome.ts';
@@ -29,14 +29,14 @@ const noStore: RequestHandler = (_req, res, next) => {
 };
 
 /**
- * The hub's HTTP answers: the person lookups' own path (server/api/person-lookup-path.ts) in
+ * The hub's HTTP answers: the frequent API calls' own path (server/api/frequent-calls-path.ts) in
  * front of the express app, which serves everything else and every request the path hands it.
  */
 export function buildApp(ctx: AppContext): RequestListener {
   const api = createApiState(ctx);
   const securityHeaders = helmet();
   const app = buildExpressApp(ctx, api, securityHeaders);
-  return answerPersonLookupsFirst(ctx, api.limiter, readFixedHeaders(securityHeaders), app);
+  return answerFrequentCallsFirst(ctx, api.limiter, readFixedHeaders(securityHeaders), app);
 }
 
 /** The middleware order, in one place: a fresh read snapshot, security headers, request id, no caching of API answers, API outcome audit, body parsing, public pages, token, authenticated API, status pages, the portal (sessions on its own paths only), DCI APIs, errors. */

@@ -40,7 +40,7 @@ function decodeSegment(segment: string): string {
 
 /**
  * What names a request in its event, read the same way whether express answered it or the
- * person lookup's own path (server/api/person-lookup-path.ts) did.
+ * frequent calls' own path (server/api/frequent-calls-path.ts) did.
  */
 export interface OutcomeSource {
   method: string;

@@ -5,7 +5,7 @@ import { parseInput } from '../http/validate.ts';
 import { fetchPerson, fetchPersonBatch, MAX_BATCH_IDS } from '../services/person-service.ts';
 import { callerOf } from './authenticate.ts';
 
-/** The batch's body; the batch's own path (person-lookup-path.ts) reads it by the same schema. */
+/** The batch's body; the batch's own path (frequent-calls-path.ts) reads it by the same schema. */
 export const batchRequest = z
   .object({ national_ids: z.array(z.string()).min(1).max(MAX_BATCH_IDS) })
   .strict();

@@ -5,7 +5,8 @@ import { parseInput } from '../http/validate.ts';
 import { listRunnableQueries, runSavedQuery } from '../services/query-service.ts';
 import { callerOf } from './authenticate.ts';
 
-const runRequest = z
+/** A saved query's run; the run's own path (frequent-calls-path.ts) reads it by the same schema. */
+export const queryRunRequest = z
   .object({
     params: z.record(z.string(), z.unknown()).optional(),
     page: z.number().int().min(1).optional(),
@@ -20,7 +21,7 @@ export function buildQueryRoutes(ctx: AppContext): Router {
     res.json({ queries: await listRunnableQueries(ctx, callerOf(req)) });
   });
   router.post('/api/v1/queries/:name', async (req, res) => {
-    const body = parseInput(runRequest, req.body ?? {}, 'query run request');
+    const body = parseInput(queryRunRequest, req.body ?? {}, 'query run request');
     res.json(await runSavedQuery(ctx, callerOf(req), req.params.name, body));
   });
   return router;

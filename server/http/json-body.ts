@@ -2,8 +2,8 @@ import express, { type Request, type RequestHandler, type Response } from 'expre
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
 /**
- * The API's JSON bodies have one parser, whether express reads a body or the person calls' own
- * path reads it before express (server/api/person-lookup-path.ts): a body is read, limited and
+ * The API's JSON bodies have one parser, whether express reads a body or the frequent calls' own
+ * path reads it before express (server/api/frequent-calls-path.ts): a body is read, limited and
  * refused the same way by both.
  */
 export const parseJsonBody: RequestHandler = express.json({ limit: '100kb' });

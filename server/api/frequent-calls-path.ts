@@ -5,6 +5,7 @@ import type { AppContext } from '../context.ts';
 import { describeFailure, hubErrorBody } from '../http/error-handler.ts';
 import { readJsonBodyBeforeExpress } from '../http/json-body.ts';
 import { fetchPerson, fetchPersonBatch } from '../services/person-service.ts';
+import { runSavedQuery } from '../services/query-service.ts';
 import type { PendingCount, RateLimiter } from '../services/rate-limiter.ts';
 import { authenticateCaller, normalizeIp, type ApiCaller } from '../services/token-service.ts';
 import {
@@ -15,11 +16,13 @@ import {
   type OutcomeSource,
 } from './audit-outcome.ts';
 import { batchRequest } from './person-routes.ts';
+import { queryRunRequest } from './query-routes.ts';
 
 /** The lookup's path in its one spelling; any other (a query string, a trailing slash) goes to express. */
 const PERSON_LOOKUP = /^\/api\/v1\/persons\/([^/?#]+)$/;
-/** The batch's path, likewise in its one spelling. */
+/** The batch's and a saved query's paths, likewise in their one spelling. */
 const PERSON_BATCH = '/api/v1/persons:batch';
+const QUERY_RUN = /^\/api\/v1\/queries\/([^/?#]+)$/;
 
 interface Answer {
   status: number;
@@ -28,49 +31,51 @@ interface Answer {
 }
 
 /** A call this path answers: what it asked for and how its answer is read. */
-interface PersonCall {
+interface FrequentCall {
   /** The parsed body, which the event records as express's would; none for a lookup. */
   body?: unknown;
   /** The answer with its audit note; it throws for every refusal, which express then answers. */
   fetch(caller: ApiCaller): Promise<object>;
 }
 
+/** A POST this path answers, once its body is read: the call, or null when the route would refuse the body. */
+type ReadPostedCall = (body: unknown) => FrequentCall | null;
+
 /**
- * The person lookup and the batch lookup, the consumer API's most frequent calls, answered in
- * front of express: taking a request through the app's middleware and routers and express's
- * response helpers cost about as much CPU as the lookup's reads, checks and audit event together
- * (tests/bench/HISTORY.md). They answer as the express routes do: the same security headers,
- * body and audit event, the request counted against its client's rate limits in the transaction
- * that writes the event. Every request they would not answer with the persons or a 429 (no
- * token or a bad one, a malformed or unknown ID, a batch body that is malformed or not a list of
- * IDs, HEAD, another spelling of the path) goes to express before anything is counted or
- * written, so express answers and audits the refusal as it always has. A batch body is read by
- * express's own JSON parser (server/http/json-body.ts) and handed over already read.
+ * The consumer API's most frequent calls (the person lookup, the batch lookup and a saved
+ * query's page) answered in front of express: taking a request through the app's middleware
+ * and routers and express's response helpers cost about as much CPU as the lookup's reads,
+ * checks and audit event together (tests/bench/HISTORY.md). They answer as the express routes
+ * do: the same security headers, body and audit event, the request counted against its client's
+ * rate limits in the transaction that writes the event. Every request they would not answer with
+ * the data asked for or a 429 (no token or a bad one, a malformed or unknown ID, an unknown or
+ * forbidden query, a body that is malformed or that the route refuses, HEAD, another spelling of
+ * the path) goes to express before anything is counted or written, so express answers and audits
+ * the refusal as it always has. A body is read by express's own JSON parser
+ * (server/http/json-body.ts) and handed over already read.
  */
-export function answerPersonLookupsFirst(
+export function answerFrequentCallsFirst(
   ctx: AppContext,
   limiter: RateLimiter,
   securityHeaders: OutgoingHttpHeaders,
   app: RequestListener,
 ): RequestListener {
   const headers: OutgoingHttpHeaders = { ...securityHeaders, 'cache-control': 'no-store' };
-  const answer = (req: IncomingMessage, res: ServerResponse, call: PersonCall | null) => {
+  const answer = (req: IncomingMessage, res: ServerResponse, call: FrequentCall | null) => {
     if (call === null) app(req, res);
-    else
-      answerCall(ctx, limiter, headers, app, req, res, call).catch((err: unknown) => {
-        // Past the point where express could take the request over: no answer is better than a wrong one.
-        ctx.logger.error({ err, path: req.url }, 'person lookup failed');
-        res.destroy();
-      });
+    else answerCall(ctx, limiter, headers, app, req, res, call).catch((err: unknown) => fail(req, res, err));
+  };
+  // Past the point where express could take the request over: no answer is better than a wrong one.
+  const fail = (req: IncomingMessage, res: ServerResponse, err: unknown) => {
+    ctx.logger.error({ err, path: req.url }, 'API call failed');
+    res.destroy();
   };
   return (req, res) => {
-    if (req.method === 'POST' && req.url === PERSON_BATCH) {
-      readBatchCall(ctx, req, res).then(
-        (call) => answer(req, res, call),
-        (err: unknown) => {
-          ctx.logger.error({ err, path: req.url }, 'person batch not read');
-          res.destroy();
-        },
+    const posted = matchPostedCall(ctx, req);
+    if (posted !== null) {
+      readJsonBodyBeforeExpress(req, res).then(
+        (read) => answer(req, res, read ? posted((req as IncomingMessage & { body?: unknown }).body) : null),
+        (err: unknown) => fail(req, res, err),
       );
       return;
     }
@@ -89,25 +94,35 @@ function readLookupId(req: IncomingMessage): string | null {
   if (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined)
     return null;
   const match = PERSON_LOOKUP.exec(req.url ?? '');
-  if (match === null) return null;
+  return match === null ? null : decodePathSegment(match[1]!);
+}
+
+/** A malformed %-escape is express's to refuse. */
+function decodePathSegment(segment: string): string | null {
   try {
-    return decodeURIComponent(match[1]!);
+    return decodeURIComponent(segment);
   } catch {
     return null;
   }
 }
 
-/** The batch as its body asks for it, or null for express to answer: a refused body, or one the route would refuse. */
-async function readBatchCall(
-  ctx: AppContext,
-  req: IncomingMessage,
-  res: ServerResponse,
-): Promise<PersonCall | null> {
-  if (!(await readJsonBodyBeforeExpress(req, res))) return null;
-  const body = (req as IncomingMessage & { body?: unknown }).body;
-  const asked = batchRequest.safeParse(body);
-  if (!asked.success) return null;
-  return { body, fetch: (caller) => fetchPersonBatch(ctx, caller, asked.data.national_ids) };
+/** The batch or a saved query's run, read from the body as its express route reads it. */
+function matchPostedCall(ctx: AppContext, req: IncomingMessage): ReadPostedCall | null {
+  if (req.method !== 'POST') return null;
+  if (req.url === PERSON_BATCH)
+    return (body) => {
+      const asked = batchRequest.safeParse(body);
+      if (!asked.success) return null;
+      return { body, fetch: (caller) => fetchPersonBatch(ctx, caller, asked.data.national_ids) };
+    };
+  const query = QUERY_RUN.exec(req.url ?? '');
+  const name = query === null ? null : decodePathSegment(query[1]!);
+  if (name === null) return null;
+  return (body) => {
+    const asked = queryRunRequest.safeParse(body ?? {});
+    if (!asked.success) return null;
+    return { body, fetch: (caller) => runSavedQuery(ctx, caller, name, asked.data) };
+  };
 }
 
 async function answerCall(
@@ -117,7 +132,7 @@ async function answerCall(
   app: RequestListener,
   req: IncomingMessage,
   res: ServerResponse,
-  call: PersonCall,
+  call: FrequentCall,
 ): Promise<void> {
   ctx.reads.endSnapshot();
   const ip = normalizeIp(req.socket.remoteAddress);

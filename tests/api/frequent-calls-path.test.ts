@@ -4,7 +4,7 @@ import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import helmet from 'helmet';
 import { createApiState } from '../../server/api/api-state.ts';
-import { answerPersonLookupsFirst } from '../../server/api/person-lookup-path.ts';
+import { answerFrequentCallsFirst } from '../../server/api/frequent-calls-path.ts';
 import { buildExpressApp } from '../../server/app.ts';
 import { readFixedHeaders } from '../../server/http/fixed-headers.ts';
 import {
@@ -14,6 +14,7 @@ import {
   UNKNOWN_PERSON,
   type ApiHub,
   type ApiResponse,
+  saveQueryAsSuperAdmin,
   type CallOptions,
 } from '../support/api-hub.ts';
 import { countAuditRows, fetchAuditEvents } from '../support/audit-rows.ts';
@@ -93,6 +94,27 @@ describeEachDatabase(
       await hub.grant('NAF', 'reg_people', ['national_id', 'full_name', 'marital_status']);
       await hub.grant('NAF', 'veh_vehicles');
       token = (await hub.createCaller('NAF')).token;
+      await saveQueryAsSuperAdmin(hub, {
+        name: 'path-people',
+        entity: 'NAF',
+        tables: ['reg_people'],
+        columns: ['reg_people.national_id', 'reg_people.full_name'],
+        conditions: [{ column: 'reg_people.marital_status', op: '=', param: 'status' }],
+        params: { status: { type: 'string' } },
+        order_by: [{ column: 'reg_people.national_id', direction: 'asc' }],
+        limit: 1000,
+      });
+      // Saved while NAF could read birth dates, then refused at every run once it cannot.
+      await hub.grant('NAF', 'reg_people', ['birth_date']);
+      await saveQueryAsSuperAdmin(hub, {
+        name: 'path-births',
+        entity: 'NAF',
+        tables: ['reg_people'],
+        columns: ['reg_people.birth_date'],
+        order_by: [{ column: 'reg_people.birth_date', direction: 'asc' }],
+        limit: 10,
+      });
+      await hub.revoke('NAF', 'reg_people', ['birth_date']);
       // The same hub (context, warehouse, clock) served by its express app alone.
       expressOnly = createServer(buildExpressApp(hub.ctx)).listen(0, '127.0.0.1');
       await once(expressOnly, 'listening');
@@ -147,6 +169,55 @@ describeEachDatabase(
       (urlPath: string, options: CallOptions = { token }) =>
       (baseUrl: string) =>
         callApi(baseUrl, 'GET', urlPath, options);
+
+    /**
+     * The hub's listener on a server of its own, with express behind it noting each request the
+     * path hands over, and a fresh client whose calls are counted from a fresh minute.
+     */
+    async function withHandOverWatch(
+      use: (watch: {
+        baseUrl: string;
+        reached: string[];
+        token: string;
+        minuteCount: () => Promise<number>;
+      }) => Promise<void>,
+    ): Promise<void> {
+      const api = createApiState(hub.ctx);
+      const securityHeaders = helmet();
+      const app = buildExpressApp(hub.ctx, api, securityHeaders);
+      const reached: string[] = [];
+      const listener = answerFrequentCallsFirst(
+        hub.ctx,
+        api.limiter,
+        readFixedHeaders(securityHeaders),
+        (req, res) => {
+          reached.push(`${req.method} ${req.url}`);
+          app(req, res);
+        },
+      );
+      const server = createServer(listener).listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      try {
+        const caller = await hub.createCaller('NAF');
+        hub.clock.advance(60_000);
+        const minuteCount = async () => {
+          const [window] = await hub.ctx
+            .knex('hub_rate_limits')
+            .where({ client_id: caller.credentials.client_id })
+            .select<Array<{ minute_count: number | string }>>('minute_count');
+          return Number(window?.minute_count ?? 0);
+        };
+        await use({
+          baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+          reached,
+          token: caller.token,
+          minuteCount,
+        });
+      } finally {
+        server.closeAllConnections();
+        await new Promise((resolve) => server.close(resolve));
+      }
+    }
 
     it('answers a person with the same headers, body and audit event, naming the persons read', async () => {
       const outcome = await compare(get(`/api/v1/persons/${P.mohammad}`));
@@ -222,52 +293,29 @@ describeEachDatabase(
     });
 
     it('answers a person without express, and hands every refusal to express counted once, before anything is written', async () => {
-      const api = createApiState(hub.ctx);
-      const securityHeaders = helmet();
-      const app = buildExpressApp(hub.ctx, api, securityHeaders);
-      const reached: string[] = [];
-      const listener = answerPersonLookupsFirst(
-        hub.ctx,
-        api.limiter,
-        readFixedHeaders(securityHeaders),
-        (req, res) => {
-          reached.push(`${req.method} ${req.url}`);
-          app(req, res);
-        },
-      );
-      const server = createServer(listener).listen(0, '127.0.0.1');
-      await once(server, 'listening');
-      const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-      try {
-        const caller = await hub.createCaller('NAF');
-        const as = { token: caller.token };
-        hub.clock.advance(60_000);
+      await withHandOverWatch(async ({ baseUrl, reached, token: own, minuteCount }) => {
+        const as = { token: own };
         assert.equal((await get(`/api/v1/persons/${P.sara}`, as)(baseUrl)).status, 200);
         assert.deepEqual(reached, [], 'the person is answered in front of express');
         assert.equal((await get(`/api/v1/persons/${UNKNOWN_PERSON}`, as)(baseUrl)).status, 404);
         assert.equal((await get(`/api/v1/persons/${P.sara}`, {})(baseUrl)).status, 401);
         assert.deepEqual(reached, [`GET /api/v1/persons/${UNKNOWN_PERSON}`, `GET /api/v1/persons/${P.sara}`]);
-        const [window] = await hub.ctx
-          .knex('hub_rate_limits')
-          .where({ client_id: caller.credentials.client_id })
-          .select<Array<{ minute_count: number | string }>>('minute_count');
-        assert.equal(Number(window?.minute_count), 2, 'the answer and the 404, each once');
-      } finally {
-        server.closeAllConnections();
-        await new Promise((resolve) => server.close(resolve));
-      }
+        assert.equal(await minuteCount(), 2, 'the answer and the 404, each once');
+      });
     });
 
-    const postBatch =
-      (body: string | undefined, options: CallOptions & { type?: string } = { token }) =>
+    const postJson =
+      (urlPath: string, body: string | undefined, options: CallOptions & { type?: string } = { token }) =>
       (baseUrl: string) => {
         const { type = 'application/json', ...call } = options;
-        return callApi(baseUrl, 'POST', '/api/v1/persons:batch', {
+        return callApi(baseUrl, 'POST', urlPath, {
           ...call,
           headers: { ...call.headers, ...(type === '' ? {} : { 'content-type': type }) },
           ...(body === undefined ? {} : { raw: body }),
         });
       };
+    const postBatch = (body: string | undefined, options?: CallOptions & { type?: string }) =>
+      postJson('/api/v1/persons:batch', body, options);
     const batchOf = (ids: unknown) => JSON.stringify({ national_ids: ids });
 
     it('answers a batch with the same headers, body and audit event, naming the persons read', async () => {
@@ -325,26 +373,8 @@ describeEachDatabase(
     });
 
     it('answers a batch without express, and hands each refused one to express counted once, its body read once', async () => {
-      const api = createApiState(hub.ctx);
-      const securityHeaders = helmet();
-      const app = buildExpressApp(hub.ctx, api, securityHeaders);
-      const reached: string[] = [];
-      const listener = answerPersonLookupsFirst(
-        hub.ctx,
-        api.limiter,
-        readFixedHeaders(securityHeaders),
-        (req, res) => {
-          reached.push(`${req.method} ${req.url}`);
-          app(req, res);
-        },
-      );
-      const server = createServer(listener).listen(0, '127.0.0.1');
-      await once(server, 'listening');
-      const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-      try {
-        const caller = await hub.createCaller('NAF');
-        const as = { token: caller.token };
-        hub.clock.advance(60_000);
+      await withHandOverWatch(async ({ baseUrl, reached, token: own, minuteCount }) => {
+        const as = { token: own };
         const answered = await postBatch(batchOf([P.sara, P.mohammad]), as)(baseUrl);
         assert.equal(answered.status, 200);
         assert.deepEqual(reached, [], 'the batch is answered in front of express');
@@ -361,20 +391,9 @@ describeEachDatabase(
         })(baseUrl);
         assert.equal(form.status, 400);
         assert.deepEqual(reached, Array(3).fill('POST /api/v1/persons:batch'));
-        const [window] = await hub.ctx
-          .knex('hub_rate_limits')
-          .where({ client_id: caller.credentials.client_id })
-          .select<Array<{ minute_count: number | string }>>('minute_count');
         // The malformed body is refused before authentication, as express refuses it: never counted.
-        assert.equal(
-          Number(window?.minute_count),
-          3,
-          'the answer and each refusal after authentication, once',
-        );
-      } finally {
-        server.closeAllConnections();
-        await new Promise((resolve) => server.close(resolve));
-      }
+        assert.equal(await minuteCount(), 3, 'the answer and each refusal after authentication, once');
+      });
     });
 
     it('refuses a batch over the client rate limit with the same 429, counting each call once', async () => {
@@ -389,6 +408,65 @@ describeEachDatabase(
       assert.deepEqual((outcome.events[0] as { subjects: string[] }).subjects, []);
     });
 
+    const runQuery = (name: string, body: unknown, options?: CallOptions & { type?: string }) =>
+      postJson(`/api/v1/queries/${name}`, body === undefined ? undefined : JSON.stringify(body), options);
+
+    it('answers the pages of a saved query with the same headers, body and audit event, by page and by next', async () => {
+      const first = await compare(runQuery('path-people', { page_size: 2 }));
+      assert.equal(first.status, 200);
+      assert.equal(first.headers['cache-control'], 'no-store');
+      const page = first.body as { rows: unknown[]; next?: string; has_more: boolean };
+      assert.equal(page.rows.length, 2);
+      assert.ok(page.has_more && page.next !== undefined, 'a page with more rows after it carries next');
+      const [event] = first.events as Array<{ action: string; subjects: string[] }>;
+      assert.equal(event!.action, 'query.run');
+      assert.equal(event!.subjects.length, 2, 'the persons on the page');
+      const second = await compare(runQuery('path-people', { next: page.next, page_size: 2 }));
+      assert.equal(second.status, 200);
+      assert.equal((await compare(runQuery('path-people', { page: 2, page_size: 2 }))).status, 200);
+      const widowed = await compare(runQuery('path-people', { params: { status: 'W' } }));
+      assert.equal(widowed.status, 200);
+      const everyone = await compare(runQuery('path-people', undefined, { token, type: '' }));
+      assert.equal(everyone.status, 200, 'no body runs the query with no parameters');
+    });
+
+    it('refuses a saved query as express does: unknown, forbidden, bad parameters, a bad page or token, a malformed body or name', async () => {
+      const refusals: Array<[string, () => (baseUrl: string) => Promise<ApiResponse>, number]> = [
+        ['an unknown query', () => runQuery('no-such-query', {}), 404],
+        ['a query reading an ungranted column', () => runQuery('path-births', {}), 403],
+        ['an unknown parameter', () => runQuery('path-people', { params: { colour: 'red' } }), 400],
+        ['page 0', () => runQuery('path-people', { page: 0 }), 400],
+        ['a page size over 1000', () => runQuery('path-people', { page_size: 5000 }), 400],
+        ['an unknown field', () => runQuery('path-people', { pages: 2 }), 400],
+        ['a forged next token', () => runQuery('path-people', { next: 'not-a-token' }), 400],
+        ['malformed JSON', () => postJson('/api/v1/queries/path-people', '{"page": '), 400],
+        ['a malformed %-escape in the name', () => runQuery('path-%E0%A4%A', {}), 400],
+        ['no token', () => runQuery('path-people', {}, {}), 401],
+      ];
+      for (const [what, call, status] of refusals) {
+        const outcome = await compare(call());
+        assert.equal(outcome.status, status, what);
+        assert.equal(typeof (outcome.body as { error: { code: string } }).error.code, 'string', what);
+        assert.deepEqual((outcome.events[0] as { subjects: string[] }).subjects, [], `${what}: no one read`);
+      }
+    });
+
+    it('answers a saved query without express, and hands each refused run to express counted once', async () => {
+      await withHandOverWatch(async ({ baseUrl, reached, token: own, minuteCount }) => {
+        const as = { token: own };
+        assert.equal((await runQuery('path-people', { page_size: 1 }, as)(baseUrl)).status, 200);
+        assert.deepEqual(reached, [], 'the page is answered in front of express');
+        assert.equal((await runQuery('path-births', {}, as)(baseUrl)).status, 403);
+        assert.equal((await runQuery('path-people', { page: 0 }, as)(baseUrl)).status, 400);
+        assert.equal((await runQuery('path-people', {}, {})(baseUrl)).status, 401);
+        assert.deepEqual(
+          reached,
+          ['path-births', 'path-people', 'path-people'].map((name) => `POST /api/v1/queries/${name}`),
+        );
+        assert.equal(await minuteCount(), 3, 'the answer, the 403 and the 400, each once');
+      });
+    });
+
     it('sends no personal data when the answer cannot be audited: a 500 in its place, as express sends', async () => {
       const allowAudit = await refuseWrites(
         hub.ctx.knex,
@@ -399,9 +477,11 @@ describeEachDatabase(
       );
       let outcome: Outcome;
       let batch: Outcome;
+      let query: Outcome;
       try {
         outcome = await compare(get(`/api/v1/persons/${P.mohammad}`), 0);
         batch = await compare(postBatch(batchOf([P.mohammad])), 0);
+        query = await compare(runQuery('path-people', {}), 0);
       } finally {
         await allowAudit();
       }
@@ -413,6 +493,7 @@ describeEachDatabase(
         },
       });
       assert.deepEqual(batch.body, outcome.body, 'the batch likewise');
+      assert.deepEqual(query.body, outcome.body, 'and a saved query');
       assert.equal((await compare(get(`/api/v1/persons/${P.mohammad}`))).status, 200, 'and serves on');
     });
   },
