@@ -122,6 +122,18 @@ describe('SQLite turn writer: the small writes of one event-loop turn in one tra
     assert.deepEqual(await readValues('second_kind'), ['after']);
   });
 
+  it('writes nothing of a turn of one kind that failed, answers each of its items with the failure, and writes the next', async () => {
+    const outcomes = await Promise.allSettled([writer.submit(first, 'lost'), writer.submit(first, 'refuse')]);
+    assert.deepEqual(
+      outcomes.map((o) => o.status),
+      ['rejected', 'rejected'],
+    );
+    assert.match(String((outcomes[1] as PromiseRejectedResult).reason), /first_kind refuses the value/);
+    assert.deepEqual(await readValues('first_kind'), [], 'the row written before the failure is gone');
+    assert.equal(await writer.submit(first, 'after'), 1, 'the next turn is written');
+    assert.deepEqual(await readValues('first_kind'), ['after']);
+  });
+
   it('waits for another process that holds the write lock, then writes the whole turn', async () => {
     const other = holdWriteLock(file, 300);
     await other.locked;
