@@ -165,10 +165,32 @@ describeEachDatabase(
       return served;
     }
 
+    /** A call, what makes it a refusal, and the status express answers it with. */
+    type Refusal = [string, (baseUrl: string) => Promise<ApiResponse>, number];
+
+    /** Each refusal answered and audited as express does, with no one's data read. */
+    async function compareRefusals(refusals: Refusal[]): Promise<void> {
+      for (const [what, call, status] of refusals) {
+        const outcome = await compare(call);
+        assert.equal(outcome.status, status, what);
+        assert.equal(typeof (outcome.body as { error: { code: string } }).error.code, 'string', what);
+        assert.deepEqual((outcome.events[0] as { subjects: string[] }).subjects, [], `${what}: no one read`);
+      }
+    }
+
     const get =
       (urlPath: string, options: CallOptions = { token }) =>
       (baseUrl: string) =>
         callApi(baseUrl, 'GET', urlPath, options);
+
+    /** The calls counted against the client in its current minute window. */
+    async function countThisMinute(clientId: string): Promise<number> {
+      const [window] = await hub.ctx
+        .knex('hub_rate_limits')
+        .where({ client_id: clientId })
+        .select<Array<{ minute_count: number | string }>>('minute_count');
+      return Number(window?.minute_count ?? 0);
+    }
 
     /**
      * The hub's listener on a server of its own, with express behind it noting each request the
@@ -200,13 +222,7 @@ describeEachDatabase(
       try {
         const caller = await hub.createCaller('NAF');
         hub.clock.advance(60_000);
-        const minuteCount = async () => {
-          const [window] = await hub.ctx
-            .knex('hub_rate_limits')
-            .where({ client_id: caller.credentials.client_id })
-            .select<Array<{ minute_count: number | string }>>('minute_count');
-          return Number(window?.minute_count ?? 0);
-        };
+        const minuteCount = () => countThisMinute(caller.credentials.client_id);
         await use({
           baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
           reached,
@@ -274,9 +290,15 @@ describeEachDatabase(
       });
     });
 
-    it('refuses a client over its rate limit with the same 429 and Retry-After, counting each call once', async () => {
+    /**
+     * A client allowed two calls a minute, its third refused alike by both servers: the same 429,
+     * Retry-After and event, and the minute counting the two answered calls and no refused one.
+     */
+    async function compareOverRateLimit(
+      callAs: (token: string) => (baseUrl: string) => Promise<ApiResponse>,
+    ): Promise<void> {
       const limited = await hub.createCaller('NAF', { ratePerMinute: 2 });
-      const call = get(`/api/v1/persons/${P.sara}`, { token: limited.token });
+      const call = callAs(limited.token);
       hub.clock.advance(60_000);
       assert.equal((await call(hub.baseUrl)).status, 200);
       assert.equal((await call(expressUrl)).status, 200);
@@ -285,11 +307,15 @@ describeEachDatabase(
       assert.ok(Number(outcome.headers['retry-after']) > 0);
       assert.equal((outcome.body as { error: { code: string } }).error.code, 'rate_limited');
       assert.deepEqual((outcome.events[0] as { subjects: string[] }).subjects, []);
-      const [window] = await hub.ctx
-        .knex('hub_rate_limits')
-        .where({ client_id: limited.credentials.client_id })
-        .select<Array<{ minute_count: number | string }>>('minute_count');
-      assert.equal(Number(window?.minute_count), 2, 'the two answered calls, and no refused one');
+      assert.equal(
+        await countThisMinute(limited.credentials.client_id),
+        2,
+        'the two answered calls, and no refused one',
+      );
+    }
+
+    it('refuses a client over its rate limit with the same 429 and Retry-After, counting each call once', async () => {
+      await compareOverRateLimit((own) => get(`/api/v1/persons/${P.sara}`, { token: own }));
     });
 
     it('answers a person without express, and hands every refusal to express counted once, before anything is written', async () => {
@@ -317,6 +343,8 @@ describeEachDatabase(
     const postBatch = (body: string | undefined, options?: CallOptions & { type?: string }) =>
       postJson('/api/v1/persons:batch', body, options);
     const batchOf = (ids: unknown) => JSON.stringify({ national_ids: ids });
+    const runQuery = (name: string, body: unknown, options?: CallOptions & { type?: string }) =>
+      postJson(`/api/v1/queries/${name}`, body === undefined ? undefined : JSON.stringify(body), options);
 
     it('answers a batch with the same headers, body and audit event, naming the persons read', async () => {
       const outcome = await compare(postBatch(batchOf([P.mohammad, UNKNOWN_PERSON, P.sara])));
@@ -339,37 +367,32 @@ describeEachDatabase(
 
     it('refuses a batch as express does: its body malformed, too large, of another type or charset, not a list of IDs, or no token', async () => {
       const tooMany = Array.from({ length: 101 }, () => P.sara);
-      const refusals: Array<[string, () => (baseUrl: string) => Promise<ApiResponse>, number]> = [
-        ['malformed JSON', () => postBatch('{"national_ids": ['), 400],
-        ['JSON that is not an object', () => postBatch('"national_ids"'), 400],
-        ['over 100 KB', () => postBatch(batchOf([P.sara.repeat(11_000)])), 400],
+      const refusals: Refusal[] = [
+        ['malformed JSON', postBatch('{"national_ids": ['), 400],
+        ['JSON that is not an object', postBatch('"national_ids"'), 400],
+        ['over 100 KB', postBatch(batchOf([P.sara.repeat(11_000)])), 400],
         [
           'an unknown charset',
-          () => postBatch(batchOf([P.sara]), { token, type: 'application/json; charset=klingon' }),
+          postBatch(batchOf([P.sara]), { token, type: 'application/json; charset=klingon' }),
           400,
         ],
         [
           'a form',
-          () => postBatch(`national_ids=${P.sara}`, { token, type: 'application/x-www-form-urlencoded' }),
+          postBatch(`national_ids=${P.sara}`, { token, type: 'application/x-www-form-urlencoded' }),
           400,
         ],
-        ['plain text', () => postBatch(batchOf([P.sara]), { token, type: 'text/plain' }), 400],
-        ['no body', () => postBatch(undefined, { token, type: '' }), 400],
-        ['a string for the list', () => postBatch(batchOf(P.sara)), 400],
-        ['an unknown field', () => postBatch(JSON.stringify({ national_ids: [P.sara], all: true })), 400],
-        ['an empty list', () => postBatch(batchOf([])), 400],
-        ['101 IDs', () => postBatch(batchOf(tooMany)), 400],
-        ['a malformed ID', () => postBatch(batchOf([P.sara, P.sara.slice(0, 9)])), 400],
-        ['an ID twice', () => postBatch(batchOf([P.sara, P.mohammad, P.sara])), 400],
-        ['no token', () => postBatch(batchOf([P.sara]), {}), 401],
-        ['a bad token', () => postBatch(batchOf([P.sara]), { token: `${token}x` }), 401],
+        ['plain text', postBatch(batchOf([P.sara]), { token, type: 'text/plain' }), 400],
+        ['no body', postBatch(undefined, { token, type: '' }), 400],
+        ['a string for the list', postBatch(batchOf(P.sara)), 400],
+        ['an unknown field', postBatch(JSON.stringify({ national_ids: [P.sara], all: true })), 400],
+        ['an empty list', postBatch(batchOf([])), 400],
+        ['101 IDs', postBatch(batchOf(tooMany)), 400],
+        ['a malformed ID', postBatch(batchOf([P.sara, P.sara.slice(0, 9)])), 400],
+        ['an ID twice', postBatch(batchOf([P.sara, P.mohammad, P.sara])), 400],
+        ['no token', postBatch(batchOf([P.sara]), {}), 401],
+        ['a bad token', postBatch(batchOf([P.sara]), { token: `${token}x` }), 401],
       ];
-      for (const [what, call, status] of refusals) {
-        const outcome = await compare(call());
-        assert.equal(outcome.status, status, what);
-        assert.equal(typeof (outcome.body as { error: { code: string } }).error.code, 'string', what);
-        assert.deepEqual((outcome.events[0] as { subjects: string[] }).subjects, [], `${what}: no one read`);
-      }
+      await compareRefusals(refusals);
     });
 
     it('answers a batch without express, and hands each refused one to express counted once, its body read once', async () => {
@@ -396,20 +419,10 @@ describeEachDatabase(
       });
     });
 
-    it('refuses a batch over the client rate limit with the same 429, counting each call once', async () => {
-      const limited = await hub.createCaller('NAF', { ratePerMinute: 2 });
-      const call = postBatch(batchOf([P.sara]), { token: limited.token });
-      hub.clock.advance(60_000);
-      assert.equal((await call(hub.baseUrl)).status, 200);
-      assert.equal((await call(expressUrl)).status, 200);
-      const outcome = await compare(call);
-      assert.equal(outcome.status, 429);
-      assert.ok(Number(outcome.headers['retry-after']) > 0);
-      assert.deepEqual((outcome.events[0] as { subjects: string[] }).subjects, []);
+    it('refuses a batch and a saved query over the client rate limit alike, counting each call once', async () => {
+      await compareOverRateLimit((own) => postBatch(batchOf([P.sara]), { token: own }));
+      await compareOverRateLimit((own) => runQuery('path-people', {}, { token: own }));
     });
-
-    const runQuery = (name: string, body: unknown, options?: CallOptions & { type?: string }) =>
-      postJson(`/api/v1/queries/${name}`, body === undefined ? undefined : JSON.stringify(body), options);
 
     it('answers the pages of a saved query with the same headers, body and audit event, by page and by next', async () => {
       const first = await compare(runQuery('path-people', { page_size: 2 }));
@@ -431,24 +444,19 @@ describeEachDatabase(
     });
 
     it('refuses a saved query as express does: unknown, forbidden, bad parameters, a bad page or token, a malformed body or name', async () => {
-      const refusals: Array<[string, () => (baseUrl: string) => Promise<ApiResponse>, number]> = [
-        ['an unknown query', () => runQuery('no-such-query', {}), 404],
-        ['a query reading an ungranted column', () => runQuery('path-births', {}), 403],
-        ['an unknown parameter', () => runQuery('path-people', { params: { colour: 'red' } }), 400],
-        ['page 0', () => runQuery('path-people', { page: 0 }), 400],
-        ['a page size over 1000', () => runQuery('path-people', { page_size: 5000 }), 400],
-        ['an unknown field', () => runQuery('path-people', { pages: 2 }), 400],
-        ['a forged next token', () => runQuery('path-people', { next: 'not-a-token' }), 400],
-        ['malformed JSON', () => postJson('/api/v1/queries/path-people', '{"page": '), 400],
-        ['a malformed %-escape in the name', () => runQuery('path-%E0%A4%A', {}), 400],
-        ['no token', () => runQuery('path-people', {}, {}), 401],
+      const refusals: Refusal[] = [
+        ['an unknown query', runQuery('no-such-query', {}), 404],
+        ['a query reading an ungranted column', runQuery('path-births', {}), 403],
+        ['an unknown parameter', runQuery('path-people', { params: { colour: 'red' } }), 400],
+        ['page 0', runQuery('path-people', { page: 0 }), 400],
+        ['a page size over 1000', runQuery('path-people', { page_size: 5000 }), 400],
+        ['an unknown field', runQuery('path-people', { pages: 2 }), 400],
+        ['a forged next token', runQuery('path-people', { next: 'not-a-token' }), 400],
+        ['malformed JSON', postJson('/api/v1/queries/path-people', '{"page": '), 400],
+        ['a malformed %-escape in the name', runQuery('path-%E0%A4%A', {}), 400],
+        ['no token', runQuery('path-people', {}, {}), 401],
       ];
-      for (const [what, call, status] of refusals) {
-        const outcome = await compare(call());
-        assert.equal(outcome.status, status, what);
-        assert.equal(typeof (outcome.body as { error: { code: string } }).error.code, 'string', what);
-        assert.deepEqual((outcome.events[0] as { subjects: string[] }).subjects, [], `${what}: no one read`);
-      }
+      await compareRefusals(refusals);
     });
 
     it('answers a saved query without express, and hands each refused run to express counted once', async () => {
