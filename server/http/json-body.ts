@@ -11,15 +11,21 @@ export const parseJsonBody: RequestHandler = express.json({ limit: '100kb' });
 /** The refusal a body got when it was read before express, for express to answer. */
 const refusedBeforeExpress = new WeakMap<IncomingMessage, unknown>();
 
+/** As body-parser judges it: a length or a chunked encoding announces a body, even an empty one. */
+const announcesBody = (req: IncomingMessage) =>
+  req.headers['transfer-encoding'] !== undefined || req.headers['content-length'] !== undefined;
+
 /**
- * Reads the request's JSON body into `req.body` as express would, and resolves true; resolves
- * false when the parser refused the body (malformed, too large, a charset it does not know), the
- * refusal kept for raiseBodyRefusedBeforeExpress. A body of another type is left unread.
+ * Reads the request's JSON body into `req.body` as express would, and resolves true (also when
+ * there is no body). Resolves false, leaving the request to express, when the parser refused the
+ * body (malformed, too large, a charset it does not know; the refusal kept for
+ * raiseBodyRefusedBeforeExpress) or when the body is of another type, left unread for express's
+ * other parsers.
  */
 export function readJsonBodyBeforeExpress(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
   return new Promise((resolve) => {
     parseJsonBody(req as Request, res as Response, (err?: unknown) => {
-      if (err == null) resolve(true);
+      if (err == null) resolve((req as Request).body !== undefined || !announcesBody(req));
       else {
         refusedBeforeExpress.set(req, err);
         resolve(false);

@@ -441,6 +441,10 @@ describeEachDatabase(
       assert.equal(widowed.status, 200);
       const everyone = await compare(runQuery('path-people', undefined, { token, type: '' }));
       assert.equal(everyone.status, 200, 'no body runs the query with no parameters');
+      const text = await compare(
+        postJson('/api/v1/queries/path-people', 'page=2', { token, type: 'text/plain' }),
+      );
+      assert.equal(text.status, 200, 'a body of a type no parser reads is no body');
     });
 
     it('refuses a saved query as express does: unknown, forbidden, bad parameters, a bad page or token, a malformed body or name', async () => {
@@ -453,6 +457,14 @@ describeEachDatabase(
         ['an unknown field', runQuery('path-people', { pages: 2 }), 400],
         ['a forged next token', runQuery('path-people', { next: 'not-a-token' }), 400],
         ['malformed JSON', postJson('/api/v1/queries/path-people', '{"page": '), 400],
+        [
+          'a form',
+          postJson('/api/v1/queries/path-people', 'page=2', {
+            token,
+            type: 'application/x-www-form-urlencoded',
+          }),
+          400,
+        ],
         ['a malformed %-escape in the name', runQuery('path-%E0%A4%A', {}), 400],
         ['no token', runQuery('path-people', {}, {}), 401],
       ];
