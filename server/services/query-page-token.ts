@@ -42,6 +42,19 @@ function stringifySorted(value: unknown): string {
   return JSON.stringify(value);
 }
 
+const hashSorted = (value: unknown) =>
+  createHash('sha256').update(stringifySorted(value)).digest('base64url');
+
+/** A stored definition is frozen and shared by every run of its query: hashed once. */
+const definitionHashes = new WeakMap<QueryDefinition, string>();
+
+function hashDefinition(def: QueryDefinition): string {
+  if (!Object.isFrozen(def)) return hashSorted(def);
+  let hash = definitionHashes.get(def);
+  if (hash === undefined) definitionHashes.set(def, (hash = hashSorted(def)));
+  return hash;
+}
+
 /** The binding as authenticated data: the definition and parameters by hash, so a re-saved query drops old tokens. */
 export function buildPageTokenBinding(input: {
   entity: string;
@@ -49,13 +62,12 @@ export function buildPageTokenBinding(input: {
   definition: QueryDefinition;
   params: BoundParams;
 }): PageTokenBinding {
-  const hash = (value: unknown) => createHash('sha256').update(stringifySorted(value)).digest('base64url');
   const parts = [
     'registry-hub next v1',
     input.entity,
     input.query,
-    hash(input.definition),
-    hash(input.params),
+    hashDefinition(input.definition),
+    hashSorted(input.params),
   ];
   return { aad: Buffer.from(parts.join('\0')) };
 }

@@ -173,12 +173,25 @@ function assertConditionTypes(def: QueryDefinition, catalog: readonly CatalogTab
     throw new HubError('invalid_parameter', 400, paramProblems.join('; '), { problems: paramProblems });
 }
 
+/** Stored definitions already checked, by the catalog read they were checked against. */
+const checkedReads = new WeakMap<readonly CatalogTable[], WeakMap<QueryDefinition, QueryReads>>();
+
 /**
  * Checks a parsed definition against the catalog and returns every table and column it reads
  * (listed, joined, selected, filtered or sorted on). Only names that passed here ever reach SQL
- * as identifiers.
+ * as identifiers. A stored definition is frozen and shared by every run of its query, and the
+ * catalog cache gives a new array when it reads the catalog again: the pair is checked once.
  */
 export function validateQueryDefinition(def: QueryDefinition, catalog: readonly CatalogTable[]): QueryReads {
+  if (!Object.isFrozen(def)) return checkQueryDefinition(def, catalog);
+  let byDefinition = checkedReads.get(catalog);
+  if (byDefinition === undefined) checkedReads.set(catalog, (byDefinition = new WeakMap()));
+  let reads = byDefinition.get(def);
+  if (reads === undefined) byDefinition.set(def, (reads = checkQueryDefinition(def, catalog)));
+  return reads;
+}
+
+function checkQueryDefinition(def: QueryDefinition, catalog: readonly CatalogTable[]): QueryReads {
   assertKnownTables(def, catalog);
   assertKnownColumns(def, listNamedColumns(def), catalog);
   assertParamsUsed(def);
