@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, OutgoingHttpHeaders, RequestListener, ServerResponse } from 'node:http';
-import { readRetryAfter, type HubError } from '../../warehouse/core/errors.ts';
+import { HubError, readRetryAfter } from '../../warehouse/core/errors.ts';
 import type { AppContext } from '../context.ts';
 import { describeFailure, hubErrorBody } from '../http/error-handler.ts';
 import { readJsonBodyBeforeExpress } from '../http/json-body.ts';
@@ -47,12 +47,13 @@ type ReadPostedCall = (body: unknown) => FrequentCall | null;
  * and routers and express's response helpers cost about as much CPU as the lookup's reads,
  * checks and audit event together (tests/bench/HISTORY.md). They answer as the express routes
  * do: the same security headers, body and audit event, the request counted against its client's
- * rate limits in the transaction that writes the event. Every request they would not answer with
- * the data asked for or a 429 (no token or a bad one, a malformed or unknown ID, an unknown or
- * forbidden query, a body that is malformed or that the route refuses, HEAD, another spelling of
- * the path) goes to express before anything is counted or written, so express answers and audits
- * the refusal as it always has. A body is read by express's own JSON parser
- * (server/http/json-body.ts) and handed over already read.
+ * rate limits in the transaction that writes the event. So are the refusals the call itself makes
+ * once its caller is known (an unknown person, a malformed ID, an unknown or forbidden query, a
+ * bad parameter or page token), as express's error handler answers them. Every other request (no
+ * token or a bad one, a body that is malformed or that the route's schema refuses, HEAD, another
+ * spelling of the path, an error that is not a refusal) goes to express before anything is
+ * counted or written, so express answers and audits it as it always has. A body is read by
+ * express's own JSON parser (server/http/json-body.ts) and handed over already read.
  */
 export function answerFrequentCallsFirst(
   ctx: AppContext,
@@ -138,11 +139,11 @@ async function answerCall(
   const ip = normalizeIp(req.socket.remoteAddress);
   let caller: ApiCaller;
   let count: PendingCount | null;
-  let found: object;
+  let found: Answer;
   try {
     caller = await authenticateCaller(ctx, req.headers.authorization, ip);
     count = ctx.audit.writesInTurns ? limiter.startCount(caller.clientId, caller.limits) : null;
-    found = await call.fetch(caller);
+    found = await fetchAnswer(call, caller);
   } catch {
     // Nothing is counted or written yet: express answers the refusal, and audits it.
     app(req, res);
@@ -162,9 +163,25 @@ async function answerCall(
     answer = await auditAnswer(ctx, limiter, source, caller, count, found);
   } catch (err) {
     ctx.logger.error({ err, requestId, path: req.url }, 'API outcome not audited');
-    answer = { status: 500, body: unauditedAnswer(requestId) };
+    // A refusal carries no personal data: it is sent all the same, as express sends it.
+    answer = found.status >= 400 ? found : { status: 500, body: unauditedAnswer(requestId) };
   }
   writeAnswer(res, headers, requestId, answer);
+}
+
+/**
+ * The data asked for, or the refusal the call made of it (an unknown person, a malformed ID, a
+ * forbidden query, a bad parameter): the caller is known by then, and the refusal is answered,
+ * counted and audited here as express would. Anything else (an outage, a bug) is thrown, for
+ * express to answer.
+ */
+async function fetchAnswer(call: FrequentCall, caller: ApiCaller): Promise<Answer> {
+  try {
+    return { status: 200, body: await call.fetch(caller) };
+  } catch (err) {
+    if (err instanceof HubError && err.status >= 400 && err.status < 500) return refusalAnswer(err);
+    throw err;
+  }
 }
 
 /**
@@ -179,7 +196,7 @@ async function auditAnswer(
   source: OutcomeSource,
   caller: ApiCaller,
   count: PendingCount | null,
-  found: object,
+  found: Answer,
 ): Promise<Answer> {
   if (count === null) {
     try {
@@ -189,9 +206,14 @@ async function auditAnswer(
     }
   }
   const at = ctx.clock.now();
-  const event = buildOutcomeEvent(source, 200, await readAnswerFacts(ctx, 200, found), at);
+  const event = buildOutcomeEvent(
+    source,
+    found.status,
+    await readAnswerFacts(ctx, found.status, found.body),
+    at,
+  );
   const refusal = await appendOutcome(ctx, source, event, count, at);
-  return refusal === null ? { status: 200, body: found } : refusalAnswer(refusal);
+  return refusal === null ? found : refusalAnswer(refusal);
 }
 
 /** A refusal is answered even when its event cannot be written: it carries no personal data. */

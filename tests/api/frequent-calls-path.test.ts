@@ -82,7 +82,7 @@ function getWithBody(baseUrl: string, urlPath: string, token: string, body: stri
 }
 
 describeEachDatabase(
-  'Consumer API: the person lookup and the batch answered in front of express answer as express does',
+  'Consumer API: the person lookup, the batch and a saved query answered in front of express answer as express does',
   (db) => {
     let hub: ApiHub;
     let expressOnly: Server;
@@ -318,15 +318,16 @@ describeEachDatabase(
       await compareOverRateLimit((own) => get(`/api/v1/persons/${P.sara}`, { token: own }));
     });
 
-    it('answers a person without express, and hands every refusal to express counted once, before anything is written', async () => {
+    it('answers a person and its refusals without express, hands a token it cannot verify to express, and counts each call once', async () => {
       await withHandOverWatch(async ({ baseUrl, reached, token: own, minuteCount }) => {
         const as = { token: own };
         assert.equal((await get(`/api/v1/persons/${P.sara}`, as)(baseUrl)).status, 200);
-        assert.deepEqual(reached, [], 'the person is answered in front of express');
         assert.equal((await get(`/api/v1/persons/${UNKNOWN_PERSON}`, as)(baseUrl)).status, 404);
+        assert.equal((await get(`/api/v1/persons/${P.sara.slice(0, 9)}`, as)(baseUrl)).status, 400);
+        assert.deepEqual(reached, [], 'the person and the refusals are answered in front of express');
         assert.equal((await get(`/api/v1/persons/${P.sara}`, {})(baseUrl)).status, 401);
-        assert.deepEqual(reached, [`GET /api/v1/persons/${UNKNOWN_PERSON}`, `GET /api/v1/persons/${P.sara}`]);
-        assert.equal(await minuteCount(), 2, 'the answer and the 404, each once');
+        assert.deepEqual(reached, [`GET /api/v1/persons/${P.sara}`]);
+        assert.equal(await minuteCount(), 3, 'the answer, the 404 and the 400, each once');
       });
     });
 
@@ -395,15 +396,17 @@ describeEachDatabase(
       await compareRefusals(refusals);
     });
 
-    it('answers a batch without express, and hands each refused one to express counted once, its body read once', async () => {
+    it('answers a batch and its refusals without express, hands a body it would refuse to express read once, and counts each call once', async () => {
       await withHandOverWatch(async ({ baseUrl, reached, token: own, minuteCount }) => {
         const as = { token: own };
-        const answered = await postBatch(batchOf([P.sara, P.mohammad]), as)(baseUrl);
-        assert.equal(answered.status, 200);
-        assert.deepEqual(reached, [], 'the batch is answered in front of express');
-        const refused = await postBatch(batchOf([P.sara, P.sara]), as)(baseUrl);
-        assert.equal(refused.status, 400);
-        assert.match(refused.text, /asked for more than once/, 'express read the body the path had read');
+        assert.equal((await postBatch(batchOf([P.sara, P.mohammad]), as)(baseUrl)).status, 200);
+        const twice = await postBatch(batchOf([P.sara, P.sara]), as)(baseUrl);
+        assert.equal(twice.status, 400);
+        assert.match(twice.text, /asked for more than once/);
+        assert.deepEqual(reached, [], 'the batch and the refused IDs are answered in front of express');
+        const notAList = await postBatch(batchOf(P.sara), as)(baseUrl);
+        assert.equal(notAList.status, 400);
+        assert.match(notAList.text, /national_ids/, 'express read the body the path had read');
         const malformed = await postBatch('{"national_ids": [', as)(baseUrl);
         assert.deepEqual(malformed.body, {
           error: { code: 'invalid_request', message: 'request body is not valid JSON' },
@@ -415,7 +418,7 @@ describeEachDatabase(
         assert.equal(form.status, 400);
         assert.deepEqual(reached, Array(3).fill('POST /api/v1/persons:batch'));
         // The malformed body is refused before authentication, as express refuses it: never counted.
-        assert.equal(await minuteCount(), 3, 'the answer and each refusal after authentication, once');
+        assert.equal(await minuteCount(), 4, 'the answer and each refusal after authentication, once');
       });
     });
 
@@ -471,19 +474,17 @@ describeEachDatabase(
       await compareRefusals(refusals);
     });
 
-    it('answers a saved query without express, and hands each refused run to express counted once', async () => {
+    it('answers a saved query and its refusals without express, hands a body it would refuse to express, and counts each call once', async () => {
       await withHandOverWatch(async ({ baseUrl, reached, token: own, minuteCount }) => {
         const as = { token: own };
         assert.equal((await runQuery('path-people', { page_size: 1 }, as)(baseUrl)).status, 200);
-        assert.deepEqual(reached, [], 'the page is answered in front of express');
         assert.equal((await runQuery('path-births', {}, as)(baseUrl)).status, 403);
+        assert.equal((await runQuery('no-such-query', {}, as)(baseUrl)).status, 404);
+        assert.deepEqual(reached, [], 'the page and the refused runs are answered in front of express');
         assert.equal((await runQuery('path-people', { page: 0 }, as)(baseUrl)).status, 400);
         assert.equal((await runQuery('path-people', {}, {})(baseUrl)).status, 401);
-        assert.deepEqual(
-          reached,
-          ['path-births', 'path-people', 'path-people'].map((name) => `POST /api/v1/queries/${name}`),
-        );
-        assert.equal(await minuteCount(), 3, 'the answer, the 403 and the 400, each once');
+        assert.deepEqual(reached, Array(2).fill('POST /api/v1/queries/path-people'));
+        assert.equal(await minuteCount(), 4, 'the answer, the 403, the 404 and the 400, each once');
       });
     });
 
@@ -498,10 +499,12 @@ describeEachDatabase(
       let outcome: Outcome;
       let batch: Outcome;
       let query: Outcome;
+      let unknown: Outcome;
       try {
         outcome = await compare(get(`/api/v1/persons/${P.mohammad}`), 0);
         batch = await compare(postBatch(batchOf([P.mohammad])), 0);
         query = await compare(runQuery('path-people', {}), 0);
+        unknown = await compare(get(`/api/v1/persons/${UNKNOWN_PERSON}`), 0);
       } finally {
         await allowAudit();
       }
@@ -514,6 +517,7 @@ describeEachDatabase(
       });
       assert.deepEqual(batch.body, outcome.body, 'the batch likewise');
       assert.deepEqual(query.body, outcome.body, 'and a saved query');
+      assert.equal(unknown.status, 404, 'a refusal carries no personal data: it is answered all the same');
       assert.equal((await compare(get(`/api/v1/persons/${P.mohammad}`))).status, 200, 'and serves on');
     });
   },
