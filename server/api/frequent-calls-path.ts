@@ -3,7 +3,7 @@ import type { IncomingMessage, OutgoingHttpHeaders, RequestListener, ServerRespo
 import { HubError, readRetryAfter } from '../../warehouse/core/errors.ts';
 import type { AppContext } from '../context.ts';
 import { describeFailure, hubErrorBody } from '../http/error-handler.ts';
-import { readJsonBodyBeforeExpress } from '../http/json-body.ts';
+import { announcesBody, readJsonBodyBeforeExpress } from '../http/json-body.ts';
 import { fetchPerson, fetchPersonBatch } from '../services/person-service.ts';
 import { runSavedQuery } from '../services/query-service.ts';
 import type { PendingCount, RateLimiter } from '../services/rate-limiter.ts';
@@ -92,8 +92,7 @@ export function answerFrequentCallsFirst(
 function readLookupId(req: IncomingMessage): string | null {
   if (req.method !== 'GET') return null;
   // A GET with a body goes through express's body parsers, which refuse a malformed one.
-  if (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined)
-    return null;
+  if (announcesBody(req)) return null;
   const match = PERSON_LOOKUP.exec(req.url ?? '');
   return match === null ? null : decodePathSegment(match[1]!);
 }
@@ -158,9 +157,12 @@ async function answerCall(
     ip,
     requestId,
   };
+  // Elsewhere than SQLite the count is a statement of its own, taken after the reads so that a
+  // request handed to express is never counted twice; a full window's 429 replaces the answer.
+  if (count === null) found = await countApart(ctx, limiter, caller, source, found);
   let answer: Answer;
   try {
-    answer = await auditAnswer(ctx, limiter, source, caller, count, found);
+    answer = await auditAnswer(ctx, source, count, found);
   } catch (err) {
     ctx.logger.error({ err, requestId, path: req.url }, 'API outcome not audited');
     // A refusal carries no personal data: it is sent all the same, as express sends it.
@@ -184,47 +186,42 @@ async function fetchAnswer(call: FrequentCall, caller: ApiCaller): Promise<Answe
   }
 }
 
+/** The answer, or the refusal that replaces it when the client's rate windows have no room. */
+async function countApart(
+  ctx: AppContext,
+  limiter: RateLimiter,
+  caller: ApiCaller,
+  source: OutcomeSource,
+  found: Answer,
+): Promise<Answer> {
+  try {
+    await limiter.consume(caller.clientId, caller.limits);
+    return found;
+  } catch (err) {
+    return refusalAnswer(describeFailure(ctx, err, source.requestId, source.url));
+  }
+}
+
 /**
- * Writes the answer's event and returns the answer, or the refusal that replaces it when the
- * client's rate windows have no room: on SQLite the count is taken in the event's transaction,
- * elsewhere it is its own statement first (after the reads, so that a request handed to express
- * is never counted twice).
+ * Writes the answer's event and returns the answer, or, on SQLite, where the request's count is
+ * taken in the event's transaction, the refusal that replaces it when the windows had no room.
  */
 async function auditAnswer(
   ctx: AppContext,
-  limiter: RateLimiter,
   source: OutcomeSource,
-  caller: ApiCaller,
   count: PendingCount | null,
   found: Answer,
 ): Promise<Answer> {
-  if (count === null) {
-    try {
-      await limiter.consume(caller.clientId, caller.limits);
-    } catch (err) {
-      return auditRefusal(ctx, source, describeFailure(ctx, err, source.requestId, source.url));
-    }
-  }
   const at = ctx.clock.now();
-  const event = buildOutcomeEvent(
+  const facts = await readAnswerFacts(ctx, found.status, found.body);
+  const refusal = await appendOutcome(
+    ctx,
     source,
-    found.status,
-    await readAnswerFacts(ctx, found.status, found.body),
+    buildOutcomeEvent(source, found.status, facts, at),
+    count,
     at,
   );
-  const refusal = await appendOutcome(ctx, source, event, count, at);
   return refusal === null ? found : refusalAnswer(refusal);
-}
-
-/** A refusal is answered even when its event cannot be written: it carries no personal data. */
-async function auditRefusal(ctx: AppContext, source: OutcomeSource, refusal: HubError): Promise<Answer> {
-  const event = buildOutcomeEvent(source, refusal.status, { error: refusal.code }, ctx.clock.now());
-  try {
-    await ctx.audit.append(event);
-  } catch (err) {
-    ctx.logger.error({ err, requestId: source.requestId, path: source.url }, 'API outcome not audited');
-  }
-  return refusalAnswer(refusal);
 }
 
 function refusalAnswer(refusal: HubError): Answer {

@@ -12,7 +12,7 @@ export const parseJsonBody: RequestHandler = express.json({ limit: '100kb' });
 const refusedBeforeExpress = new WeakMap<IncomingMessage, unknown>();
 
 /** As body-parser judges it: a length or a chunked encoding announces a body, even an empty one. */
-const announcesBody = (req: IncomingMessage) =>
+export const announcesBody = (req: IncomingMessage): boolean =>
   req.headers['transfer-encoding'] !== undefined || req.headers['content-length'] !== undefined;
 
 /**
