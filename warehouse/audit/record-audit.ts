@@ -71,10 +71,11 @@ export function uniqueSubjects(subjects: readonly string[]): string[] {
 }
 
 export function computeSubjectsHash(subjects: readonly string[]): string {
-  return createHash('sha256')
-    .update(JSON.stringify(uniqueSubjects(subjects)))
-    .digest('hex');
+  return hashUniqueSubjects(uniqueSubjects(subjects));
 }
+
+const hashUniqueSubjects = (unique: readonly string[]) =>
+  createHash('sha256').update(JSON.stringify(unique)).digest('hex');
 
 /**
  * Events are written in groups, and one value the column refuses would fail the whole group, so
@@ -92,10 +93,17 @@ const lockChain = (trx: Knex.Transaction) => dialectOf(trx).lockUntilCommit(trx,
 /** Within SQLite's 500-row compound limit and SQL Server's 2100 parameters (audit rows have 9 columns). */
 const ROWS_PER_INSERT = 200;
 
+/** An event as written: its chained row and the subject rows its hash covers. */
+interface ChainedEvent {
+  row: ChainedRow;
+  subjects: string[];
+}
+
 /** The events as chained rows after `prevHash`, in order. */
-function buildChainedRows(list: readonly AuditEvent[], prevHash: string, now: string): ChainedRow[] {
+function buildChainedRows(list: readonly AuditEvent[], prevHash: string, now: string): ChainedEvent[] {
   let prev = prevHash;
   return list.map((event) => {
+    const subjects = uniqueSubjects(event.subjects ?? []);
     const fields: ChainedFields = {
       at: event.at?.toISOString() ?? now,
       actor: fitText(event.actor, 100),
@@ -103,12 +111,12 @@ function buildChainedRows(list: readonly AuditEvent[], prevHash: string, now: st
       action: fitText(event.action, 64),
       target: event.target == null ? null : fitText(event.target, 400),
       details: JSON.stringify(event.details ?? {}),
-      subjects_hash: computeSubjectsHash(event.subjects ?? []),
+      subjects_hash: hashUniqueSubjects(subjects),
     };
     const hash = computeAuditHash(prev, fields);
     const row = { ...fields, prev_hash: prev, hash };
     prev = hash;
-    return row;
+    return { row, subjects };
   });
 }
 
@@ -126,7 +134,9 @@ export const AUDIT_COLUMNS = [
 ] as const;
 const SQLITE_TAIL = 'SELECT "hash" FROM "hub_audit" ORDER BY "id" DESC LIMIT 1';
 const SQLITE_INSERT_EVENT = `INSERT INTO "hub_audit" (${AUDIT_COLUMNS.map((c) => `"${c}"`).join(', ')}) VALUES (${AUDIT_COLUMNS.map(() => '?').join(', ')})`;
-const SQLITE_INSERT_SUBJECT = 'INSERT INTO "hub_audit_subjects" ("audit_id", "national_id") VALUES (?, ?)';
+/** An event's subjects in one statement, from a JSON list: a page of 100 rows names up to 100 people. */
+const SQLITE_INSERT_SUBJECTS =
+  'INSERT INTO "hub_audit_subjects" ("audit_id", "national_id") SELECT ?, "value" FROM json_each(?)';
 
 /**
  * SQLite, inside the caller's transaction: the tail, the rows, their subjects, with prepared
@@ -139,18 +149,17 @@ function writeEventsOnSqlite(knex: Knex, db: Database, list: readonly AuditEvent
   const announce = (sql: string, bindings: unknown[]) => knex.emit('query', { method: 'raw', sql, bindings });
   const tail = prepareOnce(db, SQLITE_TAIL);
   const insertEvent = prepareOnce(db, SQLITE_INSERT_EVENT);
-  const insertSubject = prepareOnce(db, SQLITE_INSERT_SUBJECT);
+  const insertSubjects = prepareOnce(db, SQLITE_INSERT_SUBJECTS);
   announce(SQLITE_TAIL, []);
   const last = tail.get() as { hash: string } | undefined;
-  const rows = buildChainedRows(list, last?.hash ?? GENESIS_HASH, now);
-  for (const [i, row] of rows.entries()) {
+  for (const { row, subjects } of buildChainedRows(list, last?.hash ?? GENESIS_HASH, now)) {
     const values = AUDIT_COLUMNS.map((c) => row[c]);
     announce(SQLITE_INSERT_EVENT, values);
     const id = insertEvent.run(values).lastInsertRowid;
-    for (const nationalId of uniqueSubjects(list[i]!.subjects ?? [])) {
-      announce(SQLITE_INSERT_SUBJECT, [id, nationalId]);
-      insertSubject.run(id, nationalId);
-    }
+    if (subjects.length === 0) continue;
+    const bindings = [id, JSON.stringify(subjects)];
+    announce(SQLITE_INSERT_SUBJECTS, bindings);
+    insertSubjects.run(bindings);
   }
 }
 
@@ -206,21 +215,18 @@ export async function recordAudit(
   const append = async (trx: Knex.Transaction) => {
     await lockChain(trx);
     const last = await trx('hub_audit').orderBy('id', 'desc').first<{ hash: string } | undefined>('hash');
-    const rows = buildChainedRows(list, last?.hash ?? GENESIS_HASH, isoNow(clock));
+    const chained = buildChainedRows(list, last?.hash ?? GENESIS_HASH, isoNow(clock));
     // A group of events goes in as one multi-row insert; ids come back matched by hash.
     const idByHash = new Map<string, number>();
-    for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
+    for (let i = 0; i < chained.length; i += ROWS_PER_INSERT) {
       const inserted: Array<{ id: number | string; hash: string }> = await trx('hub_audit').insert(
-        rows.slice(i, i + ROWS_PER_INSERT),
+        chained.slice(i, i + ROWS_PER_INSERT).map((event) => event.row),
         ['id', 'hash'],
       );
       for (const r of inserted) idByHash.set(r.hash, Number(r.id));
     }
-    const subjects = list.flatMap((event, i) =>
-      uniqueSubjects(event.subjects ?? []).map((national_id) => ({
-        audit_id: idByHash.get(rows[i]!.hash)!,
-        national_id,
-      })),
+    const subjects = chained.flatMap(({ row, subjects: held }) =>
+      held.map((national_id) => ({ audit_id: idByHash.get(row.hash)!, national_id })),
     );
     for (let i = 0; i < subjects.length; i += ROWS_PER_INSERT) {
       await trx('hub_audit_subjects').insert(subjects.slice(i, i + ROWS_PER_INSERT));
