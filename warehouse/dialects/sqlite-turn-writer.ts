@@ -29,7 +29,7 @@ const BUSY_RETRY_MS = 15_000;
  * How long a turn that found the write lock taken tries again at each next turn of the event
  * loop, before pausing between tries. Another hub worker's turn holds the lock for well under a
  * millisecond, and two busy workers on one file find it taken on four tries in ten (README, API
- * benchmark): a pause of 5 to 25 ms per collision made two workers barely faster than one, and
+ * benchmark): a pause of 5 ms or more per collision made two workers barely faster than one, and
  * SQLite's own wait sleeps at least a millisecond with the event loop stopped. A lock held
  * longer (a load run from the command line builds an index or swaps a table) is waited for with
  * pauses.
@@ -196,6 +196,20 @@ function withoutWaitingForLock<T>(db: Database, work: () => T): T {
   }
 }
 
+/** The longest pause between two tries for the write lock. */
+const MAX_PAUSE_MS = 25;
+
+/**
+ * The pause before the next try: 1, 2, 4, 8, 16 ms, then 25, each lengthened by up to half at
+ * random so that two waiting processes drift apart. A lock held a few milliseconds (another
+ * worker's turn, its process descheduled mid-commit on a busy machine) is taken soon after it is
+ * released; a pause of 5 to 25 ms from the first held every request of the turn for that long.
+ * A lock held for seconds (a load's index build) is tried about 30 times a second.
+ */
+function pauseBeforeTry(pausesSoFar: number): number {
+  return Math.min(MAX_PAUSE_MS, 2 ** pausesSoFar) * (1 + Math.random() / 2);
+}
+
 /**
  * On SQLite a transaction that has read cannot wait for another connection's write lock: SQLite
  * answers SQLITE_BUSY at once instead of calling the busy handler, since waiting could deadlock.
@@ -205,6 +219,7 @@ function withoutWaitingForLock<T>(db: Database, work: () => T): T {
  */
 export async function writeWhenNotBusy<T>(work: () => Promise<T>, retryEachTurnMs = 0): Promise<T> {
   const start = Date.now();
+  let pauses = 0;
   for (;;) {
     try {
       return await work();
@@ -212,7 +227,7 @@ export async function writeWhenNotBusy<T>(work: () => Promise<T>, retryEachTurnM
       const waited = Date.now() - start;
       if (!isSqliteBusy(err) || waited > BUSY_RETRY_MS) throw err;
       if (waited < retryEachTurnMs) await new Promise((resolve) => setImmediate(resolve));
-      else await new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 20));
+      else await new Promise((resolve) => setTimeout(resolve, pauseBeforeTry(pauses++)));
     }
   }
 }
