@@ -206,7 +206,7 @@ const MAX_PAUSE_MS = 25;
  * released; a pause of 5 to 25 ms from the first held every request of the turn for that long.
  * A lock held for seconds (a load's index build) is tried about 30 times a second.
  */
-function pauseBeforeTry(pausesSoFar: number): number {
+export function pauseBeforeTry(pausesSoFar: number): number {
   return Math.min(MAX_PAUSE_MS, 2 ** pausesSoFar) * (1 + Math.random() / 2);
 }
 

@@ -1,0 +1,35 @@
+import assert from 'node:assert/strict';
+import { pauseBeforeTry } from '../../../warehouse/dialects/sqlite-turn-writer.ts';
+
+/** Every pause of the schedule, drawn many times: its random part covers its whole range. */
+function drawPauses(pausesSoFar: number): { least: number; most: number } {
+  const drawn = Array.from({ length: 2000 }, () => pauseBeforeTry(pausesSoFar));
+  return { least: Math.min(...drawn), most: Math.max(...drawn) };
+}
+
+describe('pauses between tries for a write lock another process holds', () => {
+  it('start at a millisecond, so a lock held briefly is taken soon after its release', () => {
+    const { least, most } = drawPauses(0);
+    assert.ok(least >= 1 && most <= 1.5, `first pause ${least}–${most} ms`);
+  });
+
+  it('double at each try, each lengthened by up to half at random so that two waiters drift apart', () => {
+    for (const [pausesSoFar, base] of [
+      [1, 2],
+      [2, 4],
+      [3, 8],
+      [4, 16],
+    ] as const) {
+      const { least, most } = drawPauses(pausesSoFar);
+      assert.ok(least >= base && most <= base * 1.5, `pause ${pausesSoFar + 1}: ${least}–${most} ms`);
+      assert.ok(most - least > base * 0.25, `pause ${pausesSoFar + 1} varies: ${least}–${most} ms`);
+    }
+  });
+
+  it('stop growing at 25 ms, so a lock held for seconds is still tried about 30 times a second', () => {
+    for (const pausesSoFar of [5, 10, 100, 10_000]) {
+      const { least, most } = drawPauses(pausesSoFar);
+      assert.ok(least >= 25 && most <= 37.5, `pause ${pausesSoFar + 1}: ${least}–${most} ms`);
+    }
+  });
+});
