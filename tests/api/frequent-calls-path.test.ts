@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { createServer, request, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import helmet from 'helmet';
 import { createApiState } from '../../server/api/api-state.ts';
@@ -15,6 +15,7 @@ import {
   type ApiHub,
   type ApiResponse,
   saveQueryAsSuperAdmin,
+  sendRawRequest,
   type CallOptions,
 } from '../support/api-hub.ts';
 import { countAuditRows, fetchAuditEvents } from '../support/audit-rows.ts';
@@ -51,34 +52,18 @@ async function readSubjects(hub: ApiHub, auditId: number): Promise<string[]> {
 
 /** A GET with a body, which fetch will not send. */
 function getWithBody(baseUrl: string, urlPath: string, token: string, body: string): Promise<ApiResponse> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      `${baseUrl}${urlPath}`,
-      {
-        method: 'GET',
-        headers: {
-          authorization: `Bearer ${token}`,
-          'content-type': 'application/json',
-          'content-length': Buffer.byteLength(body),
-        },
+  return sendRawRequest(
+    `${baseUrl}${urlPath}`,
+    {
+      method: 'GET',
+      headers: {
+        authorization: `Bearer ${token}`,
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(body),
       },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (text += chunk));
-        res.on('end', () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            headers: new Headers(res.headers as Record<string, string>),
-            body: JSON.parse(text) as unknown,
-            text,
-          }),
-        );
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
+    },
+    body,
+  );
 }
 
 describeEachDatabase(

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { request } from 'node:http';
 import type { ClientCredentials } from '../../server/services/client-service.ts';
 import {
   MAX_FAILURES_PER_ADDRESS,
@@ -10,6 +9,7 @@ import {
   assertOAuthError,
   callApi,
   fetchWarehouseFingerprint,
+  sendRawRequest,
   serveAnotherHub,
   startApiHub,
   type ApiHub,
@@ -34,36 +34,15 @@ function postTokenFrom(
   form: Record<string, string>,
   headers: Record<string, string> = {},
 ): Promise<ApiResponse> {
-  const body = new URLSearchParams(form).toString();
-  return new Promise((resolve, reject) => {
-    const req = request(
-      `${baseUrl}${TOKEN}`,
-      {
-        method: 'POST',
-        localAddress,
-        headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
-        res.on('end', () => {
-          const responseHeaders = new Headers();
-          for (const [name, value] of Object.entries(res.headers)) {
-            if (typeof value === 'string') responseHeaders.set(name, value);
-          }
-          let parsed: unknown = text;
-          try {
-            parsed = JSON.parse(text);
-          } catch {
-            // The assertions report the raw text.
-          }
-          resolve({ status: res.statusCode ?? 0, headers: responseHeaders, body: parsed, text });
-        });
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
+  return sendRawRequest(
+    `${baseUrl}${TOKEN}`,
+    {
+      method: 'POST',
+      localAddress,
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+    },
+    new URLSearchParams(form).toString(),
+  );
 }
 
 describeEachDatabase('Token endpoint: OAuth2 client authentication, errors and throttling', (db) => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { rm, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
+import { createServer, request, type RequestOptions, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { readConnectorDefinitions } from '../../connectors/definition.ts';
@@ -140,6 +140,34 @@ export interface ApiResponse {
   /** The parsed JSON body, or the raw text when it is not JSON. */
   body: unknown;
   text: string;
+}
+
+/**
+ * A request sent with node's own client, for what fetch will not send (a GET with a body, a
+ * chosen local address), read into an ApiResponse as callApi reads one.
+ */
+export function sendRawRequest(url: string, options: RequestOptions, body: string): Promise<ApiResponse> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, options, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => {
+        const headers = new Headers();
+        for (const [name, value] of Object.entries(res.headers)) {
+          if (typeof value === 'string') headers.set(name, value);
+        }
+        let parsed: unknown = text;
+        try {
+          parsed = JSON.parse(text);
+        } catch {
+          // The assertions report the raw text.
+        }
+        resolve({ status: res.statusCode ?? 0, headers, body: parsed, text });
+      });
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
 }
 
 export interface CallOptions {

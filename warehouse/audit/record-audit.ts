@@ -73,11 +73,11 @@ export function uniqueSubjects(subjects: readonly string[]): string[] {
   return [...new Set(subjects)].sort();
 }
 
+const hashUniqueSubjects = (unique: readonly string[]) => sha256Hex(JSON.stringify(unique));
+
 export function computeSubjectsHash(subjects: readonly string[]): string {
   return hashUniqueSubjects(uniqueSubjects(subjects));
 }
-
-const hashUniqueSubjects = (unique: readonly string[]) => sha256Hex(JSON.stringify(unique));
 
 /**
  * Events are written in groups, and one value the column refuses would fail the whole group, so
