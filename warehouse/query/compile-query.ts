@@ -481,6 +481,17 @@ export function describeCompiledSql(builder: Knex.QueryBuilder): CompiledSql {
 }
 
 /**
+ * A returned row under the API's names. Built by assignment, in one shape for every row of a
+ * page: Object.fromEntries made each row from an array of pairs, and mapping and serializing a
+ * page of 100 rows took twice as long. Every name is "table.column", never an accessor of Object.
+ */
+function renameRow(columns: readonly SelectedColumn[], row: QueryRow): QueryRow {
+  const renamed: QueryRow = {};
+  for (const c of columns) renamed[c.column] = normalizeValue(c.type, row[c.alias]);
+  return renamed;
+}
+
+/**
  * Renames c0, c1, ... back to "table.column" and drops the look-ahead row. A look-ahead row
  * below the limit means another page (has_more); at the limit it means the limit cut rows off.
  */
@@ -488,11 +499,7 @@ export function buildQueryPage(compiled: CompiledQuery, rows: readonly QueryRow[
   const beyond = rows.length > compiled.take;
   return {
     columns: compiled.columns.map((c) => c.column),
-    rows: rows
-      .slice(0, compiled.take)
-      .map((row) =>
-        Object.fromEntries(compiled.columns.map((c) => [c.column, normalizeValue(c.type, row[c.alias])])),
-      ),
+    rows: rows.slice(0, compiled.take).map((row) => renameRow(compiled.columns, row)),
     has_more: beyond && !compiled.atLimit,
     truncated: beyond && compiled.atLimit,
   };
