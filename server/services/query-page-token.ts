@@ -1,4 +1,10 @@
-import { createCipheriv, createDecipheriv, createHmac, hash as oneShotHash, timingSafeEqual } from 'node:crypto';
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHmac,
+  hash as oneShotHash,
+  timingSafeEqual,
+} from 'node:crypto';
 import { z } from 'zod';
 import type { Keyring } from '../../warehouse/keyring/keyring.ts';
 import { HubError } from '../../warehouse/core/errors.ts';
