@@ -73,10 +73,8 @@ export function uniqueSubjects(subjects: readonly string[]): string[] {
   return [...new Set(subjects)].sort();
 }
 
-const hashUniqueSubjects = (unique: readonly string[]) => sha256Hex(JSON.stringify(unique));
-
 export function computeSubjectsHash(subjects: readonly string[]): string {
-  return hashUniqueSubjects(uniqueSubjects(subjects));
+  return sha256Hex(JSON.stringify(uniqueSubjects(subjects)));
 }
 
 /**
@@ -99,6 +97,8 @@ const ROWS_PER_INSERT = 200;
 interface ChainedEvent {
   row: ChainedRow;
   subjects: string[];
+  /** The subjects as the JSON text their digest was taken of; SQLite inserts them from it. */
+  subjectsJson: string;
 }
 
 /** The events as chained rows after `prevHash`, in order. */
@@ -106,6 +106,7 @@ function buildChainedRows(list: readonly AuditEvent[], prevHash: string, now: st
   let prev = prevHash;
   return list.map((event) => {
     const subjects = uniqueSubjects(event.subjects ?? []);
+    const subjectsJson = JSON.stringify(subjects);
     const fields: ChainedFields = {
       at: event.at?.toISOString() ?? now,
       actor: fitText(event.actor, 100),
@@ -113,12 +114,12 @@ function buildChainedRows(list: readonly AuditEvent[], prevHash: string, now: st
       action: fitText(event.action, 64),
       target: event.target == null ? null : fitText(event.target, 400),
       details: JSON.stringify(event.details ?? {}),
-      subjects_hash: hashUniqueSubjects(subjects),
+      subjects_hash: sha256Hex(subjectsJson),
     };
     const hash = computeAuditHash(prev, fields);
     const row = { ...fields, prev_hash: prev, hash };
     prev = hash;
-    return { row, subjects };
+    return { row, subjects, subjectsJson };
   });
 }
 
@@ -154,12 +155,12 @@ function writeEventsOnSqlite(knex: Knex, db: Database, list: readonly AuditEvent
   const insertSubjects = prepareOnce(db, SQLITE_INSERT_SUBJECTS);
   announce(SQLITE_TAIL, []);
   const last = tail.get() as { hash: string } | undefined;
-  for (const { row, subjects } of buildChainedRows(list, last?.hash ?? GENESIS_HASH, now)) {
+  for (const { row, subjects, subjectsJson } of buildChainedRows(list, last?.hash ?? GENESIS_HASH, now)) {
     const values = AUDIT_COLUMNS.map((c) => row[c]);
     announce(SQLITE_INSERT_EVENT, values);
     const id = insertEvent.run(values).lastInsertRowid;
     if (subjects.length === 0) continue;
-    const bindings = [id, JSON.stringify(subjects)];
+    const bindings = [id, subjectsJson];
     announce(SQLITE_INSERT_SUBJECTS, bindings);
     insertSubjects.run(bindings);
   }
