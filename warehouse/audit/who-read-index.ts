@@ -10,6 +10,7 @@
  * each live run (a few dozen) and scans the rows not yet in a run.
  */
 import type { Knex } from 'knex';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type Clock, isoNow, systemClock } from '../core/clock.ts';
 import { dialectOf } from '../dialects/index.ts';
 import { inWriteTransaction } from '../write-transaction.ts';
@@ -60,6 +61,13 @@ export interface WhoReadIndexOptions {
   clock?: Clock;
   /** Stops the pass between two transactions; a merge stopped this way is given up at once. */
   signal?: AbortSignal;
+  /**
+   * A pause after each of the pass's transactions. On SQLite a serving hub's turns of audit rows
+   * wait for the write lock the pass holds; without a pause the pass's next transaction took the
+   * lock again at once, and a merge's few dozen transactions in a row kept every answer waiting
+   * for up to half a second (the serving hub's indexing sets it, see who-read-indexing.ts).
+   */
+  pauseMs?: number;
   /** Called before each transaction of a merge; tests use it to look at the index between them. */
   beforeMergeStep?: (step: MergeStep) => Promise<void>;
 }
@@ -104,6 +112,17 @@ const toRun = (r: RunRow): Run => ({
   lastAuditId: Number(r.last_audit_id),
   rows: Number(r.row_count),
 });
+
+/** One of the pass's transactions, then its pause (WhoReadIndexOptions.pauseMs). */
+async function writeStep<T>(
+  knex: Knex,
+  options: WhoReadIndexOptions,
+  work: (trx: Knex.Transaction) => Promise<T>,
+): Promise<T> {
+  const result = await inWriteTransaction(knex, work);
+  if ((options.pauseMs ?? 0) > 0) await sleep(options.pauseMs);
+  return result;
+}
 
 /** Two hub hosts may index at once; each step that reads and writes the runs holds this lock. */
 const lockRuns = (trx: Knex.Transaction) => dialectOf(trx).lockUntilCommit(trx, WHO_READ_RUNS);
@@ -164,7 +183,7 @@ async function nextRunId(trx: Knex.Transaction): Promise<number> {
 async function appendRun(knex: Knex, options: WhoReadIndexOptions): Promise<number> {
   const runRows = options.runRows ?? DEFAULT_RUN_ROWS;
   const fanIn = options.fanIn ?? DEFAULT_FAN_IN;
-  return inWriteTransaction(knex, async (trx) => {
+  return writeStep(knex, options, async (trx) => {
     await lockRuns(trx);
     const after = await fetchIndexedUpTo(trx);
     const edge = options.wholeTail === true ? undefined : await selectTailEdge(trx, after, runRows);
@@ -212,7 +231,7 @@ async function mergeRuns(knex: Knex, options: WhoReadIndexOptions): Promise<numb
   const runRows = options.runRows ?? DEFAULT_RUN_ROWS;
   const chunkRows = options.chunkRows ?? DEFAULT_CHUNK_ROWS;
   const clock = options.clock ?? systemClock;
-  const planned = await inWriteTransaction(knex, async (trx) => {
+  const planned = await writeStep(knex, options, async (trx) => {
     await lockRuns(trx);
     const live = (await selectLiveRuns(trx)).map(toRun);
     const sources = pickMerge(live, fanIn);
@@ -248,7 +267,7 @@ async function mergeRuns(knex: Knex, options: WhoReadIndexOptions): Promise<numb
       options.signal?.throwIfAborted();
       await options.beforeMergeStep?.('copy');
       const upper = await findBoundary(knex, largest.run, lower, step);
-      await inWriteTransaction(knex, async (trx) => {
+      await writeStep(knex, options, async (trx) => {
         await copySortedRows(trx, target.run, WHO_READ_TABLE, runsBetween(ids, lower, upper));
         await touchRun(trx, target.run, isoNow(clock));
       });
@@ -261,7 +280,7 @@ async function mergeRuns(knex: Knex, options: WhoReadIndexOptions): Promise<numb
     throw err;
   }
   await options.beforeMergeStep?.('switch');
-  const switched = await inWriteTransaction(knex, async (trx) => {
+  const switched = await writeStep(knex, options, async (trx) => {
     await lockRuns(trx);
     const stillLive = await selectStillLive(trx, ids);
     const building = await selectBuilding(trx, target.run);
@@ -294,7 +313,7 @@ async function dropDeadRuns(knex: Knex, options: WhoReadIndexOptions): Promise<n
   const chunkRows = options.chunkRows ?? DEFAULT_CHUNK_ROWS;
   const clock = options.clock ?? systemClock;
   const abandoned = new Date(clock.now().getTime() - ABANDONED_MERGE_MS).toISOString();
-  await inWriteTransaction(knex, async (trx) => {
+  await writeStep(knex, options, async (trx) => {
     await lockRuns(trx);
     await unlistAbandonedMerges(trx, abandoned);
   });
@@ -305,7 +324,7 @@ async function dropDeadRuns(knex: Knex, options: WhoReadIndexOptions): Promise<n
       options.signal?.throwIfAborted();
       const upper = await findBoundary(knex, run, null, chunkRows);
       // Whether the run is listed is asked under the lock: another process may have just made it.
-      const deleted = await inWriteTransaction(knex, async (trx) => {
+      const deleted = await writeStep(knex, options, async (trx) => {
         await lockRuns(trx);
         if ((await selectListing(trx, run)) !== undefined) return null;
         return deleteRunRows(trx, run, upper);

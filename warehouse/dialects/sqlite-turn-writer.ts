@@ -36,6 +36,15 @@ const BUSY_RETRY_MS = 15_000;
  */
 const RETRY_EACH_TURN_MS = 5;
 
+/**
+ * The longest pause between a turn's tries after that. A turn's try costs no wait inside SQLite
+ * (its busy handler is off), and the serving hub's who-read indexing leaves the lock free for
+ * 10 ms after each of its transactions (who-read-indexing.ts): a turn that tries at least every
+ * 6 ms takes it then, where one pausing up to 37.5 ms missed gap after gap while a merge ran its
+ * few dozen transactions, and its answers waited up to half a second.
+ */
+export const TURN_MAX_PAUSE_MS = 4;
+
 const isSqliteBusy = (err: unknown): boolean =>
   typeof err === 'object' &&
   err !== null &&
@@ -130,6 +139,7 @@ export class SqliteTurnWriter {
             return this.#tryTurn(db, [...taken.values()]);
           }),
         RETRY_EACH_TURN_MS,
+        TURN_MAX_PAUSE_MS,
       );
     } catch (err) {
       for (const queue of taken.values()) for (const waiter of queue.waiters) waiter.reject(err);
@@ -196,18 +206,19 @@ function withoutWaitingForLock<T>(db: Database, work: () => T): T {
   }
 }
 
-/** The longest pause between two tries for the write lock. */
+/** The longest pause between two tries for the write lock, unless the caller sets its own. */
 const MAX_PAUSE_MS = 25;
 
 /**
- * The pause before the next try: 1, 2, 4, 8, 16 ms, then 25, each lengthened by up to half at
- * random so that two waiting processes drift apart. A lock held a few milliseconds (another
- * worker's turn, its process descheduled mid-commit on a busy machine) is taken soon after it is
- * released; a pause of 5 to 25 ms from the first held every request of the turn for that long.
- * A lock held for seconds (a load's index build) is tried about 30 times a second.
+ * The pause before the next try: 1, 2, 4, 8, 16 ms, then 25 (or `maxPauseMs`), each lengthened
+ * by up to half at random so that two waiting processes drift apart. A lock held a few
+ * milliseconds (another worker's turn, its process descheduled mid-commit on a busy machine) is
+ * taken soon after it is released; a pause of 5 to 25 ms from the first held every request of
+ * the turn for that long. A lock held for seconds (a load's index build) is tried about 30 times
+ * a second, or about 200 at a turn's cap of 4 ms.
  */
-export function pauseBeforeTry(pausesSoFar: number): number {
-  return Math.min(MAX_PAUSE_MS, 2 ** pausesSoFar) * (1 + Math.random() / 2);
+export function pauseBeforeTry(pausesSoFar: number, maxPauseMs = MAX_PAUSE_MS): number {
+  return Math.min(maxPauseMs, 2 ** pausesSoFar) * (1 + Math.random() / 2);
 }
 
 /**
@@ -217,7 +228,11 @@ export function pauseBeforeTry(pausesSoFar: number): number {
  * `retryEachTurnMs` after the first try, `work` runs again at the next turn of the event loop
  * instead, for a lock that is about to be released.
  */
-export async function writeWhenNotBusy<T>(work: () => Promise<T>, retryEachTurnMs = 0): Promise<T> {
+export async function writeWhenNotBusy<T>(
+  work: () => Promise<T>,
+  retryEachTurnMs = 0,
+  maxPauseMs = MAX_PAUSE_MS,
+): Promise<T> {
   const start = Date.now();
   let pauses = 0;
   for (;;) {
@@ -227,7 +242,7 @@ export async function writeWhenNotBusy<T>(work: () => Promise<T>, retryEachTurnM
       const waited = Date.now() - start;
       if (!isSqliteBusy(err) || waited > BUSY_RETRY_MS) throw err;
       if (waited < retryEachTurnMs) await new Promise((resolve) => setImmediate(resolve));
-      else await new Promise((resolve) => setTimeout(resolve, pauseBeforeTry(pauses++)));
+      else await new Promise((resolve) => setTimeout(resolve, pauseBeforeTry(pauses++, maxPauseMs)));
     }
   }
 }

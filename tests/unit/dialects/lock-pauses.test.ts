@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { pauseBeforeTry } from '../../../warehouse/dialects/sqlite-turn-writer.ts';
+import { SQLITE_PAUSE_BETWEEN_STEPS_MS } from '../../../server/services/who-read-indexing.ts';
+import { pauseBeforeTry, TURN_MAX_PAUSE_MS } from '../../../warehouse/dialects/sqlite-turn-writer.ts';
 
 /** Every pause of the schedule, drawn many times: its random part covers its whole range. */
-function drawPauses(pausesSoFar: number): { least: number; most: number } {
-  const drawn = Array.from({ length: 2000 }, () => pauseBeforeTry(pausesSoFar));
+function drawPauses(pausesSoFar: number, maxPauseMs?: number): { least: number; most: number } {
+  const drawn = Array.from({ length: 2000 }, () => pauseBeforeTry(pausesSoFar, maxPauseMs));
   return { least: Math.min(...drawn), most: Math.max(...drawn) };
 }
 
@@ -30,6 +31,14 @@ describe('pauses between tries for a write lock another process holds', () => {
     for (const pausesSoFar of [5, 10, 100, 10_000]) {
       const { least, most } = drawPauses(pausesSoFar);
       assert.ok(least >= 25 && most <= 37.5, `pause ${pausesSoFar + 1}: ${least}–${most} ms`);
+    }
+  });
+
+  it("stop at 4 ms for a turn of answers, shorter than the lock the serving hub's who-read indexing leaves free after each of its transactions, so a turn waiting through a merge tries in every gap", () => {
+    assert.ok(TURN_MAX_PAUSE_MS * 1.5 < SQLITE_PAUSE_BETWEEN_STEPS_MS);
+    for (const pausesSoFar of [2, 3, 5, 100]) {
+      const { least, most } = drawPauses(pausesSoFar, TURN_MAX_PAUSE_MS);
+      assert.ok(least >= 4 && most <= 6, `pause ${pausesSoFar + 1}: ${least}–${most} ms`);
     }
   });
 });
