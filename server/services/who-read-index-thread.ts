@@ -8,7 +8,7 @@ import { startWhoReadIndexing, type WhoReadIndexing, type WhoReadIndexingLog } f
 export interface WhoReadThreadData {
   databaseUrl: string;
   intervalMs?: number;
-  index?: Pick<WhoReadIndexOptions, 'runRows' | 'fanIn' | 'chunkRows'>;
+  index?: Pick<WhoReadIndexOptions, 'runRows' | 'fanIn' | 'chunkRows' | 'pauseMs'>;
 }
 
 export type WhoReadThreadMessage =

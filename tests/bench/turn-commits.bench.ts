@@ -4,6 +4,11 @@
  * connection), one turn every 3 ms, with SQLite's autocheckpoint alone and with the serving
  * hub's checkpoint thread, alternated. Prints the event loop's delay (what every request in
  * flight waits) and the process's CPU.
+ *
+ * Then the same turns for a few seconds while the serving hub's who-read index thread puts
+ * 640,000 subject rows into runs and merges them (a few dozen transactions in a row, each
+ * holding SQLite's write lock), with the pause it leaves after each transaction and without,
+ * alternated. Prints how long the turns took, which every answer of a turn waits.
  * `npm run bench:turns [-- --turns N]` (default 3,000 turns).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -11,8 +16,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { startWhoReadIndexingThread } from '../../server/services/who-read-index-thread.ts';
+import { SQLITE_PAUSE_BETWEEN_STEPS_MS } from '../../server/services/who-read-indexing.ts';
 import { AuditWriter } from '../../warehouse/audit/audit-writer.ts';
-import type { AuditEvent } from '../../warehouse/audit/record-audit.ts';
+import { recordAudit, type AuditEvent } from '../../warehouse/audit/record-audit.ts';
+import { fetchIndexedUpTo, WHO_READ_RUNS } from '../../warehouse/audit/who-read-index.ts';
 import { systemClock } from '../../warehouse/core/clock.ts';
 import { closeWarehouse, openWarehouse } from '../../warehouse/db.ts';
 import { startServingCheckpoints } from '../../warehouse/dialects/sqlite-serving-checkpoints.ts';
@@ -103,6 +111,91 @@ async function measure(mode: 'autocheckpoint' | 'thread'): Promise<Measured> {
   }
 }
 
+/** Enough subject rows for 32 runs of the default 20,000, which makes a merge due. */
+const SEED_EVENTS = 64_000;
+const SUBJECTS_PER_SEED_EVENT = 10;
+const BESIDE_INDEXING_MS = 8_000;
+
+interface MeasuredBesideIndexing {
+  pauseMs: number;
+  turns: number;
+  p99: number;
+  p999: number;
+  max: number;
+  over50: number;
+  indexed: boolean;
+  merged: boolean;
+}
+
+function seedEvent(n: number): AuditEvent {
+  const subjects = Array.from({ length: SUBJECTS_PER_SEED_EVENT }, (_, k) =>
+    String(1_000_000_000 + (((n * SUBJECTS_PER_SEED_EVENT + k) * 7_919) % 1_000_000)),
+  );
+  return { ...lookupEvent(n), subjects: [...new Set(subjects)] };
+}
+
+const percentile = (sorted: readonly number[], p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? 0;
+
+async function measureBesideIndexing(pauseMs: number): Promise<MeasuredBesideIndexing> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'hub-turns-bench-'));
+  const url = `sqlite:${path.join(dir, 'hub.sqlite')}`;
+  const warehouse = openWarehouse(url);
+  const reads = new PreparedReads(warehouse);
+  const audit = new AuditWriter(warehouse.knex, systemClock);
+  const quiet = () => undefined;
+  try {
+    await migrateWarehouse(warehouse.knex);
+    for (let n = 0; n < SEED_EVENTS; n += 1_000)
+      await recordAudit(
+        warehouse.knex,
+        systemClock,
+        Array.from({ length: 1_000 }, (_, k) => seedEvent(n + k)),
+      );
+    const lastSeeded = Number((await warehouse.knex('hub_audit').max({ id: 'id' }))[0]?.id);
+    await reads.first('SELECT 1', []);
+    const checkpoints = await startServingCheckpoints(warehouse);
+    const indexing = await startWhoReadIndexingThread(
+      { databaseUrl: url, intervalMs: 100, index: { pauseMs } },
+      { merged: quiet, failed: quiet, driver: quiet, exited: quiet },
+    );
+    const took: number[] = [];
+    const end = performance.now() + BESIDE_INDEXING_MS;
+    for (let turn = 0; performance.now() < end; turn++) {
+      const started = performance.now();
+      await Promise.all(
+        Array.from({ length: LOOKUPS_PER_TURN }, (_, i) =>
+          audit.append(lookupEvent(SEED_EVENTS + turn * LOOKUPS_PER_TURN + i)),
+        ),
+      );
+      took.push(performance.now() - started);
+      await sleep(PACE_MS);
+    }
+    await indexing.stop();
+    await checkpoints?.stop();
+    const levels = await warehouse
+      .knex(WHO_READ_RUNS)
+      .where({ state: 'live' })
+      .distinct<Array<{ level: number }>>('level');
+    const sorted = [...took].sort((a, b) => a - b);
+    return {
+      pauseMs,
+      turns: took.length,
+      p99: percentile(sorted, 99),
+      p999: percentile(sorted, 99.9),
+      max: sorted[sorted.length - 1] ?? 0,
+      over50: took.filter((t) => t > 50).length,
+      indexed: (await fetchIndexedUpTo(warehouse.knex)) >= lastSeeded,
+      merged: levels.some((l) => l.level > 0),
+    };
+  } finally {
+    await audit.close();
+    await reads.close();
+    await closeWarehouse(warehouse);
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   const rows: Measured[] = [];
   for (const mode of ['autocheckpoint', 'thread', 'autocheckpoint', 'thread'] as const) {
@@ -118,6 +211,20 @@ async function main(): Promise<void> {
   for (const r of rows)
     console.log(
       `| ${r.mode === 'thread' ? 'the checkpoint thread' : "SQLite's autocheckpoint"} | ${r.p99.toFixed(1)} | ${r.p999.toFixed(1)} | ${r.max.toFixed(1)} | ${r.over3} | ${r.cpuMs.toFixed(0)} |`,
+    );
+  const beside: MeasuredBesideIndexing[] = [];
+  for (const pauseMs of [SQLITE_PAUSE_BETWEEN_STEPS_MS, 0, SQLITE_PAUSE_BETWEEN_STEPS_MS, 0])
+    beside.push(await measureBesideIndexing(pauseMs));
+  console.log(
+    `\nThe same turns for ${BESIDE_INDEXING_MS / 1000} s while the who-read index thread indexes and merges ${(SEED_EVENTS * SUBJECTS_PER_SEED_EVENT).toLocaleString('en')} subject rows\n`,
+  );
+  console.log(
+    '| who-read indexing | turns | turn p99 ms | p99.9 ms | max ms | turns over 50 ms | all indexed | merged |',
+  );
+  console.log('|---|---:|---:|---:|---:|---:|---|---|');
+  for (const r of beside)
+    console.log(
+      `| ${r.pauseMs > 0 ? `${r.pauseMs} ms pause after each transaction` : 'no pause'} | ${r.turns} | ${r.p99.toFixed(1)} | ${r.p999.toFixed(1)} | ${r.max.toFixed(1)} | ${r.over50} | ${r.indexed ? 'yes' : 'no'} | ${r.merged ? 'yes' : 'no'} |`,
     );
 }
 
