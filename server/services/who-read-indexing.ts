@@ -5,17 +5,12 @@ import {
   type WhoReadIndexReport,
 } from '../../warehouse/audit/who-read-index.ts';
 import { dialectOf } from '../../warehouse/dialects/index.ts';
+import { SQLITE_PAUSE_BETWEEN_STEPS_MS } from '../../warehouse/dialects/sqlite-turn-writer.ts';
 
 /** Often enough that the tail a who-read lookup scans stays within a run or two of rows. */
 export const WHO_READ_INDEX_INTERVAL_MS = 1000;
 /** A quiet hub's last events go into a run after this long, however few they are. */
 const FLUSH_TAIL_MS = 60_000;
-/**
- * On SQLite, the write lock left free after each of a pass's transactions: longer than the
- * longest pause between a turn's tries (sqlite-turn-writer.ts), so that the API's turns waiting
- * meanwhile take it before the pass goes on. Elsewhere writers wait for row locks, not the file's.
- */
-export const SQLITE_PAUSE_BETWEEN_STEPS_MS = 10;
 
 export interface WhoReadIndexing {
   /** Stops between two transactions of the pass in progress, and waits for it. */
@@ -45,6 +40,7 @@ export function startWhoReadIndexing(
   const stopping = new AbortController();
   let running: Promise<void> | null = null;
   let flushedAt = Date.now();
+  // Elsewhere writers wait for row locks, not the file's: the answers need no gap.
   const pauseMs = dialectOf(knex).name === 'sqlite' ? SQLITE_PAUSE_BETWEEN_STEPS_MS : 0;
   const pass = async () => {
     const flushTail = Date.now() - flushedAt >= FLUSH_TAIL_MS;

@@ -17,13 +17,13 @@ import path from 'node:path';
 import { createHistogram, monitorEventLoopDelay } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startWhoReadIndexingThread } from '../../server/services/who-read-index-thread.ts';
-import { SQLITE_PAUSE_BETWEEN_STEPS_MS } from '../../server/services/who-read-indexing.ts';
 import { AuditWriter } from '../../warehouse/audit/audit-writer.ts';
 import { recordAudit, type AuditEvent } from '../../warehouse/audit/record-audit.ts';
 import { fetchIndexedUpTo, WHO_READ_RUNS } from '../../warehouse/audit/who-read-index.ts';
 import { systemClock } from '../../warehouse/core/clock.ts';
-import { closeWarehouse, openWarehouse } from '../../warehouse/db.ts';
+import { closeWarehouse, openWarehouse, type Warehouse } from '../../warehouse/db.ts';
 import { startServingCheckpoints } from '../../warehouse/dialects/sqlite-serving-checkpoints.ts';
+import { SQLITE_PAUSE_BETWEEN_STEPS_MS } from '../../warehouse/dialects/sqlite-turn-writer.ts';
 import { migrateWarehouse } from '../../warehouse/migrations/migrate.ts';
 import { PreparedReads } from '../../warehouse/prepared-reads.ts';
 import { CSPD_GRANTED_COLUMNS } from './api-shape.ts';
@@ -67,15 +67,51 @@ interface Measured {
   cpuMs: number;
 }
 
-async function measure(mode: 'autocheckpoint' | 'thread'): Promise<Measured> {
+interface TurnsWarehouse {
+  url: string;
+  warehouse: Warehouse;
+  /** Resolves once the turn's events are committed, as a turn's answers wait for theirs. */
+  writeTurn: (turn: number) => Promise<unknown>;
+}
+
+/**
+ * A new migrated SQLite warehouse in a folder of its own, with the API's audit writer, whose
+ * turns are written on the kept reader connection as in the server; removed afterwards.
+ * `seed` writes what the measurement needs before the reader is opened.
+ */
+async function withTurnsWarehouse<T>(
+  firstEvent: number,
+  seed: (warehouse: Warehouse) => Promise<void>,
+  measureIn: (turns: TurnsWarehouse) => Promise<T>,
+): Promise<T> {
   const dir = await mkdtemp(path.join(tmpdir(), 'hub-turns-bench-'));
-  const warehouse = openWarehouse(`sqlite:${path.join(dir, 'hub.sqlite')}`);
+  const url = `sqlite:${path.join(dir, 'hub.sqlite')}`;
+  const warehouse = openWarehouse(url);
   const reads = new PreparedReads(warehouse);
   const audit = new AuditWriter(warehouse.knex, systemClock);
   try {
     await migrateWarehouse(warehouse.knex);
-    // The API's kept reader connection: the turns are written on it, as in the server.
+    await seed(warehouse);
     await reads.first('SELECT 1', []);
+    const writeTurn = (turn: number) =>
+      Promise.all(
+        Array.from({ length: LOOKUPS_PER_TURN }, (_, i) =>
+          audit.append(lookupEvent(firstEvent + turn * LOOKUPS_PER_TURN + i)),
+        ),
+      );
+    return await measureIn({ url, warehouse, writeTurn });
+  } finally {
+    await audit.close();
+    await reads.close();
+    await closeWarehouse(warehouse);
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const nothingToSeed = () => Promise.resolve();
+
+async function measure(mode: 'autocheckpoint' | 'thread'): Promise<Measured> {
+  return withTurnsWarehouse(0, nothingToSeed, async ({ warehouse, writeTurn }) => {
     const thread = mode === 'thread' ? await startServingCheckpoints(warehouse) : null;
     const delay = monitorEventLoopDelay({ resolution: 1 });
     const blocks: number[] = [];
@@ -83,11 +119,7 @@ async function measure(mode: 'autocheckpoint' | 'thread'): Promise<Measured> {
     delay.enable();
     for (let turn = 0; turn < TURNS; turn++) {
       const started = performance.now();
-      await Promise.all(
-        Array.from({ length: LOOKUPS_PER_TURN }, (_, i) =>
-          audit.append(lookupEvent(turn * LOOKUPS_PER_TURN + i)),
-        ),
-      );
+      await writeTurn(turn);
       blocks.push(performance.now() - started);
       await sleep(PACE_MS);
     }
@@ -103,12 +135,7 @@ async function measure(mode: 'autocheckpoint' | 'thread'): Promise<Measured> {
       over3: blocks.filter((b) => b > 3).length,
       cpuMs: (used.user + used.system) / 1000,
     };
-  } finally {
-    await audit.close();
-    await reads.close();
-    await closeWarehouse(warehouse);
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 /** Enough subject rows for 32 runs of the default 20,000, which makes a merge due. */
@@ -134,23 +161,19 @@ function seedEvent(n: number): AuditEvent {
   return { ...lookupEvent(n), subjects: [...new Set(subjects)] };
 }
 
+async function seedSubjectRows(warehouse: Warehouse): Promise<void> {
+  for (let n = 0; n < SEED_EVENTS; n += 1_000)
+    await recordAudit(
+      warehouse.knex,
+      systemClock,
+      Array.from({ length: 1_000 }, (_, k) => seedEvent(n + k)),
+    );
+}
+
 async function measureBesideIndexing(pauseMs: number): Promise<MeasuredBesideIndexing> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'hub-turns-bench-'));
-  const url = `sqlite:${path.join(dir, 'hub.sqlite')}`;
-  const warehouse = openWarehouse(url);
-  const reads = new PreparedReads(warehouse);
-  const audit = new AuditWriter(warehouse.knex, systemClock);
   const quiet = () => undefined;
-  try {
-    await migrateWarehouse(warehouse.knex);
-    for (let n = 0; n < SEED_EVENTS; n += 1_000)
-      await recordAudit(
-        warehouse.knex,
-        systemClock,
-        Array.from({ length: 1_000 }, (_, k) => seedEvent(n + k)),
-      );
+  return withTurnsWarehouse(SEED_EVENTS, seedSubjectRows, async ({ url, warehouse, writeTurn }) => {
     const lastSeeded = Number((await warehouse.knex('hub_audit').max({ id: 'id' }))[0]?.id);
-    await reads.first('SELECT 1', []);
     const checkpoints = await startServingCheckpoints(warehouse);
     const indexing = await startWhoReadIndexingThread(
       { databaseUrl: url, intervalMs: 100, index: { pauseMs } },
@@ -162,11 +185,7 @@ async function measureBesideIndexing(pauseMs: number): Promise<MeasuredBesideInd
     const end = performance.now() + BESIDE_INDEXING_MS;
     for (let turn = 0; performance.now() < end; turn++) {
       const started = performance.now();
-      await Promise.all(
-        Array.from({ length: LOOKUPS_PER_TURN }, (_, i) =>
-          audit.append(lookupEvent(SEED_EVENTS + turn * LOOKUPS_PER_TURN + i)),
-        ),
-      );
+      await writeTurn(turn);
       const ms = performance.now() - started;
       took.record(Math.max(1, Math.round(ms * 1000)));
       if (ms > 50) over50 += 1;
@@ -189,12 +208,7 @@ async function measureBesideIndexing(pauseMs: number): Promise<MeasuredBesideInd
       indexed: (await fetchIndexedUpTo(warehouse.knex)) >= lastSeeded,
       merged: levels.some((l) => l.level > 0),
     };
-  } finally {
-    await audit.close();
-    await reads.close();
-    await closeWarehouse(warehouse);
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 async function main(): Promise<void> {

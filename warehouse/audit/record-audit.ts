@@ -73,8 +73,15 @@ export function uniqueSubjects(subjects: readonly string[]): string[] {
   return [...new Set(subjects)].sort();
 }
 
+/** An event's subjects as a set, the JSON text of that set and its digest, as the chain keeps them. */
+function describeSubjects(subjects: readonly string[]): { unique: string[]; json: string; hash: string } {
+  const unique = uniqueSubjects(subjects);
+  const json = JSON.stringify(unique);
+  return { unique, json, hash: sha256Hex(json) };
+}
+
 export function computeSubjectsHash(subjects: readonly string[]): string {
-  return sha256Hex(JSON.stringify(uniqueSubjects(subjects)));
+  return describeSubjects(subjects).hash;
 }
 
 /**
@@ -105,8 +112,7 @@ interface ChainedEvent {
 function buildChainedRows(list: readonly AuditEvent[], prevHash: string, now: string): ChainedEvent[] {
   let prev = prevHash;
   return list.map((event) => {
-    const subjects = uniqueSubjects(event.subjects ?? []);
-    const subjectsJson = JSON.stringify(subjects);
+    const subjects = describeSubjects(event.subjects ?? []);
     const fields: ChainedFields = {
       at: event.at?.toISOString() ?? now,
       actor: fitText(event.actor, 100),
@@ -114,12 +120,12 @@ function buildChainedRows(list: readonly AuditEvent[], prevHash: string, now: st
       action: fitText(event.action, 64),
       target: event.target == null ? null : fitText(event.target, 400),
       details: JSON.stringify(event.details ?? {}),
-      subjects_hash: sha256Hex(subjectsJson),
+      subjects_hash: subjects.hash,
     };
     const hash = computeAuditHash(prev, fields);
     const row = { ...fields, prev_hash: prev, hash };
     prev = hash;
-    return { row, subjects, subjectsJson };
+    return { row, subjects: subjects.unique, subjectsJson: subjects.json };
   });
 }
 

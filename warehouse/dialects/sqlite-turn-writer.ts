@@ -39,11 +39,18 @@ const RETRY_EACH_TURN_MS = 5;
 /**
  * The longest pause between a turn's tries after that. A turn's try costs no wait inside SQLite
  * (its busy handler is off), and the serving hub's who-read indexing leaves the lock free for
- * 10 ms after each of its transactions (who-read-indexing.ts): a turn that tries at least every
+ * SQLITE_PAUSE_BETWEEN_STEPS_MS after each of its transactions: a turn that tries at least every
  * 6 ms takes it then, where one pausing up to 37.5 ms missed gap after gap while a merge ran its
  * few dozen transactions, and its answers waited up to half a second.
  */
 export const TURN_MAX_PAUSE_MS = 4;
+
+/**
+ * The write lock a background writer on SQLite (the serving hub's who-read indexing) leaves free
+ * after each of its transactions: longer than a turn's longest pause (TURN_MAX_PAUSE_MS and half
+ * again), so that the turns waiting meanwhile take it before the writer goes on.
+ */
+export const SQLITE_PAUSE_BETWEEN_STEPS_MS = 10;
 
 const isSqliteBusy = (err: unknown): boolean =>
   typeof err === 'object' &&
@@ -138,8 +145,7 @@ export class SqliteTurnWriter {
             this.#takeQueued(taken);
             return this.#tryTurn(db, [...taken.values()]);
           }),
-        RETRY_EACH_TURN_MS,
-        TURN_MAX_PAUSE_MS,
+        { retryEachTurnMs: RETRY_EACH_TURN_MS, maxPauseMs: TURN_MAX_PAUSE_MS },
       );
     } catch (err) {
       for (const queue of taken.values()) for (const waiter of queue.waiters) waiter.reject(err);
@@ -230,8 +236,7 @@ export function pauseBeforeTry(pausesSoFar: number, maxPauseMs = MAX_PAUSE_MS): 
  */
 export async function writeWhenNotBusy<T>(
   work: () => Promise<T>,
-  retryEachTurnMs = 0,
-  maxPauseMs = MAX_PAUSE_MS,
+  { retryEachTurnMs = 0, maxPauseMs = MAX_PAUSE_MS }: { retryEachTurnMs?: number; maxPauseMs?: number } = {},
 ): Promise<T> {
   const start = Date.now();
   let pauses = 0;

@@ -2,11 +2,15 @@ import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { closeContext, type AppContext } from '../../../server/context.ts';
-import { SQLITE_PAUSE_BETWEEN_STEPS_MS } from '../../../server/services/who-read-indexing.ts';
 import { recordAudit, type AuditEvent } from '../../../warehouse/audit/record-audit.ts';
 import { indexWhoRead, verifyWhoReadIndex } from '../../../warehouse/audit/who-read-index.ts';
 import { closeWarehouse, openWarehouse, type Warehouse } from '../../../warehouse/db.ts';
-import { findSqliteTurnWriter, type TurnWrite } from '../../../warehouse/dialects/sqlite-turn-writer.ts';
+import { prepareOnce } from '../../../warehouse/dialects/sqlite-statements.ts';
+import {
+  findSqliteTurnWriter,
+  SQLITE_PAUSE_BETWEEN_STEPS_MS,
+  type TurnWrite,
+} from '../../../warehouse/dialects/sqlite-turn-writer.ts';
 import { migrateWarehouse } from '../../../warehouse/migrations/migrate.ts';
 import { createTempDir } from '../../support/databases.ts';
 import { openTestContext } from '../../support/hub-context.ts';
@@ -26,7 +30,7 @@ const answers: TurnWrite<number, undefined> = {
   name: 'answers',
   write: (db, items) =>
     items.map((n) => {
-      db.prepare('INSERT INTO answers_written (n) VALUES (?)').run(n);
+      prepareOnce(db, 'INSERT INTO answers_written (n) VALUES (?)').run(n);
       return undefined;
     }),
 };

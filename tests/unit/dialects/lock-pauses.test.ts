@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
-import { SQLITE_PAUSE_BETWEEN_STEPS_MS } from '../../../server/services/who-read-indexing.ts';
-import { pauseBeforeTry, TURN_MAX_PAUSE_MS } from '../../../warehouse/dialects/sqlite-turn-writer.ts';
+import {
+  pauseBeforeTry,
+  SQLITE_PAUSE_BETWEEN_STEPS_MS,
+  TURN_MAX_PAUSE_MS,
+} from '../../../warehouse/dialects/sqlite-turn-writer.ts';
 
 /** Every pause of the schedule, drawn many times: its random part covers its whole range. */
 function drawPauses(pausesSoFar: number, maxPauseMs?: number): { least: number; most: number } {
