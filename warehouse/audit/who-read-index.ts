@@ -31,6 +31,8 @@ import {
   selectHighestStoredRun,
   selectIndexedUpTo,
   selectListing,
+  selectAbandonedMerge,
+  selectListedRuns,
   selectLiveRuns,
   selectLiveRunsInLogOrder,
   selectNextStoredRun,
@@ -183,6 +185,8 @@ async function nextRunId(trx: Knex.Transaction): Promise<number> {
 async function appendRun(knex: Knex, options: WhoReadIndexOptions): Promise<number> {
   const runRows = options.runRows ?? DEFAULT_RUN_ROWS;
   const fanIn = options.fanIn ?? DEFAULT_FAN_IN;
+  const anyTail = options.flushTail === true || options.wholeTail === true;
+  if (!anyTail && !(await tailHoldsRun(knex, runRows))) return 0;
   return writeStep(knex, options, async (trx) => {
     await lockRuns(trx);
     const after = await fetchIndexedUpTo(trx);
@@ -208,6 +212,15 @@ async function appendRun(knex: Knex, options: WhoReadIndexOptions): Promise<numb
   });
 }
 
+/**
+ * Whether the tail holds a run's worth of subject rows, asked without the lock: most passes of a
+ * serving hub find it does not, and need not hold the write lock (or pause) to learn it.
+ */
+async function tailHoldsRun(knex: Knex, runRows: number): Promise<boolean> {
+  const after = await fetchIndexedUpTo(knex);
+  return (await selectTailEdge(knex, after, runRows)) !== undefined;
+}
+
 /** The oldest `fanIn` live runs of the lowest level that has that many, or null. */
 function pickMerge(live: readonly Run[], fanIn: number): Run[] | null {
   const byLevel = new Map<number, Run[]>();
@@ -231,6 +244,8 @@ async function mergeRuns(knex: Knex, options: WhoReadIndexOptions): Promise<numb
   const runRows = options.runRows ?? DEFAULT_RUN_ROWS;
   const chunkRows = options.chunkRows ?? DEFAULT_CHUNK_ROWS;
   const clock = options.clock ?? systemClock;
+  // Asked again under the lock below; most passes end here without taking it.
+  if (pickMerge((await selectLiveRuns(knex)).map(toRun), fanIn) === null) return 0;
   const planned = await writeStep(knex, options, async (trx) => {
     await lockRuns(trx);
     const live = (await selectLiveRuns(trx)).map(toRun);
@@ -313,13 +328,18 @@ async function dropDeadRuns(knex: Knex, options: WhoReadIndexOptions): Promise<n
   const chunkRows = options.chunkRows ?? DEFAULT_CHUNK_ROWS;
   const clock = options.clock ?? systemClock;
   const abandoned = new Date(clock.now().getTime() - ABANDONED_MERGE_MS).toISOString();
-  await writeStep(knex, options, async (trx) => {
-    await lockRuns(trx);
-    await unlistAbandonedMerges(trx, abandoned);
-  });
+  if ((await selectAbandonedMerge(knex, abandoned)) !== undefined)
+    await writeStep(knex, options, async (trx) => {
+      await lockRuns(trx);
+      await unlistAbandonedMerges(trx, abandoned);
+    });
+  // A run merged away after this read is dropped by the next pass; one listed after it is asked about under the lock.
+  const listed = new Set((await selectListedRuns(knex)).map(Number));
   let dropped = 0;
   // The runs stored, found by seeking past each one rather than reading its rows.
   for (let run = await nextStoredRun(knex, 0); run !== null; run = await nextStoredRun(knex, run)) {
+    // A live run's boundary read and locked check cost 20,000 rows and a write lock, each pass.
+    if (listed.has(run)) continue;
     for (;;) {
       options.signal?.throwIfAborted();
       const upper = await findBoundary(knex, run, null, chunkRows);

@@ -112,9 +112,18 @@ export const unlistRuns = (db: Executor, runs: readonly number[]) =>
 export const makeRunLive = (db: Executor, run: number, at: string) =>
   db(WHO_READ_RUNS).where({ run }).update({ state: 'live', touched_at: at });
 
+const abandonedMerges = (db: Executor, before: string) =>
+  db(WHO_READ_RUNS).where({ state: 'building' }).andWhere('touched_at', '<', before);
+
 /** Merges left unfinished since `before`: given up, their rows dropped with the dead runs'. */
-export const unlistAbandonedMerges = (db: Executor, before: string) =>
-  db(WHO_READ_RUNS).where({ state: 'building' }).andWhere('touched_at', '<', before).delete();
+export const unlistAbandonedMerges = (db: Executor, before: string) => abandonedMerges(db, before).delete();
+
+/** Whether any merge was left unfinished since `before`, asked without the lock. */
+export const selectAbandonedMerge = (db: Executor, before: string) =>
+  abandonedMerges(db, before).first<{ run: number | string } | undefined>('run');
+
+/** Every run listed, live or being built: a stored run not among them is dead. */
+export const selectListedRuns = (db: Executor) => db(WHO_READ_RUNS).pluck<Array<number | string>>('run');
 
 export const selectListing = (db: Executor, run: number) =>
   db(WHO_READ_RUNS).where({ run }).first<{ run: number | string } | undefined>('run');

@@ -13,7 +13,10 @@ import {
   type WhoReadIndexOptions,
 } from '../../../warehouse/audit/who-read-index.ts';
 import { fetchWhoRead } from '../../../warehouse/audit/who-read.ts';
+import { dialectOf } from '../../../warehouse/dialects/index.ts';
 import { sqliteFilename } from '../../../warehouse/dialects/sqlite.ts';
+import { closeWarehouse, openWarehouse } from '../../../warehouse/db.ts';
+import { inWriteTransaction } from '../../../warehouse/write-transaction.ts';
 import { migrateWarehouse } from '../../../warehouse/migrations/migrate.ts';
 import * as whoReadRuns from '../../../warehouse/migrations/018-who-read-runs.ts';
 import { startWhoReadIndexing } from '../../../server/services/who-read-indexing.ts';
@@ -162,6 +165,38 @@ describeEachDatabase('who read this person: the index of sorted runs', (db) => {
     await indexWhoRead(ctx.knex, { ...SMALL, flushTail: true });
     assert.equal(await countRows(WHO_READ_TABLE), await countRows('hub_audit_subjects'));
     await assertAnswersExact('all indexed');
+  });
+
+  it('a pass with nothing due finishes while a writer elsewhere holds the lock: it takes no lock to learn it', async () => {
+    await write(3);
+    const other = openWarehouse(db.url());
+    let release: () => void = () => undefined;
+    let held!: () => void;
+    const lockHeld = new Promise<void>((resolve) => (held = resolve));
+    const holder = inWriteTransaction(other.knex, async (trx) => {
+      await dialectOf(trx).lockUntilCommit(trx, WHO_READ_RUNS);
+      held();
+      await new Promise<void>((resolve) => (release = resolve));
+    });
+    try {
+      await Promise.race([lockHeld, holder]);
+      const order: string[] = [];
+      const pass = indexWhoRead(ctx.knex, SMALL).then((report) => {
+        order.push('pass');
+        return report;
+      });
+      // Long enough for any pass that needs nothing; one waiting for the lock waits past it.
+      await Promise.race([pass, new Promise((resolve) => setTimeout(resolve, 3000))]);
+      order.push('released');
+      release();
+      assert.deepEqual(order, ['pass', 'released'], 'the pass finished before the lock was released');
+      assert.deepEqual(await pass, { indexed: 0, merged: 0, dropped: 0 });
+    } finally {
+      release();
+      await holder;
+      await closeWarehouse(other);
+    }
+    await assertAnswersExact('a short tail beside the runs');
   });
 
   it('stays exact when two processes index at once, events arriving meanwhile', async () => {
