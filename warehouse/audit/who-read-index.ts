@@ -185,15 +185,19 @@ async function nextRunId(trx: Knex.Transaction): Promise<number> {
 async function appendRun(knex: Knex, options: WhoReadIndexOptions): Promise<number> {
   const runRows = options.runRows ?? DEFAULT_RUN_ROWS;
   const fanIn = options.fanIn ?? DEFAULT_FAN_IN;
-  const anyTail = options.flushTail === true || options.wholeTail === true;
-  if (!anyTail && !(await tailHoldsRun(knex, runRows))) return 0;
+  const wholeTail = options.wholeTail === true;
+  const anyTail = options.flushTail === true || wholeTail;
+  // Asked without the lock first: most passes of a serving hub find less than a run, and need
+  // not hold the write lock (or pause) to learn it.
+  const seenAfter = await fetchIndexedUpTo(knex);
+  const seenEdge = wholeTail ? null : await findRunEdge(knex, seenAfter, runRows);
+  if (seenEdge === null && !anyTail) return 0;
   return writeStep(knex, options, async (trx) => {
     await lockRuns(trx);
     const after = await fetchIndexedUpTo(trx);
-    const edge = options.wholeTail === true ? undefined : await selectTailEdge(trx, after, runRows);
-    let last = edge === undefined ? null : Number(edge.audit_id);
-    if (last === null && (options.flushTail === true || options.wholeTail === true))
-      last = readAggregate(await selectTailEnd(trx, after));
+    // The tail is only appended to, so an edge seen past the same last run still holds.
+    let last = wholeTail ? null : after === seenAfter ? seenEdge : await findRunEdge(trx, after, runRows);
+    if (last === null && anyTail) last = readAggregate(await selectTailEnd(trx, after));
     if (last === null) return 0;
     const run = await nextRunId(trx);
     await copySortedRows(trx, run, 'hub_audit_subjects', eventsBetween(after, last));
@@ -212,13 +216,14 @@ async function appendRun(knex: Knex, options: WhoReadIndexOptions): Promise<numb
   });
 }
 
-/**
- * Whether the tail holds a run's worth of subject rows, asked without the lock: most passes of a
- * serving hub find it does not, and need not hold the write lock (or pause) to learn it.
- */
-async function tailHoldsRun(knex: Knex, runRows: number): Promise<boolean> {
-  const after = await fetchIndexedUpTo(knex);
-  return (await selectTailEdge(knex, after, runRows)) !== undefined;
+/** The last event of the next `runRows` subject rows after `after`, or null when the tail holds fewer. */
+async function findRunEdge(
+  db: Knex | Knex.Transaction,
+  after: number,
+  runRows: number,
+): Promise<number | null> {
+  const edge = await selectTailEdge(db, after, runRows);
+  return edge === undefined ? null : Number(edge.audit_id);
 }
 
 /** The oldest `fanIn` live runs of the lowest level that has that many, or null. */
