@@ -195,8 +195,10 @@ async function appendRun(knex: Knex, options: WhoReadIndexOptions): Promise<numb
   return writeStep(knex, options, async (trx) => {
     await lockRuns(trx);
     const after = await fetchIndexedUpTo(trx);
-    // The tail is only appended to, so an edge seen past the same last run still holds.
-    let last = wholeTail ? null : after === seenAfter ? seenEdge : await findRunEdge(trx, after, runRows);
+    // The tail is only appended to, so an edge seen past the same last run still holds (none is
+    // sought for the whole tail).
+    const seenEdgeHolds = after === seenAfter || wholeTail;
+    let last = seenEdgeHolds ? seenEdge : await findRunEdge(trx, after, runRows);
     if (last === null && anyTail) last = readAggregate(await selectTailEnd(trx, after));
     if (last === null) return 0;
     const run = await nextRunId(trx);
